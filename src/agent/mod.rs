@@ -1,0 +1,260 @@
+//! The tool-calling loop: ask the model, run the tools it asks for, feed the results back.
+//!
+//! Invariants: the conversation is provider-neutral and owned by the caller, so a follow-up or a
+//! fallback provider continues the same one; each tool call runs once and its result is appended
+//! before the next model call; turn, token and wall-time budgets and cancellation are checked at
+//! every await point, and a run that hits one ends with an error that says which and what to do.
+
+pub mod fs;
+pub mod prompt;
+pub mod tools;
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+
+use crate::emit::Emitter;
+use crate::event::{Event, UsageTotals};
+use crate::llm::{Block, ChatRequest, LlmError, Message, Provider, Role, ToolSpec};
+use tools::Toolbox;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AgentLimits {
+    pub max_turns: u32,
+    pub max_total_tokens: u64,
+    pub max_duration: Duration,
+    pub max_output_tokens: u32,
+}
+
+impl Default for AgentLimits {
+    fn default() -> Self {
+        AgentLimits {
+            max_turns: 60,
+            max_total_tokens: 3_000_000,
+            max_duration: Duration::from_secs(30 * 60),
+            max_output_tokens: 8192,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error("{0}")]
+    Budget(String),
+    #[error(transparent)]
+    Model(#[from] LlmError),
+    #[error("cancelled")]
+    Cancelled,
+}
+
+impl AgentError {
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            AgentError::Model(e) => e.is_retryable(),
+            AgentError::Budget(_) | AgentError::Cancelled => false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AgentOutcome {
+    pub summary: String,
+    pub usage: UsageTotals,
+    pub turns: u32,
+}
+
+pub struct AgentRun<'a> {
+    pub provider: &'a dyn Provider,
+    pub tools: &'a Toolbox,
+    pub emitter: &'a Emitter,
+    pub system: &'a str,
+    pub limits: &'a AgentLimits,
+    pub cancel: &'a CancellationToken,
+}
+
+impl AgentRun<'_> {
+    /// Runs until the model answers without tool calls, a budget runs out, or cancellation.
+    /// Usage already spent is added to `usage` even when the run fails.
+    pub async fn run(
+        &self,
+        conversation: &mut Vec<Message>,
+        usage: &mut UsageTotals,
+    ) -> Result<AgentOutcome, AgentError> {
+        close_dangling_tool_calls(conversation);
+        let deadline = tokio::time::Instant::now() + self.limits.max_duration;
+        let specs: Vec<ToolSpec> = tools::specs();
+        let label = self.provider.label();
+        let mut turns = 0u32;
+        let mut run_usage = UsageTotals {
+            cost_usd: Some(0.0),
+            ..Default::default()
+        };
+        let minutes = self.limits.max_duration.as_secs().div_ceil(60);
+        let time_budget = || {
+            AgentError::Budget(format!(
+                "the agent ran out of its {minutes}-minute time budget before finishing; the work so \
+                 far is kept — raise agent.max_minutes or narrow the prompt"
+            ))
+        };
+        loop {
+            if turns >= self.limits.max_turns {
+                return Err(AgentError::Budget(format!(
+                    "the agent used all {} turns without finishing; the work so far is kept — raise \
+                     agent.max_turns or narrow the prompt",
+                    self.limits.max_turns
+                )));
+            }
+            turns += 1;
+            let request = ChatRequest {
+                system: self.system,
+                tools: &specs,
+                messages: conversation,
+                max_output_tokens: self.limits.max_output_tokens,
+            };
+            let on_text = |delta: &str| self.emitter.emit_delta(delta);
+            let response = tokio::select! {
+                r = self.provider.complete(&request, &on_text) => r?,
+                _ = self.cancel.cancelled() => return Err(AgentError::Cancelled),
+                _ = tokio::time::sleep_until(deadline) => return Err(time_budget()),
+            };
+            run_usage.add(&response.usage);
+            usage.add(&response.usage);
+            self.emitter
+                .emit(Event::Usage {
+                    run_id: self.emitter.run_id().to_string(),
+                    provider: label.provider.clone(),
+                    model: label.model.clone(),
+                    input_tokens: response.usage.input_tokens,
+                    output_tokens: response.usage.output_tokens,
+                    cache_read_tokens: response.usage.cache_read_tokens,
+                    cache_write_tokens: response.usage.cache_write_tokens,
+                    cost_usd: response.usage.cost_usd,
+                })
+                .await;
+
+            let mut blocks = Vec::new();
+            if !response.text.trim().is_empty() {
+                blocks.push(Block::Text(response.text.clone()));
+                self.emitter
+                    .emit(Event::AiMessage {
+                        message: response.text.clone(),
+                        run_id: Some(self.emitter.run_id().to_string()),
+                    })
+                    .await;
+            }
+            blocks.extend(response.tool_calls.iter().cloned().map(Block::ToolCall));
+            conversation.push(Message {
+                role: Role::Assistant,
+                blocks,
+            });
+
+            if response.tool_calls.is_empty() {
+                return Ok(AgentOutcome {
+                    summary: response.text.trim().to_string(),
+                    usage: run_usage,
+                    turns,
+                });
+            }
+            // Once stopping, the remaining calls are answered "not run" so the conversation stays
+            // valid for a follow-up.
+            let mut stop: Option<AgentError> = None;
+            if run_usage.total_tokens() > self.limits.max_total_tokens {
+                stop = Some(AgentError::Budget(format!(
+                    "the agent used {} tokens, over its budget of {}; the work so far is kept — raise \
+                     agent.max_tokens or narrow the prompt",
+                    run_usage.total_tokens(),
+                    self.limits.max_total_tokens
+                )));
+            }
+            let mut results = Vec::new();
+            for call in &response.tool_calls {
+                if stop.is_none() && self.cancel.is_cancelled() {
+                    stop = Some(AgentError::Cancelled);
+                }
+                let outcome = if stop.is_some() {
+                    None
+                } else {
+                    tokio::select! {
+                        o = self.tools.call(&call.name, &call.input, self.cancel) => Some(o),
+                        _ = tokio::time::sleep_until(deadline) => {
+                            stop = Some(time_budget());
+                            None
+                        }
+                    }
+                };
+                let Some(outcome) = outcome else {
+                    results.push(Block::ToolResult {
+                        call_id: call.id.clone(),
+                        content: "not run: the run stopped before this call".into(),
+                        is_error: true,
+                    });
+                    continue;
+                };
+                if let Some(event) = outcome.event {
+                    self.emitter.emit(event).await;
+                }
+                results.push(Block::ToolResult {
+                    call_id: call.id.clone(),
+                    content: outcome.content,
+                    is_error: outcome.is_error,
+                });
+            }
+            conversation.push(Message {
+                role: Role::User,
+                blocks: results,
+            });
+            if let Some(e) = stop.or(self.cancel.is_cancelled().then_some(AgentError::Cancelled)) {
+                return Err(e);
+            }
+        }
+    }
+}
+
+/// An interrupted turn can leave tool calls without results; every provider rejects that, so
+/// answer them before the conversation continues.
+pub fn close_dangling_tool_calls(conversation: &mut Vec<Message>) {
+    let Some(last) = conversation.last() else {
+        return;
+    };
+    if last.role != Role::Assistant {
+        return;
+    }
+    let results: Vec<Block> = last
+        .blocks
+        .iter()
+        .filter_map(|b| match b {
+            Block::ToolCall(c) => Some(Block::ToolResult {
+                call_id: c.id.clone(),
+                content: "not run: the previous run was interrupted before this call".into(),
+                is_error: true,
+            }),
+            _ => None,
+        })
+        .collect();
+    if !results.is_empty() {
+        conversation.push(Message {
+            role: Role::User,
+            blocks: results,
+        });
+    }
+}
+
+/// Adds a user instruction, merging into a trailing user message so roles keep alternating.
+pub fn push_user_text(conversation: &mut Vec<Message>, text: &str) {
+    close_dangling_tool_calls(conversation);
+    match conversation.last_mut() {
+        Some(m) if m.role == Role::User => m.blocks.push(Block::Text(text.to_string())),
+        _ => conversation.push(Message::user_text(text)),
+    }
+}
+
+/// Elapsed-time formatting shared by front-ends.
+pub fn format_duration(d: Duration) -> String {
+    let s = d.as_secs_f64();
+    if s < 60.0 {
+        format!("{s:.1}s")
+    } else {
+        format!("{}m{:02}s", d.as_secs() / 60, d.as_secs() % 60)
+    }
+}

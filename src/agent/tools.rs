@@ -1,0 +1,506 @@
+//! The six tools of the agent's contract: their schemas and their host-side execution.
+//!
+//! Invariants: tool names and inputs are exactly those of the design contract; file tools go through
+//! [`WorkspaceFs`]; `bash` goes through the run's [`Sandbox`] and nowhere else; every tool that ran
+//! returns the event that reports it, and a refused call returns an error the model can act on.
+
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+use super::fs::{ToolError, WorkspaceFs, tool_err};
+use crate::event::Event;
+use crate::llm::ToolSpec;
+use crate::sandbox::{ExecRequest, Sandbox, SandboxSettings};
+
+const READ_DEFAULT_LINES: usize = 2000;
+const MAX_LINE_CHARS: usize = 2000;
+const LIST_CAP: usize = 1000;
+const SEARCH_CAP: usize = 200;
+const SEARCH_FILE_MAX: u64 = 2 * 1024 * 1024;
+
+/// The tool schemas sent to the model.
+pub fn specs() -> Vec<ToolSpec> {
+    vec![
+        ToolSpec {
+            name: "read_file",
+            description: "Read a text file of the repository. Returns numbered lines (`N\\tline`). \
+                Use offset (1-based line) and limit to page through long files.",
+            input_schema: json!({"type": "object", "properties": {
+                "path": {"type": "string", "description": "Path relative to the repository root"},
+                "offset": {"type": "integer", "minimum": 1, "description": "First line to return (1-based)"},
+                "limit": {"type": "integer", "minimum": 1, "description": "How many lines to return (default 2000)"}
+            }, "required": ["path"]}),
+        },
+        ToolSpec {
+            name: "list_files",
+            description: "List files below a directory (default: the repository root), respecting \
+                .gitignore. Optionally filter with a glob pattern such as `**/*.rs`.",
+            input_schema: json!({"type": "object", "properties": {
+                "path": {"type": "string", "description": "Directory relative to the repository root"},
+                "pattern": {"type": "string", "description": "Glob pattern, e.g. src/**/*.py"}
+            }}),
+        },
+        ToolSpec {
+            name: "search",
+            description: "Search file contents with a regular expression (Rust regex syntax), \
+                respecting .gitignore. Returns `path:line: text` for each match.",
+            input_schema: json!({"type": "object", "properties": {
+                "pattern": {"type": "string", "description": "Regular expression"},
+                "path": {"type": "string", "description": "Directory or file to search in"},
+                "glob": {"type": "string", "description": "Only search files matching this glob, e.g. *.ts"}
+            }, "required": ["pattern"]}),
+        },
+        ToolSpec {
+            name: "edit_file",
+            description: "Replace old_str with new_str in a file. old_str must match the file's text \
+                exactly (whitespace included) and exactly once, unless replace_all is true. \
+                An empty old_str creates a new file with new_str as its content.",
+            input_schema: json!({"type": "object", "properties": {
+                "path": {"type": "string"},
+                "old_str": {"type": "string"},
+                "new_str": {"type": "string"},
+                "replace_all": {"type": "boolean"}
+            }, "required": ["path", "old_str", "new_str"]}),
+        },
+        ToolSpec {
+            name: "write_file",
+            description: "Create a file, or overwrite it entirely, with content.",
+            input_schema: json!({"type": "object", "properties": {
+                "path": {"type": "string"},
+                "content": {"type": "string"}
+            }, "required": ["path", "content"]}),
+        },
+        ToolSpec {
+            name: "bash",
+            description: "Run a shell command with bash at the repository root, in an isolated \
+                sandbox (network off unless the user enabled it). Returns the exit code and the \
+                combined stdout and stderr. Use it to build, run tests, and inspect with git.",
+            input_schema: json!({"type": "object", "properties": {
+                "command": {"type": "string"},
+                "timeout_secs": {"type": "integer", "minimum": 1, "description": "Wall-clock limit (default 120)"}
+            }, "required": ["command"]}),
+        },
+    ]
+}
+
+/// What a tool call produced: the text for the model and, when it ran, the event that reports it.
+#[derive(Debug, Clone)]
+pub struct ToolOutcome {
+    pub content: String,
+    pub is_error: bool,
+    pub event: Option<Event>,
+}
+
+pub struct Toolbox {
+    pub fs: WorkspaceFs,
+    pub sandbox: Arc<dyn Sandbox>,
+    pub sandbox_settings: SandboxSettings,
+    pub run_id: String,
+    /// Cap on what one tool result may send to the model.
+    pub output_cap_chars: usize,
+}
+
+fn str_arg<'a>(input: &'a Value, key: &str) -> Result<&'a str, ToolError> {
+    match input.get(key) {
+        Some(Value::String(s)) => Ok(s),
+        Some(_) => tool_err(format!("'{key}' must be a string")),
+        None => tool_err(format!("missing required input '{key}'")),
+    }
+}
+
+fn opt_str<'a>(input: &'a Value, key: &str) -> Option<&'a str> {
+    input
+        .get(key)
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+}
+
+fn opt_u64(input: &Value, key: &str) -> Option<u64> {
+    input.get(key).and_then(|v| {
+        v.as_u64()
+            .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+    })
+}
+
+/// Keeps the head and tail of `text` within `max` characters, saying how much was cut.
+pub fn cap_text(text: &str, max: usize) -> String {
+    let count = text.chars().count();
+    if count <= max {
+        return text.to_string();
+    }
+    let half = max / 2;
+    let head: String = text.chars().take(half).collect();
+    let tail: String = text.chars().skip(count - half).collect();
+    format!("{head}\n[… {} characters cut …]\n{tail}", count - 2 * half)
+}
+
+impl Toolbox {
+    pub async fn call(&self, name: &str, input: &Value, cancel: &CancellationToken) -> ToolOutcome {
+        let result = match name {
+            "read_file" => self.read_file(input),
+            "list_files" => self.list_files(input),
+            "search" => self.search(input),
+            "edit_file" => self.edit_file(input),
+            "write_file" => self.write_file(input),
+            "bash" => self.bash(input, cancel).await,
+            other => tool_err(format!(
+                "there is no tool named '{other}'; the tools are read_file, list_files, search, \
+                 edit_file, write_file and bash"
+            )),
+        };
+        match result {
+            Ok((content, event)) => ToolOutcome {
+                content: cap_text(&content, self.output_cap_chars),
+                is_error: false,
+                event: Some(event),
+            },
+            Err(ToolError(message)) => ToolOutcome {
+                content: cap_text(&message, self.output_cap_chars),
+                is_error: true,
+                event: Some(Event::ToolError {
+                    run_id: self.run_id.clone(),
+                    tool: name.to_string(),
+                    message,
+                }),
+            },
+        }
+    }
+
+    fn rid(&self) -> Option<String> {
+        Some(self.run_id.clone())
+    }
+
+    fn read_file(&self, input: &Value) -> Result<(String, Event), ToolError> {
+        let path = str_arg(input, "path")?;
+        let text = self.fs.read_text(path)?;
+        let offset = opt_u64(input, "offset").unwrap_or(1).max(1) as usize;
+        let limit = opt_u64(input, "limit")
+            .map(|l| l as usize)
+            .unwrap_or(READ_DEFAULT_LINES)
+            .max(1);
+        let total = text.lines().count();
+        let mut out = String::new();
+        for (i, line) in text.lines().enumerate().skip(offset - 1).take(limit) {
+            let line: String = if line.chars().count() > MAX_LINE_CHARS {
+                format!(
+                    "{}… [line cut]",
+                    line.chars().take(MAX_LINE_CHARS).collect::<String>()
+                )
+            } else {
+                line.to_string()
+            };
+            out.push_str(&format!("{}\t{}\n", i + 1, line));
+        }
+        if total == 0 {
+            out.push_str("(empty file)\n");
+        } else if offset > total {
+            return tool_err(format!(
+                "'{path}' has {total} lines; offset {offset} is past the end"
+            ));
+        } else if offset - 1 + limit < total {
+            out.push_str(&format!(
+                "[showing lines {offset}-{} of {total}; use offset to read more]\n",
+                offset - 1 + limit
+            ));
+        }
+        Ok((
+            out,
+            Event::ToolRead {
+                filepath: path.to_string(),
+                run_id: self.rid(),
+            },
+        ))
+    }
+
+    fn edit_file(&self, input: &Value) -> Result<(String, Event), ToolError> {
+        let path = str_arg(input, "path")?;
+        let old_str = str_arg(input, "old_str")?;
+        let new_str = str_arg(input, "new_str")?;
+        let replace_all = input
+            .get("replace_all")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        let event = Event::ToolEdit {
+            filepath: path.to_string(),
+            old_str: old_str.to_string(),
+            new_str: new_str.to_string(),
+            run_id: self.rid(),
+        };
+        if old_str.is_empty() {
+            if self.fs.exists(path)? && !self.fs.read_text(path)?.is_empty() {
+                return tool_err(format!(
+                    "'{path}' already exists; give old_str to edit it, or use write_file to replace it"
+                ));
+            }
+            self.fs.write_text(path, new_str)?;
+            return Ok((
+                format!("Created {path} ({} lines)", new_str.lines().count()),
+                event,
+            ));
+        }
+        let text = self.fs.read_text(path)?;
+        let count = text.matches(old_str).count();
+        let updated = match (count, replace_all) {
+            (0, _) => {
+                return tool_err(format!(
+                    "old_str was not found in '{path}'; read the file again and copy the exact text, \
+                     whitespace and indentation included"
+                ));
+            }
+            (1, _) => text.replacen(old_str, new_str, 1),
+            (n, false) => {
+                return tool_err(format!(
+                    "old_str matches {n} places in '{path}'; include more surrounding lines to make it \
+                     unique, or set replace_all to true"
+                ));
+            }
+            (_, true) => text.replace(old_str, new_str),
+        };
+        self.fs.write_text(path, &updated)?;
+        Ok((
+            format!("Edited {path}: replaced {count} occurrence(s)"),
+            event,
+        ))
+    }
+
+    fn write_file(&self, input: &Value) -> Result<(String, Event), ToolError> {
+        let path = str_arg(input, "path")?;
+        let content = str_arg(input, "content")?;
+        let existed = self.fs.exists(path)?;
+        self.fs.write_text(path, content)?;
+        let verb = if existed { "Overwrote" } else { "Created" };
+        Ok((
+            format!("{verb} {path} ({} lines)", content.lines().count()),
+            Event::ToolEdit {
+                filepath: path.to_string(),
+                old_str: String::new(),
+                new_str: content.to_string(),
+                run_id: self.rid(),
+            },
+        ))
+    }
+
+    fn walker(
+        &self,
+        path: Option<&str>,
+        glob: Option<&str>,
+    ) -> Result<(std::path::PathBuf, ignore::Walk), ToolError> {
+        let (rel, abs) = self.fs.dir_path(path)?;
+        let mut builder = ignore::WalkBuilder::new(&abs);
+        builder
+            .hidden(false)
+            .follow_links(false)
+            .git_ignore(true)
+            .git_global(false)
+            .git_exclude(false)
+            .require_git(false)
+            .parents(false)
+            .sort_by_file_name(|a, b| a.cmp(b))
+            .filter_entry(|e| e.file_name() != ".git");
+        if let Some(g) = glob {
+            let mut ob = ignore::overrides::OverrideBuilder::new(self.fs.root_path());
+            ob.add(g)
+                .map_err(|e| ToolError(format!("invalid glob '{g}': {e}")))?;
+            let ov = ob
+                .build()
+                .map_err(|e| ToolError(format!("invalid glob '{g}': {e}")))?;
+            builder.overrides(ov);
+        }
+        let _ = rel;
+        Ok((abs, builder.build()))
+    }
+
+    fn relative_display(&self, p: &std::path::Path) -> Option<String> {
+        p.strip_prefix(self.fs.root_path())
+            .ok()
+            .map(|r| r.to_string_lossy().into_owned())
+    }
+
+    fn list_files(&self, input: &Value) -> Result<(String, Event), ToolError> {
+        let path = opt_str(input, "path");
+        let pattern = opt_str(input, "pattern");
+        let (_, walk) = self.walker(path, pattern)?;
+        let mut entries = Vec::new();
+        let mut total = 0usize;
+        for entry in walk.flatten() {
+            if entry.file_type().is_some_and(|t| t.is_dir()) {
+                continue;
+            }
+            let Some(rel) = self.relative_display(entry.path()) else {
+                continue;
+            };
+            total += 1;
+            if entries.len() < LIST_CAP {
+                let link = entry.path_is_symlink();
+                entries.push(if link {
+                    format!("{rel} (symlink)")
+                } else {
+                    rel
+                });
+            }
+        }
+        let mut out = entries.join("\n");
+        if total > entries.len() {
+            out.push_str(&format!(
+                "\n[… {} more files; narrow with path or pattern]",
+                total - entries.len()
+            ));
+        }
+        if total == 0 {
+            out = "(no files)".into();
+        }
+        Ok((
+            out,
+            Event::ToolList {
+                run_id: self.run_id.clone(),
+                path: path.unwrap_or(".").to_string(),
+                pattern: pattern.map(str::to_string),
+                entries: total as u64,
+            },
+        ))
+    }
+
+    fn search(&self, input: &Value) -> Result<(String, Event), ToolError> {
+        let pattern = str_arg(input, "pattern")?;
+        let re = regex::RegexBuilder::new(pattern)
+            .size_limit(10 << 20)
+            .build()
+            .map_err(|e| ToolError(format!("invalid regular expression: {e}")))?;
+        let path = opt_str(input, "path");
+        let glob = opt_str(input, "glob");
+        let single_file = match path {
+            Some(p) => {
+                let rel = self.fs.relative(p)?;
+                self.fs
+                    .dir()
+                    .metadata(&rel)
+                    .map(|m| m.is_file())
+                    .unwrap_or(false)
+            }
+            None => false,
+        };
+        let files: Vec<String> = if single_file {
+            vec![path.unwrap_or_default().to_string()]
+        } else {
+            let (_, walk) = self.walker(path, glob)?;
+            walk.flatten()
+                .filter(|e| e.file_type().is_some_and(|t| t.is_file()))
+                .filter(|e| {
+                    e.metadata()
+                        .map(|m| m.len() <= SEARCH_FILE_MAX)
+                        .unwrap_or(false)
+                })
+                .filter_map(|e| self.relative_display(e.path()))
+                .collect()
+        };
+        let mut out = String::new();
+        let mut matches = 0usize;
+        for file in &files {
+            // Through the capability: a file swapped for a symlink is not followed out.
+            let Ok(text) = self.fs.read_text(file) else {
+                continue;
+            };
+            for (i, line) in text.lines().enumerate() {
+                if re.is_match(line) {
+                    matches += 1;
+                    if matches <= SEARCH_CAP {
+                        let shown: String = line.chars().take(300).collect();
+                        out.push_str(&format!("{file}:{}: {shown}\n", i + 1));
+                    }
+                }
+            }
+        }
+        if matches > SEARCH_CAP {
+            out.push_str(&format!(
+                "[… {} more matches; narrow the pattern or path]\n",
+                matches - SEARCH_CAP
+            ));
+        }
+        if matches == 0 {
+            out = format!("no matches for /{pattern}/ in {} files", files.len());
+        }
+        Ok((
+            out,
+            Event::ToolSearch {
+                run_id: self.run_id.clone(),
+                pattern: pattern.to_string(),
+                path: path.map(str::to_string),
+                matches: matches as u64,
+            },
+        ))
+    }
+
+    async fn bash(
+        &self,
+        input: &Value,
+        cancel: &CancellationToken,
+    ) -> Result<(String, Event), ToolError> {
+        let command = str_arg(input, "command")?;
+        if command.trim().is_empty() {
+            return tool_err("the command is empty");
+        }
+        let timeout =
+            crate::sandbox::clamp_timeout(&self.sandbox_settings, opt_u64(input, "timeout_secs"));
+        let request = ExecRequest {
+            command: command.to_string(),
+            timeout,
+        };
+        let out = self
+            .sandbox
+            .exec(&request, cancel)
+            .await
+            .map_err(|e| ToolError(format!("the command could not be started: {e}")))?;
+        let note = out.terminated.map(|t| t.describe(timeout));
+        let mut for_model = cap_text(&out.output, self.output_cap_chars);
+        if let Some(n) = &note {
+            for_model.push_str(&format!("\n[{n}]"));
+        }
+        let content = format!("exit code: {}\n{}", out.exit_code, for_model);
+        Ok((
+            content,
+            Event::ToolBash {
+                command: command.to_string(),
+                output: for_model,
+                exit_code: out.exit_code,
+                run_id: self.rid(),
+                duration_ms: out.duration.as_millis() as u64,
+                terminated: note,
+            },
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cap_text_keeps_head_and_tail() {
+        let s: String = (0..100)
+            .map(|i| char::from(b'a' + (i % 26) as u8))
+            .collect();
+        let c = cap_text(&s, 20);
+        assert!(c.starts_with(&s[..10]));
+        assert!(c.ends_with(&s[90..]));
+        assert!(c.contains("80 characters cut"));
+        assert_eq!(cap_text("short", 20), "short");
+    }
+
+    #[test]
+    fn tool_names_match_the_contract() {
+        let names: Vec<_> = specs().iter().map(|s| s.name).collect();
+        assert_eq!(
+            names,
+            [
+                "read_file",
+                "list_files",
+                "search",
+                "edit_file",
+                "write_file",
+                "bash"
+            ]
+        );
+    }
+}

@@ -1,0 +1,162 @@
+//! Command-line surface: argument parsing and dispatch to the front-ends.
+//!
+//! Invariants: flags only become [`Overrides`] and a [`RunRequest`]; nothing here decides pipeline
+//! behaviour. Exit codes: 0 success, 1 the run failed, 2 bad input.
+
+mod run;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{Config, Overrides};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "tiny-backspace",
+    version,
+    about = "Prompt → sandboxed coding agent → reviewed diff → pull request",
+    long_about = "tiny-backspace clones a repository into a fresh workspace, runs a tool-calling coding \
+        agent whose every command runs in a sandbox, streams each step, and lets you review the diff \
+        before anything is published.",
+    after_help = "Examples:\n  tiny-backspace run --repo octo/calc --prompt \"Make divide reject zero\" --json --no-pr\n  \
+        tiny-backspace run --repo ./my-repo --prompt \"Fix the typo in README\" --model scripted:assets/demo/script.json --no-pr\n  \
+        tiny-backspace runs\n  tiny-backspace config"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Cmd>,
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    /// Prefill the repository field (TUI).
+    #[arg(long, global = false)]
+    pub repo: Option<String>,
+    /// Prefill the prompt (TUI).
+    #[arg(long)]
+    pub prompt: Option<String>,
+    /// Prefill the base branch (TUI).
+    #[arg(long)]
+    pub base: Option<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct GlobalArgs {
+    /// Model as provider:model (anthropic:…, openai:…, scripted:PATH). Env: TB_MODEL.
+    #[arg(long, global = true)]
+    pub model: Option<String>,
+    /// Sandbox backend: bwrap or none (none must be asked for explicitly). Env: TB_SANDBOX.
+    #[arg(long, global = true)]
+    pub sandbox: Option<String>,
+    /// Let sandboxed commands use the network (off by default).
+    #[arg(long, global = true)]
+    pub network: bool,
+    /// State directory for runs and logs. Env: TB_HOME.
+    #[arg(long, global = true, value_name = "DIR")]
+    pub home: Option<PathBuf>,
+}
+
+impl GlobalArgs {
+    pub fn overrides(&self) -> Overrides {
+        Overrides {
+            model: self.model.clone(),
+            sandbox: self.sandbox.clone(),
+            network: self.network.then_some(true),
+            home: self.home.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Cmd {
+    /// Run headless: clone, run the agent, print events, save the patch.
+    #[command(
+        after_help = "Examples:\n  tiny-backspace run --repo https://github.com/octo/calc --prompt \"Add a CLI flag --verbose\" --no-pr\n  \
+        tiny-backspace run --repo ./repo --prompt \"Fix the failing test\" --json --no-pr > events.jsonl\n\n\
+        Exit codes: 0 success, 1 the run failed, 2 bad input."
+    )]
+    Run(RunArgs),
+    /// List past runs (newest first).
+    #[command(after_help = "Example:\n  tiny-backspace runs --json | jq -r '.[0].id'")]
+    Runs {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the resolved configuration (secrets masked) and where each value came from.
+    #[command(
+        after_help = "Precedence: flags > environment > .env in the current directory > config file > defaults.\n\
+        Config file: $TB_CONFIG, else ~/.config/tiny-backspace/config.toml"
+    )]
+    Config,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// Repository: https://github.com/OWNER/REPO, OWNER/REPO, another https git URL, or a local path.
+    #[arg(long)]
+    pub repo: String,
+    /// What the agent should do.
+    #[arg(long)]
+    pub prompt: String,
+    /// Branch to start from (default: the repository's default branch).
+    #[arg(long)]
+    pub base: Option<String>,
+    /// Print one JSON event per line on stdout, nothing else.
+    #[arg(long)]
+    pub json: bool,
+    /// Stop after the diff; keep the patch in the run folder.
+    #[arg(long, conflicts_with = "yes")]
+    pub no_pr: bool,
+    /// Approve the whole diff without asking.
+    #[arg(long)]
+    pub yes: bool,
+    /// Keep the workspace after the run (for debugging).
+    #[arg(long)]
+    pub keep_workspace: bool,
+}
+
+/// Parses arguments, runs the command, returns the process exit code.
+pub async fn main() -> color_eyre::Result<i32> {
+    let cli = Cli::parse();
+    let overrides = cli.global.overrides();
+    let config = match Config::load(&overrides) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(2);
+        }
+    };
+    let _log_guard = init_logging(&config);
+    match cli.command {
+        Some(Cmd::Run(args)) => run::run(args, config).await,
+        Some(Cmd::Runs { json }) => run::list_runs(&config, json),
+        Some(Cmd::Config) => {
+            print!("{}", config.render());
+            Ok(0)
+        }
+        None => {
+            eprintln!(
+                "The interactive terminal UI is not part of this build yet. Use `tiny-backspace run \
+                 --repo R --prompt P` (see `tiny-backspace run --help`)."
+            );
+            Ok(2)
+        }
+    }
+}
+
+/// Logs go to a file in the state directory, never to the terminal.
+fn init_logging(config: &Config) -> Option<tracing_appender::non_blocking::WorkerGuard> {
+    let dir = config.home.join("logs");
+    std::fs::create_dir_all(&dir).ok()?;
+    let appender = tracing_appender::rolling::never(&dir, "tiny-backspace.log");
+    let (writer, guard) = tracing_appender::non_blocking(appender);
+    let filter = tracing_subscriber::EnvFilter::try_from_env("TB_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_writer(writer)
+        .with_ansi(false)
+        .with_env_filter(filter)
+        .try_init()
+        .ok()?;
+    Some(guard)
+}

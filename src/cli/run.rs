@@ -1,0 +1,227 @@
+//! The headless front-end: `run` (JSON lines or a readable log) and `runs`.
+
+use std::io::{IsTerminal, Write};
+use std::sync::Arc;
+
+use super::RunArgs;
+use crate::config::Config;
+use crate::event::Event;
+use crate::pipeline::{self, Command, Gate, RunRequest, Selection};
+use crate::store::Store;
+
+pub async fn run(args: RunArgs, config: Config) -> color_eyre::Result<i32> {
+    let interactive =
+        !args.json && std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
+    let gate = if args.yes {
+        Gate::AutoApprove
+    } else if args.no_pr || !interactive {
+        Gate::NoPr
+    } else {
+        Gate::Interactive
+    };
+    let request = RunRequest {
+        repo: args.repo,
+        prompt: args.prompt,
+        base: args.base,
+        gate,
+        keep_workspace: args.keep_workspace,
+        provider: None,
+    };
+    let cwd = std::env::current_dir()?;
+    let mut pipeline = pipeline::start(request, Arc::new(config), cwd);
+    let commands = pipeline.commands.clone();
+    // Ctrl+C cancels the run (the pipeline cleans up and reports it).
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            let _ = commands.send(Command::Cancel).await;
+        }
+    });
+    let stdout = std::io::stdout();
+    let mut patch_path = None;
+    while let Some(event) = pipeline.events.recv().await {
+        if args.json {
+            if matches!(event, Event::AiDelta { .. }) {
+                continue;
+            }
+            let mut out = stdout.lock();
+            writeln!(out, "{}", event.to_json_line())?;
+            out.flush()?;
+        } else {
+            eprint!("{}", render(&event));
+        }
+        if let Event::Done { patch_path: p, .. } = &event {
+            patch_path = p.clone();
+        }
+        if gate == Gate::Interactive
+            && matches!(&event, Event::Status { stage: crate::event::Stage::Review, message, .. }
+                if message.starts_with("review the diff"))
+        {
+            let approve = ask("Approve this change? [y/N] ").await;
+            let command = if approve {
+                Command::Approve {
+                    selection: Selection::default(),
+                    title: None,
+                    body: None,
+                    draft: false,
+                }
+            } else {
+                Command::Reject
+            };
+            let _ = pipeline.commands.send(command).await;
+        }
+    }
+    let outcome = pipeline.task.await?;
+    if !args.json
+        && let Some(p) = patch_path
+    {
+        println!("{p}");
+    }
+    Ok(pipeline::exit_code(&outcome))
+}
+
+async fn ask(question: &str) -> bool {
+    eprint!("{question}");
+    let _ = std::io::stderr().flush();
+    tokio::task::spawn_blocking(|| {
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line).ok();
+        matches!(line.trim().to_ascii_lowercase().as_str(), "y" | "yes")
+    })
+    .await
+    .unwrap_or(false)
+}
+
+fn indent(text: &str, max_lines: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut out = String::new();
+    for l in lines.iter().take(max_lines) {
+        out.push_str("    │ ");
+        out.push_str(l);
+        out.push('\n');
+    }
+    if lines.len() > max_lines {
+        out.push_str(&format!("    │ … {} more lines\n", lines.len() - max_lines));
+    }
+    out
+}
+
+/// One event as a few readable lines for stderr.
+pub fn render(event: &Event) -> String {
+    match event {
+        Event::Status { stage, message, .. } => format!("· {:<8} {message}\n", stage.as_str()),
+        Event::ToolRead { filepath, .. } => format!("  read   {filepath}\n"),
+        Event::ToolEdit {
+            filepath,
+            old_str,
+            new_str,
+            ..
+        } => {
+            let (a, r) = (new_str.lines().count(), old_str.lines().count());
+            format!("  edit   {filepath} (+{a} −{r})\n")
+        }
+        Event::ToolBash {
+            command,
+            output,
+            exit_code,
+            duration_ms,
+            terminated,
+            ..
+        } => {
+            let note = terminated
+                .as_deref()
+                .map(|t| format!(" — {t}"))
+                .unwrap_or_default();
+            format!(
+                "  $ {command}\n    → exit {exit_code} in {:.1}s{note}\n{}",
+                *duration_ms as f64 / 1000.0,
+                indent(output, 12)
+            )
+        }
+        Event::ToolSearch {
+            pattern, matches, ..
+        } => format!("  search /{pattern}/ → {matches} matches\n"),
+        Event::ToolList { path, entries, .. } => format!("  list   {path} → {entries} files\n"),
+        Event::ToolError { tool, message, .. } => format!("  ✗ {tool}: {message}\n"),
+        Event::AiMessage { message, .. } => format!("◆ {}\n", message.trim().replace('\n', "\n  ")),
+        Event::AiDelta { .. } => String::new(),
+        Event::Usage { .. } => String::new(),
+        Event::Diff { files, .. } => {
+            let mut s = format!("· diff     {} files\n", files.len());
+            for f in files {
+                s.push_str(&format!(
+                    "    {:<9} {} +{} −{}\n",
+                    f.status, f.path, f.insertions, f.deletions
+                ));
+            }
+            s
+        }
+        Event::Pr { url, .. } => format!("· PR       {url}\n"),
+        Event::Error { stage, message, .. } => format!("error ({}): {message}\n", stage.as_str()),
+        Event::Done {
+            duration_ms,
+            usage,
+            pr_url,
+            ..
+        } => {
+            let cost = usage
+                .cost_usd
+                .map(|c| format!(" · ${c:.4}"))
+                .unwrap_or_default();
+            let pr = pr_url
+                .as_deref()
+                .map(|u| format!(" · {u}"))
+                .unwrap_or_default();
+            format!(
+                "done in {:.1}s · {} tokens{cost}{pr}\n",
+                *duration_ms as f64 / 1000.0,
+                usage.total_tokens()
+            )
+        }
+    }
+}
+
+pub fn list_runs(config: &Config, json: bool) -> color_eyre::Result<i32> {
+    let store = Store::open(&config.home)?;
+    let runs = store.list();
+    if json {
+        println!("{}", serde_json::to_string_pretty(&runs)?);
+        return Ok(0);
+    }
+    if runs.is_empty() {
+        println!("no runs yet in {}", config.home.display());
+        return Ok(0);
+    }
+    println!(
+        "{:<21} {:<17} {:<10} {:<28} {:<36} PR",
+        "ID", "TIME", "STATUS", "REPO", "PROMPT"
+    );
+    for r in runs {
+        let prompt: String = r
+            .prompt
+            .lines()
+            .next()
+            .unwrap_or("")
+            .chars()
+            .take(34)
+            .collect();
+        let repo: String = r
+            .repo
+            .chars()
+            .rev()
+            .take(28)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        println!(
+            "{:<21} {:<17} {:<10} {:<28} {:<36} {}",
+            r.id,
+            r.created_at.format("%Y-%m-%d %H:%M"),
+            r.status.as_str(),
+            repo,
+            prompt,
+            r.pr_url.as_deref().unwrap_or("-")
+        );
+    }
+    Ok(0)
+}

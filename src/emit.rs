@@ -1,0 +1,95 @@
+//! Stamps events with the run id, appends them to the run's `events.jsonl`, and sends them on.
+//!
+//! Invariants: an event is written to the log before any front-end sees it (streaming `AI Delta`
+//! fragments excepted: the complete `AI Message` that follows them is stored); events emitted
+//! before the run folder exists are buffered and written when it is attached; the channel is
+//! bounded, so a slow consumer slows the pipeline instead of growing memory; a gone consumer never
+//! fails a run.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::mpsc;
+
+use crate::event::{Event, Stage};
+
+#[derive(Default)]
+struct Log {
+    file: Option<std::fs::File>,
+    buffered: Vec<String>,
+}
+
+#[derive(Clone)]
+pub struct Emitter {
+    run_id: String,
+    tx: mpsc::Sender<Event>,
+    log: Arc<Mutex<Log>>,
+}
+
+impl Emitter {
+    pub fn new(run_id: impl Into<String>, tx: mpsc::Sender<Event>) -> Self {
+        Emitter {
+            run_id: run_id.into(),
+            tx,
+            log: Arc::default(),
+        }
+    }
+
+    pub fn run_id(&self) -> &str {
+        &self.run_id
+    }
+
+    /// Starts writing to `file`, first the events buffered so far.
+    pub fn attach_log(&self, mut file: std::fs::File) -> std::io::Result<()> {
+        let Ok(mut log) = self.log.lock() else {
+            return Err(std::io::Error::other("log lock poisoned"));
+        };
+        for line in log.buffered.drain(..) {
+            writeln!(file, "{line}")?;
+        }
+        log.file = Some(file);
+        Ok(())
+    }
+
+    fn persist(&self, event: &Event) {
+        let Ok(mut log) = self.log.lock() else { return };
+        let line = event.to_json_line();
+        match log.file.as_mut() {
+            Some(f) => {
+                if let Err(e) = writeln!(f, "{line}") {
+                    tracing::error!("could not append to events.jsonl: {e}");
+                }
+            }
+            None => log.buffered.push(line),
+        }
+    }
+
+    pub async fn emit(&self, event: Event) {
+        self.persist(&event);
+        let _ = self.tx.send(event).await;
+    }
+
+    /// For synchronous callbacks (progress lines): stored, but not waited for by the consumer.
+    pub fn emit_lossy(&self, event: Event) {
+        self.persist(&event);
+        let _ = self.tx.try_send(event);
+    }
+
+    /// Streaming text fragments: dropped rather than blocking when the consumer is behind, and not
+    /// stored (the complete text follows as `AI Message`).
+    pub fn emit_delta(&self, delta: &str) {
+        let _ = self.tx.try_send(Event::AiDelta {
+            run_id: self.run_id.clone(),
+            delta: delta.to_string(),
+        });
+    }
+
+    pub async fn status(&self, stage: Stage, message: impl Into<String>) {
+        self.emit(Event::Status {
+            run_id: self.run_id.clone(),
+            stage,
+            message: message.into(),
+        })
+        .await;
+    }
+}

@@ -1,0 +1,152 @@
+//! The work tree's changes against the base commit, as the host computes them.
+//!
+//! Invariants: the diff covers every change in the work tree (new files included, whoever made them:
+//! tools or shell commands), honours `.gitignore`, and is in `git diff --binary` form so that
+//! `git apply` on a clean checkout of the base reproduces the work exactly.
+
+use super::{GitError, HostRepo};
+use crate::event::FileStat;
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct WorkDiff {
+    pub patch: String,
+    pub files: Vec<FileStat>,
+}
+
+impl HostRepo {
+    /// Stages everything into the host-only index and diffs it against `base` (or the empty tree).
+    pub async fn work_diff(&self, base: Option<&str>) -> Result<WorkDiff, GitError> {
+        self.run(&["add", "--all", "--", "."]).await?;
+        let base = match base {
+            Some(b) => b.to_string(),
+            None => self.empty_tree().await?,
+        };
+        let common = [
+            "diff",
+            "--cached",
+            "--no-color",
+            "--no-ext-diff",
+            "--no-textconv",
+            "-M",
+            "-z",
+        ];
+        let patch_args: Vec<&str> = [
+            "diff",
+            "--cached",
+            "--binary",
+            "--no-color",
+            "--no-ext-diff",
+            "--no-textconv",
+            "-M",
+            base.as_str(),
+        ]
+        .to_vec();
+        let patch = self.run(&patch_args).await?;
+        let mut numstat_args = common.to_vec();
+        numstat_args.extend(["--numstat", base.as_str()]);
+        let numstat = self.run(&numstat_args).await?;
+        let mut status_args = common.to_vec();
+        status_args.extend(["--name-status", base.as_str()]);
+        let name_status = self.run(&status_args).await?;
+        let mut files = parse_name_status(&name_status);
+        let counts = parse_numstat(&numstat);
+        for f in &mut files {
+            if let Some((ins, del)) = counts.iter().find(|(p, _)| *p == f.path).map(|(_, c)| *c) {
+                match (ins, del) {
+                    (Some(i), Some(d)) => {
+                        f.insertions = i;
+                        f.deletions = d;
+                    }
+                    _ => f.binary = true,
+                }
+            }
+        }
+        Ok(WorkDiff { patch, files })
+    }
+}
+
+fn status_word(code: char) -> &'static str {
+    match code {
+        'A' => "added",
+        'D' => "deleted",
+        'R' => "renamed",
+        'C' => "copied",
+        'T' => "type-changed",
+        _ => "modified",
+    }
+}
+
+/// Parses `git diff --name-status -z`.
+pub fn parse_name_status(raw: &str) -> Vec<FileStat> {
+    let mut out = Vec::new();
+    let mut parts = raw.split('\0').filter(|s| !s.is_empty());
+    while let Some(code) = parts.next() {
+        let c = code.chars().next().unwrap_or('M');
+        let (old_path, path) = if matches!(c, 'R' | 'C') {
+            let old = parts.next().unwrap_or_default().to_string();
+            (Some(old), parts.next().unwrap_or_default().to_string())
+        } else {
+            (None, parts.next().unwrap_or_default().to_string())
+        };
+        out.push(FileStat {
+            path,
+            status: status_word(c).to_string(),
+            insertions: 0,
+            deletions: 0,
+            binary: false,
+            old_path,
+        });
+    }
+    out
+}
+
+/// Insertions and deletions; `None` for binary files.
+pub type LineCounts = (Option<u64>, Option<u64>);
+
+/// Parses `git diff --numstat -z` into (new path, (insertions, deletions)); binary files have `None`.
+pub fn parse_numstat(raw: &str) -> Vec<(String, LineCounts)> {
+    let mut out = Vec::new();
+    let mut parts = raw.split('\0');
+    while let Some(rec) = parts.next() {
+        if rec.is_empty() {
+            continue;
+        }
+        let mut fields = rec.splitn(3, '\t');
+        let ins = fields.next().and_then(|s| s.parse().ok());
+        let del = fields.next().and_then(|s| s.parse().ok());
+        let path = match fields.next() {
+            // A rename: the path field is empty and the old and new paths follow.
+            Some("") | None => {
+                let _old = parts.next();
+                parts.next().unwrap_or_default().to_string()
+            }
+            Some(p) => p.to_string(),
+        };
+        out.push((path, (ins, del)));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn name_status_with_rename() {
+        let files = parse_name_status("M\0a.rs\0R100\0old.rs\0new.rs\0A\0n.txt\0");
+        assert_eq!(files.len(), 3);
+        assert_eq!(files[0].status, "modified");
+        assert_eq!(files[1].status, "renamed");
+        assert_eq!(files[1].path, "new.rs");
+        assert_eq!(files[1].old_path.as_deref(), Some("old.rs"));
+        assert_eq!(files[2].status, "added");
+    }
+
+    #[test]
+    fn numstat_with_binary_and_rename() {
+        let n = parse_numstat("3\t1\ta.rs\0-\t-\timg.png\x000\t0\t\0old.rs\0new.rs\0");
+        assert_eq!(n[0], ("a.rs".to_string(), (Some(3), Some(1))));
+        assert_eq!(n[1], ("img.png".to_string(), (None, None)));
+        assert_eq!(n[2], ("new.rs".to_string(), (Some(0), Some(0))));
+    }
+}

@@ -1,0 +1,334 @@
+//! Host-side git: clone into a workspace, compute the diff of the work tree.
+//!
+//! Invariants: every git process runs with system and global configuration ignored, hooks, fsmonitor,
+//! pagers and external diff/textconv drivers off, a restricted `GIT_ALLOW_PROTOCOL`, no terminal
+//! prompts, and URLs passed after `--`. The git directory lives outside the work tree the agent can
+//! write, so nothing the agent plants can make these commands execute code on the host.
+
+mod diff;
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::AsyncReadExt;
+use tokio_util::sync::CancellationToken;
+
+pub use diff::{WorkDiff, parse_name_status, parse_numstat};
+
+#[derive(Debug, thiserror::Error)]
+pub enum GitError {
+    #[error("could not run git: {0}. Install git and make sure it is on PATH")]
+    Spawn(String),
+    #[error("git {what} failed: {stderr}")]
+    Failed { what: String, stderr: String },
+    #[error("git {what} took longer than {secs}s and was stopped")]
+    Timeout { what: String, secs: u64 },
+    #[error(
+        "the repository is larger than the {limit_mb} MB clone limit; raise `clone.max_size_mb` in \
+         the config file if you really mean to work on it"
+    )]
+    TooLarge { limit_mb: u64 },
+    #[error("cancelled")]
+    Cancelled,
+}
+
+impl GitError {
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, GitError::Timeout { .. })
+            || matches!(self, GitError::Failed { stderr, .. }
+                if stderr.contains("Could not resolve host") || stderr.contains("Connection")
+                    || stderr.contains("timed out") || stderr.contains("early EOF"))
+    }
+}
+
+/// A git repository on the host: its (protected) git directory and, usually, a work tree.
+#[derive(Debug, Clone)]
+pub struct HostRepo {
+    pub git_dir: PathBuf,
+    pub work_tree: Option<PathBuf>,
+}
+
+/// Configuration that wins over anything a repository's files could say.
+const SAFE_CONFIG: &[&str] = &[
+    "core.hooksPath=/dev/null",
+    "core.fsmonitor=false",
+    "core.pager=cat",
+    "core.editor=false",
+    "core.askPass=",
+    "core.sshCommand=false",
+    "core.attributesFile=/dev/null",
+    "core.excludesFile=",
+    "diff.external=",
+    "credential.helper=",
+    "protocol.file.allow=user",
+    "protocol.ext.allow=never",
+    "uploadpack.packObjectsHook=",
+    "safe.directory=*",
+    "advice.detachedHead=false",
+    "init.defaultBranch=main",
+];
+
+/// A `git` command with the hardened environment and overrides; `allow_protocols` is the
+/// `GIT_ALLOW_PROTOCOL` list (e.g. `https`, `file`).
+pub fn hardened_command(allow_protocols: &str) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new("git");
+    cmd.env_clear();
+    if let Some(path) = std::env::var_os("PATH") {
+        cmd.env("PATH", path);
+    }
+    cmd.env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .env("GIT_ALLOW_PROTOCOL", allow_protocols)
+        .env("GIT_NO_REPLACE_OBJECTS", "1")
+        .env("HOME", "/nonexistent")
+        .env("LC_ALL", "C")
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    for c in SAFE_CONFIG {
+        cmd.arg("-c").arg(c);
+    }
+    cmd
+}
+
+impl HostRepo {
+    pub fn command(&self) -> tokio::process::Command {
+        let mut cmd = hardened_command("file");
+        cmd.env("GIT_DIR", &self.git_dir);
+        match &self.work_tree {
+            Some(w) => {
+                cmd.env("GIT_WORK_TREE", w).current_dir(w);
+            }
+            None => {
+                cmd.current_dir(&self.git_dir);
+            }
+        }
+        cmd
+    }
+
+    /// Runs git with `args`, returning stdout; a non-zero exit is an error carrying stderr.
+    pub async fn run(&self, args: &[&str]) -> Result<String, GitError> {
+        let bytes = self.run_bytes(args).await?;
+        Ok(String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    pub async fn run_bytes(&self, args: &[&str]) -> Result<Vec<u8>, GitError> {
+        let out = self
+            .command()
+            .args(args)
+            .output()
+            .await
+            .map_err(|e| GitError::Spawn(e.to_string()))?;
+        if !out.status.success() {
+            return Err(GitError::Failed {
+                what: args.first().copied().unwrap_or("").to_string(),
+                stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            });
+        }
+        Ok(out.stdout)
+    }
+
+    /// The commit HEAD points at, or `None` in an empty repository.
+    pub async fn head_commit(&self) -> Option<String> {
+        self.run(&["rev-parse", "--verify", "--quiet", "HEAD^{commit}"])
+            .await
+            .ok()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+    }
+
+    pub async fn head_branch(&self) -> Option<String> {
+        self.run(&["symbolic-ref", "--short", "-q", "HEAD"])
+            .await
+            .ok()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+    }
+
+    /// The empty tree's id in this repository's hash format.
+    pub async fn empty_tree(&self) -> Result<String, GitError> {
+        let mut cmd = self.command();
+        cmd.args(["hash-object", "-t", "tree", "--stdin"])
+            .stdin(Stdio::null());
+        let out = cmd
+            .output()
+            .await
+            .map_err(|e| GitError::Spawn(e.to_string()))?;
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    }
+}
+
+/// What to clone and how.
+#[derive(Debug, Clone)]
+pub struct CloneSpec {
+    pub url: String,
+    pub allow_protocols: String,
+    pub branch: Option<String>,
+    pub timeout: Duration,
+    pub max_size_bytes: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Cloned {
+    pub repo: HostRepo,
+    /// The branch checked out (`--base`, or the remote's default).
+    pub branch: Option<String>,
+    /// `None` for an empty repository.
+    pub base_commit: Option<String>,
+}
+
+/// Shallow, single-branch, tagless clone into `work_tree`, with its git directory at `git_dir`.
+/// `progress` receives git's progress lines, already de-duplicated.
+pub async fn clone(
+    spec: &CloneSpec,
+    work_tree: &Path,
+    git_dir: &Path,
+    progress: &(dyn Fn(String) + Send + Sync),
+    cancel: &CancellationToken,
+) -> Result<Cloned, GitError> {
+    let mut cmd = hardened_command(&spec.allow_protocols);
+    cmd.args([
+        "clone",
+        "--progress",
+        "--depth",
+        "1",
+        "--no-tags",
+        "--single-branch",
+    ]);
+    cmd.arg("--separate-git-dir").arg(git_dir);
+    if let Some(b) = &spec.branch {
+        cmd.arg("--branch").arg(b);
+    }
+    cmd.arg("--").arg(&spec.url).arg(work_tree);
+    cmd.stdout(Stdio::null()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().map_err(|e| GitError::Spawn(e.to_string()))?;
+    let mut stderr = child
+        .stderr
+        .take()
+        .ok_or_else(|| GitError::Spawn("no stderr".into()))?;
+
+    let mut captured = String::new();
+    let mut pending = String::new();
+    let mut last_progress = String::new();
+    let mut buf = [0u8; 4096];
+    let deadline = tokio::time::Instant::now() + spec.timeout;
+    let mut size_check = tokio::time::interval(Duration::from_millis(500));
+    let status = loop {
+        tokio::select! {
+            n = stderr.read(&mut buf) => {
+                let n = n.unwrap_or(0);
+                if n == 0 {
+                    break child.wait().await.map_err(|e| GitError::Spawn(e.to_string()))?;
+                }
+                pending.push_str(&String::from_utf8_lossy(&buf[..n]));
+                while let Some(pos) = pending.find(['\r', '\n']) {
+                    let line: String = pending.drain(..=pos).collect();
+                    let line = line.trim().to_string();
+                    if line.is_empty() { continue; }
+                    // Only report phase changes and whole percents, not every byte count.
+                    let key: String = line.split(':').next().unwrap_or("").to_string();
+                    if line.contains("done") || !last_progress.starts_with(&key) {
+                        progress(line.clone());
+                        last_progress = line.clone();
+                    }
+                    if captured.len() < 16 * 1024 {
+                        captured.push_str(&line);
+                        captured.push('\n');
+                    }
+                }
+            }
+            _ = size_check.tick() => {
+                if dir_size_exceeds(work_tree, spec.max_size_bytes)
+                    || dir_size_exceeds(git_dir, spec.max_size_bytes)
+                {
+                    let _ = child.kill().await;
+                    return Err(GitError::TooLarge { limit_mb: spec.max_size_bytes >> 20 });
+                }
+            }
+            _ = tokio::time::sleep_until(deadline) => {
+                let _ = child.kill().await;
+                return Err(GitError::Timeout { what: "clone".into(), secs: spec.timeout.as_secs() });
+            }
+            _ = cancel.cancelled() => {
+                let _ = child.kill().await;
+                return Err(GitError::Cancelled);
+            }
+        }
+    };
+    if !status.success() {
+        let stderr = captured
+            .lines()
+            .filter(|l| !l.starts_with("Cloning into") && !l.contains('%'))
+            .collect::<Vec<_>>()
+            .join("\n");
+        return Err(GitError::Failed {
+            what: "clone".into(),
+            stderr,
+        });
+    }
+    if dir_size_exceeds(work_tree, spec.max_size_bytes) {
+        return Err(GitError::TooLarge {
+            limit_mb: spec.max_size_bytes >> 20,
+        });
+    }
+    // The work tree's `.git` file would point the sandbox at a host path; replace it with an
+    // empty directory that the sandbox uses as the read-only mount point of the real git dir.
+    let dot_git = work_tree.join(".git");
+    let _ = std::fs::remove_file(&dot_git);
+    std::fs::create_dir_all(&dot_git).map_err(|e| GitError::Spawn(e.to_string()))?;
+
+    write_artifact_excludes(git_dir);
+    let repo = HostRepo {
+        git_dir: git_dir.to_path_buf(),
+        work_tree: Some(work_tree.to_path_buf()),
+    };
+    let base_commit = repo.head_commit().await;
+    let branch = repo.head_branch().await;
+    Ok(Cloned {
+        repo,
+        branch,
+        base_commit,
+    })
+}
+
+/// Build and cache output that running tests leaves behind. Listed in the host-only
+/// `info/exclude`, so it never lands in a diff unless the repository already tracks it.
+const ARTIFACT_EXCLUDES: &str = "__pycache__/\n*.py[co]\n.pytest_cache/\n.mypy_cache/\n.ruff_cache/\n\
+.tox/\n.venv/\nnode_modules/\n.next/\n.gradle/\n.cache/\n*.o\n*.class\n.DS_Store\n";
+
+fn write_artifact_excludes(git_dir: &Path) {
+    let info = git_dir.join("info");
+    if std::fs::create_dir_all(&info).is_ok() {
+        let path = info.join("exclude");
+        let mut text = std::fs::read_to_string(&path).unwrap_or_default();
+        text.push_str("\n# added by tiny-backspace: build and test artifacts\n");
+        text.push_str(ARTIFACT_EXCLUDES);
+        if let Err(e) = std::fs::write(&path, text) {
+            tracing::warn!("could not write {}: {e}", path.display());
+        }
+    }
+}
+
+/// Whether the files below `dir` add up to more than `limit` bytes (stops counting early).
+pub fn dir_size_exceeds(dir: &Path, limit: u64) -> bool {
+    let mut total = 0u64;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let Ok(meta) = e.metadata() else { continue };
+            if meta.is_dir() {
+                stack.push(e.path());
+            } else {
+                total += meta.len();
+                if total > limit {
+                    return true;
+                }
+            }
+        }
+    }
+    false
+}

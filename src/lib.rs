@@ -1,0 +1,14 @@
+//! tiny-backspace: prompt → sandboxed coding agent → reviewed diff → pull request.
+//! See ARCHITECTURE.md for how the modules fit together.
+
+pub mod agent;
+pub mod cli;
+pub mod config;
+pub mod emit;
+pub mod event;
+pub mod git;
+pub mod llm;
+pub mod pipeline;
+pub mod repo;
+pub mod sandbox;
+pub mod store;

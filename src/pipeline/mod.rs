@@ -1,0 +1,281 @@
+//! The pipeline task: validate → workspace + clone → agent → diff → approval gate → publish →
+//! cleanup, driven by the pure [`machine::Machine`].
+//!
+//! Invariants: it runs as one background tokio task that takes [`Command`]s and sends [`Event`]s on
+//! a bounded channel; front-ends hold no pipeline logic. The run folder is created only once the
+//! input is valid (bad input leaves nothing behind); the patch and meta are on disk before the gate;
+//! the workspace is removed at the end unless kept on purpose; the last event is `Done` or `Error`.
+
+pub mod machine;
+mod stages;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::emit::Emitter;
+use crate::event::{Event, Stage, UsageTotals};
+use crate::git::{Cloned, WorkDiff};
+use crate::llm::{Message, Provider};
+use crate::repo::RepoSource;
+use crate::store::{RunDir, RunMeta, RunStatus, Store};
+pub use machine::{Command, Effect, Gate, Input, Machine, Outcome, Phase, Selection};
+
+/// Events buffered between the pipeline and its front-end.
+pub const EVENT_CHANNEL: usize = 1024;
+
+#[derive(Clone)]
+pub struct RunRequest {
+    pub repo: String,
+    pub prompt: String,
+    pub base: Option<String>,
+    pub gate: Gate,
+    /// Keep the workspace after the run (for debugging).
+    pub keep_workspace: bool,
+    /// Use this provider instead of the configured one (tests, demo).
+    pub provider: Option<Arc<dyn Provider>>,
+}
+
+pub struct Pipeline {
+    pub run_id: String,
+    pub commands: mpsc::Sender<Command>,
+    pub events: mpsc::Receiver<Event>,
+    pub task: JoinHandle<Outcome>,
+}
+
+/// Starts a run on a background task. `cwd` resolves relative paths in the input.
+pub fn start(request: RunRequest, config: Arc<Config>, cwd: PathBuf) -> Pipeline {
+    let run_id = crate::store::new_run_id();
+    let (event_tx, events) = mpsc::channel(EVENT_CHANNEL);
+    let (commands, command_rx) = mpsc::channel(16);
+    let driver = Driver {
+        emitter: Emitter::new(run_id.clone(), event_tx),
+        run_id: run_id.clone(),
+        request,
+        config,
+        cwd,
+        started: Instant::now(),
+        store: None,
+        source: None,
+        provider: None,
+        sandbox_kind: None,
+        run_dir: None,
+        meta: None,
+        workspace: None,
+        cloned: None,
+        conversation: Vec::new(),
+        usage: UsageTotals {
+            cost_usd: Some(0.0),
+            ..Default::default()
+        },
+        summary: String::new(),
+        diff: None,
+    };
+    let task = tokio::spawn(driver.drive(command_rx));
+    Pipeline {
+        run_id,
+        commands,
+        events,
+        task,
+    }
+}
+
+struct Driver {
+    emitter: Emitter,
+    run_id: String,
+    request: RunRequest,
+    config: Arc<Config>,
+    cwd: PathBuf,
+    started: Instant,
+    store: Option<Store>,
+    source: Option<RepoSource>,
+    provider: Option<Arc<dyn Provider>>,
+    sandbox_kind: Option<crate::sandbox::SandboxKind>,
+    run_dir: Option<RunDir>,
+    meta: Option<RunMeta>,
+    workspace: Option<PathBuf>,
+    cloned: Option<Cloned>,
+    conversation: Vec<Message>,
+    usage: UsageTotals,
+    summary: String,
+    diff: Option<WorkDiff>,
+}
+
+impl Driver {
+    async fn drive(mut self, mut commands: mpsc::Receiver<Command>) -> Outcome {
+        let mut machine = Machine::new(self.request.gate, false);
+        let mut pending: std::collections::VecDeque<Effect> = machine.handle(Input::Start).into();
+        let mut commands_open = true;
+        loop {
+            let Some(effect) = pending.pop_front() else {
+                if let Phase::Done(outcome) = &machine.phase {
+                    return outcome.clone();
+                }
+                // Nothing running: a person decides (review).
+                let command = match commands.recv().await {
+                    Some(c) => c,
+                    None => Command::Cancel,
+                };
+                pending.extend(machine.handle(Input::Command(command)));
+                continue;
+            };
+            match effect {
+                Effect::Status { stage, message } => self.emitter.status(stage, message).await,
+                Effect::CancelStage => {}
+                Effect::Finish(outcome) => {
+                    self.finish(&outcome).await;
+                    pending.clear();
+                    return outcome;
+                }
+                stage_effect => {
+                    let cancel = CancellationToken::new();
+                    let input = {
+                        let fut = self.execute(stage_effect, cancel.clone());
+                        tokio::pin!(fut);
+                        loop {
+                            tokio::select! {
+                                input = &mut fut => break input,
+                                command = commands.recv(), if commands_open => {
+                                    let Some(command) = command else {
+                                        commands_open = false;
+                                        continue;
+                                    };
+                                    for fx in machine.handle(Input::Command(command)) {
+                                        if fx == Effect::CancelStage {
+                                            cancel.cancel();
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    };
+                    pending.extend(machine.handle(input));
+                }
+            }
+        }
+    }
+
+    async fn execute(&mut self, effect: Effect, cancel: CancellationToken) -> Input {
+        let result = match effect {
+            Effect::Validate => self.validate().await,
+            Effect::Clone => self.clone_repo(&cancel).await,
+            Effect::RunAgent { followup } => self.run_agent(followup, &cancel).await,
+            Effect::ComputeDiff => return self.compute_diff().await,
+            Effect::Publish { .. } => Err(stages::StageError::failed(
+                "publishing is not available in this build",
+                false,
+            )),
+            Effect::CleanUp => {
+                self.clean_up().await;
+                Ok(())
+            }
+            Effect::CancelStage | Effect::Status { .. } | Effect::Finish(_) => Ok(()),
+        };
+        match result {
+            Ok(()) => Input::StageOk,
+            Err(stages::StageError::Cancelled) => Input::StageCancelled,
+            Err(stages::StageError::Failed { message, retryable }) => {
+                Input::StageFailed { message, retryable }
+            }
+        }
+    }
+
+    fn save_meta(&self) {
+        if let (Some(dir), Some(meta)) = (&self.run_dir, &self.meta)
+            && let Err(e) = dir.write_meta(meta)
+        {
+            tracing::error!("could not write meta.json: {e}");
+        }
+    }
+
+    async fn finish(&mut self, outcome: &Outcome) {
+        let duration_ms = self.started.elapsed().as_millis() as u64;
+        let patch_path = self
+            .run_dir
+            .as_ref()
+            .map(RunDir::patch_path)
+            .filter(|p| p.is_file())
+            .map(|p| p.display().to_string());
+        if let Some(meta) = self.meta.as_mut() {
+            meta.status = match outcome {
+                Outcome::Finished { .. } => RunStatus::Finished,
+                Outcome::Published => RunStatus::Published,
+                Outcome::Failed { .. } => RunStatus::Failed,
+                Outcome::Cancelled { .. } => RunStatus::Cancelled,
+            };
+            meta.usage = self.usage.clone();
+            meta.duration_ms = Some(duration_ms);
+            meta.summary = (!self.summary.is_empty()).then(|| self.summary.clone());
+            meta.error = match outcome {
+                Outcome::Failed { message, .. } => Some(message.clone()),
+                Outcome::Cancelled { .. } => Some("cancelled".into()),
+                _ => None,
+            };
+        }
+        self.save_meta();
+        let run_id = self.run_id.clone();
+        let event = match outcome {
+            Outcome::Finished { reason } => {
+                self.emitter.status(Stage::Review, reason.clone()).await;
+                Event::Done {
+                    run_id,
+                    pr_url: None,
+                    summary: self.summary.clone(),
+                    branch: None,
+                    usage: self.usage.clone(),
+                    duration_ms,
+                    patch_path,
+                }
+            }
+            Outcome::Published => Event::Done {
+                run_id,
+                pr_url: self.meta.as_ref().and_then(|m| m.pr_url.clone()),
+                summary: self.summary.clone(),
+                branch: self.meta.as_ref().and_then(|m| m.branch.clone()),
+                usage: self.usage.clone(),
+                duration_ms,
+                patch_path,
+            },
+            Outcome::Failed {
+                stage,
+                message,
+                retryable,
+            } => Event::Error {
+                run_id,
+                stage: *stage,
+                message: match &patch_path {
+                    Some(p) if *stage == Stage::Agent => format!("{message} (patch so far: {p})"),
+                    _ => message.clone(),
+                },
+                retryable: *retryable,
+            },
+            Outcome::Cancelled { stage } => Event::Error {
+                run_id,
+                stage: *stage,
+                message: match &patch_path {
+                    Some(p) => format!("cancelled; the patch so far is saved at {p}"),
+                    None => "cancelled".into(),
+                },
+                retryable: false,
+            },
+        };
+        self.emitter.emit(event).await;
+    }
+}
+
+/// The process exit code for a finished run: 0 success, 2 bad input, 1 anything else.
+pub fn exit_code(outcome: &Outcome) -> i32 {
+    match outcome {
+        Outcome::Finished { .. } | Outcome::Published => 0,
+        Outcome::Failed {
+            stage: Stage::Validate,
+            ..
+        } => 2,
+        Outcome::Failed { .. } | Outcome::Cancelled { .. } => 1,
+    }
+}

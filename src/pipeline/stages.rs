@@ -1,0 +1,467 @@
+//! The IO of each stage, called by the driver; each returns `Ok`, `Failed` or `Cancelled`.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::Utc;
+
+use super::Driver;
+use crate::agent::tools::Toolbox;
+use crate::agent::{AgentError, AgentRun, fs::WorkspaceFs, prompt, push_user_text};
+use crate::event::{Event, Stage};
+use crate::git::{self, CloneSpec, GitError};
+use crate::repo::RepoSource;
+use crate::sandbox::{self, SandboxKind, SandboxMounts};
+use crate::store::{RunMeta, RunStatus, Store};
+
+pub(super) enum StageError {
+    Failed { message: String, retryable: bool },
+    Cancelled,
+}
+
+impl StageError {
+    pub(super) fn failed(message: impl Into<String>, retryable: bool) -> Self {
+        StageError::Failed {
+            message: message.into(),
+            retryable,
+        }
+    }
+}
+
+impl From<GitError> for StageError {
+    fn from(e: GitError) -> Self {
+        match e {
+            GitError::Cancelled => StageError::Cancelled,
+            other => StageError::failed(other.to_string(), other.is_retryable()),
+        }
+    }
+}
+
+type StageResult = Result<(), StageError>;
+
+/// A branch name that git would accept and that cannot be read as an option.
+fn check_branch_name(name: &str) -> Result<(), String> {
+    let bad = name.is_empty()
+        || name.starts_with(['-', '/', '.'])
+        || name.ends_with(['/', '.'])
+        || name.ends_with(".lock")
+        || name.contains("..")
+        || name.contains("@{")
+        || name.contains("//")
+        || name
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || "~^:?*[\\".contains(c));
+    if bad {
+        Err(format!(
+            "base branch '{name}' is not a valid branch name; give an existing branch such as main, \
+             or leave it out to use the repository's default branch"
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+/// Removes a directory tree even where the agent made parts of it read-only.
+pub(super) fn force_remove_dir(path: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    match std::fs::remove_dir_all(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(_) => {
+            let mut stack = vec![path.to_path_buf()];
+            while let Some(d) = stack.pop() {
+                let _ = std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755));
+                if let Ok(entries) = std::fs::read_dir(&d) {
+                    for e in entries.flatten() {
+                        if e.file_type().is_ok_and(|t| t.is_dir()) {
+                            stack.push(e.path());
+                        }
+                    }
+                }
+            }
+            std::fs::remove_dir_all(path)
+        }
+    }
+}
+
+impl Driver {
+    pub(super) async fn validate(&mut self) -> StageResult {
+        let prompt = self.request.prompt.trim();
+        if prompt.is_empty() {
+            return Err(StageError::failed(
+                "the prompt is empty: describe the change you want, e.g. --prompt \"Add input \
+                 validation to the signup form\"",
+                false,
+            ));
+        }
+        let source = RepoSource::parse(&self.request.repo, &self.cwd)
+            .map_err(|e| StageError::failed(e.to_string(), false))?;
+        if let Some(base) = &self.request.base {
+            check_branch_name(base).map_err(|m| StageError::failed(m, false))?;
+        }
+        let provider = match &self.request.provider {
+            Some(p) => p.clone(),
+            None => crate::llm::select::provider_for(&self.config, &self.cwd)
+                .map_err(|e| StageError::failed(format!("model: {e}"), false))?,
+        };
+        let kind = sandbox::resolve_kind(&self.config.sandbox)
+            .map_err(|e| StageError::failed(e.to_string(), false))?;
+
+        let store = Store::open(&self.config.home).map_err(|e| {
+            StageError::failed(
+                format!(
+                    "cannot use the state directory {}: {e}; set TB_HOME to a writable directory",
+                    self.config.home.display()
+                ),
+                false,
+            )
+        })?;
+        let label = provider.label();
+        let model = if label.replay {
+            format!("{}:{} (replay)", label.provider, label.model)
+        } else {
+            format!("{}:{}", label.provider, label.model)
+        };
+        let meta = RunMeta {
+            id: self.run_id.clone(),
+            created_at: Utc::now(),
+            repo: source.display(),
+            base: self.request.base.clone(),
+            base_commit: None,
+            prompt: prompt.to_string(),
+            followups: vec![],
+            model: model.clone(),
+            sandbox: kind.as_str().to_string(),
+            status: RunStatus::Running,
+            summary: None,
+            error: None,
+            branch: None,
+            pr_url: None,
+            usage: Default::default(),
+            duration_ms: None,
+        };
+        let run_dir = store
+            .create_run(&meta)
+            .map_err(|e| StageError::failed(format!("cannot create the run folder: {e}"), false))?;
+        let log = run_dir
+            .open_events()
+            .and_then(|f| self.emitter.attach_log(f).map(|_| ()))
+            .map_err(|e| StageError::failed(format!("cannot write events.jsonl: {e}"), false));
+        log?;
+        let network = if kind == SandboxKind::None {
+            "host network".to_string()
+        } else if self.config.sandbox.network {
+            "network on".to_string()
+        } else {
+            "no network".to_string()
+        };
+        self.emitter
+            .status(
+                Stage::Validate,
+                format!(
+                    "{} · model {model} · sandbox {}, {network} · run {}",
+                    source.display(),
+                    kind.as_str(),
+                    self.run_id
+                ),
+            )
+            .await;
+        if kind == SandboxKind::None {
+            self.emitter
+                .status(
+                    Stage::Validate,
+                    "WARNING: --sandbox none: the agent's commands run directly on \
+                    this machine, with your user's permissions",
+                )
+                .await;
+            tracing::warn!(run = %self.run_id, "sandbox disabled by request");
+        }
+        self.store = Some(store);
+        self.source = Some(source);
+        self.provider = Some(provider);
+        self.sandbox_kind = Some(kind);
+        self.run_dir = Some(run_dir);
+        self.meta = Some(meta);
+        Ok(())
+    }
+
+    pub(super) async fn clone_repo(
+        &mut self,
+        cancel: &tokio_util::sync::CancellationToken,
+    ) -> StageResult {
+        let (Some(store), Some(source)) = (&self.store, &self.source) else {
+            return Err(StageError::failed("internal: clone before validate", false));
+        };
+        let workspace = store.work_root().join(&self.run_id);
+        let work_tree = workspace.join("repo");
+        let git_dir = workspace.join("git");
+        std::fs::create_dir_all(&workspace)
+            .map_err(|e| StageError::failed(format!("cannot create the workspace: {e}"), false))?;
+        self.workspace = Some(workspace);
+        let started = Instant::now();
+        self.emitter
+            .status(Stage::Clone, format!("cloning {}", source.display()))
+            .await;
+        let spec = CloneSpec {
+            url: source.clone_url(),
+            allow_protocols: source.allowed_protocols().to_string(),
+            branch: self.request.base.clone(),
+            timeout: self.config.clone.timeout,
+            max_size_bytes: self.config.clone.max_size_bytes,
+        };
+        let emitter = self.emitter.clone();
+        let progress = move |line: String| {
+            emitter.emit_lossy(Event::Status {
+                run_id: emitter.run_id().to_string(),
+                stage: Stage::Clone,
+                message: line,
+            });
+        };
+        let cloned = git::clone(&spec, &work_tree, &git_dir, &progress, cancel).await.map_err(|e| {
+            match (&e, &self.request.base) {
+                (GitError::Failed { stderr, .. }, Some(base))
+                    if stderr.contains("not found in upstream") || stderr.contains("Remote branch") =>
+                {
+                    StageError::failed(
+                        format!("base branch '{base}' does not exist in {}; leave --base out to use the \
+                            default branch", source.display()),
+                        false,
+                    )
+                }
+                _ => StageError::from(e),
+            }
+        })?;
+        let at = match (&cloned.branch, &cloned.base_commit) {
+            (Some(b), Some(c)) => format!("{b} @ {}", &c[..c.len().min(10)]),
+            (_, None) => "an empty repository (no commits yet)".to_string(),
+            (None, Some(c)) => c[..c.len().min(10)].to_string(),
+        };
+        self.emitter
+            .status(
+                Stage::Clone,
+                format!(
+                    "cloned {} — {at} in {}",
+                    source.display(),
+                    crate::agent::format_duration(started.elapsed())
+                ),
+            )
+            .await;
+        if let Some(meta) = self.meta.as_mut() {
+            meta.base = cloned.branch.clone().or(meta.base.take());
+            meta.base_commit = cloned.base_commit.clone();
+        }
+        self.save_meta();
+        self.cloned = Some(cloned);
+        Ok(())
+    }
+
+    pub(super) async fn run_agent(
+        &mut self,
+        followup: Option<String>,
+        cancel: &tokio_util::sync::CancellationToken,
+    ) -> StageResult {
+        let (Some(cloned), Some(provider), Some(source)) =
+            (&self.cloned, &self.provider, &self.source)
+        else {
+            return Err(StageError::failed("internal: agent before clone", false));
+        };
+        let Some(work_tree) = cloned.repo.work_tree.clone() else {
+            return Err(StageError::failed("internal: no work tree", false));
+        };
+        let mounts = SandboxMounts {
+            work_tree: work_tree.clone(),
+            git_dir: cloned.repo.git_dir.clone(),
+        };
+        let sandbox = sandbox::open(&self.config.sandbox, mounts)
+            .map_err(|e| StageError::failed(e.to_string(), false))?;
+        let network = sandbox.network();
+        let fs = WorkspaceFs::open(&work_tree)
+            .map_err(|e| StageError::failed(format!("cannot open the work tree: {e}"), false))?;
+        let tools = Toolbox {
+            fs,
+            sandbox: Arc::from(sandbox),
+            sandbox_settings: self.config.sandbox.clone(),
+            run_id: self.run_id.clone(),
+            output_cap_chars: 30_000,
+        };
+        let system = prompt::system_prompt(&source.display(), cloned.branch.as_deref(), network);
+        match &followup {
+            None if self.conversation.is_empty() => {
+                let task = format!("Task: {}", self.request.prompt.trim());
+                push_user_text(&mut self.conversation, &task);
+            }
+            None => {}
+            Some(text) => {
+                push_user_text(
+                    &mut self.conversation,
+                    &format!("Follow-up from the reviewer: {}", text.trim()),
+                );
+                if let Some(meta) = self.meta.as_mut() {
+                    meta.followups.push(text.clone());
+                }
+            }
+        }
+        self.emitter
+            .status(
+                Stage::Agent,
+                match &followup {
+                    None => format!("agent started ({})", provider.label().model),
+                    Some(_) => "agent continues with the follow-up".to_string(),
+                },
+            )
+            .await;
+        let run = AgentRun {
+            provider: provider.as_ref(),
+            tools: &tools,
+            emitter: &self.emitter,
+            system: &system,
+            limits: &self.config.agent,
+            cancel,
+        };
+        let result = run.run(&mut self.conversation, &mut self.usage).await;
+        match result {
+            Ok(outcome) => {
+                self.summary = outcome.summary;
+                self.emitter
+                    .status(
+                        Stage::Agent,
+                        format!("agent finished after {} turns", outcome.turns),
+                    )
+                    .await;
+                Ok(())
+            }
+            Err(AgentError::Cancelled) => Err(StageError::Cancelled),
+            Err(e) => {
+                let retryable = e.is_retryable();
+                Err(StageError::failed(e.to_string(), retryable))
+            }
+        }
+    }
+
+    pub(super) async fn compute_diff(&mut self) -> super::Input {
+        let Some(cloned) = &self.cloned else {
+            return super::Input::StageFailed {
+                message: "internal: diff before clone".into(),
+                retryable: false,
+            };
+        };
+        let diff = match cloned.repo.work_diff(cloned.base_commit.as_deref()).await {
+            Ok(d) => d,
+            Err(e) => {
+                return super::Input::StageFailed {
+                    message: format!("computing the diff: {e}"),
+                    retryable: false,
+                };
+            }
+        };
+        if let Some(dir) = &self.run_dir
+            && let Err(e) = dir.write_patch(&diff.patch)
+        {
+            return super::Input::StageFailed {
+                message: format!("cannot save patch.diff: {e}"),
+                retryable: false,
+            };
+        }
+        if let Some(meta) = self.meta.as_mut() {
+            meta.summary = (!self.summary.is_empty()).then(|| self.summary.clone());
+            meta.usage = self.usage.clone();
+            meta.status = RunStatus::Review;
+        }
+        self.save_meta();
+        let empty = diff.patch.trim().is_empty();
+        let (ins, del) = diff
+            .files
+            .iter()
+            .fold((0, 0), |(i, d), f| (i + f.insertions, d + f.deletions));
+        self.emitter
+            .status(
+                Stage::Diff,
+                format!("{} files changed, +{ins} −{del}", diff.files.len()),
+            )
+            .await;
+        self.emitter
+            .emit(Event::Diff {
+                run_id: self.run_id.clone(),
+                files: diff.files.clone(),
+                patch: diff.patch.clone(),
+            })
+            .await;
+        self.diff = Some(diff);
+        super::Input::DiffReady { empty }
+    }
+
+    pub(super) async fn clean_up(&mut self) {
+        let Some(workspace) = self.workspace.take() else {
+            return;
+        };
+        if self.request.keep_workspace {
+            self.emitter
+                .status(
+                    Stage::Cleanup,
+                    format!("workspace kept at {}", workspace.display()),
+                )
+                .await;
+            return;
+        }
+        match force_remove_dir(&workspace) {
+            Ok(()) => {
+                self.emitter
+                    .status(Stage::Cleanup, "workspace removed")
+                    .await
+            }
+            Err(e) => {
+                tracing::error!("could not remove {}: {e}", workspace.display());
+                self.emitter
+                    .status(
+                        Stage::Cleanup,
+                        format!(
+                            "could not remove the workspace {}: {e}",
+                            workspace.display()
+                        ),
+                    )
+                    .await;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn branch_names() {
+        for ok in ["main", "trunk", "release/1.2", "feature-x"] {
+            assert!(check_branch_name(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "-x",
+            "--upload-pack=x",
+            "a..b",
+            "a b",
+            "x.lock",
+            "a:b",
+            "/a",
+            "a/",
+        ] {
+            assert!(check_branch_name(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn force_remove_handles_read_only_dirs() {
+        use std::os::unix::fs::PermissionsExt;
+        let t = tempfile::tempdir().unwrap();
+        let d = t.path().join("ws/a/b");
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join("f"), "x").unwrap();
+        std::fs::set_permissions(
+            t.path().join("ws/a"),
+            std::fs::Permissions::from_mode(0o555),
+        )
+        .unwrap();
+        force_remove_dir(&t.path().join("ws")).unwrap();
+        assert!(!t.path().join("ws").exists());
+    }
+}

@@ -1,0 +1,342 @@
+//! Running one child process with merged output, a wall timeout, an output cap and cancellation.
+//!
+//! Invariants: the child is the leader of its own process group and every fd above 2 is marked
+//! close-on-exec before exec, so nothing of ours leaks in; on timeout, cancellation or output limit
+//! the whole group is killed with SIGKILL and reaped before `run` returns.
+
+use std::collections::VecDeque;
+use std::os::unix::process::CommandExt;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use tokio::io::AsyncReadExt;
+use tokio_util::sync::CancellationToken;
+
+use super::{ExecRequest, Sandbox, SandboxError, SandboxKind, SandboxMounts, SandboxSettings};
+
+/// Why a command did not end on its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Termination {
+    Timeout,
+    OutputLimit,
+    Cancelled,
+}
+
+impl Termination {
+    pub fn describe(self, timeout: Duration) -> String {
+        match self {
+            Termination::Timeout => {
+                format!("killed after the {}s time limit", timeout.as_secs())
+            }
+            Termination::OutputLimit => "killed: it produced more output than the limit".into(),
+            Termination::Cancelled => "killed: the run was cancelled".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecOutput {
+    /// stdout and stderr interleaved, head and tail kept when long.
+    pub output: String,
+    /// The exit status; 128+N when killed by signal N.
+    pub exit_code: i32,
+    pub terminated: Option<Termination>,
+    pub total_bytes: u64,
+    pub duration: Duration,
+}
+
+/// Keeps the first and last `keep/2` bytes of a stream, counting the rest.
+struct HeadTail {
+    head: Vec<u8>,
+    tail: VecDeque<u8>,
+    half: usize,
+    total: u64,
+}
+
+impl HeadTail {
+    fn new(keep: usize) -> Self {
+        HeadTail {
+            head: Vec::new(),
+            tail: VecDeque::new(),
+            half: keep.max(2) / 2,
+            total: 0,
+        }
+    }
+
+    fn push(&mut self, mut bytes: &[u8]) {
+        self.total += bytes.len() as u64;
+        if self.head.len() < self.half {
+            let take = (self.half - self.head.len()).min(bytes.len());
+            self.head.extend_from_slice(&bytes[..take]);
+            bytes = &bytes[take..];
+        }
+        if bytes.len() >= self.half {
+            self.tail.clear();
+            self.tail.extend(&bytes[bytes.len() - self.half..]);
+        } else {
+            let overflow = (self.tail.len() + bytes.len()).saturating_sub(self.half);
+            self.tail.drain(..overflow);
+            self.tail.extend(bytes);
+        }
+    }
+
+    fn finish(self) -> String {
+        let kept = (self.head.len() + self.tail.len()) as u64;
+        let mut out = String::from_utf8_lossy(&self.head).into_owned();
+        if self.total > kept {
+            out.push_str(&format!(
+                "\n[… {} bytes of output cut …]\n",
+                self.total - kept
+            ));
+        }
+        let tail: Vec<u8> = self.tail.into_iter().collect();
+        out.push_str(&String::from_utf8_lossy(&tail));
+        out
+    }
+}
+
+/// Spawns `command` (already fully configured with program, args, env and cwd) and collects it.
+pub(crate) async fn run(
+    mut command: std::process::Command,
+    timeout: Duration,
+    keep_bytes: usize,
+    output_limit: u64,
+    cancel: &CancellationToken,
+) -> Result<ExecOutput, SandboxError> {
+    let started = Instant::now();
+    let (reader, writer) = std::io::pipe().map_err(|e| SandboxError::Spawn(e.to_string()))?;
+    let writer2 = writer
+        .try_clone()
+        .map_err(|e| SandboxError::Spawn(e.to_string()))?;
+    command.stdin(Stdio::null()).stdout(writer).stderr(writer2);
+    command.process_group(0);
+    // SAFETY: close_range only flips flags on fds; it is async-signal-safe and allocates nothing.
+    unsafe {
+        command.pre_exec(|| {
+            libc::syscall(
+                libc::SYS_close_range,
+                3u32,
+                u32::MAX,
+                libc::CLOSE_RANGE_CLOEXEC,
+            );
+            Ok(())
+        });
+    }
+    let mut command = tokio::process::Command::from(command);
+    command.kill_on_drop(true);
+    let mut child = command
+        .spawn()
+        .map_err(|e| SandboxError::Spawn(e.to_string()))?;
+    // Our copies of the write end must go, or EOF never comes.
+    drop(command);
+    let pgid = child.id().map(|p| p as i32);
+    let mut pipe = tokio::net::unix::pipe::Receiver::from_owned_fd(reader.into())
+        .map_err(|e| SandboxError::Spawn(e.to_string()))?;
+
+    let mut buf = HeadTail::new(keep_bytes);
+    let mut chunk = vec![0u8; 64 * 1024];
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut terminated = None;
+    let mut status = None;
+    let mut eof = false;
+    // After the main process exits, give stragglers holding the pipe a moment, then stop.
+    let mut drain_deadline: Option<tokio::time::Instant> = None;
+
+    loop {
+        if eof && status.is_some() {
+            break;
+        }
+        let drain_sleep = async {
+            match drain_deadline {
+                Some(d) => tokio::time::sleep_until(d).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            read = pipe.read(&mut chunk), if !eof => match read {
+                Ok(0) | Err(_) => eof = true,
+                Ok(n) => {
+                    buf.push(&chunk[..n]);
+                    if buf.total > output_limit {
+                        terminated = Some(Termination::OutputLimit);
+                        break;
+                    }
+                }
+            },
+            st = child.wait(), if status.is_none() => {
+                status = Some(st.map_err(|e| SandboxError::Spawn(e.to_string()))?);
+                drain_deadline = Some(tokio::time::Instant::now() + Duration::from_millis(300));
+            },
+            _ = tokio::time::sleep_until(deadline) => {
+                terminated = Some(Termination::Timeout);
+                break;
+            },
+            _ = cancel.cancelled() => {
+                terminated = Some(Termination::Cancelled);
+                break;
+            },
+            _ = drain_sleep => break,
+        }
+    }
+
+    // Whatever happened, nothing of this command's process group survives.
+    if let Some(pgid) = pgid {
+        // SAFETY: plain syscall; a negative pid addresses the process group we created.
+        unsafe {
+            libc::kill(-pgid, libc::SIGKILL);
+        }
+    }
+    let status = match status {
+        Some(s) => s,
+        None => child
+            .wait()
+            .await
+            .map_err(|e| SandboxError::Spawn(e.to_string()))?,
+    };
+    let exit_code = match (
+        status.code(),
+        std::os::unix::process::ExitStatusExt::signal(&status),
+    ) {
+        (Some(c), _) => c,
+        (None, Some(sig)) => 128 + sig,
+        (None, None) => -1,
+    };
+    let total_bytes = buf.total;
+    Ok(ExecOutput {
+        output: buf.finish(),
+        exit_code,
+        terminated,
+        total_bytes,
+        duration: started.elapsed(),
+    })
+}
+
+/// `--sandbox none`: runs on the host, in the work tree, with the allow-listed environment.
+/// Only reachable when asked for by name; every front-end shows a warning.
+pub(crate) struct UnsandboxedRunner {
+    mounts: SandboxMounts,
+    settings: SandboxSettings,
+}
+
+impl UnsandboxedRunner {
+    pub(crate) fn new(mounts: SandboxMounts, settings: &SandboxSettings) -> Self {
+        UnsandboxedRunner {
+            mounts,
+            settings: settings.clone(),
+        }
+    }
+}
+
+#[async_trait]
+impl Sandbox for UnsandboxedRunner {
+    fn kind(&self) -> SandboxKind {
+        SandboxKind::None
+    }
+
+    fn network(&self) -> bool {
+        true
+    }
+
+    async fn exec(
+        &self,
+        request: &ExecRequest,
+        cancel: &CancellationToken,
+    ) -> Result<ExecOutput, SandboxError> {
+        let mut cmd = std::process::Command::new(super::shell());
+        cmd.arg("-c")
+            .arg(&request.command)
+            .current_dir(&self.mounts.work_tree)
+            .env_clear();
+        let home = std::env::temp_dir().to_string_lossy().into_owned();
+        for (k, v) in super::sandbox_env(&home) {
+            cmd.env(k, v);
+        }
+        run(
+            cmd,
+            request.timeout,
+            self.settings.output_keep_bytes,
+            self.settings.output_limit_bytes,
+            cancel,
+        )
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn head_tail_keeps_both_ends() {
+        let mut h = HeadTail::new(10);
+        h.push(b"0123456789abcdefghij");
+        let s = h.finish();
+        assert!(s.starts_with("01234"), "{s}");
+        assert!(s.ends_with("fghij"), "{s}");
+        assert!(s.contains("10 bytes of output cut"), "{s}");
+    }
+
+    #[test]
+    fn head_tail_small_output_is_untouched() {
+        let mut h = HeadTail::new(100);
+        h.push(b"hello ");
+        h.push(b"world");
+        assert_eq!(h.finish(), "hello world");
+    }
+
+    #[test]
+    fn head_tail_many_small_pushes() {
+        let mut h = HeadTail::new(6);
+        for b in b"abcdefghijkl" {
+            h.push(&[*b]);
+        }
+        let s = h.finish();
+        assert!(s.starts_with("abc") && s.ends_with("jkl"), "{s}");
+    }
+
+    async fn sh(script: &str, timeout_ms: u64) -> ExecOutput {
+        let mut c = std::process::Command::new("/bin/sh");
+        c.arg("-c").arg(script);
+        run(
+            c,
+            Duration::from_millis(timeout_ms),
+            1024,
+            1 << 20,
+            &CancellationToken::new(),
+        )
+        .await
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn merges_output_and_reports_exit_code() {
+        let out = sh("echo out; echo err >&2; exit 3", 5000).await;
+        assert_eq!(out.exit_code, 3);
+        assert!(out.output.contains("out") && out.output.contains("err"));
+        assert_eq!(out.terminated, None);
+    }
+
+    #[tokio::test]
+    async fn timeout_kills_the_group() {
+        let out = sh("sleep 30", 200).await;
+        assert_eq!(out.terminated, Some(Termination::Timeout));
+        assert!(out.duration < Duration::from_secs(5));
+    }
+
+    #[tokio::test]
+    async fn output_limit_stops_a_flood() {
+        let out = sh("yes", 10_000).await;
+        assert_eq!(out.terminated, Some(Termination::OutputLimit));
+        assert!(out.output.len() < 4096);
+    }
+
+    #[tokio::test]
+    async fn background_child_holding_the_pipe_does_not_hang_us() {
+        let out = sh("sleep 30 & echo started", 10_000).await;
+        assert_eq!(out.exit_code, 0);
+        assert!(out.duration < Duration::from_secs(5), "{:?}", out.duration);
+    }
+}
