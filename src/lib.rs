@@ -4,6 +4,7 @@
 pub mod agent;
 pub mod cli;
 pub mod config;
+pub mod diff;
 pub mod emit;
 pub mod event;
 pub mod git;
