@@ -13,3 +13,4 @@ pub mod pipeline;
 pub mod repo;
 pub mod sandbox;
 pub mod store;
+pub mod tui;
