@@ -82,7 +82,7 @@ pub const HELP: &[(&str, &[(&str, &str)])] = &[
     ),
 ];
 
-pub fn help(frame: &mut Frame, theme: &Theme, area: Rect) {
+pub fn help(frame: &mut Frame, theme: &Theme, area: Rect, scroll: u16) {
     let mut lines: Vec<Line> = Vec::new();
     for (section, keys) in HELP {
         lines.push(Line::from(Span::styled(
@@ -97,15 +97,24 @@ pub fn help(frame: &mut Frame, theme: &Theme, area: Rect) {
         }
     }
     let total = lines.len() as u16;
-    // Two columns when tall content does not fit.
     let r = centered(area, 100, total + 2);
     clear(frame, r);
-    let block = dialog_block("Keys · Esc closes", theme);
+    let inner_h = r.height.saturating_sub(2);
+    let wide = r.width >= 100 + 2 || area.width >= 160;
+    let fits = total <= inner_h;
+    let title = if fits || wide {
+        "Keys · Esc closes"
+    } else {
+        "Keys · j/k scroll · Esc closes"
+    };
+    let block = dialog_block(title, theme);
     let inner = block.inner(r);
     frame.render_widget(block, r);
-    if total <= inner.height || inner.width < 80 {
-        frame.render_widget(Paragraph::new(lines), inner);
+    if fits || !wide {
+        let max = total.saturating_sub(inner.height);
+        frame.render_widget(Paragraph::new(lines).scroll((scroll.min(max), 0)), inner);
     } else {
+        // Two columns, split at a section start near the middle.
         let split = lines
             .iter()
             .enumerate()

@@ -133,11 +133,19 @@ pub struct PrDialog {
 #[derive(Debug, Clone)]
 pub enum Overlay {
     None,
-    Help,
-    Runs { runs: Vec<RunMeta>, selected: usize },
+    /// The key list, scrolled by this many lines when it does not fit.
+    Help {
+        scroll: u16,
+    },
+    Runs {
+        runs: Vec<RunMeta>,
+        selected: usize,
+    },
     Pr(Box<PrDialog>),
     FollowUp(Box<TextArea<'static>>),
-    ConfirmQuit { reason: String },
+    ConfirmQuit {
+        reason: String,
+    },
 }
 
 /// What the header shows about the environment.

@@ -515,7 +515,7 @@ fn key(model: &mut Model, k: KeyEvent) -> Vec<Action> {
         return vec![Action::LoadRuns];
     }
     if k.code == KeyCode::F(1) {
-        model.overlay = Overlay::Help;
+        model.overlay = Overlay::Help { scroll: 0 };
         return vec![];
     }
     match k.code {
@@ -537,7 +537,7 @@ fn key(model: &mut Model, k: KeyEvent) -> Vec<Action> {
     // Single-letter commands outside text fields.
     match k.code {
         KeyCode::Char('?') => {
-            model.overlay = Overlay::Help;
+            model.overlay = Overlay::Help { scroll: 0 };
             return vec![];
         }
         KeyCode::Char('q') => return quit(model),
@@ -601,16 +601,31 @@ fn key(model: &mut Model, k: KeyEvent) -> Vec<Action> {
 fn overlay_key(model: &mut Model, overlay: Overlay, k: KeyEvent) -> (Option<Overlay>, Vec<Action>) {
     match overlay {
         Overlay::None => (None, vec![]),
-        Overlay::Help => {
-            if matches!(
-                k.code,
-                KeyCode::Esc | KeyCode::Char('?' | 'q') | KeyCode::F(1)
-            ) {
-                (None, vec![])
-            } else {
-                (Some(Overlay::Help), vec![])
+        Overlay::Help { scroll } => match k.code {
+            KeyCode::Esc | KeyCode::Char('?' | 'q') | KeyCode::F(1) => (None, vec![]),
+            KeyCode::Down | KeyCode::Char('j') => {
+                (Some(Overlay::Help { scroll: scroll + 1 }), vec![])
             }
-        }
+            KeyCode::Up | KeyCode::Char('k') => (
+                Some(Overlay::Help {
+                    scroll: scroll.saturating_sub(1),
+                }),
+                vec![],
+            ),
+            KeyCode::PageDown | KeyCode::Char(' ') => (
+                Some(Overlay::Help {
+                    scroll: scroll + 10,
+                }),
+                vec![],
+            ),
+            KeyCode::PageUp => (
+                Some(Overlay::Help {
+                    scroll: scroll.saturating_sub(10),
+                }),
+                vec![],
+            ),
+            _ => (Some(Overlay::Help { scroll }), vec![]),
+        },
         Overlay::ConfirmQuit { reason } => {
             if matches!(k.code, KeyCode::Char('y' | 'Y' | 'q') | KeyCode::Enter) || ctrl(&k, 'c') {
                 model.should_quit = true;

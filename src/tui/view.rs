@@ -8,7 +8,7 @@ use ratatui::Frame;
 use ratatui::layout::{Alignment, Rect};
 use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
+use ratatui::widgets::{Block, Borders, Clear, Paragraph};
 use ratatui_textarea::TextArea;
 
 use super::layout::{self, MIN_H, MIN_W, Panes};
@@ -25,21 +25,23 @@ pub fn draw(frame: &mut Frame, model: &Model) {
         no_color: model.no_color,
     };
     if layout::too_small(area.width, area.height) {
-        let msg = format!(
-            "Terminal too small: {}×{}. tiny-backspace needs at least {MIN_W}×{MIN_H}.",
-            area.width, area.height
-        );
+        let msg = vec![
+            Line::from(format!(
+                "Terminal too small: {}×{}",
+                area.width, area.height
+            )),
+            Line::from(format!("needs at least {MIN_W}×{MIN_H}")),
+        ];
         let y = area.height / 2;
         frame.render_widget(
             Paragraph::new(msg)
-                .wrap(Wrap { trim: true })
                 .alignment(Alignment::Center)
                 .style(theme.error()),
             Rect::new(
                 area.x,
                 area.y + y.saturating_sub(1),
                 area.width,
-                3.min(area.height),
+                2.min(area.height),
             ),
         );
         return;
@@ -53,7 +55,7 @@ pub fn draw(frame: &mut Frame, model: &Model) {
     diffpane::draw(frame, model, &theme, &p);
     match &model.overlay {
         Overlay::None => {}
-        Overlay::Help => dialogs::help(frame, &theme, area),
+        Overlay::Help { scroll } => dialogs::help(frame, &theme, area, *scroll),
         Overlay::Runs { runs, selected } => dialogs::runs(frame, &theme, area, runs, *selected),
         Overlay::Pr(d) => dialogs::pr(frame, model, &theme, area, d),
         Overlay::FollowUp(t) => dialogs::follow_up(frame, &theme, area, t),
@@ -106,6 +108,32 @@ fn header(frame: &mut Frame, model: &Model, theme: &Theme, area: Rect) {
         right.push_str(&format!(" · {}:{:02}", ms / 60_000, (ms / 1000) % 60));
     }
     right.push(' ');
+    let left_w: usize = left.iter().map(|s| s.content.chars().count()).sum();
+    if left_w + right.chars().count() > area.width as usize {
+        // Narrow: keep what matters (replay or not, sandbox, tokens, cost, time).
+        let short_model = model
+            .info
+            .model
+            .split(" · ")
+            .next()
+            .unwrap_or("")
+            .to_string();
+        let mut short = format!(" {short_model} · {}", model.info.sandbox);
+        if !model.info.network || model.info.sandbox == "none" {
+            short.push_str(if model.info.sandbox == "none" {
+                " host-net"
+            } else {
+                " no-net"
+            });
+        }
+        if let Some(rest) = right
+            .split_once(&format!(", {net}"))
+            .map(|(_, r)| r.to_string())
+        {
+            short.push_str(&rest);
+        }
+        right = short;
+    }
     frame.render_widget(Block::default().style(theme.header()), area);
     let rw = (right.chars().count() as u16).min(area.width);
     let left_area = Rect::new(area.x, area.y, area.width.saturating_sub(rw + 1), 1);
@@ -157,7 +185,16 @@ fn status_bar(frame: &mut Frame, model: &Model, theme: &Theme, area: Rect) {
     match &model.notice {
         Some(n) => spans.push(Span::styled(sanitize::one_line(n), theme.bold())),
         None => {
-            for (i, part) in keys_for(model).split(" · ").enumerate() {
+            // Drop middle hints until the line fits, keeping the last one (`? keys`).
+            let used: usize = spans.iter().map(|s| s.content.chars().count()).sum();
+            let mut parts: Vec<&str> = keys_for(model).split(" · ").collect();
+            while parts.len() > 2
+                && used + parts.iter().map(|p| p.chars().count() + 3).sum::<usize>()
+                    > area.width as usize + 3
+            {
+                parts.remove(parts.len() - 2);
+            }
+            for (i, part) in parts.into_iter().enumerate() {
                 if i > 0 {
                     spans.push(Span::styled(" · ", theme.dim()));
                 }
