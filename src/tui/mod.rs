@@ -9,9 +9,11 @@
 //! `Event`s; the terminal is restored on every exit path, panics included.
 
 pub mod app;
+mod dialog_keys;
 mod dialogs;
 mod diffpane;
 pub mod diffview;
+mod ingest;
 pub mod layout;
 pub mod model;
 pub mod sanitize;

@@ -7,16 +7,17 @@
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseEvent, MouseEventKind};
 use ratatui::layout::{Position, Rect};
 
+use super::dialog_keys::overlay_key;
 use super::diffview::DiffView;
+use super::ingest::pr_dialog;
 use super::layout;
 use super::model::{
-    Field, Focus, Model, Overlay, PastRun, PrDialog, PrField, PrPhase, RunState, field_text,
-    text_field,
+    Field, Focus, Model, Overlay, PastRun, PrField, RunState, field_text, text_field,
 };
 use crate::event::{Event, Stage};
 use crate::pipeline::{Command, Selection};
 use crate::repo::RepoSource;
-use crate::store::{RunMeta, RunStatus};
+use crate::store::RunMeta;
 
 #[derive(Debug, Clone)]
 pub enum Msg {
@@ -55,7 +56,7 @@ pub enum Action {
     Quit,
 }
 
-fn ctrl(k: &KeyEvent, c: char) -> bool {
+pub(super) fn ctrl(k: &KeyEvent, c: char) -> bool {
     k.modifiers.contains(KeyModifiers::CONTROL) && k.code == KeyCode::Char(c)
 }
 
@@ -90,36 +91,6 @@ fn diff_height(model: &Model) -> usize {
     layout::panes(Rect::new(0, 0, model.width, model.height), files)
         .body
         .height as usize
-}
-
-fn pr_dialog(model: &Model) -> PrDialog {
-    let summary = model.summary.trim();
-    let mut lines = summary.lines();
-    let title = lines
-        .next()
-        .map(|l| l.trim().trim_end_matches('.').to_string())
-        .filter(|t| !t.is_empty())
-        .unwrap_or_else(|| {
-            field_text(&model.prompt)
-                .lines()
-                .next()
-                .unwrap_or("")
-                .to_string()
-        });
-    let mut body: String = lines.collect::<Vec<_>>().join("\n").trim().to_string();
-    if body.is_empty() {
-        body = summary.to_string();
-    }
-    let prompt = field_text(&model.prompt);
-    body.push_str(&format!("\n\nRequested: {}", prompt.trim()));
-    PrDialog {
-        title: text_field(&title, "PR title", false),
-        body: text_field(body.trim(), "PR body", true),
-        draft: false,
-        field: PrField::Title,
-        phase: PrPhase::Editing,
-        error: None,
-    }
 }
 
 fn start_run(model: &mut Model) -> Vec<Action> {
@@ -162,178 +133,6 @@ fn quit(model: &mut Model) -> Vec<Action> {
             model.should_quit = true;
             vec![Action::Quit]
         }
-    }
-}
-
-impl Model {
-    /// Clears everything about the previous run (the input fields stay).
-    pub fn reset_run(&mut self) {
-        self.log = Default::default();
-        self.diff = None;
-        self.summary.clear();
-        self.patch_path = None;
-        self.pr_url = None;
-        self.publish_note = None;
-        self.run_id = None;
-        self.run_ended_ms = None;
-        self.info.tokens = 0;
-        self.info.cost_usd = None;
-        self.quit_armed = false;
-        self.viewing = None;
-        self.overlay = Overlay::None;
-    }
-
-    fn ingest(&mut self, event: &Event) {
-        let now = self.clock_ms;
-        self.log.ingest(event, now);
-        match event {
-            Event::Status { stage, message, .. } => {
-                if *stage == Stage::Publish {
-                    self.publish_note = Some(message.clone());
-                }
-                if matches!(self.state, RunState::Running(_)) {
-                    self.state = if *stage == Stage::Review {
-                        RunState::Review
-                    } else {
-                        RunState::Running(*stage)
-                    };
-                }
-            }
-            Event::AiMessage { message, .. } => self.summary = message.clone(),
-            Event::Usage {
-                provider,
-                model,
-                input_tokens,
-                output_tokens,
-                cache_read_tokens,
-                cache_write_tokens,
-                cost_usd,
-                ..
-            } => {
-                self.info.tokens +=
-                    input_tokens + output_tokens + cache_read_tokens + cache_write_tokens;
-                self.info.cost_usd = match (self.info.cost_usd, cost_usd) {
-                    (None, c) => *c,
-                    (Some(a), Some(b)) => Some(a + b),
-                    (Some(_), None) => None,
-                };
-                self.info.model = if provider == "scripted" {
-                    format!("replay · {model}")
-                } else {
-                    format!("{provider}:{model}")
-                };
-            }
-            Event::Diff { patch, .. } => {
-                let view = DiffView::new(patch.clone());
-                if self.focus != Focus::Prompt || self.state != RunState::Idle {
-                    self.focus = Focus::Diff;
-                }
-                self.diff = Some(view);
-            }
-            Event::Pr {
-                url,
-                number,
-                branch,
-                base,
-                ..
-            } => {
-                self.pr_url = Some(url.clone());
-                let created = PrPhase::Created {
-                    url: url.clone(),
-                    number: *number,
-                    branch: branch.clone(),
-                    base: base.clone(),
-                };
-                match &mut self.overlay {
-                    Overlay::Pr(d) => d.phase = created,
-                    _ => {
-                        let mut d = pr_dialog(self);
-                        d.phase = created;
-                        self.overlay = Overlay::Pr(Box::new(d));
-                    }
-                }
-            }
-            Event::Error { message, .. } => {
-                self.run_ended_ms = Some(now);
-                self.state =
-                    if self.state == RunState::Cancelling || message.starts_with("cancelled") {
-                        RunState::Cancelled
-                    } else {
-                        RunState::Failed
-                    };
-                if let Overlay::Pr(d) = &mut self.overlay {
-                    d.phase = PrPhase::Editing;
-                    d.error = Some(message.clone());
-                }
-            }
-            Event::Done {
-                pr_url, patch_path, ..
-            } => {
-                self.run_ended_ms = Some(now);
-                self.patch_path = patch_path.clone();
-                let was_publishing = self.state == RunState::Publishing;
-                self.state = if self.state == RunState::Cancelling {
-                    RunState::Cancelled
-                } else {
-                    RunState::Done {
-                        published: pr_url.is_some(),
-                    }
-                };
-                if let Some(url) = pr_url {
-                    self.pr_url = Some(url.clone());
-                } else if was_publishing && let Overlay::Pr(d) = &mut self.overlay {
-                    let mut message = self
-                        .publish_note
-                        .clone()
-                        .unwrap_or_else(|| "the run ended without a pull request".into());
-                    if let Some(p) = patch_path {
-                        message.push_str(&format!("\nfull patch: {p}"));
-                    }
-                    d.phase = PrPhase::NotPublished { message };
-                }
-            }
-            _ => {}
-        }
-    }
-
-    fn load_past(&mut self, past: PastRun) {
-        self.reset_run();
-        self.viewing = Some(past.meta.id.clone());
-        self.run_id = Some(past.meta.id.clone());
-        self.repo = text_field(&past.meta.repo, "", false);
-        self.base = text_field(
-            past.meta.base.as_deref().unwrap_or(""),
-            "default branch",
-            false,
-        );
-        self.prompt = text_field(&past.meta.prompt, "", true);
-        self.state = RunState::Idle;
-        for e in &past.events {
-            self.ingest(e);
-        }
-        self.log.close_running(self.clock_ms, false);
-        if self.diff.is_none()
-            && let Some(p) = past.patch
-        {
-            self.diff = Some(DiffView::new(p));
-        }
-        self.state = match past.meta.status {
-            RunStatus::Published => RunState::Done { published: true },
-            RunStatus::Failed => RunState::Failed,
-            RunStatus::Cancelled => RunState::Cancelled,
-            _ => RunState::Done { published: false },
-        };
-        self.pr_url = past.meta.pr_url.clone();
-        self.run_started_ms = None;
-        self.focus = if self.diff.is_some() {
-            Focus::Diff
-        } else {
-            Focus::Steps
-        };
-        self.notice = Some(format!(
-            "viewing run {} (read-only) · e edits the prompt and runs it again",
-            past.meta.id
-        ));
     }
 }
 
@@ -598,186 +397,6 @@ fn key(model: &mut Model, k: KeyEvent) -> Vec<Action> {
 }
 
 /// Keys while a dialog is open; returns the dialog to keep (or `None` to close it).
-fn overlay_key(model: &mut Model, overlay: Overlay, k: KeyEvent) -> (Option<Overlay>, Vec<Action>) {
-    match overlay {
-        Overlay::None => (None, vec![]),
-        Overlay::Help { scroll } => match k.code {
-            KeyCode::Esc | KeyCode::Char('?' | 'q') | KeyCode::F(1) => (None, vec![]),
-            KeyCode::Down | KeyCode::Char('j') => {
-                (Some(Overlay::Help { scroll: scroll + 1 }), vec![])
-            }
-            KeyCode::Up | KeyCode::Char('k') => (
-                Some(Overlay::Help {
-                    scroll: scroll.saturating_sub(1),
-                }),
-                vec![],
-            ),
-            KeyCode::PageDown | KeyCode::Char(' ') => (
-                Some(Overlay::Help {
-                    scroll: scroll + 10,
-                }),
-                vec![],
-            ),
-            KeyCode::PageUp => (
-                Some(Overlay::Help {
-                    scroll: scroll.saturating_sub(10),
-                }),
-                vec![],
-            ),
-            _ => (Some(Overlay::Help { scroll }), vec![]),
-        },
-        Overlay::ConfirmQuit { reason } => {
-            if matches!(k.code, KeyCode::Char('y' | 'Y' | 'q') | KeyCode::Enter) || ctrl(&k, 'c') {
-                model.should_quit = true;
-                (None, vec![Action::Quit])
-            } else if matches!(k.code, KeyCode::Esc | KeyCode::Char('n' | 'N')) {
-                (None, vec![])
-            } else {
-                (Some(Overlay::ConfirmQuit { reason }), vec![])
-            }
-        }
-        Overlay::Runs { runs, mut selected } => {
-            match k.code {
-                KeyCode::Esc | KeyCode::Char('q') => return (None, vec![]),
-                KeyCode::Down | KeyCode::Char('j') => {
-                    selected = (selected + 1).min(runs.len().saturating_sub(1))
-                }
-                KeyCode::Up | KeyCode::Char('k') => selected = selected.saturating_sub(1),
-                KeyCode::Enter => {
-                    if model.state.is_busy() || model.state == RunState::Review {
-                        model.notice = Some("finish or cancel the current run first".into());
-                    } else if let Some(r) = runs.get(selected) {
-                        return (None, vec![Action::OpenRun(r.id.clone())]);
-                    }
-                }
-                _ => {}
-            }
-            (Some(Overlay::Runs { runs, selected }), vec![])
-        }
-        Overlay::FollowUp(mut t) => {
-            if k.code == KeyCode::Esc {
-                return (None, vec![]);
-            }
-            if ctrl(&k, 's') {
-                let text = field_text(&t).trim().to_string();
-                if text.is_empty() {
-                    model.notice = Some("type the follow-up instruction first".into());
-                    return (Some(Overlay::FollowUp(t)), vec![]);
-                }
-                model.state = RunState::Running(Stage::Agent);
-                model.run_ended_ms = None;
-                model.focus = Focus::Steps;
-                model.log.selected = None;
-                return (None, vec![Action::Send(Command::FollowUp(text))]);
-            }
-            if ctrl(&k, 'e') {
-                let text = field_text(&t);
-                return (
-                    Some(Overlay::FollowUp(t)),
-                    vec![Action::Edit(Field::FollowUp, text)],
-                );
-            }
-            t.input(k);
-            (Some(Overlay::FollowUp(t)), vec![])
-        }
-        Overlay::Pr(d) => pr_key(model, d, k),
-    }
-}
-
-fn pr_key(model: &mut Model, mut d: Box<PrDialog>, k: KeyEvent) -> (Option<Overlay>, Vec<Action>) {
-    match d.phase.clone() {
-        PrPhase::Editing => {}
-        PrPhase::Publishing => {
-            // Publishing goes on in the background; Esc only hides the dialog.
-            if k.code == KeyCode::Esc {
-                return (None, vec![]);
-            }
-            return (Some(Overlay::Pr(d)), vec![]);
-        }
-        PrPhase::Created { url, .. } => {
-            return match k.code {
-                KeyCode::Char('o') => (Some(Overlay::Pr(d)), vec![Action::OpenUrl(url)]),
-                KeyCode::Char('y') => {
-                    model.notice = Some("PR URL copied to the clipboard".into());
-                    (Some(Overlay::Pr(d)), vec![Action::Copy(url)])
-                }
-                KeyCode::Esc | KeyCode::Enter | KeyCode::Char('q') => (None, vec![]),
-                _ => (Some(Overlay::Pr(d)), vec![]),
-            };
-        }
-        PrPhase::NotPublished { .. } => {
-            return match k.code {
-                KeyCode::Esc | KeyCode::Enter | KeyCode::Char('q') => (None, vec![]),
-                _ => (Some(Overlay::Pr(d)), vec![]),
-            };
-        }
-    }
-    if k.code == KeyCode::Esc {
-        return (None, vec![]);
-    }
-    if ctrl(&k, 's') {
-        let title = field_text(&d.title).trim().to_string();
-        if title.is_empty() {
-            d.error = Some("the title is required".into());
-            d.field = PrField::Title;
-            return (Some(Overlay::Pr(d)), vec![]);
-        }
-        if model.state != RunState::Review {
-            d.error = Some("the run is no longer waiting for review".into());
-            return (Some(Overlay::Pr(d)), vec![]);
-        }
-        d.error = None;
-        d.phase = PrPhase::Publishing;
-        model.state = RunState::Publishing;
-        let body = field_text(&d.body).trim().to_string();
-        let command = Command::Approve {
-            selection: current_selection(model),
-            title: Some(title),
-            body: Some(body).filter(|b| !b.is_empty()),
-            draft: d.draft,
-        };
-        return (Some(Overlay::Pr(d)), vec![Action::Send(command)]);
-    }
-    if ctrl(&k, 'd') {
-        d.draft = !d.draft;
-        return (Some(Overlay::Pr(d)), vec![]);
-    }
-    let next = |f: PrField, step: isize| {
-        const ALL: [PrField; 3] = [PrField::Title, PrField::Body, PrField::Draft];
-        let i = ALL.iter().position(|x| *x == f).unwrap_or(0) as isize;
-        ALL[(i + step).rem_euclid(3) as usize]
-    };
-    match k.code {
-        KeyCode::Tab => d.field = next(d.field, 1),
-        KeyCode::BackTab => d.field = next(d.field, -1),
-        _ if ctrl(&k, 'e') => {
-            let (field, text) = match d.field {
-                PrField::Body => (Field::PrBody, field_text(&d.body)),
-                _ => (Field::PrTitle, field_text(&d.title)),
-            };
-            return (Some(Overlay::Pr(d)), vec![Action::Edit(field, text)]);
-        }
-        _ => match d.field {
-            PrField::Title => {
-                if k.code == KeyCode::Enter {
-                    d.field = PrField::Body;
-                } else {
-                    d.title.input(k);
-                }
-            }
-            PrField::Body => {
-                d.body.input(k);
-            }
-            PrField::Draft => {
-                if matches!(k.code, KeyCode::Char(' ') | KeyCode::Enter) {
-                    d.draft = !d.draft;
-                }
-            }
-        },
-    }
-    (Some(Overlay::Pr(d)), vec![])
-}
-
 fn cycle(f: Focus, step: isize) -> Focus {
     let n = Focus::ORDER.len() as isize;
     let i = Focus::ORDER.iter().position(|x| *x == f).unwrap_or(0) as isize;
