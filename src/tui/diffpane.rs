@@ -10,7 +10,7 @@ use std::ops::Range;
 use ratatui::Frame;
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders, Paragraph};
+use ratatui::widgets::{Block, Borders, Paragraph, Wrap};
 
 use super::diffview::DiffView;
 use super::layout::Panes;
@@ -46,7 +46,10 @@ pub fn draw(frame: &mut Frame, model: &Model, theme: &Theme, p: &Panes) {
             .title(Span::styled(" Diff ", theme.title(focused)));
         let inner = block.inner(p.diff);
         frame.render_widget(block, p.diff);
-        frame.render_widget(Paragraph::new(placeholder(model, theme)), inner);
+        frame.render_widget(
+            Paragraph::new(placeholder(model, theme)).wrap(Wrap { trim: false }),
+            inner,
+        );
         return;
     };
     let block = Block::default()
@@ -86,6 +89,37 @@ fn placeholder<'a>(model: &Model, theme: &Theme) -> Vec<Line<'a>> {
     match model.state {
         RunState::Idle => vec![Line::from(Span::styled(
             "The diff appears here for review once the agent is done.",
+            theme.dim(),
+        ))],
+        RunState::Failed | RunState::Cancelled => {
+            let mut v = Vec::new();
+            if let Some(e) = model
+                .log
+                .entries
+                .iter()
+                .rev()
+                .find(|e| e.kind == EntryKind::Error)
+            {
+                let title = if model.state == RunState::Cancelled {
+                    "Cancelled"
+                } else {
+                    "The run failed"
+                };
+                v.push(Line::from(Span::styled(title, theme.error())));
+                v.push(Line::raw(""));
+                for l in e.detail.lines() {
+                    v.push(Line::raw(l.to_string()));
+                }
+                v.push(Line::raw(""));
+            }
+            v.push(Line::from(Span::styled(
+                "Ctrl+S runs again · e edits the prompt · r past runs",
+                theme.dim(),
+            )));
+            v
+        }
+        RunState::Done { .. } => vec![Line::from(Span::styled(
+            "The run ended without a diff.",
             theme.dim(),
         ))],
         _ => {

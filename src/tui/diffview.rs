@@ -35,6 +35,8 @@ pub struct DiffView {
     pub excluded_hunks: BTreeSet<(usize, usize)>,
     /// Width of the line-number columns.
     pub num_width: usize,
+    /// Lines added and removed per hunk, per file (so summaries cost O(hunks), not O(lines)).
+    hunk_counts: Vec<Vec<(u64, u64)>>,
 }
 
 /// What goes into the PR, for the pane title and the PR dialog.
@@ -78,6 +80,23 @@ impl DiffView {
                 fi.first_row = i;
             }
         }
+        let hunk_counts = files
+            .iter()
+            .map(|f| {
+                f.hunks
+                    .iter()
+                    .map(|h| {
+                        h.lines
+                            .iter()
+                            .fold((0, 0), |(a, r), l| match l.as_bytes().first() {
+                                Some(b'+') => (a + 1, r),
+                                Some(b'-') => (a, r + 1),
+                                _ => (a, r),
+                            })
+                    })
+                    .collect()
+            })
+            .collect();
         let hunk_rows = rows
             .iter()
             .enumerate()
@@ -95,6 +114,7 @@ impl DiffView {
             excluded_files: BTreeSet::new(),
             excluded_hunks: BTreeSet::new(),
             num_width: max_no.to_string().len().max(3),
+            hunk_counts,
         }
     }
 
@@ -187,17 +207,13 @@ impl DiffView {
             if inc != Some(false) {
                 s.files_in += 1;
             }
-            for (h, hunk) in f.hunks.iter().enumerate() {
+            for h in 0..f.hunks.len() {
                 s.hunks += 1;
                 if self.hunk_included(i, h) {
                     s.hunks_in += 1;
-                    for l in &hunk.lines {
-                        match l.as_bytes().first() {
-                            Some(b'+') => s.added += 1,
-                            Some(b'-') => s.removed += 1,
-                            _ => {}
-                        }
-                    }
+                    let (a, r) = self.hunk_counts[i][h];
+                    s.added += a;
+                    s.removed += r;
                 }
             }
         }

@@ -12,6 +12,7 @@ use super::sanitize;
 use crate::event::{Event, Stage};
 
 pub const MAX_ENTRIES: usize = 2000;
+/// Text kept per entry: between this and twice this many bytes (the newest).
 pub const MAX_TEXT: usize = 32 * 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,8 +59,10 @@ pub struct StepLog {
     pub selected: Option<usize>,
 }
 
+/// Keeps the tail of `s` once it grows past twice the cap (trimming in steps keeps a stream of
+/// small appends linear instead of moving the whole text on every append).
 fn cap_tail(s: &mut String) {
-    if s.len() > MAX_TEXT {
+    if s.len() > 2 * MAX_TEXT {
         let mut cut = s.len() - MAX_TEXT;
         while !s.is_char_boundary(cut) {
             cut += 1;
@@ -308,7 +311,16 @@ impl StepLog {
                 }
             }
             Event::Error { stage, message, .. } => {
-                self.close_running(now, true);
+                // Whatever was still running (cleanup) finished; the stage that failed is marked.
+                self.close_running(now, false);
+                if let Some(e) = self
+                    .entries
+                    .iter_mut()
+                    .rev()
+                    .find(|e| e.kind == EntryKind::Stage(*stage))
+                {
+                    e.status = EntryStatus::Failed;
+                }
                 let e = self.push(
                     EntryKind::Error,
                     format!("{} failed: {}", stage.as_str(), sanitize::one_line(message)),
@@ -454,6 +466,6 @@ mod tests {
             },
             0,
         );
-        assert!(log.entries.back().unwrap().detail.len() <= MAX_TEXT + 4);
+        assert!(log.entries.back().unwrap().detail.len() <= 2 * MAX_TEXT);
     }
 }
