@@ -355,20 +355,90 @@ fn row_line<'a>(
                 None
             };
             let ranges = ranges.unwrap_or_default();
-            for (seg, em) in segments(body, &ranges) {
-                spans.push(Span::styled(
-                    sanitize::one_line(seg),
-                    if em { emph } else { base },
-                ));
+            let runs = if inc && !theme.no_color {
+                d.files[file]
+                    .hunks
+                    .get(row.hunk as usize)
+                    .and_then(|h| d.highlighter.hunk(row.file, row.hunk, &f.path, &h.lines))
+                    .and_then(|r| r.get(row.line as usize).cloned().flatten())
+            } else {
+                None
+            };
+            match runs {
+                None => {
+                    for (seg, em) in segments(body, &ranges) {
+                        spans.push(Span::styled(
+                            sanitize::one_line(seg),
+                            if em { emph } else { base },
+                        ));
+                    }
+                }
+                Some(runs) => {
+                    // Syntax colors in front; added/removed as a background tint, words that
+                    // changed as a stronger one.
+                    let (tint, strong) = match row.kind {
+                        RowKind::Added => (theme.added_tint(), theme.added_emph()),
+                        RowKind::Removed => (theme.removed_tint(), theme.removed_emph()),
+                        _ => (Style::default(), Style::default()),
+                    };
+                    spans.extend(colored(body, &runs, &ranges, tint, strong));
+                }
             }
             Line::from(spans)
         }
     }
 }
 
+/// Spans for `text` with syntax colors from `runs` and the `emph` ranges in `strong`.
+fn colored<'a>(
+    text: &str,
+    runs: &[(Range<usize>, ratatui::style::Color)],
+    emph: &[Range<usize>],
+    base: Style,
+    strong: Style,
+) -> Vec<Span<'a>> {
+    let mut cuts: Vec<usize> = vec![0, text.len()];
+    for r in runs.iter().map(|(r, _)| r).chain(emph) {
+        cuts.push(r.start.min(text.len()));
+        cuts.push(r.end.min(text.len()));
+    }
+    cuts.retain(|&c| text.is_char_boundary(c));
+    cuts.sort_unstable();
+    cuts.dedup();
+    let mut out = Vec::with_capacity(cuts.len());
+    for w in cuts.windows(2) {
+        let (a, b) = (w[0], w[1]);
+        if a == b {
+            continue;
+        }
+        let em = emph.iter().any(|r| r.start <= a && a < r.end);
+        let mut style = if em { strong } else { base };
+        if let Some((_, c)) = runs.iter().find(|(r, _)| r.start <= a && a < r.end) {
+            style = style.fg(*c);
+        }
+        out.push(Span::styled(sanitize::one_line(&text[a..b]), style));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn colored_splits_at_syntax_and_word_boundaries() {
+        let c = ratatui::style::Color::Indexed(1);
+        let spans = colored(
+            "abc def",
+            &[(0..3, c)],
+            &[4..7, 7..7],
+            Style::default(),
+            Style::default(),
+        );
+        let texts: Vec<&str> = spans.iter().map(|s| s.content.as_ref()).collect();
+        assert_eq!(texts, vec!["abc", " ", "def"]);
+        assert_eq!(spans[0].style.fg, Some(c));
+    }
 
     #[test]
     fn segments_cover_the_text() {

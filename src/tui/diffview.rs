@@ -35,6 +35,8 @@ pub struct DiffView {
     pub excluded_hunks: BTreeSet<(usize, usize)>,
     /// Width of the line-number columns.
     pub num_width: usize,
+    /// Syntax colors for hunks on screen (memoized).
+    pub highlighter: super::highlight::Highlighter,
     /// Lines added and removed per hunk, per file (so summaries cost O(hunks), not O(lines)).
     hunk_counts: Vec<Vec<(u64, u64)>>,
 }
@@ -115,6 +117,7 @@ impl DiffView {
             excluded_hunks: BTreeSet::new(),
             num_width: max_no.to_string().len().max(3),
             hunk_counts,
+            highlighter: Default::default(),
         }
     }
 

@@ -77,7 +77,7 @@ impl Theme {
         } else {
             Style::default()
                 .fg(Color::LightGreen)
-                .bg(Color::Indexed(22))
+                .bg(Color::Indexed(28))
                 .add_modifier(Modifier::BOLD)
         }
     }
@@ -87,9 +87,16 @@ impl Theme {
         } else {
             Style::default()
                 .fg(Color::LightRed)
-                .bg(Color::Indexed(52))
+                .bg(Color::Indexed(88))
                 .add_modifier(Modifier::BOLD)
         }
+    }
+    /// Background of an added line whose text carries syntax colors.
+    pub fn added_tint(&self) -> Style {
+        self.c(Style::default().bg(Color::Indexed(22)))
+    }
+    pub fn removed_tint(&self) -> Style {
+        self.c(Style::default().bg(Color::Indexed(52)))
     }
     pub fn hunk(&self) -> Style {
         self.c(Style::default().fg(Color::Cyan))
