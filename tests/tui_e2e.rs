@@ -133,6 +133,17 @@ fn tmux_run_review_deselect_and_approve() {
         "the scripted model is labeled replay: {s}"
     );
 
+    // Resizing re-lays out; too small says so; growing back restores the screen.
+    let out = tmux.cmd(&["resize-window", "-t", "e2e", "-x", "50", "-y", "12"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    tmux.wait_for("Terminal too small: 50×12");
+    tmux.cmd(&["resize-window", "-t", "e2e", "-x", "100", "-y", "30"]);
+    tmux.wait_for("Make divide reject a zero divisor");
+
     tmux.send(&["C-s"]);
     let s = tmux.wait_for("3 of 3 hunks in the PR");
     assert!(s.contains(" review "), "{s}");

@@ -35,6 +35,14 @@ JSON
 
 t() { tmux -S "$W/sock" "$@"; }
 cap() { sleep "${2:-0.6}"; t capture-pane -p -t s > "$OUT/$1.txt"; }
+# Waits (up to 60 s) until the screen shows $1.
+until_shown() {
+  n=0
+  until t capture-pane -p -t s | grep -qF -- "$1"; do
+    n=$((n+1)); [ $n -lt 600 ] || { echo "timed out waiting for: $1" >&2; exit 1; }
+    sleep 0.1
+  done
+}
 start() {
   t kill-server 2>/dev/null || true
   t new-session -d -s s -x "${COLS:-100}" -y "${ROWS:-30}" -c "$W" \
@@ -45,30 +53,37 @@ start() {
 start --repo "$W/calc" --prompt "'Make divide reject a zero divisor'" --model scripted:script.json
 cap 01-start
 t send-keys -t s C-s
-cap 02-running 1.2
-sleep 3
+until_shown "Read calc/__init__.py"
+cap 02-running 0.3
+until_shown "3 of 3 hunks"
 cap 03-review
 t send-keys -t s ']' n n Space
+until_shown "2 of 3 hunks"
 cap 04-review-one-hunk-out
+# The same screen with its colors (view with `cat` in a terminal).
+t capture-pane -e -p -t s > "$OUT/04-review-one-hunk-out.ansi"
 t send-keys -t s '?'
 cap 05-help
 t send-keys -t s Escape; sleep 0.3; t send-keys -t s c
 cap 06-pr-dialog
 t send-keys -t s C-s
-cap 07-approved-not-published 1.5
+until_shown "No pull request"
+cap 07-approved-not-published
 t send-keys -t s Escape; sleep 0.3; t send-keys -t s C-r
 cap 08-runs-list
 
 start --repo "$W/calc" --base no-such-branch --prompt "'Make divide reject a zero divisor'" --model scripted:script.json
 t send-keys -t s C-s
-cap 09-error 2
+until_shown "The run failed"
+cap 09-error
 start --repo "''" --prompt "''" --model scripted:script.json
 t send-keys -t s C-s
 cap 10-validation
 COLS=80 ROWS=24 start --repo "$W/calc" --prompt "'Make divide reject a zero divisor'" --model scripted:script.json
 t send-keys -t s C-s
-sleep 4
+until_shown "3 of 3 hunks"
 t send-keys -t s ']' n n Space
+until_shown "2 of 3 hunks"
 cap 11-review-80x24
 t resize-window -t s -x 50 -y 12 2>/dev/null || true
 cap 12-too-small
