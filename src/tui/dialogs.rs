@@ -178,7 +178,13 @@ pub fn runs(frame: &mut Frame, theme: &Theme, area: Rect, runs: &[RunMeta], sele
 }
 
 pub fn pr(frame: &mut Frame, model: &Model, theme: &Theme, area: Rect, d: &PrDialog) {
-    let r = centered(area, 90, 22);
+    let height = match d.phase {
+        PrPhase::Editing => 22,
+        PrPhase::Publishing => 8,
+        PrPhase::Created { .. } => 11,
+        PrPhase::NotPublished { .. } => 14,
+    };
+    let r = centered(area, 90, height);
     clear(frame, r);
     let block = dialog_block("Create pull request", theme);
     let inner = block.inner(r);

@@ -264,13 +264,16 @@ fn row_line<'a>(
                 ),
                 None => sanitize::one_line(&f.path),
             };
+            let counts = if f.binary {
+                "binary".to_string()
+            } else {
+                format!("+{} −{}", info.added, info.removed)
+            };
             let text = format!(
-                "{} {} {}  +{} −{}",
+                "{} {} {}  {counts}",
                 marker(d.file_included(file)),
                 info.status,
                 what,
-                info.added,
-                info.removed
             );
             let pad = width.saturating_sub(text.chars().count() + 1);
             Line::from(vec![

@@ -152,6 +152,9 @@ pub fn keys_for(model: &Model) -> &'static str {
             _ => "j/k select · Enter expand · G follow · Ctrl+C cancel · Tab pane · ? keys",
         };
     }
+    if model.pr_url.is_some() && !model.focus.is_text() {
+        return "o open PR · y copy URL · e edit & re-run · r runs · ? keys · q quit";
+    }
     match model.focus {
         Focus::Repo | Focus::Base => {
             "Ctrl+S run · Enter/Tab next · Ctrl+E $EDITOR · Ctrl+R runs · F1 keys · Ctrl+C quit"
