@@ -233,3 +233,13 @@ fn space_changes_the_selection_only_in_review() {
     assert!(matches!(m.overlay, Overlay::None));
     assert!(m.notice.as_deref().unwrap().contains("nothing"));
 }
+
+#[test]
+fn paste_normalizes_line_endings_and_drops_escapes() {
+    let mut m = model("octo/calc", "");
+    update(
+        &mut m,
+        Msg::Paste("a\r\nb\rc\x1b]52;c;ZXZpbA==\x07d".into()),
+    );
+    assert_eq!(field_text(&m.prompt), "a\nb\ncd");
+}

@@ -174,6 +174,7 @@ pub fn update(model: &mut Model, msg: Msg) -> Vec<Action> {
         Msg::EditorDone(field, text) => {
             if let Some(t) = text {
                 let t = t.replace("\r\n", "\n");
+                let t = super::sanitize::clean(&t);
                 let t = t.trim_end_matches('\n');
                 match field {
                     Field::Repo => model.repo = text_field(t.trim(), "", false),
@@ -196,7 +197,9 @@ pub fn update(model: &mut Model, msg: Msg) -> Vec<Action> {
             vec![]
         }
         Msg::Paste(text) => {
-            paste(model, &text.replace("\r\n", "\n").replace('\r', "\n"));
+            // Line endings normalized; escape sequences in pasted text are dropped.
+            let text = text.replace("\r\n", "\n").replace('\r', "\n");
+            paste(model, &super::sanitize::clean(&text));
             vec![]
         }
         Msg::Mouse(m) => {
