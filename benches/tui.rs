@@ -242,6 +242,8 @@ fn big_diff() {
         after / 1024,
         after.saturating_sub(before) / 1024
     );
+    // The app loads the grammars on a background thread at start; do the same here.
+    tiny_backspace::tui::highlight::warm_up();
     let mut term = terminal();
     // Scroll line by line, by pages and by hunks, one frame per step.
     let mut samples = Vec::new();

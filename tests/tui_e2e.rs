@@ -172,7 +172,13 @@ fn tmux_run_review_deselect_and_approve() {
     check_outcome(&home, &s);
 
     // Quit cleanly: close the dialog, q (nothing unpublished is pending any more).
+    // (Esc and q sent together would read as Alt+q: wait for the dialog to close first.)
     tmux.send(&["Escape"]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while tmux.screen().contains("Create pull request") {
+        assert!(Instant::now() < deadline, "dialog did not close");
+        std::thread::sleep(Duration::from_millis(50));
+    }
     tmux.send(&["q"]);
     let deadline = Instant::now() + Duration::from_secs(30);
     while !exit_file.exists() {

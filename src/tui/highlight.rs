@@ -47,6 +47,12 @@ fn assets() -> &'static Assets {
     })
 }
 
+/// Loads the grammars and theme (about 0.1 s) so the first diff on screen does not wait for them.
+/// The terminal loop calls this on a background thread at start.
+pub fn warm_up() {
+    let _ = assets();
+}
+
 /// A memo of highlighted hunks; cloning gives an empty one.
 #[derive(Debug, Default)]
 pub struct Highlighter {

@@ -13,7 +13,7 @@ mod dialog_keys;
 mod dialogs;
 mod diffpane;
 pub mod diffview;
-mod highlight;
+pub mod highlight;
 mod ingest;
 pub mod layout;
 pub mod model;

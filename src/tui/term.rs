@@ -86,6 +86,9 @@ pub async fn run(prefill: Prefill, config: Config) -> color_eyre::Result<i32> {
     }
     let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
     let cwd = std::env::current_dir()?;
+    if !no_color {
+        std::thread::spawn(super::highlight::warm_up);
+    }
     let (mut app, mut rx) = App::new(Arc::new(config), cwd, prefill, no_color, None);
     install_panic_hook();
     enter()?;
