@@ -243,3 +243,14 @@ fn paste_normalizes_line_endings_and_drops_escapes() {
     );
     assert_eq!(field_text(&m.prompt), "a\nb\ncd");
 }
+
+#[test]
+fn esc_then_a_key_read_as_alt_closes_the_dialog_first() {
+    let mut m = model("octo/calc", "p");
+    update(&mut m, key(KeyCode::Esc));
+    update(&mut m, chr('?'));
+    assert!(matches!(m.overlay, Overlay::Help { .. }));
+    let alt_q = Msg::Key(KeyEvent::new(KeyCode::Char('q'), KeyModifiers::ALT));
+    assert_eq!(update(&mut m, alt_q), vec![Action::Quit]);
+    assert!(matches!(m.overlay, Overlay::None));
+}

@@ -12,7 +12,7 @@ use super::diffview::DiffView;
 use super::ingest::pr_dialog;
 use super::layout;
 use super::model::{
-    Field, Focus, Model, Overlay, PastRun, PrField, RunState, field_text, text_field,
+    Field, Focus, Model, Overlay, PastRun, PrField, PrPhase, RunState, field_text, text_field,
 };
 use crate::event::{Event, Stage};
 use crate::pipeline::{Command, Selection};
@@ -211,6 +211,22 @@ pub fn update(model: &mut Model, msg: Msg) -> Vec<Action> {
                 return vec![];
             }
             model.notice = None;
+            // Esc quickly followed by a key arrives as Alt+key. No binding uses Alt, so in a
+            // dialog without text input read it as the two keys it was.
+            let text_dialog = match &model.overlay {
+                Overlay::FollowUp(_) => true,
+                Overlay::Pr(d) => d.phase == PrPhase::Editing,
+                _ => false,
+            };
+            if k.modifiers == KeyModifiers::ALT
+                && matches!(k.code, KeyCode::Char(_))
+                && !matches!(model.overlay, Overlay::None)
+                && !text_dialog
+            {
+                let mut actions = key(model, KeyEvent::new(KeyCode::Esc, KeyModifiers::NONE));
+                actions.extend(key(model, KeyEvent::new(k.code, KeyModifiers::NONE)));
+                return actions;
+            }
             key(model, k)
         }
     }
