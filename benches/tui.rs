@@ -163,11 +163,12 @@ fn first_frame() {
 fn first_frame_real_binary() {
     let bin = env!("CARGO_BIN_EXE_tiny-backspace");
     let dir = tempfile::tempdir().unwrap();
-    let sock = dir.path().join("sock");
-    let tmux = |args: &[&str]| {
+    // A fresh server per sample: a server whose last session was killed is shutting down and
+    // would refuse the next one.
+    let tmux = |i: usize, args: &[&str]| {
         std::process::Command::new("tmux")
             .arg("-S")
-            .arg(&sock)
+            .arg(dir.path().join(format!("sock{i}")))
             .args(args)
             .output()
             .unwrap()
@@ -180,29 +181,41 @@ fn first_frame_real_binary() {
             dir.path().display()
         );
         let t = Instant::now();
-        tmux(&[
-            "new-session",
-            "-d",
-            "-s",
-            &name,
-            "-x",
-            "200",
-            "-y",
-            "60",
-            &cmd,
-        ]);
+        let out = tmux(
+            i,
+            &[
+                "new-session",
+                "-d",
+                "-s",
+                &name,
+                "-x",
+                "200",
+                "-y",
+                "60",
+                &cmd,
+            ],
+        );
+        assert!(
+            out.status.success(),
+            "tmux: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         loop {
-            let out = tmux(&["capture-pane", "-p", "-t", &name]);
+            let out = tmux(i, &["capture-pane", "-p", "-t", &name]);
             if String::from_utf8_lossy(&out.stdout).contains("Repository") {
                 break;
             }
-            assert!(t.elapsed() < Duration::from_secs(20), "no first frame");
+            assert!(
+                t.elapsed() < Duration::from_secs(20),
+                "no first frame: {} {}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
             std::thread::sleep(Duration::from_millis(2));
         }
         samples.push(t.elapsed());
-        tmux(&["kill-session", "-t", &name]);
+        tmux(i, &["kill-server"]);
     }
-    tmux(&["kill-server"]);
     samples.sort();
     println!(
         "time to first frame, real binary in tmux 200x60 (spawn → fields on screen): median {}, max {}",

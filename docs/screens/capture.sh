@@ -6,7 +6,8 @@ BIN=$(realpath "${BIN:-target/debug/tiny-backspace}")
 OUT=$(cd "$(dirname "$0")" && pwd)
 W=/tmp/tb-demo
 rm -rf "$W"; mkdir -p "$W"
-trap 'tmux -S "$W/sock" kill-server 2>/dev/null || true; rm -rf "$W"' EXIT
+N=0
+trap 'tmux -S "$W/sock.$N" kill-server 2>/dev/null || true; rm -rf "$W"' EXIT
 
 mkdir -p "$W/calc/calc"
 cd "$W/calc"
@@ -33,7 +34,7 @@ cat > script.json <<'JSON'
 ]}
 JSON
 
-t() { tmux -S "$W/sock" "$@"; }
+t() { tmux -S "$W/sock.$N" "$@"; }
 cap() { sleep "${2:-0.6}"; t capture-pane -p -t s > "$OUT/$1.txt"; }
 # Waits (up to 60 s) until the screen shows $1.
 until_shown() {
@@ -44,7 +45,9 @@ until_shown() {
   done
 }
 start() {
+  # A fresh server per app: reusing a socket right after kill-server races its shutdown.
   t kill-server 2>/dev/null || true
+  N=$((N+1))
   t new-session -d -s s -x "${COLS:-100}" -y "${ROWS:-30}" -c "$W" \
     "TB_HOME=$W/home TB_CONFIG=$W/none.toml $BIN $*; sleep 60"
   sleep 1
