@@ -132,6 +132,8 @@ struct AgentFile {
     max_turns: Option<u32>,
     max_tokens: Option<u64>,
     max_minutes: Option<u64>,
+    /// Finer-grained alternative to `max_minutes` (wins when both are set).
+    max_seconds: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -371,6 +373,9 @@ impl Config {
         }
         if let Some(v) = file.agent.max_minutes {
             agent.max_duration = Duration::from_secs(v.max(1) * 60);
+        }
+        if let Some(v) = file.agent.max_seconds {
+            agent.max_duration = Duration::from_secs(v.max(1));
         }
         let mut clone = CloneLimits::default();
         if let Some(v) = file.clone.timeout_secs {

@@ -36,9 +36,21 @@ pub struct RepoInputError {
 
 fn refuse(input: &str, problem: impl Into<String>, fix: impl Into<String>) -> RepoInputError {
     RepoInputError {
-        input: input.to_string(),
+        input: redact_userinfo(input),
         problem: problem.into(),
         fix: fix.into(),
+    }
+}
+
+/// `scheme://user:secret@host/…` → `scheme://***@host/…`, so errors never echo credentials.
+pub fn redact_userinfo(input: &str) -> String {
+    let Some((scheme, rest)) = input.split_once("://") else {
+        return input.to_string();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}://***@{}", &rest[at + 1..]),
+        None => input.to_string(),
     }
 }
 
@@ -223,11 +235,11 @@ impl RepoSource {
         })
     }
 
-    /// The URL handed to `git clone` (local repositories as `file://`, so `--depth` applies).
+    /// The URL handed to `git clone` (local repositories as their absolute path).
     pub fn clone_url(&self) -> String {
         match self {
             RepoSource::GitHub { url, .. } | RepoSource::Remote { url } => url.clone(),
-            RepoSource::Local { path } => format!("file://{}", path.display()),
+            RepoSource::Local { path } => path.display().to_string(),
         }
     }
 
@@ -333,7 +345,7 @@ mod tests {
         std::fs::create_dir(t.path().join(".git")).unwrap();
         let ok = RepoSource::parse(t.path().to_str().unwrap(), Path::new("/")).unwrap();
         assert!(matches!(ok, RepoSource::Local { .. }));
-        assert!(ok.clone_url().starts_with("file:///"));
+        assert!(ok.clone_url().starts_with('/'));
         let f = t.path().join("file.txt");
         std::fs::write(&f, "x").unwrap();
         assert!(
@@ -341,6 +353,17 @@ mod tests {
                 .unwrap_err()
                 .problem
                 .contains("a file")
+        );
+    }
+
+    #[test]
+    fn credentials_are_never_echoed() {
+        let e = parse("https://user:hunter2@github.com/o/r").unwrap_err();
+        assert!(!e.to_string().contains("hunter2"), "{e}");
+        assert!(e.to_string().contains("https://***@github.com/o/r"), "{e}");
+        assert_eq!(
+            redact_userinfo("https://github.com/a@b"),
+            "https://github.com/a@b"
         );
     }
 

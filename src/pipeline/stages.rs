@@ -107,6 +107,42 @@ impl Driver {
         let kind = sandbox::resolve_kind(&self.config.sandbox)
             .map_err(|e| StageError::failed(e.to_string(), false))?;
 
+        // Reachable, and the base exists: checked before a run folder or workspace is made.
+        let remote = git::probe_remote(
+            &source.clone_url(),
+            source.allowed_protocols(),
+            self.request.base.as_deref(),
+            self.config.clone.timeout,
+        )
+        .await
+        .map_err(|e| {
+            let retryable = e.is_retryable();
+            StageError::failed(
+                format!(
+                    "repository '{}' cannot be read: {e}. Check the address, that it exists, and \
+                     your network",
+                    self.request.repo.trim()
+                ),
+                retryable,
+            )
+        })?;
+        if !remote.base_exists
+            && let Some(base) = &self.request.base
+        {
+            let default = remote
+                .default_branch
+                .as_deref()
+                .map(|d| format!(" (its default branch is '{d}')"))
+                .unwrap_or_default();
+            return Err(StageError::failed(
+                format!(
+                    "base branch '{base}' does not exist in {}{default}; leave --base out to use \
+                     the default branch",
+                    source.display()
+                ),
+                false,
+            ));
+        }
         let store = Store::open(&self.config.home).map_err(|e| {
             StageError::failed(
                 format!(
@@ -208,6 +244,7 @@ impl Driver {
             branch: self.request.base.clone(),
             timeout: self.config.clone.timeout,
             max_size_bytes: self.config.clone.max_size_bytes,
+            local: matches!(source, RepoSource::Local { .. }),
         };
         let emitter = self.emitter.clone();
         let progress = move |line: String| {
