@@ -395,6 +395,124 @@ fn empty_prompt_and_missing_model_are_bad_input() {
 }
 
 #[test]
+fn without_a_sandbox_the_run_stops_before_the_agent_and_says_what_to_do() {
+    let env = Env::new();
+    let repo = calc_repo(&env, "main");
+    let s = env.write(
+        "s.json",
+        &script(json!([
+            {"tool_calls": [{"name": "bash", "input": {"command": "touch /tmp/should-not-run"}}]},
+            {"text": "done"}
+        ])),
+    );
+    // A PATH with git but without bwrap.
+    let bin = env.path("bin-without-bwrap");
+    std::fs::create_dir_all(&bin).unwrap();
+    let git_path = String::from_utf8(
+        std::process::Command::new("sh")
+            .args(["-c", "command -v git"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(git_path.trim(), bin.join("git")).unwrap();
+    let out = env
+        .command()
+        .env("PATH", &bin)
+        .args([
+            "run",
+            "--repo",
+            repo.to_str().unwrap(),
+            "--prompt",
+            "p",
+            "--model",
+            &format!("scripted:{}", s.display()),
+            "--json",
+            "--no-pr",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let evs = events(&out.stdout);
+    assert!(!evs.iter().any(|e| e["type"] == "Tool: Bash"));
+    let msg = evs.last().unwrap()["message"].as_str().unwrap().to_string();
+    assert!(
+        msg.contains("not installed")
+            && msg.contains("apt-get install bubblewrap")
+            && msg.contains("--sandbox none"),
+        "{msg}"
+    );
+    assert!(env.run_folders().is_empty());
+}
+
+#[test]
+fn sandbox_none_must_be_explicit_and_is_warned_about() {
+    let env = Env::new();
+    let repo = calc_repo(&env, "main");
+    let s = env.write(
+        "s.json",
+        &script(json!([
+            {"tool_calls": [{"name": "bash", "input": {"command": "echo unsandboxed"}}]},
+            {"text": "done"}
+        ])),
+    );
+    let out = env.run(&[
+        "run",
+        "--repo",
+        repo.to_str().unwrap(),
+        "--prompt",
+        "p",
+        "--sandbox",
+        "none",
+        "--model",
+        &format!("scripted:{}", s.display()),
+        "--json",
+        "--no-pr",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let evs = events(&out.stdout);
+    assert!(evs.iter().any(|e| {
+        e["type"] == "Status"
+            && e["message"]
+                .as_str()
+                .unwrap()
+                .contains("WARNING: --sandbox none")
+    }));
+    assert!(evs[0]["message"].as_str().unwrap().contains("sandbox none"));
+}
+
+#[test]
+fn clone_size_limit_is_a_clear_error() {
+    let env = Env::new();
+    let repo = calc_repo(&env, "main");
+    env.write("config.toml", "[clone]\nmax_size_mb = 0\n");
+    let s = env.write("s.json", &script(json!([{"text": "done"}])));
+    let out = env.run(&[
+        "run",
+        "--repo",
+        repo.to_str().unwrap(),
+        "--prompt",
+        "p",
+        "--model",
+        &format!("scripted:{}", s.display()),
+        "--json",
+        "--no-pr",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let last = events(&out.stdout).pop().unwrap();
+    assert_eq!(last["stage"], "clone");
+    assert!(
+        last["message"]
+            .as_str()
+            .unwrap()
+            .contains("clone.max_size_mb"),
+        "{last}"
+    );
+    assert!(env.leftover_workspaces().is_empty());
+}
+
+#[test]
 fn config_masks_secrets_and_names_sources() {
     let env = Env::new();
     env.write("config.toml", "model = \"anthropic:claude-sonnet-4-5\"\n");
