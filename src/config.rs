@@ -101,6 +101,14 @@ struct FileConfig {
     agent: AgentFile,
     #[serde(default)]
     clone: CloneFile,
+    #[serde(default)]
+    server: ServerFile,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ServerFile {
+    token: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -168,6 +176,8 @@ pub struct Config {
     pub openai_base_url: Option<String>,
     pub github_token: Option<Secret>,
     pub github_api_url: Option<String>,
+    /// Bearer token `serve` requires from clients (`TB_SERVER_TOKEN`).
+    pub server_token: Option<Secret>,
     pub sandbox: SandboxSettings,
     pub agent: AgentLimits,
     pub clone: CloneLimits,
@@ -331,6 +341,13 @@ impl Config {
             &["GITHUB_API_URL"],
             file.github.api_url,
         );
+        let server_token = pick(
+            "server_token",
+            None,
+            &["TB_SERVER_TOKEN"],
+            file.server.token,
+        )
+        .map(Secret::new);
 
         let mut sandbox = SandboxSettings::default();
         if let Some(b) = pick(
@@ -394,6 +411,7 @@ impl Config {
             openai_base_url,
             github_token,
             github_api_url,
+            server_token,
             sandbox,
             agent,
             clone,
@@ -460,6 +478,11 @@ impl Config {
             "github api url",
             opt(&self.github_api_url),
             self.source("github_api_url"),
+        );
+        line(
+            "server token",
+            sec(&self.server_token),
+            self.source("server_token"),
         );
         line(
             "sandbox",
