@@ -263,6 +263,28 @@ impl RepoSource {
     }
 }
 
+/// A branch name that git would accept and that cannot be read as an option.
+pub fn check_branch_name(name: &str) -> Result<(), String> {
+    let bad = name.is_empty()
+        || name.starts_with(['-', '/', '.'])
+        || name.ends_with(['/', '.'])
+        || name.ends_with(".lock")
+        || name.contains("..")
+        || name.contains("@{")
+        || name.contains("//")
+        || name
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || "~^:?*[\\".contains(c));
+    if bad {
+        Err(format!(
+            "base branch '{name}' is not a valid branch name; give an existing branch such as main, \
+             or leave it out to use the repository's default branch"
+        ))
+    } else {
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -365,6 +387,26 @@ mod tests {
             redact_userinfo("https://github.com/a@b"),
             "https://github.com/a@b"
         );
+    }
+
+    #[test]
+    fn branch_names() {
+        for ok in ["main", "trunk", "release/1.2", "feature-x"] {
+            assert!(check_branch_name(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "-x",
+            "--upload-pack=x",
+            "a..b",
+            "a b",
+            "x.lock",
+            "a:b",
+            "/a",
+            "a/",
+        ] {
+            assert!(check_branch_name(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

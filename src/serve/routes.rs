@@ -119,7 +119,7 @@ struct CodeRequest {
 
 fn field_str<'a>(body: &'a Value, field: &'static str) -> Result<Option<&'a str>, BadRequest> {
     match body.get(field) {
-        None | Some(Value::Null) => Ok(None),
+        None => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.as_str())),
         Some(_) => Err(bad(format!("'{field}' must be a string"), Some(field))),
     }
@@ -127,7 +127,7 @@ fn field_str<'a>(body: &'a Value, field: &'static str) -> Result<Option<&'a str>
 
 fn field_bool(body: &Value, field: &'static str) -> Result<bool, BadRequest> {
     match body.get(field) {
-        None | Some(Value::Null) => Ok(false),
+        None => Ok(false),
         Some(Value::Bool(b)) => Ok(*b),
         Some(_) => Err(bad(format!("'{field}' must be true or false"), Some(field))),
     }
@@ -170,12 +170,30 @@ fn parse_code_request(state: &AppState, bytes: &[u8]) -> Result<CodeRequest, Bad
         ));
     }
     let base = field_str(&body, "base")?.map(str::to_string);
+    if let Some(b) = &base {
+        crate::repo::check_branch_name(b).map_err(|m| bad(m, Some("base")))?;
+    }
     let model = field_str(&body, "model")?.map(str::to_string);
-    if model.as_deref().is_some_and(|m| m.starts_with("scripted:")) && !state.options.allow_local {
-        return Err(bad(
-            "this server does not accept scripted models",
-            Some("model"),
-        ));
+    if let Some(m) = &model {
+        let (provider, name) = m.split_once(':').unwrap_or((m, ""));
+        if provider == "scripted" && !state.options.allow_local {
+            return Err(bad(
+                "this server does not accept scripted models",
+                Some("model"),
+            ));
+        }
+        let name_ok = provider == "scripted"
+            || (!name.is_empty()
+                && name.len() <= 100
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "._:/-".contains(c)));
+        if !matches!(provider, "anthropic" | "openai" | "scripted") || !name_ok {
+            return Err(bad(
+                format!("'{m}' is not a model: use anthropic:MODEL or openai:MODEL"),
+                Some("model"),
+            ));
+        }
     }
     let _draft = field_bool(&body, "draft")?;
     let review = field_bool(&body, "review")?;
@@ -401,7 +419,18 @@ async fn run_events(
     sse_from(rx).into_response()
 }
 
-async fn publish_run(Path(id): Path<String>) -> Response {
+async fn publish_run(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Response {
+    let known = Store::open(&state.config.home)
+        .ok()
+        .and_then(|s| s.run_dir(&id))
+        .is_some();
+    if !known {
+        return error(
+            StatusCode::NOT_FOUND,
+            format!("no run with id '{id}'"),
+            Some("id"),
+        );
+    }
     error(
         StatusCode::NOT_IMPLEMENTED,
         format!(
