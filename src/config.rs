@@ -101,6 +101,47 @@ struct FileConfig {
     agent: AgentFile,
     #[serde(default)]
     clone: CloneFile,
+    #[serde(default)]
+    publish: PublishFile,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PublishFile {
+    branch_prefix: Option<String>,
+    fork: Option<bool>,
+    author_name: Option<String>,
+    author_email: Option<String>,
+    draft: Option<bool>,
+    max_rate_limit_wait_secs: Option<u64>,
+}
+
+/// How approved changes are published (branch, fork, author, draft, rate-limit patience).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublishSettings {
+    /// Prepended to every branch name (`tb/` by default).
+    pub branch_prefix: String,
+    /// Fork the repository when the token cannot push to it.
+    pub fork: bool,
+    pub author_name: Option<String>,
+    pub author_email: Option<String>,
+    /// Open pull requests as drafts unless the approval says otherwise.
+    pub draft: bool,
+    /// The longest a rate limit is waited out before publishing fails (retryable).
+    pub max_rate_limit_wait: Duration,
+}
+
+impl Default for PublishSettings {
+    fn default() -> Self {
+        PublishSettings {
+            branch_prefix: "tb/".into(),
+            fork: true,
+            author_name: None,
+            author_email: None,
+            draft: false,
+            max_rate_limit_wait: Duration::from_secs(90),
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -169,6 +210,7 @@ pub struct Config {
     pub sandbox: SandboxSettings,
     pub agent: AgentLimits,
     pub clone: CloneLimits,
+    pub publish: PublishSettings,
     pub config_file: Option<PathBuf>,
     /// Where each shown value came from, for `tiny-backspace config`.
     sources: BTreeMap<&'static str, Source>,
@@ -380,6 +422,60 @@ impl Config {
             clone.max_size_bytes = v << 20;
         }
 
+        let mut publish = PublishSettings::default();
+        if let Some(p) = pick(
+            "branch_prefix",
+            None,
+            &["TB_BRANCH_PREFIX"],
+            file.publish.branch_prefix,
+        ) {
+            let p = p.trim().to_string();
+            let ok = !p.starts_with(['-', '/', '.'])
+                && !p.contains("..")
+                && p.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c));
+            if !ok {
+                return Err(ConfigError::Value {
+                    key: "branch_prefix".into(),
+                    message: format!(
+                        "'{p}' cannot start a branch name: use letters, digits, '-', '_', '.', '/'"
+                    ),
+                });
+            }
+            publish.branch_prefix = p;
+        }
+        if let Some(v) = pick(
+            "fork",
+            None,
+            &["TB_FORK"],
+            file.publish.fork.map(|b| b.to_string()),
+        ) {
+            publish.fork = parse_bool("fork", &v)?;
+        }
+        if let Some(v) = pick(
+            "draft",
+            None,
+            &["TB_DRAFT"],
+            file.publish.draft.map(|b| b.to_string()),
+        ) {
+            publish.draft = parse_bool("draft", &v)?;
+        }
+        publish.author_name = pick(
+            "author_name",
+            None,
+            &["TB_AUTHOR_NAME"],
+            file.publish.author_name,
+        );
+        publish.author_email = pick(
+            "author_email",
+            None,
+            &["TB_AUTHOR_EMAIL"],
+            file.publish.author_email,
+        );
+        if let Some(v) = file.publish.max_rate_limit_wait_secs {
+            publish.max_rate_limit_wait = Duration::from_secs(v);
+        }
+
         Ok(Config {
             home,
             model,
@@ -392,6 +488,7 @@ impl Config {
             sandbox,
             agent,
             clone,
+            publish,
             config_file,
             sources,
         })
@@ -496,6 +593,31 @@ impl Config {
                 self.clone.max_size_bytes >> 20
             ),
             "",
+        );
+        line(
+            "branch prefix",
+            self.publish.branch_prefix.clone(),
+            self.source("branch_prefix"),
+        );
+        line(
+            "fork without push",
+            self.publish.fork.to_string(),
+            self.source("fork"),
+        );
+        line(
+            "draft pull requests",
+            self.publish.draft.to_string(),
+            self.source("draft"),
+        );
+        line(
+            "commit author",
+            match (&self.publish.author_name, &self.publish.author_email) {
+                (Some(n), Some(e)) => format!("{n} <{e}>"),
+                (Some(n), None) => n.clone(),
+                (None, Some(e)) => format!("<{e}>"),
+                (None, None) => "(your git identity)".into(),
+            },
+            self.source("author_name"),
         );
         out
     }

@@ -107,6 +107,8 @@ impl Driver {
         let kind = sandbox::resolve_kind(&self.config.sandbox)
             .map_err(|e| StageError::failed(e.to_string(), false))?;
 
+        self.preflight(&source).await?;
+
         let store = Store::open(&self.config.home).map_err(|e| {
             StageError::failed(
                 format!(
