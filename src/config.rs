@@ -697,6 +697,43 @@ mod tests {
     }
 
     #[test]
+    fn publish_settings_follow_precedence() {
+        let t = tempfile::tempdir().unwrap();
+        let file = t.path().join("config.toml");
+        std::fs::write(
+            &file,
+            "[publish]\nbranch_prefix = \"bot/\"\nfork = false\ndraft = true\n\
+             author_name = \"File Name\"\nmax_rate_limit_wait_secs = 5\n",
+        )
+        .unwrap();
+        let c = Config::load_from(&Overrides::default(), &env_of(&[]), None, None).unwrap();
+        assert_eq!(c.publish, PublishSettings::default());
+        assert_eq!(c.publish.branch_prefix, "tb/");
+        let c = Config::load_from(&Overrides::default(), &env_of(&[]), None, Some(&file)).unwrap();
+        assert_eq!(c.publish.branch_prefix, "bot/");
+        assert!(!c.publish.fork && c.publish.draft);
+        assert_eq!(c.publish.author_name.as_deref(), Some("File Name"));
+        assert_eq!(c.publish.max_rate_limit_wait, Duration::from_secs(5));
+        let env = env_of(&[
+            ("TB_BRANCH_PREFIX", "env/"),
+            ("TB_FORK", "yes"),
+            ("TB_AUTHOR_EMAIL", "e@x"),
+        ]);
+        let c = Config::load_from(&Overrides::default(), &env, None, Some(&file)).unwrap();
+        assert_eq!(c.publish.branch_prefix, "env/");
+        assert!(c.publish.fork);
+        assert_eq!(c.source("branch_prefix"), "environment");
+        assert_eq!(c.publish.author_email.as_deref(), Some("e@x"));
+        assert!(c.render().contains("File Name <e@x>"));
+        for bad in ["-x/", "a..b/", "a b/", "/abs"] {
+            let pairs = [("TB_BRANCH_PREFIX", bad)];
+            let env = env_of(&pairs);
+            let e = Config::load_from(&Overrides::default(), &env, None, None).unwrap_err();
+            assert!(e.to_string().contains("branch_prefix"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
     fn bad_values_are_named() {
         let env = env_of(&[("TB_SANDBOX", "docker")]);
         let e = Config::load_from(&Overrides::default(), &env, None, None).unwrap_err();

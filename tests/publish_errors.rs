@@ -238,3 +238,20 @@ async fn someone_elses_branch_is_never_overwritten() {
     assert_eq!(git_http::git(&repo, &["rev-parse", &branch]), theirs);
     assert!(env.forge.pulls().is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_api_is_a_retryable_network_error() {
+    let env = Env::new(true).await;
+    // A port that was just free: nothing listens there.
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let api = format!("http://{closed}/api/v3");
+    let out = env.run_yes(None, &[("GITHUB_API_URL", &api)]).await;
+    assert_failed_before_agent(&out);
+    let last = out.last();
+    assert_eq!(last["retryable"], true);
+    let m = message(&out);
+    assert!(m.contains("cannot reach") && m.contains("network"), "{m}");
+}

@@ -1,7 +1,7 @@
 //! The GitHub REST calls publishing needs (user, repository, fork, pull requests), made through
 //! octocrab with our own status and rate-limit handling.
 //!
-//! Invariants: octocrab's own retry is off (it retries a 429 at once, and turns a 403 carrying
+//! Invariants: octocrab is built without its retry feature (it retries a 429 at once, and turns a 403 carrying
 //! `retry-after` into a plain error); instead a primary (`x-ratelimit-remaining: 0` +
 //! `x-ratelimit-reset`) or secondary (`retry-after`) limit is waited out visibly through `notify`,
 //! never longer than the configured bound and never past a cancel. Every request sends

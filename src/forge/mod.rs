@@ -8,6 +8,7 @@
 //! [`ForgeError::is_retryable`] tells a transient failure from one that needs the user.
 
 pub mod github;
+pub mod record;
 pub mod text;
 pub mod token;
 
@@ -58,11 +59,8 @@ pub enum ForgeError {
         wait_secs: u64,
         max_secs: u64,
     },
-    #[error(
-        "the token cannot push to {repo} and forking is turned off (publish.fork = false / \
-         TB_FORK=false). Ask for write access, or allow forking so the pull request comes from your fork"
-    )]
-    NoPushAccess { repo: String },
+    #[error("the token cannot push to {repo} and {why}")]
+    NoPushAccess { repo: String, why: String },
     #[error(
         "the branch '{branch}' already exists on {remote} with other commits; tiny-backspace never \
          overwrites someone's branch. Delete or rename that branch, or set a different \
@@ -284,8 +282,22 @@ pub async fn preflight(
     let repo = gh.repo(&r.owner, &r.name).await?;
     let fork = !repo.can_push();
     let full = format!("{}/{}", r.owner, r.name);
-    if fork && (!config.publish.fork || user.is_none()) {
-        return Err(ForgeError::NoPushAccess { repo: full });
+    if fork && !config.publish.fork {
+        return Err(ForgeError::NoPushAccess {
+            repo: full,
+            why: "forking is turned off (publish.fork = false / TB_FORK=false). Ask for write \
+                  access, or allow forking so the pull request comes from your fork"
+                .into(),
+        });
+    }
+    if fork && user.is_none() {
+        return Err(ForgeError::NoPushAccess {
+            repo: full,
+            why:
+                "it cannot read its own user (GET /user), so it cannot fork either. Use a personal \
+                  access token, or one with write access to the repository"
+                    .into(),
+        });
     }
     let describe = match (&user, fork) {
         (Some(u), true) => format!(

@@ -8,8 +8,6 @@
 //! commit is made from the base commit fetched afresh, never from the agent's workspace; the
 //! token is handed to git only for the commands that talk to the repository's own host.
 
-use chrono::Utc;
-use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 use super::stages::StageError;
@@ -18,54 +16,13 @@ use crate::config::Config;
 use crate::emit::Emitter;
 use crate::event::{Event, Stage};
 use crate::forge::github::GitHub;
+pub use crate::forge::record::{PrRecord, PublishRequest};
+use crate::forge::record::{author_for, io, prepare_record};
 use crate::forge::{self, ForgeError, Plan, Target, text};
 use crate::git::GitError;
 use crate::git::publish::{self as gitpub, Author, Prepared, Remote};
 use crate::repo::RepoSource;
-use crate::store::{RunDir, RunMeta, RunStatus};
-
-/// `pr.json`: what will be published, and how far an attempt got.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PrRecord {
-    pub run_id: String,
-    pub source: RepoSource,
-    pub base: String,
-    pub base_commit: String,
-    pub branch: String,
-    pub title: String,
-    pub body: String,
-    pub draft: bool,
-    pub commit_message: String,
-    /// Author and committer date (unix seconds), fixed so a retry makes the same commit.
-    pub commit_time: i64,
-    #[serde(default)]
-    pub author_name: Option<String>,
-    #[serde(default)]
-    pub author_email: Option<String>,
-    #[serde(default)]
-    pub commit: Option<String>,
-    /// Where the branch went (URL or path; never with credentials).
-    #[serde(default)]
-    pub pushed_to: Option<String>,
-    /// `owner:branch` for GitHub pull requests.
-    #[serde(default)]
-    pub head: Option<String>,
-    #[serde(default)]
-    pub pr_url: Option<String>,
-    #[serde(default)]
-    pub pr_number: Option<u64>,
-}
-
-/// What the user approved; `None` fields keep the saved (or default) value.
-#[derive(Debug, Clone, Default)]
-pub struct PublishRequest {
-    /// `Some` starts from the run's patch again with this selection; `None` reuses `approved.diff`
-    /// (or the whole patch if nothing was approved yet).
-    pub selection: Option<Selection>,
-    pub title: Option<String>,
-    pub body: Option<String>,
-    pub draft: Option<bool>,
-}
+use crate::store::{RunDir, RunStatus};
 
 #[derive(Debug, Clone)]
 pub struct Published {
@@ -77,147 +34,15 @@ pub struct Published {
     pub summary: Option<String>,
 }
 
-fn io(what: &str) -> impl Fn(std::io::Error) -> ForgeError + '_ {
-    move |e| ForgeError::Io(format!("{what}: {e}"))
-}
-
-/// Loads (or first creates and saves) the approved patch and `pr.json`.
-fn prepare_record(
-    run_dir: &RunDir,
-    meta: &RunMeta,
-    config: &Config,
-    request: &PublishRequest,
-) -> Result<(PrRecord, String), ForgeError> {
-    let saved = run_dir.pr_path().is_file() && run_dir.approved_patch_path().is_file();
-    let (mut record, patch) = if saved && request.selection.is_none() {
-        let record: PrRecord = run_dir
-            .read_json(&run_dir.pr_path())
-            .map_err(io("reading pr.json"))?;
-        let patch = std::fs::read_to_string(run_dir.approved_patch_path())
-            .map_err(io("reading approved.diff"))?;
-        (record, patch)
-    } else {
-        let full =
-            std::fs::read_to_string(run_dir.patch_path()).map_err(io("reading patch.diff"))?;
-        let patch = crate::diff::filter(&full, &request.selection.clone().unwrap_or_default());
-        let source = RepoSource::parse(&meta.repo, std::path::Path::new("/"))
-            .map_err(|e| ForgeError::Config(e.to_string()))?;
-        let (Some(base), Some(base_commit)) = (meta.base.clone(), meta.base_commit.clone()) else {
-            return Err(ForgeError::Config(
-                "the run has no base branch and commit (an empty repository?); there is nothing to \
-                 open a pull request against"
-                    .into(),
-            ));
-        };
-        let summary = meta.summary.clone().unwrap_or_default();
-        let title = text::default_title(&summary, &meta.prompt);
-        let events = std::fs::read_to_string(run_dir.events_path()).unwrap_or_default();
-        let body = text::pr_body(&text::BodyInput {
-            summary: &summary,
-            prompt: &meta.prompt,
-            followups: &meta.followups,
-            files: &text::file_changes(&patch),
-            commands: &text::commands_from_events(&events),
-            model: &meta.model,
-            run_id: &meta.id,
-        });
-        let record = PrRecord {
-            run_id: meta.id.clone(),
-            branch: text::branch_name(
-                &config.publish.branch_prefix,
-                &meta.prompt,
-                &meta.id,
-                Some(&base),
-            ),
-            source,
-            base,
-            base_commit,
-            commit_message: String::new(),
-            title,
-            body,
-            draft: config.publish.draft,
-            commit_time: Utc::now().timestamp(),
-            author_name: None,
-            author_email: None,
-            commit: None,
-            pushed_to: None,
-            head: None,
-            pr_url: None,
-            pr_number: None,
-        };
-        (record, patch)
-    };
-    if patch.trim().is_empty() {
-        return Err(ForgeError::Config(
-            "the approved selection is empty: every file and hunk was left out, so there is \
-             nothing to publish"
-                .into(),
-        ));
-    }
-    if let Some(t) = request
-        .title
-        .as_deref()
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-    {
-        record.title = t.to_string();
-    }
-    if let Some(b) = request.body.as_deref().filter(|b| !b.trim().is_empty()) {
-        record.body = b.to_string();
-    }
-    if let Some(d) = request.draft {
-        record.draft = d;
-    }
-    if record.commit.is_none() {
-        record.commit_message = text::commit_message(
-            &record.title,
-            meta.summary.as_deref().unwrap_or(""),
-            &meta.prompt,
-            &meta.id,
-        );
-    }
-    run_dir
-        .write_approved_patch(&patch)
-        .map_err(io("saving approved.diff"))?;
-    run_dir
-        .write_json(&run_dir.pr_path(), &record)
-        .map_err(io("saving pr.json"))?;
-    Ok((record, patch))
-}
-
-async fn author_for(config: &Config, plan: &Plan) -> Author {
-    if let (Some(name), Some(email)) = (&config.publish.author_name, &config.publish.author_email) {
-        return Author {
-            name: name.clone(),
-            email: email.clone(),
-        };
-    }
-    if let Some(a) = gitpub::user_identity().await {
-        return Author {
-            name: config.publish.author_name.clone().unwrap_or(a.name),
-            email: config.publish.author_email.clone().unwrap_or(a.email),
-        };
-    }
-    let (name, email) = match (&plan.login, plan.user_id) {
-        (Some(login), Some(id)) => (
-            plan.user_name.clone().unwrap_or_else(|| login.clone()),
-            format!("{id}+{login}@users.noreply.github.com"),
-        ),
-        _ => (
-            "tiny-backspace".to_string(),
-            "tiny-backspace@users.noreply.invalid".to_string(),
-        ),
-    };
-    Author {
-        name: config.publish.author_name.clone().unwrap_or(name),
-        email: config.publish.author_email.clone().unwrap_or(email),
-    }
-}
-
 fn push_error(e: GitError, remote: &str) -> ForgeError {
     match e {
         GitError::Failed { what, stderr } if what == "push" => {
-            let detail = if stderr.contains("401") || stderr.contains("Authentication failed") {
+            let detail = if stderr.contains("could not read Username") {
+                format!(
+                    "{stderr} (the remote wants credentials; tiny-backspace sends the GitHub token \
+                     only to the GitHub host, so push access here must not need one)"
+                )
+            } else if stderr.contains("401") || stderr.contains("Authentication failed") {
                 format!("{stderr} (the token was not accepted for pushing)")
             } else if stderr.contains("403") {
                 format!("{stderr} (the token may not push here: it needs write access)")
@@ -366,7 +191,7 @@ pub async fn publish(
             ),
         )
         .await;
-    let prepared = gitpub::prepare(
+    let prepared = match gitpub::prepare(
         &work,
         &origin,
         &record.base_commit,
@@ -377,14 +202,23 @@ pub async fn publish(
         record.commit_time,
     )
     .await
-    .map_err(|e| match e {
-        GitError::Failed { what, stderr } if what == "apply" => ForgeError::Config(format!(
-            "the approved patch does not apply to the base commit: {stderr}"
-        )),
-        other => push_error(other, &origin.url),
-    })?;
+    {
+        Ok(p) => p,
+        Err(e) => {
+            remove_work_dir(&work);
+            return Err(match e {
+                GitError::Failed { what, stderr } if what == "apply" => ForgeError::Config(
+                    format!("the approved patch does not apply to the base commit: {stderr}"),
+                ),
+                other => push_error(other, &origin.url),
+            });
+        }
+    };
     record.commit = Some(prepared.commit.clone());
-    save(&record)?;
+    if let Err(e) = save(&record) {
+        remove_work_dir(&work);
+        return Err(e);
+    }
     let result = finish(
         &mut record,
         &plan,
@@ -395,11 +229,17 @@ pub async fn publish(
         cancel,
     )
     .await;
+    remove_work_dir(&work);
     save(&record)?;
-    if let Err(e) = std::fs::remove_dir_all(&work) {
+    result
+}
+
+fn remove_work_dir(work: &std::path::Path) {
+    if let Err(e) = std::fs::remove_dir_all(work)
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
         tracing::warn!("could not remove {}: {e}", work.display());
     }
-    result
 }
 
 async fn finish(
