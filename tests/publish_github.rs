@@ -395,3 +395,55 @@ async fn the_token_can_come_from_gh_auth_token() {
         assert!(msg.contains(want), "{msg}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_during_a_rate_limit_wait_stops_publishing_and_the_run_stays_publishable() {
+    let env = Env::new(true).await;
+    env.forge.fail_next(
+        forge::Failure::new(
+            axum::http::Method::POST,
+            "/repos/octo/calc/pulls",
+            429,
+            serde_json::json!({"message": "You have exceeded a secondary rate limit."}),
+        )
+        .header("retry-after", "80"),
+    );
+    let provider = ScriptedProvider::from_file(&env.default_script()).unwrap();
+    let request = RunRequest {
+        repo: env.repo_url(),
+        prompt: PROMPT.into(),
+        base: None,
+        gate: Gate::AutoApprove,
+        keep_workspace: false,
+        provider: Some(Arc::new(provider)),
+        publish: Default::default(),
+    };
+    let mut p = pipeline::start(
+        request,
+        Arc::new(library_config(&env)),
+        env.cwd.path().to_path_buf(),
+    );
+    let mut last = None;
+    while let Some(e) = p.events.recv().await {
+        if let Event::Status { message, .. } = &e
+            && message.contains("waiting 80s")
+        {
+            p.commands.send(Command::Cancel).await.unwrap();
+        }
+        last = Some(e);
+    }
+    let outcome = p.task.await.unwrap();
+    assert_eq!(
+        outcome,
+        Outcome::Cancelled {
+            stage: Stage::Publish
+        }
+    );
+    assert!(matches!(last, Some(Event::Error { .. })));
+    assert!(env.forge.pulls().is_empty());
+
+    let out = env.publish(&p.run_id, &[]).await;
+    assert_eq!(out.code, 0, "{}", out.stdout);
+    assert_eq!(env.forge.pulls().len(), 1);
+    assert_eq!(env.tb_branches(OWNER).len(), 1);
+}

@@ -89,6 +89,12 @@ async fn a_local_repository_gets_a_branch_and_a_request_pull_summary() {
         summary.contains("2 files changed, 4 insertions(+), 0 deletions(-)"),
         "{summary}"
     );
+    let saved = std::fs::read_to_string(env.runs_dir().join(out.run_id()).join("request-pull.txt"))
+        .unwrap();
+    assert!(
+        summary.ends_with(&saved),
+        "the summary is kept in the run folder"
+    );
     // No GitHub API call for a local repository.
     assert!(env.forge.requests().is_empty());
 

@@ -107,7 +107,30 @@ async fn push_branch(
 }
 
 /// Publishes a run from its folder. Used by the pipeline after approval and by `publish RUN_ID`.
+/// A cancel stops it at once: every git process it started is killed with its future.
 pub async fn publish(
+    run_dir: &RunDir,
+    config: &Config,
+    emitter: &Emitter,
+    request: PublishRequest,
+    cancel: &CancellationToken,
+) -> Result<Published, ForgeError> {
+    let result = tokio::select! {
+        r = publish_inner(run_dir, config, emitter, request, cancel) => r,
+        _ = cancel.cancelled() => Err(ForgeError::Cancelled),
+    };
+    if let Ok(Published {
+        summary: Some(text),
+        ..
+    }) = &result
+        && let Err(e) = std::fs::write(run_dir.path.join("request-pull.txt"), text)
+    {
+        tracing::warn!("could not save request-pull.txt: {e}");
+    }
+    result
+}
+
+async fn publish_inner(
     run_dir: &RunDir,
     config: &Config,
     emitter: &Emitter,
