@@ -274,6 +274,13 @@ async fn the_token_never_reaches_the_agent() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_push_access_the_branch_goes_to_a_fork() {
     let env = Env::new(false).await;
+    // The user forked long ago; upstream has moved on since (the run's base is newer).
+    env.git.fork_repo(OWNER, REPO, "me");
+    env.git
+        .commit_file(OWNER, REPO, "CHANGELOG.md", "- newer upstream work\n");
+    let newer = env
+        .git
+        .commit_file(OWNER, REPO, "CHANGELOG.md", "- even newer upstream work\n");
     let out = env.run_yes(None, &[]).await;
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     assert!(env.tb_branches(OWNER).is_empty(), "nothing pushed upstream");
@@ -284,6 +291,9 @@ async fn without_push_access_the_branch_goes_to_a_fork() {
     assert_eq!(pulls[0].repo, "octo/calc");
     assert_eq!(pulls[0].head_label, format!("me:{}", forked[0]));
     assert_eq!(out.last()["branch"], forked[0].as_str());
+    let fork = env.git.path("me", REPO);
+    let parent = git_http::git(&fork, &["rev-parse", &format!("{}^", forked[0])]);
+    assert_eq!(parent, newer, "built on the current upstream base");
     assert!(
         out.of_type("Status")
             .iter()
@@ -446,4 +456,41 @@ async fn cancel_during_a_rate_limit_wait_stops_publishing_and_the_run_stays_publ
     assert_eq!(out.code, 0, "{}", out.stdout);
     assert_eq!(env.forge.pulls().len(), 1);
     assert_eq!(env.tb_branches(OWNER).len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_fork_that_cannot_be_synced_still_gets_the_branch() {
+    let env = Env::new(false).await;
+    env.git.fork_repo(OWNER, REPO, "me");
+    env.git.commit_file(OWNER, REPO, "CHANGELOG.md", "- one\n");
+    let newer = env.git.commit_file(OWNER, REPO, "CHANGELOG.md", "- two\n");
+    env.forge.fail_next(forge::Failure::new(
+        axum::http::Method::POST,
+        "/merge-upstream",
+        409,
+        serde_json::json!({"message": "There are merge conflicts", "documentation_url": "https://docs.github.com/rest/branches/branches#sync-a-fork-branch-with-the-upstream-repository"}),
+    ));
+    let out = env.run_yes(None, &[]).await;
+    assert_eq!(out.code, 0, "{}", out.stdout);
+    let statuses: Vec<&str> = out
+        .of_type("Status")
+        .into_iter()
+        .filter_map(|e| e["message"].as_str())
+        .collect();
+    assert!(
+        statuses
+            .iter()
+            .any(|m| m.contains("could not sync the fork"))
+    );
+    assert!(
+        statuses
+            .iter()
+            .any(|m| m.contains("fetching it and pushing again"))
+    );
+    let forked = env.tb_branches("me");
+    assert_eq!(forked.len(), 1);
+    let fork = env.git.path("me", REPO);
+    let parent = git_http::git(&fork, &["rev-parse", &format!("{}^", forked[0])]);
+    assert_eq!(parent, newer);
+    assert_eq!(env.forge.pulls().len(), 1);
 }

@@ -376,6 +376,19 @@ impl<'a> GitHub<'a> {
         }
     }
 
+    /// Brings the fork's `branch` up to date with its upstream (`merge-upstream`), so the base
+    /// commit is there before a branch built on it is pushed.
+    pub async fn sync_fork(&self, owner: &str, name: &str, branch: &str) -> Result<(), ForgeError> {
+        let _: Value = self
+            .post_json(
+                &format!("/repos/{owner}/{name}/merge-upstream"),
+                &serde_json::json!({ "branch": branch }),
+                &format!("the fork {owner}/{name}"),
+            )
+            .await?;
+        Ok(())
+    }
+
     /// The open pull request from `head` (`owner:branch`) into `base`, if there is one.
     pub async fn find_pull(
         &self,

@@ -93,9 +93,14 @@ async fn run(
         })?
         .map_err(|e| GitError::Spawn(e.to_string()))?;
     if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let stderr: Vec<&str> = stderr
+            .lines()
+            .filter(|l| !l.starts_with("hint:") && !l.trim().is_empty())
+            .collect();
         return Err(GitError::Failed {
             what: what.into(),
-            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            stderr: stderr.join("\n"),
         });
     }
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
@@ -250,18 +255,28 @@ pub async fn is_ours(prepared: &Prepared, remote: Option<&Remote>, sha: &str) ->
     shape.is_ok_and(|s| s == format!("{} {}", prepared.tree, prepared.base_commit))
 }
 
-/// Pushes the prepared commit to `refs/heads/BRANCH` on `remote`, never forcing.
-pub async fn push(prepared: &Prepared, remote: &Remote, branch: &str) -> Result<(), GitError> {
+/// Fetches the whole history of `branch` from `remote`, so a push no longer needs the remote to
+/// accept a shallow update.
+pub async fn unshallow(prepared: &Prepared, remote: &Remote, branch: &str) -> Result<(), GitError> {
     let mut cmd = command(&prepared.git_dir, Some(remote));
     cmd.args([
-        "push",
+        "fetch",
         "--quiet",
-        "--no-verify",
-        "--porcelain",
+        "--no-tags",
+        "--unshallow",
         "--",
         &remote.url,
     ])
-    .arg(format!("{}:refs/heads/{branch}", prepared.commit));
+    .arg(format!("refs/heads/{branch}"));
+    run(cmd, "fetch", None).await.map(|_| ())
+}
+
+/// Pushes the prepared commit to `refs/heads/BRANCH` on `remote`, never forcing.
+pub async fn push(prepared: &Prepared, remote: &Remote, branch: &str) -> Result<(), GitError> {
+    let mut cmd = command(&prepared.git_dir, Some(remote));
+    // Not --quiet: the "! [rejected] … (reason)" lines are the useful part of a failure.
+    cmd.args(["push", "--no-verify", "--", &remote.url])
+        .arg(format!("{}:refs/heads/{branch}", prepared.commit));
     run(cmd, "push", None).await.map(|_| ())
 }
 

@@ -369,6 +369,32 @@ async fn finish(
             .await;
         let fork = gh.fork(&r.owner, &r.name).await?;
         let url = forge::check_clone_url(&fork.clone_url, &r.git_host)?;
+        // An old fork may lack the base commit; a shallow push on top of it would be refused.
+        match gh
+            .sync_fork(&fork.owner.login, &fork.name, &record.base)
+            .await
+        {
+            Ok(()) => {
+                emitter
+                    .status(
+                        Stage::Publish,
+                        format!("fork {} is up to date with {}", fork.full_name, record.base),
+                    )
+                    .await
+            }
+            Err(ForgeError::Cancelled) => return Err(ForgeError::Cancelled),
+            Err(e) => {
+                emitter
+                    .status(
+                        Stage::Publish,
+                        format!(
+                            "could not sync the fork {} ({e}); pushing anyway",
+                            fork.full_name
+                        ),
+                    )
+                    .await
+            }
+        }
         let remote = Remote {
             url,
             allow: origin.allow.clone(),
@@ -379,7 +405,24 @@ async fn finish(
         (origin.clone(), format!("{}:{branch}", r.owner))
     };
     record.head = Some(head.clone());
-    push_branch(prepared, &push_to, &branch, emitter).await?;
+    match push_branch(prepared, &push_to, &branch, emitter).await {
+        Err(ForgeError::PushRejected { detail, .. })
+            if detail.contains("shallow update not allowed") =>
+        {
+            // The fork lacks the base's history (and could not be synced): send it along.
+            emitter
+                .status(
+                    Stage::Publish,
+                    "the fork lacks the base's history; fetching it and pushing again",
+                )
+                .await;
+            gitpub::unshallow(prepared, origin, &record.base)
+                .await
+                .map_err(|e| push_error(e, &origin.url))?;
+            push_branch(prepared, &push_to, &branch, emitter).await?;
+        }
+        other => other?,
+    }
     record.pushed_to = Some(push_to.url.clone());
 
     let existing = gh.find_pull(&r.owner, &r.name, &head, &record.base).await?;

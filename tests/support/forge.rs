@@ -254,6 +254,39 @@ async fn handle(State(state): State<Arc<Mutex<ForgeState>>>, request: Request) -
             s.repos.insert(key, fork.clone());
             reply(202, &rate, &repo_json(&s, &fork))
         }
+        (Method::POST, ["repos", owner, name, "merge-upstream"]) => {
+            let Some(fork) = s.repos.get(&format!("{owner}/{name}")).cloned() else {
+                return not_found();
+            };
+            let Some(upstream) = fork.fork_of.clone() else {
+                return reply(
+                    422,
+                    &[],
+                    &json!({"message": "This repository is not a fork."}),
+                );
+            };
+            let branch = body["branch"].as_str().unwrap_or("main").to_string();
+            let dir = s.git_root.join(format!("{owner}/{name}.git"));
+            let ok = std::process::Command::new("git")
+                .arg("fetch")
+                .arg("-q")
+                .arg(s.git_root.join(format!("{upstream}.git")))
+                .arg(format!("refs/heads/{branch}:refs/heads/{branch}"))
+                .env("GIT_DIR", &dir)
+                .current_dir(&dir)
+                .status()
+                .unwrap()
+                .success();
+            if !ok {
+                return reply(409, &[], &json!({"message": "There are merge conflicts"}));
+            }
+            reply(
+                200,
+                &rate,
+                &json!({"message": format!("Successfully fetched and fast-forwarded from upstream {}:{branch}.", upstream.replace('/', ":").split(':').next().unwrap_or("")),
+                        "merge_type": "fast-forward", "base_branch": format!("{upstream}:{branch}")}),
+            )
+        }
         (Method::GET, ["repos", owner, name, "pulls"]) => {
             let repo = format!("{owner}/{name}");
             if !s.repos.contains_key(&repo) {

@@ -241,6 +241,21 @@ impl GitServer {
         git(&bare, &["rev-parse", "main"])
     }
 
+    /// Adds a commit writing `content` to `path` on `main` of `owner/name`; returns its id.
+    pub fn commit_file(&self, owner: &str, name: &str, path: &str, content: &str) -> String {
+        let bare = self.path(owner, name);
+        let work = tempfile::tempdir().unwrap();
+        git(work.path(), &["clone", "-q", bare.to_str().unwrap(), "."]);
+        std::fs::write(work.path().join(path), content).unwrap();
+        git(work.path(), &["add", "-A"]);
+        git(
+            work.path(),
+            &["commit", "-q", "-m", &format!("Update {path}")],
+        );
+        git(work.path(), &["push", "-q", "origin", "HEAD:main"]);
+        git(&bare, &["rev-parse", "main"])
+    }
+
     /// A copy of `from` as `to_owner/name` (what forking does on the server).
     pub fn fork_repo(&self, from_owner: &str, name: &str, to_owner: &str) {
         let dst = self.path(to_owner, name);
