@@ -255,3 +255,31 @@ async fn an_unreachable_api_is_a_retryable_network_error() {
     let m = message(&out);
     assert!(m.contains("cannot reach") && m.contains("network"), "{m}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_rejected_by_the_server_says_why_and_can_be_retried() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::new(true).await;
+    let hook = env.git.path(OWNER, REPO).join("hooks/pre-receive");
+    std::fs::write(
+        &hook,
+        "#!/bin/sh\necho 'GH013: Repository rule violations found: branch names must match release/*' >&2\nexit 1\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = env.run_yes(None, &[]).await;
+    assert_eq!(out.code, 1, "{}", out.stdout);
+    assert_eq!(out.last()["stage"], "publish");
+    let m = message(&out);
+    assert!(
+        m.contains("push to") && m.contains("rejected") && m.contains("GH013"),
+        "{m}"
+    );
+    assert!(env.tb_branches(OWNER).is_empty() && env.forge.pulls().is_empty());
+
+    std::fs::remove_file(&hook).unwrap();
+    let again = env.publish(&out.run_id(), &[]).await;
+    assert_eq!(again.code, 0, "{}", again.stdout);
+    assert_eq!(env.tb_branches(OWNER).len(), 1);
+    assert_eq!(env.forge.pulls().len(), 1);
+}

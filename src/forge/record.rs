@@ -78,8 +78,14 @@ pub fn prepare_record(
             .map_err(io("reading approved.diff"))?;
         (record, patch)
     } else {
-        let full =
-            std::fs::read_to_string(run_dir.patch_path()).map_err(io("reading patch.diff"))?;
+        let full = std::fs::read_to_string(run_dir.patch_path()).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => ForgeError::Config(format!(
+                "run {} has no saved patch (it ended before the diff); there is nothing to \
+                     publish",
+                meta.id
+            )),
+            _ => ForgeError::Io(format!("reading patch.diff: {e}")),
+        })?;
         let patch = crate::diff::filter(&full, &request.selection.clone().unwrap_or_default());
         let source = RepoSource::parse(&meta.repo, std::path::Path::new("/"))
             .map_err(|e| ForgeError::Config(e.to_string()))?;

@@ -165,7 +165,7 @@ impl Driver {
 
     async fn execute(&mut self, effect: Effect, cancel: CancellationToken) -> Input {
         let result = match effect {
-            Effect::Validate => self.validate().await,
+            Effect::Validate => self.validate(&cancel).await,
             Effect::Clone => self.clone_repo(&cancel).await,
             Effect::RunAgent { followup } => self.run_agent(followup, &cancel).await,
             Effect::ComputeDiff => return self.compute_diff().await,

@@ -555,7 +555,11 @@ pub async fn publish_saved_run(
 impl Driver {
     /// Pre-flight before the agent runs. With `--yes` a problem ends the run (no tokens spent);
     /// in review mode it is a warning, since the user may only want the diff.
-    pub(super) async fn preflight(&self, source: &RepoSource) -> Result<(), StageError> {
+    pub(super) async fn preflight(
+        &self,
+        source: &RepoSource,
+        cancel: &CancellationToken,
+    ) -> Result<(), StageError> {
         if self.request.gate == Gate::NoPr {
             return Ok(());
         }
@@ -567,11 +571,12 @@ impl Driver {
                 message,
             });
         };
-        match forge::preflight(source, &self.config, &notify, CancellationToken::new()).await {
+        match forge::preflight(source, &self.config, &notify, cancel.clone()).await {
             Ok(plan) => {
                 self.emitter.status(Stage::Validate, plan.describe).await;
                 Ok(())
             }
+            Err(ForgeError::Cancelled) => Err(StageError::Cancelled),
             Err(e) if self.request.gate == Gate::AutoApprove => Err(StageError::failed(
                 format!("{e} (checked before the agent started; nothing was spent)"),
                 e.is_retryable(),

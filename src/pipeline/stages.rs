@@ -85,7 +85,10 @@ pub(super) fn force_remove_dir(path: &std::path::Path) -> std::io::Result<()> {
 }
 
 impl Driver {
-    pub(super) async fn validate(&mut self) -> StageResult {
+    pub(super) async fn validate(
+        &mut self,
+        cancel: &tokio_util::sync::CancellationToken,
+    ) -> StageResult {
         let prompt = self.request.prompt.trim();
         if prompt.is_empty() {
             return Err(StageError::failed(
@@ -107,7 +110,7 @@ impl Driver {
         let kind = sandbox::resolve_kind(&self.config.sandbox)
             .map_err(|e| StageError::failed(e.to_string(), false))?;
 
-        self.preflight(&source).await?;
+        self.preflight(&source, cancel).await?;
 
         let store = Store::open(&self.config.home).map_err(|e| {
             StageError::failed(
