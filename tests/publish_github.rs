@@ -22,8 +22,12 @@ use tiny_backspace::pipeline::{self, Command, Gate, Outcome, RunRequest, Selecti
 const PROMPT: &str = "Make divide reject a zero divisor";
 
 fn library_config(env: &Env) -> Config {
+    library_config_with_token(env, &env.token)
+}
+
+fn library_config_with_token(env: &Env, token: &str) -> Config {
     let vars: HashMap<String, String> = [
-        ("GITHUB_TOKEN", env.token.clone()),
+        ("GITHUB_TOKEN", token.to_string()),
         ("GITHUB_API_URL", env.forge.api_url()),
         ("TB_AUTHOR_NAME", "Ada Reviewer".to_string()),
         ("TB_AUTHOR_EMAIL", "ada@example.com".to_string()),
@@ -44,6 +48,15 @@ async fn run_reviewed(
     before_approve: impl FnOnce(&str),
     approve: Command,
 ) -> (Outcome, Vec<Event>) {
+    run_reviewed_with(env, library_config(env), before_approve, approve).await
+}
+
+async fn run_reviewed_with(
+    env: &Env,
+    config: Config,
+    before_approve: impl FnOnce(&str),
+    approve: Command,
+) -> (Outcome, Vec<Event>) {
     let provider = ScriptedProvider::from_file(&env.default_script()).unwrap();
     let request = RunRequest {
         repo: env.repo_url(),
@@ -54,11 +67,7 @@ async fn run_reviewed(
         provider: Some(Arc::new(provider)),
         publish: Default::default(),
     };
-    let mut p = pipeline::start(
-        request,
-        Arc::new(library_config(env)),
-        env.cwd.path().to_path_buf(),
-    );
+    let mut p = pipeline::start(request, Arc::new(config), env.cwd.path().to_path_buf());
     let mut before = Some(before_approve);
     let mut approve = Some(approve);
     let mut events = vec![];
@@ -493,4 +502,53 @@ async fn a_stale_fork_that_cannot_be_synced_still_gets_the_branch() {
     let parent = git_http::git(&fork, &["rev-parse", &format!("{}^", forked[0])]);
     assert_eq!(parent, newer);
     assert_eq!(env.forge.pulls().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_review_mode_a_bad_token_warns_first_and_the_run_stays_publishable() {
+    let env = Env::new(true).await;
+    let approve = Command::Approve {
+        selection: Selection::default(),
+        title: Some("Reject zero divisors".into()),
+        body: Some("Custom body from the review dialog.".into()),
+        draft: false,
+    };
+    let config = library_config_with_token(&env, "ghp_expired");
+    let (outcome, events) = run_reviewed_with(&env, config, |_| {}, approve).await;
+    let warned = events.iter().any(|e| {
+        matches!(e, Event::Status { stage: Stage::Validate, message, .. }
+            if message.starts_with("WARNING: publishing will fail") && message.contains("401"))
+    });
+    assert!(warned, "{events:#?}");
+    assert!(
+        events.iter().any(|e| matches!(e, Event::ToolBash { .. })),
+        "the agent ran"
+    );
+    let Outcome::Failed {
+        stage: Stage::Publish,
+        message,
+        retryable: false,
+    } = outcome
+    else {
+        panic!("{outcome:?}");
+    };
+    assert!(
+        message.contains("401") && message.contains("tiny-backspace publish"),
+        "{message}"
+    );
+    let run_id = events
+        .iter()
+        .find_map(|e| match e {
+            Event::Status { run_id, .. } => Some(run_id.clone()),
+            _ => None,
+        })
+        .unwrap();
+
+    // With a good token, the saved approval (title and body included) is published.
+    let out = env.publish(&run_id, &[]).await;
+    assert_eq!(out.code, 0, "{}", out.stdout);
+    let pulls = env.forge.pulls();
+    assert_eq!(pulls.len(), 1);
+    assert_eq!(pulls[0].title, "Reject zero divisors");
+    assert_eq!(pulls[0].body, "Custom body from the review dialog.");
 }
