@@ -552,3 +552,48 @@ async fn in_review_mode_a_bad_token_warns_first_and_the_run_stays_publishable() 
     assert_eq!(pulls[0].title, "Reject zero divisors");
     assert_eq!(pulls[0].body, "Custom body from the review dialog.");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_no_pr_run_can_be_published_later_as_a_whole() {
+    let env = Env::new(true).await;
+    let script = env.default_script();
+    let model = format!("scripted:{}", script.display());
+    let out = env
+        .tb(
+            &[
+                "run",
+                "--repo",
+                &env.repo_url(),
+                "--prompt",
+                PROMPT,
+                "--no-pr",
+                "--json",
+                "--model",
+                &model,
+            ],
+            &env.base_env(),
+        )
+        .await;
+    assert_eq!(out.code, 0, "{}", out.stdout);
+    assert!(out.last()["pr_url"].is_null());
+    assert!(env.forge.pulls().is_empty() && env.tb_branches(OWNER).is_empty());
+    // --no-pr does no pre-flight: the API was not called.
+    assert!(env.forge.requests().is_empty());
+
+    let published = env
+        .publish(
+            &out.run_id(),
+            &["--title", "Divide by zero guard", "--draft"],
+        )
+        .await;
+    assert_eq!(published.code, 0, "{}", published.stdout);
+    let pulls = env.forge.pulls();
+    assert_eq!(pulls.len(), 1);
+    assert_eq!(pulls[0].title, "Divide by zero guard");
+    assert!(pulls[0].draft);
+    let branch = env.tb_branches(OWNER).pop().unwrap();
+    let content = env.git.show(OWNER, REPO, &format!("{branch}:calc.py"));
+    assert!(content.contains("raise ValueError") && content.contains("product of a and b"));
+    assert_eq!(published.of_type("PR").len(), 1);
+    assert_eq!(published.last()["type"], "Done");
+}
