@@ -7,6 +7,7 @@ pub mod config;
 pub mod diff;
 pub mod emit;
 pub mod event;
+pub mod forge;
 pub mod git;
 pub mod llm;
 pub mod pipeline;

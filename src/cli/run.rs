@@ -3,7 +3,7 @@
 use std::io::{IsTerminal, Write};
 use std::sync::Arc;
 
-use super::RunArgs;
+use super::{PublishArgs, RunArgs};
 use crate::config::Config;
 use crate::event::Event;
 use crate::pipeline::{self, Command, Gate, RunRequest, Selection};
@@ -26,6 +26,11 @@ pub async fn run(args: RunArgs, config: Config) -> color_eyre::Result<i32> {
         gate,
         keep_workspace: args.keep_workspace,
         provider: None,
+        publish: pipeline::publish::PublishOptions {
+            title: args.title,
+            body: args.body,
+            draft: args.draft,
+        },
     };
     let cwd = std::env::current_dir()?;
     let mut pipeline = pipeline::start(request, Arc::new(config), cwd);
@@ -77,6 +82,53 @@ pub async fn run(args: RunArgs, config: Config) -> color_eyre::Result<i32> {
         println!("{p}");
     }
     Ok(pipeline::exit_code(&outcome))
+}
+
+/// `tiny-backspace publish RUN_ID`: retries publishing from the saved run folder.
+pub async fn publish(args: PublishArgs, config: Config) -> color_eyre::Result<i32> {
+    let store = Store::open(&config.home)?;
+    let Some(run_dir) = store.run_dir(&args.run_id) else {
+        eprintln!(
+            "error: there is no run '{}' in {}; `tiny-backspace runs` lists them",
+            args.run_id,
+            config.home.display()
+        );
+        return Ok(2);
+    };
+    let (tx, mut rx) = tokio::sync::mpsc::channel(pipeline::EVENT_CHANNEL);
+    let emitter = crate::emit::Emitter::new(run_dir.id.clone(), tx);
+    emitter.attach_log(run_dir.open_events()?)?;
+    let json = args.json;
+    let printer = tokio::spawn(async move {
+        let stdout = std::io::stdout();
+        while let Some(event) = rx.recv().await {
+            if json {
+                let mut out = stdout.lock();
+                let _ = writeln!(out, "{}", event.to_json_line());
+                let _ = out.flush();
+            } else {
+                eprint!("{}", render(&event));
+            }
+        }
+    });
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let on_signal = cancel.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            on_signal.cancel();
+        }
+    });
+    let request = pipeline::publish::PublishRequest {
+        selection: None,
+        title: args.title,
+        body: args.body,
+        draft: args.draft.then_some(true),
+    };
+    let ok =
+        pipeline::publish::publish_saved_run(&run_dir, &config, &emitter, request, &cancel).await;
+    drop(emitter);
+    let _ = printer.await;
+    Ok(if ok { 0 } else { 1 })
 }
 
 async fn ask(question: &str) -> bool {

@@ -115,6 +115,7 @@ struct CodeRequest {
     base: Option<String>,
     model: Option<String>,
     review: bool,
+    draft: bool,
 }
 
 fn field_str<'a>(body: &'a Value, field: &'static str) -> Result<Option<&'a str>, BadRequest> {
@@ -195,7 +196,7 @@ fn parse_code_request(state: &AppState, bytes: &[u8]) -> Result<CodeRequest, Bad
             ));
         }
     }
-    let _draft = field_bool(&body, "draft")?;
+    let draft = field_bool(&body, "draft")?;
     let review = field_bool(&body, "review")?;
     Ok(CodeRequest {
         repo: repo.to_string(),
@@ -203,6 +204,7 @@ fn parse_code_request(state: &AppState, bytes: &[u8]) -> Result<CodeRequest, Bad
         base,
         model,
         review,
+        draft,
     })
 }
 
@@ -284,6 +286,10 @@ async fn run_session(
         },
         keep_workspace: false,
         provider: None,
+        publish: pipeline::publish::PublishOptions {
+            draft: request.draft,
+            ..Default::default()
+        },
     };
     let mut p = pipeline::start_with_id(
         run_id.clone(),
