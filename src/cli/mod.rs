@@ -90,6 +90,16 @@ pub enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// The offline demo: a sample repository, a recorded model session (replay), a local origin.
+    #[command(
+        after_help = "Examples:\n  tiny-backspace demo\n  tiny-backspace demo --headless | jq -r .type\n\n\
+        Needs git, bubblewrap and python3 (the sample project's tests run in the sandbox). No keys, no network."
+    )]
+    Demo {
+        /// No UI: print one JSON event per line (like `run --json --yes`).
+        #[arg(long)]
+        headless: bool,
+    },
     /// Serve the HTTP API: POST /code streams a run as Server-Sent Events.
     #[command(after_help = "Examples:\n  tiny-backspace serve\n  \
         TB_SERVER_TOKEN=s3cret tiny-backspace serve --addr 0.0.0.0:8000 --max-concurrent 4\n  \
@@ -199,6 +209,7 @@ pub async fn main() -> color_eyre::Result<i32> {
     match cli.command {
         Some(Cmd::Run(args)) => run::run(args, config).await,
         Some(Cmd::Publish(args)) => run::publish(args, config).await,
+        Some(Cmd::Demo { headless }) => run::demo(config, headless).await,
         Some(Cmd::Runs { json }) => run::list_runs(&config, json),
         Some(Cmd::Serve(args)) => {
             let options = crate::serve::ServeOptions {

@@ -32,6 +32,13 @@ pub async fn run(args: RunArgs, config: Config) -> color_eyre::Result<i32> {
             draft: args.draft,
         },
     };
+    drive(request, config, args.json).await
+}
+
+/// Runs `request` headless: JSON lines on stdout, or a readable log on stderr and the patch path
+/// on stdout; asks on the terminal at an interactive gate. Returns the exit code.
+pub async fn drive(request: RunRequest, config: Config, json: bool) -> color_eyre::Result<i32> {
+    let gate = request.gate;
     let cwd = std::env::current_dir()?;
     let mut pipeline = pipeline::start(request, Arc::new(config), cwd);
     let commands = pipeline.commands.clone();
@@ -44,7 +51,7 @@ pub async fn run(args: RunArgs, config: Config) -> color_eyre::Result<i32> {
     let stdout = std::io::stdout();
     let mut patch_path = None;
     while let Some(event) = pipeline.events.recv().await {
-        if args.json {
+        if json {
             if matches!(event, Event::AiDelta { .. }) {
                 continue;
             }
@@ -76,12 +83,52 @@ pub async fn run(args: RunArgs, config: Config) -> color_eyre::Result<i32> {
         }
     }
     let outcome = pipeline.task.await?;
-    if !args.json
-        && let Some(p) = patch_path
-    {
+    if !json && let Some(p) = patch_path {
         println!("{p}");
     }
     Ok(pipeline::exit_code(&outcome))
+}
+
+/// `tiny-backspace demo`: prepares the sample repository and runs the recorded session on it.
+pub async fn demo(config: Config, headless: bool) -> color_eyre::Result<i32> {
+    let id = crate::store::new_run_id();
+    let setup = match crate::demo::prepare(&config.home, &id) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(1);
+        }
+    };
+    let interactive =
+        !headless && std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
+    if !headless {
+        eprintln!(
+            "tiny-backspace demo — a recorded session (replay) on a sample project; its tools really \
+             run, in the sandbox.\nsample origin: {}\n",
+            setup.origin.display()
+        );
+    }
+    let request = RunRequest {
+        repo: setup.origin.display().to_string(),
+        prompt: crate::demo::PROMPT.to_string(),
+        base: None,
+        gate: if interactive {
+            Gate::Interactive
+        } else {
+            Gate::AutoApprove
+        },
+        keep_workspace: false,
+        provider: Some(setup.provider.clone()),
+        publish: Default::default(),
+    };
+    let code = drive(request, config, headless).await?;
+    if !headless && code == 0 {
+        eprintln!(
+            "\nThe branch is in the demo's origin: git --git-dir {} log --oneline --all",
+            setup.origin.display()
+        );
+    }
+    Ok(code)
 }
 
 /// `tiny-backspace publish RUN_ID`: retries publishing from the saved run folder.
