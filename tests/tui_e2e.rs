@@ -1,9 +1,9 @@
 //! End to end: the real binary inside tmux — fields prefilled from the flags, Ctrl+S, wait for
 //! the review, deselect one hunk, `c`, change the title, Ctrl+S, then check what was approved.
 //!
-//! Until publishing lands, an approval ends the run with the patch saved: the test checks the
-//! approved selection saved next to it. When the run reports a PR instead, the `Some(url)` branch
-//! of `check_outcome` is where the forge assertions go (title, branch without the hunk).
+//! The fixture is a local repository, which takes no pull requests: publishing makes a branch in
+//! it, so the test checks that branch (the edited title as the commit subject, the deselected hunk
+//! absent). The `Some(url)` branch of `check_outcome` is where checks against a forge go.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -163,13 +163,13 @@ fn tmux_run_review_deselect_and_approve() {
     let s = loop {
         let s = tmux.screen();
         assert!(Instant::now() < deadline, "no outcome shown: {s}");
-        if s.contains("No pull request was created") || s.contains("Pull request #") {
+        if s.contains("Esc close") {
             break s;
         }
         std::thread::sleep(Duration::from_millis(100));
         assert!(tmux.alive(), "the app died: {s}");
     };
-    check_outcome(&home, &s);
+    check_outcome(&home, &repo, &s);
 
     // Quit cleanly: close the dialog, q (nothing unpublished is pending any more).
     // (Esc and q sent together would read as Alt+q: wait for the dialog to close first.)
@@ -189,8 +189,8 @@ fn tmux_run_review_deselect_and_approve() {
     assert_eq!(code.trim(), "0");
 }
 
-/// What the approval produced, read from the run folder.
-fn check_outcome(home: &Path, screen: &str) {
+/// What the approval produced: read from the run folder's events, then checked where it went.
+fn check_outcome(home: &Path, repo: &Path, screen: &str) {
     let runs: Vec<PathBuf> = std::fs::read_dir(home.join("runs"))
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -203,23 +203,46 @@ fn check_outcome(home: &Path, screen: &str) {
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .find(|v| v["type"] == "Done")
         .expect("a Done event");
-    match done["pr_url"].as_str() {
-        None => {
-            // Publishing is not in this build: the approved selection is saved.
-            assert!(screen.contains("No pull request was created"), "{screen}");
-            let approved = std::fs::read_to_string(run.join("approved.diff")).unwrap();
-            assert!(approved.contains("division by zero"), "{approved}");
-            assert!(approved.contains("NOTES.md"), "{approved}");
-            assert!(
-                !approved.contains("# product"),
-                "the deselected hunk is left out: {approved}"
-            );
-        }
-        Some(url) => {
-            // Publishing landed: the TUI shows the PR. Add the forge checks here: the test forge
+    match (done["pr_url"].as_str(), done["branch"].as_str()) {
+        (Some(url), _) => {
+            // A forge took a pull request: the TUI shows it. With a test forge, also check it
             // holds a PR titled "Reject zero divisors" whose branch lacks "# product".
             assert!(screen.contains("Pull request #"), "{screen}");
             assert!(screen.contains(&url[..url.len().min(40)]), "{screen}");
+        }
+        (None, Some(branch)) => {
+            // A local repository takes no pull requests: the approved change is a branch in it,
+            // committed with the edited title, without the deselected hunk.
+            assert!(screen.contains("Published as branch"), "{screen}");
+            let git = |args: &[&str]| {
+                let out = Command::new("git")
+                    .arg("-C")
+                    .arg(repo)
+                    .args(args)
+                    .output()
+                    .unwrap();
+                assert!(out.status.success(), "git {args:?}");
+                String::from_utf8(out.stdout).unwrap()
+            };
+            assert_eq!(
+                git(&["log", "-1", "--format=%s", branch]).trim(),
+                "Reject zero divisors"
+            );
+            let calc = git(&["show", &format!("{branch}:calc/__init__.py")]);
+            assert!(calc.contains("division by zero"), "{calc}");
+            assert!(
+                !calc.contains("# product"),
+                "the deselected hunk is left out: {calc}"
+            );
+            let notes = git(&["show", &format!("{branch}:NOTES.md")]);
+            assert!(notes.contains("divide rejects zero"));
+        }
+        (None, None) => {
+            // Not published: the approved selection is saved next to the full patch.
+            assert!(screen.contains("No pull request was created"), "{screen}");
+            let approved = std::fs::read_to_string(run.join("approved.diff")).unwrap();
+            assert!(approved.contains("division by zero"), "{approved}");
+            assert!(!approved.contains("# product"), "{approved}");
         }
     }
 }

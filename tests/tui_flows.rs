@@ -87,34 +87,57 @@ async fn run_review_deselect_and_approve_saves_only_the_selection() {
     assert!(approve, "the pipeline got the approval");
     let done = h.events.iter().find_map(|e| match e {
         Event::Done {
-            pr_url, patch_path, ..
-        } => Some((pr_url.clone(), patch_path.clone())),
+            pr_url,
+            patch_path,
+            branch,
+            ..
+        } => Some((pr_url.clone(), branch.clone(), patch_path.clone())),
         _ => None,
     });
-    let (pr_url, patch_path) = done.expect("a Done event");
-    // Until publishing lands the run ends with the patch saved; then assert the PR here.
-    match pr_url {
-        None => {
+    let (pr_url, branch, patch_path) = done.expect("a Done event");
+    match (pr_url, branch) {
+        (Some(url), _) => {
+            assert_eq!(h.model().pr_url.as_deref(), Some(url.as_str()));
+            assert_eq!(h.model().state, RunState::Done { published: true });
+        }
+        (None, Some(branch)) => {
+            // A local repository takes no PR: the approved selection is a branch in it.
+            let git = |args: &[&str]| {
+                let out = std::process::Command::new("git")
+                    .arg("-C")
+                    .arg(&h.repo)
+                    .args(args)
+                    .output()
+                    .unwrap();
+                assert!(out.status.success(), "git {args:?}");
+                String::from_utf8(out.stdout).unwrap()
+            };
+            assert_eq!(
+                git(&["log", "-1", "--format=%s", &branch]).trim(),
+                "Reject zero divisors"
+            );
+            let calc = git(&["show", &format!("{branch}:calc/__init__.py")]);
+            assert!(calc.contains("division by zero"), "{calc}");
+            assert!(
+                !calc.contains("# product"),
+                "deselected hunk left out: {calc}"
+            );
+            let Overlay::Pr(d) = &h.model().overlay else {
+                panic!("the dialog stays to say what happened")
+            };
+            assert!(
+                matches!(&d.phase, PrPhase::NotPublished { branch: Some(b), .. } if *b == branch)
+            );
+            assert_eq!(h.model().state, RunState::Done { published: true });
+            assert!(h.screen(120, 40).contains("Published as branch"));
+        }
+        (None, None) => {
             let patch_path = patch_path.expect("patch saved");
             let approved = std::path::Path::new(&patch_path).with_file_name("approved.diff");
             let approved = std::fs::read_to_string(approved).unwrap();
             assert!(approved.contains("division by zero"), "{approved}");
-            assert!(approved.contains("NOTES.md"));
-            assert!(
-                !approved.contains("# product"),
-                "deselected hunk left out: {approved}"
-            );
-            let full = std::fs::read_to_string(&patch_path).unwrap();
-            assert!(full.contains("# product"), "the full patch is kept too");
-            let Overlay::Pr(d) = &h.model().overlay else {
-                panic!("dialog stays to say what happened")
-            };
-            assert!(matches!(d.phase, PrPhase::NotPublished { .. }));
+            assert!(!approved.contains("# product"), "{approved}");
             assert_eq!(h.model().state, RunState::Done { published: false });
-        }
-        Some(url) => {
-            assert_eq!(h.model().pr_url.as_deref(), Some(url.as_str()));
-            assert_eq!(h.model().state, RunState::Done { published: true });
         }
     }
 }

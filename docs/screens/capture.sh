@@ -7,7 +7,7 @@ OUT=$(cd "$(dirname "$0")" && pwd)
 W=/tmp/tb-demo
 rm -rf "$W"; mkdir -p "$W"
 N=0
-trap 'tmux -S "$W/sock.$N" kill-server 2>/dev/null || true; rm -rf "$W"' EXIT
+trap 'tmux -S "$W/sock.$N" kill-server 2>/dev/null || true' EXIT
 
 mkdir -p "$W/calc/calc"
 cd "$W/calc"
@@ -70,7 +70,7 @@ cap 05-help
 t send-keys -t s Escape; sleep 0.3; t send-keys -t s c
 cap 06-pr-dialog
 t send-keys -t s C-s
-until_shown "No pull request"
+until_shown "Esc close"
 cap 07-approved-not-published
 t send-keys -t s Escape; sleep 0.3; t send-keys -t s C-r
 cap 08-runs-list

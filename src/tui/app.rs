@@ -172,6 +172,7 @@ impl App {
             gate: Gate::Interactive,
             keep_workspace: false,
             provider: self.provider.as_ref().map(|f| f()),
+            publish: Default::default(),
         };
         let mut p = pipeline::start(request, self.config.clone(), self.cwd.clone());
         let run_id = p.run_id.clone();
@@ -215,6 +216,7 @@ impl App {
         let saved = match &m.event {
             Event::Done {
                 pr_url: None,
+                branch: None,
                 patch_path: Some(p),
                 ..
             } => self.save_approved(p),
@@ -224,7 +226,7 @@ impl App {
         update(&mut self.model, Msg::Pipeline(m.event));
         if let Some(path) = saved
             && let Overlay::Pr(d) = &mut self.model.overlay
-            && let PrPhase::NotPublished { message } = &mut d.phase
+            && let PrPhase::NotPublished { message, .. } = &mut d.phase
         {
             message.push_str(&format!("\napproved selection: {path}"));
         }

@@ -182,7 +182,7 @@ pub fn pr(frame: &mut Frame, model: &Model, theme: &Theme, area: Rect, d: &PrDia
         PrPhase::Editing => 22,
         PrPhase::Publishing => 8,
         PrPhase::Created { .. } => 11,
-        PrPhase::NotPublished { .. } => 14,
+        PrPhase::NotPublished { .. } => 20,
     };
     let r = centered(area, 90, height);
     clear(frame, r);
@@ -276,13 +276,19 @@ pub fn pr(frame: &mut Frame, model: &Model, theme: &Theme, area: Rect, d: &PrDia
             );
             return;
         }
-        PrPhase::NotPublished { message } => {
+        PrPhase::NotPublished { branch, message } => {
             y += 1;
-            line(
-                frame,
-                &mut y,
-                Line::from(Span::styled("No pull request was created.", theme.error())),
-            );
+            let heading = match branch {
+                Some(b) => Line::from(Span::styled(
+                    format!(
+                        "✓ Published as branch {} (this remote takes no pull requests)",
+                        sanitize::one_line(b)
+                    ),
+                    theme.ok(),
+                )),
+                None => Line::from(Span::styled("No pull request was created.", theme.error())),
+            };
+            line(frame, &mut y, heading);
             let rest = Rect::new(
                 inner.x,
                 y,

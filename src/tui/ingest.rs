@@ -143,7 +143,10 @@ impl Model {
                 }
             }
             Event::Done {
-                pr_url, patch_path, ..
+                pr_url,
+                patch_path,
+                branch,
+                ..
             } => {
                 self.run_ended_ms = Some(now);
                 self.patch_path = patch_path.clone();
@@ -152,7 +155,7 @@ impl Model {
                     RunState::Cancelled
                 } else {
                     RunState::Done {
-                        published: pr_url.is_some(),
+                        published: pr_url.is_some() || (was_publishing && branch.is_some()),
                     }
                 };
                 if let Some(url) = pr_url {
@@ -162,10 +165,15 @@ impl Model {
                         .publish_note
                         .clone()
                         .unwrap_or_else(|| "the run ended without a pull request".into());
-                    if let Some(p) = patch_path {
+                    if branch.is_none()
+                        && let Some(p) = patch_path
+                    {
                         message.push_str(&format!("\nfull patch: {p}"));
                     }
-                    d.phase = PrPhase::NotPublished { message };
+                    d.phase = PrPhase::NotPublished {
+                        branch: branch.clone(),
+                        message,
+                    };
                 }
             }
             _ => {}

@@ -114,8 +114,10 @@ pub enum PrPhase {
         branch: String,
         base: String,
     },
-    /// The run ended without a PR (publishing unavailable or failed).
+    /// The run ended without a PR: published as a branch only (a remote that takes no pull
+    /// requests; `message` holds the request-pull summary), or not published at all.
     NotPublished {
+        branch: Option<String>,
         message: String,
     },
 }
