@@ -130,6 +130,11 @@ async fn run_review_deselect_and_approve_saves_only_the_selection() {
             );
             assert_eq!(h.model().state, RunState::Done { published: true });
             assert!(h.screen(120, 40).contains("Published as branch"));
+            let copied = h.send(chr('y'));
+            assert!(
+                matches!(copied.as_slice(), [Action::Copy(s)] if s.contains(&branch)),
+                "y copies the request-pull summary: {copied:?}"
+            );
         }
         (None, None) => {
             let patch_path = patch_path.expect("patch saved");

@@ -71,7 +71,7 @@ t send-keys -t s Escape; sleep 0.3; t send-keys -t s c
 cap 06-pr-dialog
 t send-keys -t s C-s
 until_shown "Esc close"
-cap 07-approved-not-published
+cap 07-published-branch
 t send-keys -t s Escape; sleep 0.3; t send-keys -t s C-r
 cap 08-runs-list
 

@@ -123,6 +123,13 @@ fn pr_key(model: &mut Model, mut d: Box<PrDialog>, k: KeyEvent) -> (Option<Overl
                 _ => (Some(Overlay::Pr(d)), vec![]),
             };
         }
+        PrPhase::NotPublished {
+            branch: Some(_),
+            message,
+        } if k.code == KeyCode::Char('y') => {
+            model.notice = Some("request-pull summary copied to the clipboard".into());
+            return (Some(Overlay::Pr(d)), vec![Action::Copy(message)]);
+        }
         PrPhase::NotPublished { .. } => {
             return match k.code {
                 KeyCode::Esc | KeyCode::Enter | KeyCode::Char('q') => (None, vec![]),

@@ -280,10 +280,7 @@ pub fn pr(frame: &mut Frame, model: &Model, theme: &Theme, area: Rect, d: &PrDia
             y += 1;
             let heading = match branch {
                 Some(b) => Line::from(Span::styled(
-                    format!(
-                        "✓ Published as branch {} (this remote takes no pull requests)",
-                        sanitize::one_line(b)
-                    ),
+                    format!("✓ Published as branch {}", sanitize::one_line(b)),
                     theme.ok(),
                 )),
                 None => Line::from(Span::styled("No pull request was created.", theme.error())),
@@ -300,7 +297,12 @@ pub fn pr(frame: &mut Frame, model: &Model, theme: &Theme, area: Rect, d: &PrDia
                 rest,
             );
             let last = Rect::new(inner.x, inner.bottom().saturating_sub(1), inner.width, 1);
-            frame.render_widget(Paragraph::new(keys_line(theme, &[("Esc", "close")])), last);
+            let keys: &[(&str, &str)] = if branch.is_some() {
+                &[("y", "copy the request-pull summary"), ("Esc", "close")]
+            } else {
+                &[("Esc", "close")]
+            };
+            frame.render_widget(Paragraph::new(keys_line(theme, keys)), last);
             return;
         }
         PrPhase::Publishing => {
