@@ -77,6 +77,16 @@ impl Drop for Guard {
 
 /// Runs the TUI until the user quits. Returns the process exit code.
 pub async fn run(prefill: Prefill, config: Config) -> color_eyre::Result<i32> {
+    run_with(prefill, config, None).await
+}
+
+/// Like [`run`], with every run using a provider from `provider` (e.g. the demo's replay) instead
+/// of the configured model.
+pub async fn run_with(
+    prefill: Prefill,
+    config: Config,
+    provider: Option<super::app::ProviderFactory>,
+) -> color_eyre::Result<i32> {
     if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
         eprintln!(
             "error: the interactive UI needs a terminal; for scripts use `tiny-backspace run --repo R \
@@ -89,7 +99,7 @@ pub async fn run(prefill: Prefill, config: Config) -> color_eyre::Result<i32> {
     if !no_color {
         std::thread::spawn(super::highlight::warm_up);
     }
-    let (mut app, mut rx) = App::new(Arc::new(config), cwd, prefill, no_color, None);
+    let (mut app, mut rx) = App::new(Arc::new(config), cwd, prefill, no_color, provider);
     install_panic_hook();
     enter()?;
     let guard = Guard;
