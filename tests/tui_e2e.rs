@@ -246,3 +246,49 @@ fn check_outcome(home: &Path, repo: &Path, screen: &str) {
         }
     }
 }
+
+#[test]
+fn no_color_real_binary_draws_no_colors() {
+    let dir = tempfile::tempdir().unwrap();
+    let tmux = Tmux {
+        socket: dir.path().join("tmux.sock"),
+    };
+    let command = format!(
+        "NO_COLOR=1 TB_HOME={} TB_CONFIG={} {} --repo octo/calc --prompt p --model scripted:x.json",
+        shell_quote(&dir.path().join("home").display().to_string()),
+        shell_quote(&dir.path().join("none.toml").display().to_string()),
+        shell_quote(env!("CARGO_BIN_EXE_tiny-backspace")),
+    );
+    let out = tmux.cmd(&[
+        "new-session",
+        "-d",
+        "-s",
+        "e2e",
+        "-x",
+        "100",
+        "-y",
+        "30",
+        "sh",
+        "-c",
+        &command,
+    ]);
+    assert!(out.status.success());
+    tmux.wait_for("Repository");
+    let colored = tmux.cmd(&["capture-pane", "-e", "-p", "-t", "e2e"]).stdout;
+    let text = String::from_utf8_lossy(&colored);
+    // SGR parameters that set a color: 30–37, 40–47, 90–97, 100–107, 38;…, 48;…
+    let sets_color = text.split("\x1b[").skip(1).any(|seq| {
+        let params = seq.split('m').next().unwrap_or("");
+        params.split(';').any(|p| {
+            matches!(
+                p.parse::<u32>(),
+                Ok(30..=38 | 40..=48 | 90..=97 | 100..=107)
+            )
+        })
+    });
+    assert!(!sets_color, "NO_COLOR: no color codes expected:\n{text:?}");
+    assert!(
+        text.contains("\x1b[1m") || text.contains("\x1b[7m"),
+        "modifiers stay"
+    );
+}
