@@ -61,8 +61,18 @@ const SAFE_CONFIG: &[&str] = &[
     "core.excludesFile=",
     "diff.external=",
     "credential.helper=",
+    "protocol.allow=never",
+    "protocol.https.allow=always",
     "protocol.file.allow=user",
     "protocol.ext.allow=never",
+    "core.untrackedCache=false",
+    "submodule.recurse=false",
+    "fetch.recurseSubmodules=false",
+    "push.recurseSubmodules=no",
+    "status.submoduleSummary=false",
+    "diff.submodule=short",
+    "gc.auto=0",
+    "maintenance.auto=false",
     "uploadpack.packObjectsHook=",
     "safe.directory=*",
     "advice.detachedHead=false",
@@ -82,6 +92,7 @@ pub fn hardened_command(allow_protocols: &str) -> tokio::process::Command {
         .env("GIT_TERMINAL_PROMPT", "0")
         .env("GIT_ALLOW_PROTOCOL", allow_protocols)
         .env("GIT_NO_REPLACE_OBJECTS", "1")
+        .env("GIT_ATTR_NOSYSTEM", "1")
         .env("HOME", "/nonexistent")
         .env("LC_ALL", "C")
         .stdin(Stdio::null())
