@@ -216,3 +216,27 @@ async fn sandbox_drop_leaves_nothing_running() {
         assert!(left.is_empty(), "[{k}] left after the run: {left:?}");
     }
 }
+
+/// bwrap keeps one sandbox per run (its private /tmp persists between commands) and replaces it
+/// after a command had to be killed; on every backend nothing of a killed command survives.
+#[tokio::test]
+async fn a_killed_command_takes_nothing_into_the_next_one() {
+    for kind in backends("state after a kill") {
+        let fx = fixture(kind, false);
+        let k = fx.kind();
+        let first = fx.sh("echo one > ${TMPDIR:-/tmp}/state; echo $$").await;
+        let second = fx.sh("cat ${TMPDIR:-/tmp}/state").await;
+        assert_eq!(second.output.trim(), "one", "[{k}] {}", first.output);
+        let out = fx
+            .sh_for("sleep 987671 & sleep 100000", Duration::from_secs(1))
+            .await;
+        assert_eq!(out.terminated, Some(Termination::Timeout), "[{k}]");
+        assert!(host_processes_matching("sleep 987671").is_empty(), "[{k}]");
+        let after = fx.sh("cat ${TMPDIR:-/tmp}/state 2>&1; echo ok").await;
+        assert!(after.output.contains("ok"), "[{k}] {}", after.output);
+        if k == "bwrap" {
+            // A fresh sandbox: the old private /tmp is gone with the killed one.
+            assert!(!after.output.contains("one"), "[{k}] {}", after.output);
+        }
+    }
+}

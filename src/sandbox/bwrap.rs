@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 use super::limits::{self, Cgroup};
 use super::process::{self, ChildSetup, ExecOutput, RunSpec};
 use super::seccomp;
+use super::session::{self, Session};
 use super::{ExecRequest, Sandbox, SandboxError, SandboxKind, SandboxMounts, SandboxSettings};
 
 /// Where the work tree appears inside the sandbox.
@@ -37,6 +38,8 @@ const MASKED_ETC_DIRS: &[&str] = &["/etc/ssh", "/etc/sudoers.d", "/etc/ssl/priva
 pub struct BwrapSandbox {
     mounts: SandboxMounts,
     settings: SandboxSettings,
+    /// The run's long-lived sandbox; started on first use, replaced after a kill.
+    session: tokio::sync::Mutex<Option<Session>>,
 }
 
 impl BwrapSandbox {
@@ -44,7 +47,59 @@ impl BwrapSandbox {
         BwrapSandbox {
             mounts,
             settings: settings.clone(),
+            session: tokio::sync::Mutex::new(None),
         }
+    }
+
+    fn policy(&self) -> BwrapPolicy {
+        BwrapPolicy {
+            network: self.settings.network,
+            seccomp_fd3: true,
+            tmp_bytes: supports_size().then_some(self.settings.limits.tmp_bytes),
+        }
+    }
+
+    fn seccomp_memfd(&self) -> Result<std::os::fd::OwnedFd, SandboxError> {
+        let prog = seccomp::program(seccomp::Policy {
+            network: self.settings.network,
+            no_unix_connect: false,
+        });
+        seccomp::memfd(&prog).map_err(|e| SandboxError::Spawn(e.to_string()))
+    }
+
+    fn start_session(&self) -> Result<Session, SandboxError> {
+        let args = bwrap_args_with(&self.mounts, &self.policy(), session::EXECUTOR);
+        let cgroup = Cgroup::create(&self.settings.limits);
+        let setup = ChildSetup {
+            rlimits: limits::rlimits(&self.settings.limits, cgroup.is_some()),
+            ..Default::default()
+        };
+        Session::start(args, setup, self.seccomp_memfd()?, cgroup)
+    }
+
+    /// The original mode: a fresh bwrap for this one command (used when `per_command` is set).
+    async fn exec_fresh(
+        &self,
+        request: &ExecRequest,
+        cancel: &CancellationToken,
+    ) -> Result<ExecOutput, SandboxError> {
+        let args = bwrap_args_with(&self.mounts, &self.policy(), &request.command);
+        let memfd = self.seccomp_memfd()?;
+        let mut spec = RunSpec::new(&self.settings, request.timeout);
+        spec.cgroup = Cgroup::create(&self.settings.limits);
+        spec.disk_watch = Some((
+            vec![self.mounts.work_tree.clone()],
+            self.settings.limits.workspace_bytes,
+        ));
+        let setup = ChildSetup {
+            rlimits: limits::rlimits(&self.settings.limits, spec.cgroup.is_some()),
+            fds: vec![(std::os::fd::AsRawFd::as_raw_fd(&memfd), 3)],
+            die_with_parent: true,
+            ..Default::default()
+        };
+        let out = process::run(bwrap_command(args), setup, spec, cancel).await;
+        drop(memfd);
+        out
     }
 }
 
@@ -254,32 +309,36 @@ impl Sandbox for BwrapSandbox {
         request: &ExecRequest,
         cancel: &CancellationToken,
     ) -> Result<ExecOutput, SandboxError> {
-        let policy = BwrapPolicy {
-            network: self.settings.network,
-            seccomp_fd3: true,
-            tmp_bytes: supports_size().then_some(self.settings.limits.tmp_bytes),
-        };
-        let args = bwrap_args_with(&self.mounts, &policy, &request.command);
-        let prog = seccomp::program(seccomp::Policy {
-            network: self.settings.network,
-            no_unix_connect: false,
-        });
-        let memfd = seccomp::memfd(&prog).map_err(|e| SandboxError::Spawn(e.to_string()))?;
+        if request.command.contains('\0') {
+            return Err(SandboxError::Spawn(
+                "the command contains a NUL byte".into(),
+            ));
+        }
+        if self.settings.per_command {
+            return self.exec_fresh(request, cancel).await;
+        }
         let mut spec = RunSpec::new(&self.settings, request.timeout);
-        spec.cgroup = Cgroup::create(&self.settings.limits);
         spec.disk_watch = Some((
             vec![self.mounts.work_tree.clone()],
             self.settings.limits.workspace_bytes,
         ));
-        let setup = ChildSetup {
-            rlimits: limits::rlimits(&self.settings.limits, spec.cgroup.is_some()),
-            fd3: Some(std::os::fd::AsRawFd::as_raw_fd(&memfd)),
-            die_with_parent: true,
-            ..Default::default()
+        let mut guard = self.session.lock().await;
+        let mut session = match guard.take() {
+            Some(s) => s,
+            None => self.start_session()?,
         };
-        let out = process::run(bwrap_command(args), setup, spec, cancel).await;
-        drop(memfd);
-        out
+        let result = session.run(&request.command, &spec, cancel).await;
+        match result {
+            Ok(outcome) if outcome.reusable => {
+                *guard = Some(session);
+                Ok(outcome.output)
+            }
+            other => {
+                // Killing the sandbox waits for it; keep that off the async threads.
+                let _ = tokio::task::spawn_blocking(move || drop(session)).await;
+                other.map(|o| o.output)
+            }
+        }
     }
 }
 

@@ -253,6 +253,14 @@ impl Cgroup {
             .collect()
     }
 
+    /// How many processes the cgroup holds (from its first hierarchy).
+    pub(crate) fn count(&self) -> Option<usize> {
+        let d = self.dirs.first()?;
+        std::fs::read_to_string(d.join("cgroup.procs"))
+            .ok()
+            .map(|s| s.lines().filter(|l| !l.trim().is_empty()).count())
+    }
+
     /// Kills every process in the cgroup and waits (briefly) until it is empty.
     pub(crate) fn kill_all(&self) {
         if let Some(k) = &self.kill_file {

@@ -15,6 +15,7 @@ pub mod landlock;
 mod limits;
 mod process;
 pub mod seccomp;
+mod session;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -70,6 +71,8 @@ pub struct SandboxSettings {
     pub output_limit_bytes: u64,
     /// CPU, memory, processes, file and workspace size.
     pub limits: Limits,
+    /// bwrap: a fresh sandbox per command instead of one per run (slower; for comparison).
+    pub per_command: bool,
 }
 
 impl Default for SandboxSettings {
@@ -82,6 +85,7 @@ impl Default for SandboxSettings {
             output_keep_bytes: 256 * 1024,
             output_limit_bytes: 64 * 1024 * 1024,
             limits: Limits::default(),
+            per_command: false,
         }
     }
 }

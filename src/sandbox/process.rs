@@ -62,7 +62,7 @@ pub struct ExecOutput {
 }
 
 /// Keeps the first and last `keep/2` bytes of a stream, counting the rest.
-struct HeadTail {
+pub(crate) struct HeadTail {
     head: Vec<u8>,
     tail: VecDeque<u8>,
     half: usize,
@@ -70,7 +70,7 @@ struct HeadTail {
 }
 
 impl HeadTail {
-    fn new(keep: usize) -> Self {
+    pub(crate) fn new(keep: usize) -> Self {
         HeadTail {
             head: Vec::new(),
             tail: VecDeque::new(),
@@ -79,7 +79,11 @@ impl HeadTail {
         }
     }
 
-    fn push(&mut self, mut bytes: &[u8]) {
+    pub(crate) fn total(&self) -> u64 {
+        self.total
+    }
+
+    pub(crate) fn push(&mut self, mut bytes: &[u8]) {
         self.total += bytes.len() as u64;
         if self.head.len() < self.half {
             let take = (self.half - self.head.len()).min(bytes.len());
@@ -96,7 +100,7 @@ impl HeadTail {
         }
     }
 
-    fn finish(self) -> String {
+    pub(crate) fn finish(self) -> String {
         let kept = (self.head.len() + self.tail.len()) as u64;
         let mut out = String::from_utf8_lossy(&self.head).into_owned();
         if self.total > kept {
@@ -115,8 +119,9 @@ impl HeadTail {
 #[derive(Default, Clone)]
 pub(crate) struct ChildSetup {
     pub rlimits: Vec<Rlimit>,
-    /// A descriptor to hand to the program as fd 3 (bwrap's `--seccomp 3`).
-    pub fd3: Option<RawFd>,
+    /// Descriptors handed to the program at fixed numbers (source, target ≥ 3), e.g. bwrap's
+    /// `--seccomp 3`.
+    pub fds: Vec<(RawFd, RawFd)>,
     /// Landlock + seccomp + capability drop, for the built-in backend.
     pub confine: Option<Arc<Confinement>>,
     /// Kill the child if the spawning thread goes away.
@@ -147,7 +152,7 @@ impl RunSpec {
 }
 
 /// Bytes used below `dirs`; counting stops once past `stop_at`.
-fn disk_usage(dirs: &[PathBuf], stop_at: u64) -> u64 {
+pub(crate) fn disk_usage(dirs: &[PathBuf], stop_at: u64) -> u64 {
     let mut total = 0u64;
     for d in dirs {
         let mut stack = vec![d.clone()];
@@ -173,6 +178,49 @@ fn disk_usage(dirs: &[PathBuf], stop_at: u64) -> u64 {
     total
 }
 
+/// Installs the `pre_exec` hook that applies `setup` in the child.
+pub(crate) fn install_setup(
+    command: &mut std::process::Command,
+    setup: ChildSetup,
+    cgroup_fds: Vec<RawFd>,
+) {
+    // SAFETY: everything in here is a plain syscall on memory prepared before the fork; nothing
+    // allocates or takes a lock.
+    unsafe {
+        command.pre_exec(move || {
+            libc::syscall(
+                libc::SYS_close_range,
+                3u32,
+                u32::MAX,
+                libc::CLOSE_RANGE_CLOEXEC,
+            );
+            if setup.die_with_parent {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
+            }
+            limits::join_cgroups(&cgroup_fds)?;
+            limits::apply_rlimits(&setup.rlimits)?;
+            // Move every source out of the way first, so a source may equal another's target.
+            let mut moved = [-1 as RawFd; 8];
+            for (i, &(src, _)) in setup.fds.iter().take(8).enumerate() {
+                moved[i] = libc::fcntl(src, libc::F_DUPFD_CLOEXEC, 64);
+                if moved[i] < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            for (i, &(_, target)) in setup.fds.iter().take(8).enumerate() {
+                // dup2 clears close-on-exec on the target.
+                if libc::dup2(moved[i], target) != target {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            if let Some(c) = &setup.confine {
+                c.enter()?;
+            }
+            Ok(())
+        });
+    }
+}
+
 /// Spawns `command` (already fully configured with program, args, env and cwd) and collects it.
 pub(crate) async fn run(
     mut command: std::process::Command,
@@ -195,36 +243,7 @@ pub(crate) async fn run(
         .map_err(|e| SandboxError::Spawn(e.to_string()))?;
     command.stdin(Stdio::null()).stdout(writer).stderr(writer2);
     command.process_group(0);
-    // SAFETY: everything in here is a plain syscall on memory prepared before the fork; nothing
-    // allocates or takes a lock.
-    unsafe {
-        command.pre_exec(move || {
-            libc::syscall(
-                libc::SYS_close_range,
-                3u32,
-                u32::MAX,
-                libc::CLOSE_RANGE_CLOEXEC,
-            );
-            if setup.die_with_parent {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
-            }
-            limits::join_cgroups(&cgroup_fds)?;
-            limits::apply_rlimits(&setup.rlimits)?;
-            if let Some(fd) = setup.fd3 {
-                if fd == 3 {
-                    if libc::fcntl(3, libc::F_SETFD, 0) != 0 {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                } else if libc::dup2(fd, 3) != 3 {
-                    return Err(std::io::Error::last_os_error());
-                }
-            }
-            if let Some(c) = &setup.confine {
-                c.enter()?;
-            }
-            Ok(())
-        });
-    }
+    install_setup(&mut command, setup, cgroup_fds);
     let mut command = tokio::process::Command::from(command);
     command.kill_on_drop(true);
     let mut child = command
@@ -343,7 +362,7 @@ pub(crate) async fn run(
     })
 }
 
-fn describe_signal(sig: i32) -> String {
+pub(crate) fn describe_signal(sig: i32) -> String {
     match sig {
         libc::SIGXFSZ => "killed by SIGXFSZ: a file reached the file size limit".into(),
         libc::SIGXCPU => "killed by SIGXCPU: the CPU time limit was reached".into(),
