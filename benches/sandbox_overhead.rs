@@ -1,9 +1,11 @@
 //! Overhead of one sandboxed command against a bare spawn of the same command.
 //!
 //! `cargo bench --bench sandbox_overhead` (or `-- 500` for 500 runs per case). For each backend
-//! that works here, runs `true` and `echo hi` N times (default 300) through `Sandbox::exec`, and the
-//! same commands N times with a bare `bash -c` spawn, and prints median and p95 of each and the
-//! median overhead. Backends that cannot run say why.
+//! that works here — bwrap with its long-lived per-run sandbox, bwrap with a fresh sandbox per
+//! command (`bwrap/fresh`, for comparison) and landlock — runs `true` and `echo hi` N times
+//! (default 300) through `Sandbox::exec`, and the same commands N times with a bare `bash -c`
+//! spawn, and prints median and p95 of each and the median overhead. Backends that cannot run say
+//! why.
 
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
@@ -58,9 +60,18 @@ fn main() {
             "bare", command, m, p, "-"
         );
     }
-    for kind in [SandboxKind::Bwrap, SandboxKind::Landlock] {
+    for (kind, per_command) in [
+        (SandboxKind::Bwrap, false),
+        (SandboxKind::Bwrap, true),
+        (SandboxKind::Landlock, false),
+    ] {
+        let label = if per_command {
+            format!("{}/fresh", kind.as_str())
+        } else {
+            kind.as_str().to_string()
+        };
         if let Err(e) = sandbox::probe(kind) {
-            println!("{:<10} cannot run here: {e}", kind.as_str());
+            println!("{label:<10} cannot run here: {e}");
             continue;
         }
         let tmp = tempfile::tempdir().expect("tempdir");
@@ -72,6 +83,7 @@ fn main() {
         std::fs::create_dir_all(&mounts.git_dir).expect("mkdir");
         let settings = SandboxSettings {
             kind: Some(kind),
+            per_command,
             ..SandboxSettings::default()
         };
         let sb = sandbox::open(&settings, mounts).expect("open");
@@ -96,7 +108,7 @@ fn main() {
             let (m, p) = stats(times);
             println!(
                 "{:<10} {:<8} {:>10.2} {:>10.2} {:>16.2}",
-                kind.as_str(),
+                label,
                 command,
                 m,
                 p,

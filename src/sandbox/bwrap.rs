@@ -390,6 +390,24 @@ mod tests {
     }
 
     #[test]
+    fn seccomp_and_tmp_size_when_asked() {
+        let policy = BwrapPolicy {
+            network: false,
+            seccomp_fd3: true,
+            tmp_bytes: Some(1234),
+        };
+        let a = bwrap_args_with(&mounts(), &policy, "true")
+            .iter()
+            .map(|s| s.to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .join(" ");
+        assert!(a.contains("--seccomp 3 --"), "{a}");
+        assert!(a.contains("--size 1234 --tmpfs /tmp"), "{a}");
+        assert!(a.contains("--setenv TMPDIR /tmp"), "{a}");
+        assert!(!joined(false).contains("--seccomp"));
+    }
+
+    #[test]
     fn no_secret_names_in_the_environment() {
         for (k, _) in super::super::sandbox_env("/tmp/home") {
             let k = k.to_ascii_uppercase();
