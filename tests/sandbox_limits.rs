@@ -9,7 +9,7 @@ mod sandbox_common;
 use std::time::Duration;
 
 use sandbox_common::*;
-use tiny_backspace::sandbox::Termination;
+use tiny_backspace::sandbox::{SandboxKind, Termination};
 
 async fn still_usable(fx: &Fixture) {
     let out = fx.sh("echo next-command-ok").await;
@@ -24,6 +24,14 @@ async fn still_usable(fx: &Fixture) {
 #[tokio::test]
 async fn fork_bomb_is_contained() {
     for kind in backends("fork bomb") {
+        if !tiny_backspace::sandbox::enforcement().processes {
+            eprintln!(
+                "CANNOT RUN: case `fork bomb` on backend `{}`: no pids cgroup can be created and \
+                 RLIMIT_NPROC does not apply to root, so nothing would bound it",
+                kind.as_str()
+            );
+            continue;
+        }
         let fx = fixture(kind, false);
         let k = fx.kind();
         let tag = random_token("bomb");
@@ -115,6 +123,13 @@ async fn long_sleep_times_out_and_the_tree_dies() {
 #[tokio::test]
 async fn nohup_and_setsid_children_do_not_survive_the_command() {
     for kind in backends("nohup/setsid escape") {
+        if kind == SandboxKind::Landlock && !tiny_backspace::sandbox::enforcement().kill_tree {
+            eprintln!(
+                "CANNOT RUN: case `nohup/setsid escape` on backend `landlock`: no cgroup can be \
+                 created here, so a setsid child cannot be found (documented gap)"
+            );
+            continue;
+        }
         let fx = fixture(kind, false);
         let k = fx.kind();
         let out = fx

@@ -115,6 +115,32 @@ pub(crate) fn apply_rlimits(limits: &[Rlimit]) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Which limits can actually be enforced on this machine (probed once).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Enforcement {
+    /// A pids cgroup, or `RLIMIT_NPROC` (not root).
+    pub processes: bool,
+    /// A memory cgroup (otherwise only `RLIMIT_DATA` per process).
+    pub memory_cgroup: bool,
+    /// A cgroup to find children that left the process group (`setsid`).
+    pub kill_tree: bool,
+}
+
+/// Probes (once) what the cgroup setup here allows.
+pub fn enforcement() -> Enforcement {
+    static E: std::sync::OnceLock<Enforcement> = std::sync::OnceLock::new();
+    *E.get_or_init(|| {
+        let cg = Cgroup::create(&Limits::default());
+        // SAFETY: getuid cannot fail.
+        let root = unsafe { libc::getuid() } == 0;
+        Enforcement {
+            processes: cg.as_ref().is_some_and(|c| c.has_pids) || !root,
+            memory_cgroup: cg.as_ref().is_some_and(|c| c.has_memory),
+            kill_tree: cg.is_some(),
+        }
+    })
+}
+
 /// A cgroup (in each hierarchy we could write to) holding one command's processes.
 pub(crate) struct Cgroup {
     dirs: Vec<PathBuf>,

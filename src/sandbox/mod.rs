@@ -26,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use bwrap::{BwrapPolicy, BwrapSandbox, bwrap_args, bwrap_args_with};
 pub use landlock::LandlockSandbox;
-pub use limits::Limits;
+pub use limits::{Enforcement, Limits, enforcement};
 pub use process::{ExecOutput, Termination};
 
 /// Which isolation a run uses.

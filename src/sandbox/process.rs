@@ -338,6 +338,16 @@ pub(crate) async fn run(
             .await
             .map_err(|e| SandboxError::Spawn(e.to_string()))?,
     };
+    // The leader is reaped; members forked while the first kill went through may remain.
+    if let Some(pgid) = pgid {
+        for _ in 0..200 {
+            // SAFETY: as above.
+            if unsafe { libc::kill(-pgid, libc::SIGKILL) } != 0 {
+                break; // ESRCH: the group is empty
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
     let exit_code = match (
         status.code(),
         std::os::unix::process::ExitStatusExt::signal(&status),
