@@ -78,6 +78,33 @@ async fn host_secrets_and_system_files_are_not_readable() {
     }
 }
 
+/// A hard link in the work tree to a host file would make host git read it into the diff.
+#[tokio::test]
+async fn hard_links_to_host_files_cannot_be_made() {
+    let secret = random_token("hardlink-secret-");
+    let home_file = host_home().join(format!(".tb-sandbox-hl-{}", std::process::id()));
+    std::fs::write(&home_file, &secret).unwrap();
+    let _g = Planted(home_file.clone());
+    for kind in backends("hard link to a host file") {
+        let fx = fixture(kind, false);
+        let k = fx.kind();
+        let out = fx
+            .sh(&format!(
+                "ln {} hl1 2>&1; ln /etc/hostname hl2 2>&1; ln /etc/passwd hl3 2>&1; ls -l",
+                home_file.display()
+            ))
+            .await;
+        assert!(out.output.contains("total"), "[{k}] {}", out.output);
+        for name in ["hl1", "hl2", "hl3"] {
+            assert!(
+                !fx.mounts.work_tree.join(name).exists(),
+                "[{k}] hard link {name} made:\n{}",
+                out.output
+            );
+        }
+    }
+}
+
 #[tokio::test]
 async fn writes_outside_the_work_tree_are_refused_and_never_reach_the_host() {
     for kind in backends("write outside") {

@@ -338,14 +338,16 @@ pub(crate) async fn run(
             .await
             .map_err(|e| SandboxError::Spawn(e.to_string()))?,
     };
-    // The leader is reaped; members forked while the first kill went through may remain.
+    // The leader is reaped; members forked while the first kill went through may remain. A few
+    // more rounds catch them (killed orphans can stay zombies, still "in" the group, until init
+    // reaps them, so this does not wait for ESRCH).
     if let Some(pgid) = pgid {
-        for _ in 0..200 {
+        for _ in 0..5 {
             // SAFETY: as above.
             if unsafe { libc::kill(-pgid, libc::SIGKILL) } != 0 {
                 break; // ESRCH: the group is empty
             }
-            tokio::time::sleep(Duration::from_millis(5)).await;
+            tokio::time::sleep(Duration::from_millis(2)).await;
         }
     }
     let exit_code = match (
