@@ -255,3 +255,38 @@ async fn a_killed_command_takes_nothing_into_the_next_one() {
         }
     }
 }
+
+/// A command that signals everything it can (inside bwrap that includes the executor) ends, the
+/// run goes on with a working sandbox, and nothing outside was touched.
+#[tokio::test]
+async fn a_command_killing_everything_it_can_only_hurts_itself() {
+    let me = std::process::id();
+    for kind in backends("kill -9 -1") {
+        let fx = fixture(kind, false);
+        let k = fx.kind();
+        // Only if signalling this test process is already impossible (checked first).
+        let probe = fx
+            .sh(&format!("kill -0 {me} 2>/dev/null && echo REACHABLE"))
+            .await;
+        assert!(
+            !probe.output.contains("REACHABLE"),
+            "[{k}] the test process can be signalled"
+        );
+        let out = fx
+            .sh("sleep 987681 & kill -9 -1; echo after; sleep 1; echo survived")
+            .await;
+        // bwrap: the executor is killed too, so the sandbox is replaced; landlock: only the
+        // command's own processes could be reached, the shell itself survives.
+        if k == "bwrap" {
+            assert!(
+                out.output.contains("ended unexpectedly"),
+                "[{k}] {}",
+                out.output
+            );
+        } else {
+            assert!(out.output.contains("survived"), "[{k}] {}", out.output);
+        }
+        assert!(host_processes_matching("sleep 987681").is_empty(), "[{k}]");
+        still_usable(&fx).await;
+    }
+}
