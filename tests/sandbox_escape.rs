@@ -335,6 +335,49 @@ async fn network_off_blocks_tcp_udp_and_dns_and_on_allows_tcp() {
     }
 }
 
+/// A named Unix socket on the host (think /var/run/docker.sock or the init system's) is not
+/// reachable, with the network off or on.
+#[tokio::test]
+async fn host_unix_sockets_are_unreachable() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("host.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    listener.set_nonblocking(true).unwrap();
+    for kind in backends("host unix socket") {
+        for network in [false, true] {
+            let fx = fixture(kind, network);
+            let k = fx.kind();
+            if fx.sh("command -v python3").await.exit_code != 0 {
+                eprintln!(
+                    "CANNOT RUN: case `host unix socket` on backend `{k}`: no python3 inside"
+                );
+                continue;
+            }
+            let out = fx
+                .sh(&format!(
+                    "python3 -c 'import socket; s=socket.socket(socket.AF_UNIX); s.connect(\"{}\"); s.send(b\"x\"); print(\"CONNECTED\")' 2>&1; \
+                     python3 -c 'import socket; a,b=socket.socketpair(); a.send(b\"p\"); print(\"PAIR\", b.recv(1))' 2>&1",
+                    path.display()
+                ))
+                .await;
+            assert!(
+                !out.output.contains("CONNECTED"),
+                "[{k}] network={network}:\n{}",
+                out.output
+            );
+            assert!(
+                listener.accept().is_err(),
+                "[{k}] the host socket saw a connection"
+            );
+            assert!(
+                out.output.contains("PAIR b'p'"),
+                "[{k}] socketpair must keep working:\n{}",
+                out.output
+            );
+        }
+    }
+}
+
 #[tokio::test]
 async fn mount_unshare_chroot_ptrace_are_refused() {
     for kind in backends("privileged syscalls") {

@@ -62,7 +62,7 @@ impl BwrapSandbox {
     fn seccomp_memfd(&self) -> Result<std::os::fd::OwnedFd, SandboxError> {
         let prog = seccomp::program(seccomp::Policy {
             network: self.settings.network,
-            no_unix_connect: false,
+            unix_sockets: true,
         });
         seccomp::memfd(&prog).map_err(|e| SandboxError::Spawn(e.to_string()))
     }
@@ -253,7 +253,7 @@ pub(super) fn probe() -> Result<(), SandboxError> {
             let args = bwrap_args_with(&mounts, &policy, "true");
             let prog = seccomp::program(seccomp::Policy {
                 network: false,
-                no_unix_connect: false,
+                unix_sockets: true,
             });
             let memfd =
                 seccomp::memfd(&prog).map_err(|e| format!("could not prepare seccomp: {e}"))?;

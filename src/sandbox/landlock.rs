@@ -11,8 +11,8 @@
 //! ssh or private keys) and of the git directory, read/write of the work tree and a private
 //! temporary directory only — no `/proc`, `/sys`, `/run`, home or host `/tmp` —, no signals or
 //! abstract sockets outside its domain, no TCP while the network is off; and the seccomp filter,
-//! which with the network off also refuses non-Unix sockets and any `connect` (named Unix sockets
-//! on the host are otherwise reachable).
+//! which refuses `AF_UNIX` sockets always (named sockets on the host — a container runtime's, the
+//! init system's — would otherwise be reachable) and every other family while the network is off.
 
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -208,7 +208,7 @@ impl Confinement {
             ruleset,
             seccomp: seccomp::program(seccomp::Policy {
                 network,
-                no_unix_connect: true,
+                unix_sockets: false,
             }),
         })
     }

@@ -8,8 +8,9 @@
 //! (ptrace, mount and the new mount API, namespaces, keyrings, bpf, perf, modules, kexec, reboot,
 //! clocks, io_uring — which would bypass every other rule —, handle-based opens, …) gets `EPERM`;
 //! `clone3` gets `ENOSYS` so libc falls back to `clone`, whose namespace flags are checked; while the
-//! network is off, `socket` works for `AF_UNIX` only and, when asked, `connect` and `sendto` with an
-//! address are refused too (for backends without a network namespace).
+//! network is off, `socket` works for `AF_UNIX` only, and not even that when Unix sockets are
+//! refused (backends that share the host filesystem, where named sockets such as a container
+//! runtime's or the init system's are reachable; `socketpair` keeps working).
 
 use std::io::Write;
 use std::os::fd::{FromRawFd, OwnedFd};
@@ -30,9 +31,6 @@ const OFF_NR: u32 = 0;
 const OFF_ARCH: u32 = 4;
 const fn arg_lo(i: u32) -> u32 {
     16 + 8 * i
-}
-const fn arg_hi(i: u32) -> u32 {
-    20 + 8 * i
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -117,11 +115,10 @@ fn denied() -> Vec<i64> {
 /// What the filter should allow besides the baseline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Policy {
-    /// Sockets of every family; `false` keeps `socket` to `AF_UNIX`.
+    /// Network sockets; `false` refuses every family but `AF_UNIX`.
     pub network: bool,
-    /// With the network off, also refuse `connect` and addressed `sendto`: for backends that share
-    /// the host's filesystem, where a named Unix socket (a container runtime's, say) is reachable.
-    pub no_unix_connect: bool,
+    /// `socket(AF_UNIX, …)`; `false` for backends that share the host's filesystem.
+    pub unix_sockets: bool,
 }
 
 #[derive(Clone, Copy)]
@@ -206,28 +203,22 @@ pub fn program(policy: Policy) -> Vec<sock_filter> {
     a.jump(BPF_JSET_K, CLONE_NS_FLAGS, Label(eperm), Label(allow));
     a.place(not_clone);
 
-    if !policy.network {
+    if !(policy.network && policy.unix_sockets) {
         let not_socket = a.label();
         a.jump(BPF_JEQ_K, libc::SYS_socket as u32, Next, Label(not_socket));
         a.op(BPF_LD_W_ABS, arg_lo(0));
-        a.jump(
-            BPF_JEQ_K,
-            libc::AF_UNIX as u32,
-            Label(allow),
-            Label(eafnosupport),
-        );
+        let unix = if policy.unix_sockets {
+            Label(allow)
+        } else {
+            Label(eafnosupport)
+        };
+        let other = if policy.network {
+            Label(allow)
+        } else {
+            Label(eafnosupport)
+        };
+        a.jump(BPF_JEQ_K, libc::AF_UNIX as u32, unix, other);
         a.place(not_socket);
-        if policy.no_unix_connect {
-            a.jump(BPF_JEQ_K, libc::SYS_connect as u32, Label(eperm), Next);
-            let not_sendto = a.label();
-            a.jump(BPF_JEQ_K, libc::SYS_sendto as u32, Next, Label(not_sendto));
-            // sendto(fd, buf, len, flags, dest_addr, addrlen): a destination means a new peer.
-            a.op(BPF_LD_W_ABS, arg_lo(4));
-            a.jump(BPF_JEQ_K, 0, Next, Label(eperm));
-            a.op(BPF_LD_W_ABS, arg_hi(4));
-            a.jump(BPF_JEQ_K, 0, Label(allow), Label(eperm));
-            a.place(not_sendto);
-        }
     }
 
     a.place(allow);
@@ -299,10 +290,10 @@ mod tests {
     #[test]
     fn jumps_stay_in_the_program_and_end_in_returns() {
         for network in [false, true] {
-            for no_unix_connect in [false, true] {
+            for unix_sockets in [false, true] {
                 let p = program(Policy {
                     network,
-                    no_unix_connect,
+                    unix_sockets,
                 });
                 assert!(p.len() < 200);
                 for (i, f) in p.iter().enumerate() {
@@ -321,12 +312,17 @@ mod tests {
     fn network_policy_changes_the_program() {
         let off = program(Policy {
             network: false,
-            no_unix_connect: true,
+            unix_sockets: true,
         });
         let on = program(Policy {
             network: true,
-            no_unix_connect: true,
+            unix_sockets: true,
         });
+        let no_unix = program(Policy {
+            network: true,
+            unix_sockets: false,
+        });
+        assert!(no_unix.len() > on.len());
         assert!(off.len() > on.len());
         assert_eq!(to_bytes(&off).len(), off.len() * 8);
     }
