@@ -335,14 +335,20 @@ async fn network_off_blocks_tcp_udp_and_dns_and_on_allows_tcp() {
     }
 }
 
-/// A named Unix socket on the host (think /var/run/docker.sock or the init system's) is not
-/// reachable, with the network off or on.
+/// A named Unix socket on the host (think /var/run/docker.sock or the init system's) and an
+/// abstract one (a container shim's) are not reachable, with the network off or on.
 #[tokio::test]
 async fn host_unix_sockets_are_unreachable() {
+    use std::os::linux::net::SocketAddrExt;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("host.sock");
     let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
     listener.set_nonblocking(true).unwrap();
+    let abstract_name = random_token("tb-abstract-");
+    let addr =
+        std::os::unix::net::SocketAddr::from_abstract_name(abstract_name.as_bytes()).unwrap();
+    let abstract_listener = std::os::unix::net::UnixListener::bind_addr(&addr).unwrap();
+    abstract_listener.set_nonblocking(true).unwrap();
     for kind in backends("host unix socket") {
         for network in [false, true] {
             let fx = fixture(kind, network);
@@ -353,13 +359,14 @@ async fn host_unix_sockets_are_unreachable() {
                 );
                 continue;
             }
-            let out = fx
-                .sh(&format!(
-                    "python3 -c 'import socket; s=socket.socket(socket.AF_UNIX); s.connect(\"{}\"); s.send(b\"x\"); print(\"CONNECTED\")' 2>&1; \
-                     python3 -c 'import socket; a,b=socket.socketpair(); a.send(b\"p\"); print(\"PAIR\", b.recv(1))' 2>&1",
-                    path.display()
-                ))
-                .await;
+            let script = format!(
+                r#"python3 -c 'import socket; s=socket.socket(socket.AF_UNIX); s.connect("{path}"); s.send(b"x"); print("CONNECTED")' 2>&1
+python3 -c 'import socket; s=socket.socket(socket.AF_UNIX); s.connect("\0{name}"); s.send(b"x"); print("ABSTRACT-CONNECTED")' 2>&1
+python3 -c 'import socket; a,b=socket.socketpair(); a.send(b"p"); print("PAIR", b.recv(1))' 2>&1"#,
+                path = path.display(),
+                name = abstract_name
+            );
+            let out = fx.sh(&script).await;
             assert!(
                 !out.output.contains("CONNECTED"),
                 "[{k}] network={network}:\n{}",
@@ -368,6 +375,10 @@ async fn host_unix_sockets_are_unreachable() {
             assert!(
                 listener.accept().is_err(),
                 "[{k}] the host socket saw a connection"
+            );
+            assert!(
+                abstract_listener.accept().is_err(),
+                "[{k}] the host's abstract socket saw a connection"
             );
             assert!(
                 out.output.contains("PAIR b'p'"),

@@ -10,11 +10,12 @@
 
 use std::ffi::OsString;
 use std::path::Path;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;
 
+use super::landlock::Confinement;
 use super::limits::{self, Cgroup};
 use super::process::{self, ChildSetup, ExecOutput, RunSpec};
 use super::seccomp;
@@ -38,15 +39,30 @@ const MASKED_ETC_DIRS: &[&str] = &["/etc/ssh", "/etc/sudoers.d", "/etc/ssl/priva
 pub struct BwrapSandbox {
     mounts: SandboxMounts,
     settings: SandboxSettings,
+    /// With the network on: Landlock scoping around bwrap (abstract sockets, signals), when the
+    /// kernel has it; otherwise Unix sockets are refused by seccomp instead.
+    scope: Option<Arc<Confinement>>,
     /// The run's long-lived sandbox; started on first use, replaced after a kill.
     session: tokio::sync::Mutex<Option<Session>>,
 }
 
 impl BwrapSandbox {
     pub fn new(mounts: SandboxMounts, settings: &SandboxSettings) -> Self {
+        let scope = if settings.network {
+            match Confinement::scope_only() {
+                Ok(c) => Some(Arc::new(c)),
+                Err(e) => {
+                    tracing::info!("no Landlock scoping ({e}); Unix sockets refused instead");
+                    None
+                }
+            }
+        } else {
+            None
+        };
         BwrapSandbox {
             mounts,
             settings: settings.clone(),
+            scope,
             session: tokio::sync::Mutex::new(None),
         }
     }
@@ -62,7 +78,8 @@ impl BwrapSandbox {
     fn seccomp_memfd(&self) -> Result<std::os::fd::OwnedFd, SandboxError> {
         let prog = seccomp::program(seccomp::Policy {
             network: self.settings.network,
-            unix_sockets: true,
+            // Shared network namespace without scoping: its abstract sockets would be reachable.
+            unix_sockets: !self.settings.network || self.scope.is_some(),
         });
         seccomp::memfd(&prog).map_err(|e| SandboxError::Spawn(e.to_string()))
     }
@@ -72,6 +89,7 @@ impl BwrapSandbox {
         let cgroup = Cgroup::create(&self.settings.limits);
         let setup = ChildSetup {
             rlimits: limits::rlimits(&self.settings.limits, cgroup.is_some()),
+            confine: self.scope.clone(),
             ..Default::default()
         };
         Session::start(args, setup, self.seccomp_memfd()?, cgroup)
@@ -95,7 +113,7 @@ impl BwrapSandbox {
             rlimits: limits::rlimits(&self.settings.limits, spec.cgroup.is_some()),
             fds: vec![(std::os::fd::AsRawFd::as_raw_fd(&memfd), 3)],
             die_with_parent: true,
-            ..Default::default()
+            confine: self.scope.clone(),
         };
         let out = process::run(bwrap_command(args), setup, spec, cancel).await;
         drop(memfd);

@@ -100,7 +100,8 @@ fn fs_rights(abi: i64) -> u64 {
 /// A Landlock ruleset plus the seccomp program, ready to be entered by a forked child.
 pub struct Confinement {
     ruleset: OwnedFd,
-    seccomp: Vec<libc::sock_filter>,
+    seccomp: Option<Vec<libc::sock_filter>>,
+    drop_caps: bool,
 }
 
 impl Confinement {
@@ -206,10 +207,45 @@ impl Confinement {
         add(tmp, all)?;
         Ok(Confinement {
             ruleset,
-            seccomp: seccomp::program(seccomp::Policy {
+            seccomp: Some(seccomp::program(seccomp::Policy {
                 network,
                 unix_sockets: false,
-            }),
+            })),
+            drop_caps: true,
+        })
+    }
+
+    /// Only Landlock's scoping — no abstract Unix sockets or signals outside the domain — with no
+    /// filesystem or network rules, so bwrap can still build its namespaces under it. Used for
+    /// bwrap with the network on, where the host's network namespace (and so its abstract sockets,
+    /// a container shim's for instance) is shared.
+    pub fn scope_only() -> Result<Self, String> {
+        let abi = abi()?;
+        if abi < MIN_ABI {
+            return Err(format!("Landlock ABI {abi} has no scoping"));
+        }
+        let attr = RulesetAttr {
+            handled_access_fs: 0,
+            handled_access_net: 0,
+            scoped: SCOPE_ABSTRACT_UNIX_SOCKET | SCOPE_SIGNAL,
+        };
+        // SAFETY: attr is a valid ruleset_attr of the size we pass.
+        let fd = unsafe {
+            libc::syscall(
+                libc::SYS_landlock_create_ruleset,
+                &attr as *const RulesetAttr,
+                std::mem::size_of::<RulesetAttr>(),
+                0u32,
+            )
+        };
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error().to_string());
+        }
+        Ok(Confinement {
+            // SAFETY: a fresh descriptor we own.
+            ruleset: unsafe { OwnedFd::from_raw_fd(fd as i32) },
+            seccomp: None,
+            drop_caps: false,
         })
     }
 
@@ -218,7 +254,9 @@ impl Confinement {
     pub(crate) fn enter(&self) -> std::io::Result<()> {
         // SAFETY: plain syscalls with stack values; nothing allocates.
         unsafe {
-            drop_capabilities()?;
+            if self.drop_caps {
+                drop_capabilities()?;
+            }
             if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
                 return Err(std::io::Error::last_os_error());
             }
@@ -230,7 +268,10 @@ impl Confinement {
             {
                 return Err(std::io::Error::last_os_error());
             }
-            seccomp::install(&self.seccomp)
+            match &self.seccomp {
+                Some(prog) => seccomp::install(prog),
+                None => Ok(()),
+            }
         }
     }
 }

@@ -199,6 +199,10 @@ pub(crate) fn install_setup(
             }
             limits::join_cgroups(&cgroup_fds)?;
             limits::apply_rlimits(&setup.rlimits)?;
+            // Before the descriptors move: the ruleset fd may sit where one of them goes.
+            if let Some(c) = &setup.confine {
+                c.enter()?;
+            }
             // Move every source out of the way first, so a source may equal another's target.
             let mut moved = [-1 as RawFd; 8];
             for (i, &(src, _)) in setup.fds.iter().take(8).enumerate() {
@@ -212,9 +216,6 @@ pub(crate) fn install_setup(
                 if libc::dup2(moved[i], target) != target {
                     return Err(std::io::Error::last_os_error());
                 }
-            }
-            if let Some(c) = &setup.confine {
-                c.enter()?;
             }
             Ok(())
         });
