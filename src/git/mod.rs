@@ -3,7 +3,10 @@
 //! Invariants: every git process runs with system and global configuration ignored, hooks, fsmonitor,
 //! pagers and external diff/textconv drivers off, a restricted `GIT_ALLOW_PROTOCOL`, no terminal
 //! prompts, and URLs passed after `--`. The git directory lives outside the work tree the agent can
-//! write, so nothing the agent plants can make these commands execute code on the host.
+//! write, so nothing the agent plants can make these commands execute code on the host. The `-c`
+//! overrides also reach the git processes started for nested repositories the agent may plant in
+//! the work tree (whose own `core.fsmonitor` a host `git add` would otherwise run); see
+//! `tests/sandbox_git.rs`.
 
 mod diff;
 
@@ -73,6 +76,9 @@ const SAFE_CONFIG: &[&str] = &[
     "diff.submodule=short",
     "gc.auto=0",
     "maintenance.auto=false",
+    "core.alternateRefsCommand=",
+    "commit.gpgSign=false",
+    "tag.gpgSign=false",
     "uploadpack.packObjectsHook=",
     "safe.directory=*",
     "advice.detachedHead=false",
