@@ -290,3 +290,34 @@ async fn a_command_killing_everything_it_can_only_hurts_itself() {
         still_usable(&fx).await;
     }
 }
+
+/// Without any cgroup (unprivileged machines): escaped children still die with their command.
+#[tokio::test]
+async fn without_cgroups_escaped_children_still_die() {
+    for kind in backends("escapes without cgroups") {
+        let mut s = settings(kind, false);
+        s.use_cgroups = false;
+        let fx = fixture_with(s);
+        let k = fx.kind();
+        let out = fx
+            .sh("nohup sleep 987691 >/dev/null 2>&1 & setsid sleep 987692 >/dev/null 2>&1 < /dev/null & setsid -f sleep 987693 >/dev/null 2>&1; echo launched")
+            .await;
+        assert!(out.output.contains("launched"), "[{k}] {}", out.output);
+        let left = host_processes_matching("sleep 98769");
+        assert!(left.is_empty(), "[{k}] escaped processes survive: {left:?}");
+        // The same when the command has to be stopped.
+        let out = fx
+            .sh_for(
+                "setsid sleep 987694 >/dev/null 2>&1 < /dev/null & sleep 100000",
+                Duration::from_secs(1),
+            )
+            .await;
+        assert_eq!(out.terminated, Some(Termination::Timeout), "[{k}]");
+        let left = host_processes_matching("sleep 98769");
+        assert!(
+            left.is_empty(),
+            "[{k}] escaped processes survive a timeout: {left:?}"
+        );
+        still_usable(&fx).await;
+    }
+}

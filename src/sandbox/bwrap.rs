@@ -86,7 +86,7 @@ impl BwrapSandbox {
 
     fn start_session(&self) -> Result<Session, SandboxError> {
         let args = bwrap_args_with(&self.mounts, &self.policy(), session::EXECUTOR);
-        let cgroup = Cgroup::create(&self.settings.limits);
+        let cgroup = Cgroup::for_settings(&self.settings);
         let setup = ChildSetup {
             rlimits: limits::rlimits(&self.settings.limits, cgroup.is_some()),
             confine: self.scope.clone(),
@@ -104,7 +104,7 @@ impl BwrapSandbox {
         let args = bwrap_args_with(&self.mounts, &self.policy(), &request.command);
         let memfd = self.seccomp_memfd()?;
         let mut spec = RunSpec::new(&self.settings, request.timeout);
-        spec.cgroup = Cgroup::create(&self.settings.limits);
+        spec.cgroup = Cgroup::for_settings(&self.settings);
         spec.disk_watch = Some((
             vec![self.mounts.work_tree.clone()],
             self.settings.limits.workspace_bytes,

@@ -420,6 +420,22 @@ pub(super) fn probe() -> Result<(), SandboxError> {
         .map_err(|reason| SandboxError::Unavailable { reason })
 }
 
+/// Runs the command (`$1`) and then, or when told to stop (SIGTERM), SIGKILLs every other process
+/// it can signal. Landlock's signal scoping makes that exactly the processes of this command's own
+/// domain — `setsid` and `nohup` children included — and nothing else; as a guard, it does nothing
+/// if it can signal the tiny-backspace process (which scoping forbids).
+const SUPERVISOR: &str = r#"hp=$TB_HOST_PID; unset TB_HOST_PID
+sweep() {
+  if [ -z "$hp" ] || kill -0 "$hp" 2>/dev/null; then return; fi
+  for ((i = 0; i < 100; i++)); do kill -9 -1 2>/dev/null || break; done
+}
+trap 'sweep; exit 143' TERM
+/bin/bash -c "$1" &
+wait "$!"; rc=$?
+sweep
+exit "$rc"
+"#;
+
 pub struct LandlockSandbox {
     mounts: SandboxMounts,
     settings: SandboxSettings,
@@ -461,11 +477,24 @@ impl Sandbox for LandlockSandbox {
         request: &ExecRequest,
         cancel: &CancellationToken,
     ) -> Result<ExecOutput, SandboxError> {
+        let mut spec = RunSpec::new(&self.settings, request.timeout);
+        spec.cgroup = Cgroup::for_settings(&self.settings);
         let mut cmd = std::process::Command::new(super::shell());
-        cmd.arg("-c")
-            .arg(&request.command)
-            .current_dir(&self.mounts.work_tree)
-            .env_clear();
+        if spec.cgroup.is_some() {
+            cmd.arg("-c").arg(&request.command);
+        } else {
+            // No cgroup to find children that leave the process group: a supervisor inside the
+            // command's own Landlock domain kills them (see SUPERVISOR).
+            cmd.arg("-c")
+                .arg(SUPERVISOR)
+                .arg("tb-supervisor")
+                .arg(&request.command);
+            spec.term_leader_first = true;
+        }
+        cmd.current_dir(&self.mounts.work_tree).env_clear();
+        if spec.cgroup.is_none() {
+            cmd.env("TB_HOST_PID", std::process::id().to_string());
+        }
         let home = self.tmp.path().join("home");
         for (k, v) in super::sandbox_env(&home.to_string_lossy()) {
             cmd.env(k, v);
@@ -473,8 +502,6 @@ impl Sandbox for LandlockSandbox {
         cmd.env("TMPDIR", self.tmp.path())
             .env("GIT_DIR", &self.mounts.git_dir)
             .env("GIT_WORK_TREE", &self.mounts.work_tree);
-        let mut spec = RunSpec::new(&self.settings, request.timeout);
-        spec.cgroup = Cgroup::create(&self.settings.limits);
         spec.disk_watch = Some((
             vec![self.mounts.work_tree.clone(), self.tmp.path().to_path_buf()],
             self.settings.limits.workspace_bytes,

@@ -175,6 +175,15 @@ fn mkdir_in(base: &Path, rel: &str, name: &str) -> Option<PathBuf> {
 }
 
 impl Cgroup {
+    /// A cgroup for one command (or bwrap session) under `settings`, if allowed and possible.
+    pub(crate) fn for_settings(settings: &super::SandboxSettings) -> Option<Cgroup> {
+        if settings.use_cgroups {
+            Cgroup::create(&settings.limits)
+        } else {
+            None
+        }
+    }
+
     /// Best effort: `None` when no hierarchy lets us create a child cgroup.
     pub(crate) fn create(limits: &Limits) -> Option<Cgroup> {
         let name = format!(

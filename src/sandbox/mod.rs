@@ -73,6 +73,9 @@ pub struct SandboxSettings {
     pub limits: Limits,
     /// bwrap: a fresh sandbox per command instead of one per run (slower; for comparison).
     pub per_command: bool,
+    /// Create cgroups where possible (limits, finding `setsid` children); `false` exercises the
+    /// fallbacks.
+    pub use_cgroups: bool,
 }
 
 impl Default for SandboxSettings {
@@ -86,6 +89,7 @@ impl Default for SandboxSettings {
             output_limit_bytes: 64 * 1024 * 1024,
             limits: Limits::default(),
             per_command: false,
+            use_cgroups: true,
         }
     }
 }

@@ -137,6 +137,9 @@ pub(crate) struct RunSpec {
     pub disk_watch: Option<(Vec<PathBuf>, u64)>,
     /// A cgroup for the command (limits, and killing everything at the end).
     pub cgroup: Option<Cgroup>,
+    /// On a forced stop, SIGTERM the leader and give it a moment before the SIGKILLs (the
+    /// Landlock supervisor uses it to kill what left the process group).
+    pub term_leader_first: bool,
 }
 
 impl RunSpec {
@@ -147,6 +150,7 @@ impl RunSpec {
             output_limit: settings.output_limit_bytes,
             disk_watch: None,
             cgroup: None,
+            term_leader_first: false,
         }
     }
 }
@@ -235,6 +239,7 @@ pub(crate) async fn run(
         output_limit,
         disk_watch,
         cgroup,
+        term_leader_first,
     } = spec;
     let cgroup_fds = cgroup.as_ref().map(Cgroup::join_fds).unwrap_or_default();
     let started = Instant::now();
@@ -321,6 +326,18 @@ pub(crate) async fn run(
         }
     }
 
+    if term_leader_first
+        && status.is_none()
+        && let Some(pid) = pgid
+    {
+        // SAFETY: plain syscall on our own child.
+        unsafe {
+            libc::kill(pid, libc::SIGTERM);
+        }
+        if let Ok(Ok(st)) = tokio::time::timeout(Duration::from_millis(500), child.wait()).await {
+            status = Some(st);
+        }
+    }
     // Whatever happened, nothing of this command's process group survives.
     if let Some(pgid) = pgid {
         // SAFETY: plain syscall; a negative pid addresses the process group we created.
@@ -429,7 +446,7 @@ impl Sandbox for UnsandboxedRunner {
             cmd.env(k, v);
         }
         let mut spec = RunSpec::new(&self.settings, request.timeout);
-        spec.cgroup = Cgroup::create(&self.settings.limits);
+        spec.cgroup = Cgroup::for_settings(&self.settings);
         let setup = ChildSetup {
             rlimits: limits::rlimits(&self.settings.limits, spec.cgroup.is_some()),
             ..Default::default()
@@ -479,6 +496,7 @@ mod tests {
             output_limit: 1 << 20,
             disk_watch: None,
             cgroup: None,
+            term_leader_first: false,
         };
         run(c, ChildSetup::default(), spec, &CancellationToken::new())
             .await
