@@ -9,7 +9,7 @@ mod sandbox_common;
 use std::time::Duration;
 
 use sandbox_common::*;
-use tiny_backspace::sandbox::{SandboxKind, Termination};
+use tiny_backspace::sandbox::Termination;
 
 async fn still_usable(fx: &Fixture) {
     let out = fx.sh("echo next-command-ok").await;
@@ -123,13 +123,6 @@ async fn long_sleep_times_out_and_the_tree_dies() {
 #[tokio::test]
 async fn nohup_and_setsid_children_do_not_survive_the_command() {
     for kind in backends("nohup/setsid escape") {
-        if kind == SandboxKind::Landlock && !tiny_backspace::sandbox::enforcement().kill_tree {
-            eprintln!(
-                "CANNOT RUN: case `nohup/setsid escape` on backend `landlock`: no cgroup can be \
-                 created here, so a setsid child cannot be found (documented gap)"
-            );
-            continue;
-        }
         let fx = fixture(kind, false);
         let k = fx.kind();
         let out = fx
