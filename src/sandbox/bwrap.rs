@@ -332,7 +332,8 @@ impl Sandbox for BwrapSandbox {
                 "the command contains a NUL byte".into(),
             ));
         }
-        if self.settings.per_command {
+        // The executor is a bash script; without bash, a fresh sandbox per command.
+        if self.settings.per_command || !Path::new("/bin/bash").exists() {
             return self.exec_fresh(request, cancel).await;
         }
         let mut spec = RunSpec::new(&self.settings, request.timeout);

@@ -480,7 +480,8 @@ impl Sandbox for LandlockSandbox {
         let mut spec = RunSpec::new(&self.settings, request.timeout);
         spec.cgroup = Cgroup::for_settings(&self.settings);
         let mut cmd = std::process::Command::new(super::shell());
-        if spec.cgroup.is_some() {
+        // The supervisor is a bash script (without bash, only the process group is killed).
+        if spec.cgroup.is_some() || !Path::new("/bin/bash").exists() {
             cmd.arg("-c").arg(&request.command);
         } else {
             // No cgroup to find children that leave the process group: a supervisor inside the
@@ -492,7 +493,7 @@ impl Sandbox for LandlockSandbox {
             spec.term_leader_first = true;
         }
         cmd.current_dir(&self.mounts.work_tree).env_clear();
-        if spec.cgroup.is_none() {
+        if spec.term_leader_first {
             cmd.env("TB_HOST_PID", std::process::id().to_string());
         }
         let home = self.tmp.path().join("home");
