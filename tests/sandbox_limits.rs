@@ -314,3 +314,65 @@ async fn without_cgroups_escaped_children_still_die() {
         still_usable(&fx).await;
     }
 }
+
+/// Through the agent's `bash` tool: `timeout_secs` is capped at the maximum, the whole tree is
+/// killed, and the result the model sees says what happened.
+#[tokio::test]
+async fn the_bash_tool_result_says_what_happened() {
+    use std::sync::Arc;
+    use tiny_backspace::agent::fs::WorkspaceFs;
+    use tiny_backspace::agent::tools::Toolbox;
+    for kind in backends("bash tool result") {
+        let mut s = settings(kind, false);
+        s.max_timeout = Duration::from_secs(2);
+        s.default_timeout = Duration::from_secs(1);
+        let fx = fixture_with(s.clone());
+        let k = fx.kind();
+        let tools = Toolbox {
+            fs: WorkspaceFs::open(&fx.mounts.work_tree).unwrap(),
+            sandbox: Arc::from(fx.sandbox),
+            sandbox_settings: s,
+            run_id: "t".into(),
+            output_cap_chars: 2_000,
+        };
+        let cancel = tokio_util::sync::CancellationToken::new();
+        let out = tools
+            .call(
+                "bash",
+                &serde_json::json!({"command": "setsid sleep 987701 & sleep 100000", "timeout_secs": 1000}),
+                &cancel,
+            )
+            .await;
+        assert!(
+            out.content.contains("killed after the 2s time limit"),
+            "[{k}] {}",
+            out.content
+        );
+        assert!(host_processes_matching("sleep 987701").is_empty(), "[{k}]");
+        let out = tools
+            .call("bash", &serde_json::json!({"command": "yes"}), &cancel)
+            .await;
+        assert!(
+            out.content.contains("more output than the limit"),
+            "[{k}] {}",
+            out.content
+        );
+        assert!(
+            out.content.len() < 4_000,
+            "[{k}] {} chars reached the model",
+            out.content.len()
+        );
+        let out = tools
+            .call(
+                "bash",
+                &serde_json::json!({"command": "echo fine"}),
+                &cancel,
+            )
+            .await;
+        assert!(
+            out.content.contains("exit code: 0") && out.content.contains("fine"),
+            "[{k}] {}",
+            out.content
+        );
+    }
+}
