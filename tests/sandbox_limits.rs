@@ -111,10 +111,13 @@ async fn long_sleep_times_out_and_the_tree_dies() {
         let fx = fixture(kind, false);
         let k = fx.kind();
         let out = fx
-            .sh_for("sleep 100000 & sleep 100001", Duration::from_secs(1))
+            .sh_for(
+                "(exec -a tb-sleep-622 sleep 100000) & exec -a tb-sleep-621 sleep 100000",
+                Duration::from_secs(1),
+            )
             .await;
         assert_eq!(out.terminated, Some(Termination::Timeout), "[{k}]");
-        let left = host_processes_matching("sleep 10000");
+        let left = host_processes_matching("tb-sleep-62");
         assert!(left.is_empty(), "[{k}] left: {left:?}");
         still_usable(&fx).await;
     }
@@ -350,7 +353,11 @@ async fn the_bash_tool_result_says_what_happened() {
         );
         assert!(host_processes_matching("sleep 987701").is_empty(), "[{k}]");
         let out = tools
-            .call("bash", &serde_json::json!({"command": "yes"}), &cancel)
+            .call(
+                "bash",
+                &serde_json::json!({"command": "yes tb-tool-flood"}),
+                &cancel,
+            )
             .await;
         assert!(
             out.content.contains("more output than the limit"),
