@@ -4,12 +4,15 @@
 pub mod agent;
 pub mod cli;
 pub mod config;
+pub mod demo;
 pub mod diff;
 pub mod emit;
 pub mod event;
+pub mod forge;
 pub mod git;
 pub mod llm;
 pub mod pipeline;
 pub mod repo;
 pub mod sandbox;
+pub mod serve;
 pub mod store;
