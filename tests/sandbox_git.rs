@@ -46,6 +46,7 @@ async fn cloned(root: &Path) -> (HostRepo, PathBuf) {
         branch: None,
         timeout: std::time::Duration::from_secs(60),
         max_size_bytes: 100 << 20,
+        local: true,
     };
     let work_tree = root.join("ws/repo");
     let git_dir = root.join("ws/git");

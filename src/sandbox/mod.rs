@@ -185,8 +185,26 @@ pub fn open(
 /// else the strongest that passes its probe. `none` is never chosen unless asked for.
 pub fn resolve_kind(settings: &SandboxSettings) -> Result<SandboxKind, SandboxError> {
     if let Some(kind) = settings.kind {
-        probe(kind)?;
-        return Ok(kind);
+        return match probe(kind) {
+            Ok(()) => Ok(kind),
+            Err(SandboxError::Unavailable { reason }) => {
+                let alternatives: Vec<&str> = [SandboxKind::Bwrap, SandboxKind::Landlock]
+                    .into_iter()
+                    .filter(|k| *k != kind && probe(*k).is_ok())
+                    .map(SandboxKind::as_str)
+                    .collect();
+                let alt = match alternatives.first() {
+                    Some(a) => {
+                        format!("; `{a}` works here: use `--sandbox {a}` or leave the choice out")
+                    }
+                    None => String::new(),
+                };
+                Err(SandboxError::Unavailable {
+                    reason: format!("`{}` was asked for, but {reason}{alt}", kind.as_str()),
+                })
+            }
+            Err(e) => Err(e),
+        };
     }
     let mut reasons = Vec::new();
     for kind in [SandboxKind::Bwrap, SandboxKind::Landlock] {

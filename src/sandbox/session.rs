@@ -112,7 +112,9 @@ impl Session {
         let (out_r, out_w) = std::io::pipe().map_err(spawn_err)?;
         let (st_r, st_w) = std::io::pipe().map_err(spawn_err)?;
         let out_w2 = out_w.try_clone().map_err(spawn_err)?;
-        let mut cmd = std::process::Command::new("bwrap");
+        // Resolved on our PATH, as for the per-command mode (the environment is cleared below).
+        let program = super::find_program("bwrap").unwrap_or_else(|| "bwrap".into());
+        let mut cmd = std::process::Command::new(program);
         cmd.env_clear()
             .args(args)
             .current_dir("/")
