@@ -248,7 +248,21 @@ async fn host_processes_are_invisible_and_cannot_be_signalled() {
             "[{k}] {}",
             out.output
         );
-        // Still running (a STOP would have frozen this very test).
+        // Not in our session (no controlling terminal shared with the host).
+        // SAFETY: getsid(0) has no preconditions.
+        let our_sid = unsafe { libc::getsid(0) };
+        let sid = fx
+            .sh("exec python3 -c 'import os; print(os.getsid(0))'")
+            .await;
+        if sid.exit_code == 0 {
+            assert_ne!(
+                sid.output.trim(),
+                our_sid.to_string(),
+                "[{k}] shares our session"
+            );
+        } else {
+            eprintln!("CANNOT RUN: session check on backend `{k}`: no python3 inside");
+        }
     }
 }
 

@@ -114,6 +114,7 @@ impl BwrapSandbox {
             fds: vec![(std::os::fd::AsRawFd::as_raw_fd(&memfd), 3)],
             die_with_parent: true,
             confine: self.scope.clone(),
+            new_session: false,
         };
         let out = process::run(bwrap_command(args), setup, spec, cancel).await;
         drop(memfd);

@@ -511,6 +511,8 @@ impl Sandbox for LandlockSandbox {
             rlimits: limits::rlimits(&self.settings.limits, spec.cgroup.is_some()),
             confine: Some(self.confine.clone()),
             die_with_parent: true,
+            // Like bwrap's --new-session: no controlling terminal to inject keystrokes into.
+            new_session: true,
             ..Default::default()
         };
         process::run(cmd, setup, spec, cancel).await

@@ -126,6 +126,9 @@ pub(crate) struct ChildSetup {
     pub confine: Option<Arc<Confinement>>,
     /// Kill the child if the spawning thread goes away.
     pub die_with_parent: bool,
+    /// Start a new session (no controlling terminal) instead of only a new process group; the
+    /// process group id is the child's pid either way.
+    pub new_session: bool,
 }
 
 /// How one command is run and bounded.
@@ -198,6 +201,9 @@ pub(crate) fn install_setup(
                 u32::MAX,
                 libc::CLOSE_RANGE_CLOEXEC,
             );
+            if setup.new_session && libc::setsid() < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
             if setup.die_with_parent {
                 libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
             }
@@ -248,7 +254,9 @@ pub(crate) async fn run(
         .try_clone()
         .map_err(|e| SandboxError::Spawn(e.to_string()))?;
     command.stdin(Stdio::null()).stdout(writer).stderr(writer2);
-    command.process_group(0);
+    if !setup.new_session {
+        command.process_group(0);
+    }
     install_setup(&mut command, setup, cgroup_fds);
     let mut command = tokio::process::Command::from(command);
     command.kill_on_drop(true);
