@@ -101,6 +101,8 @@ struct FileConfig {
     agent: AgentFile,
     #[serde(default)]
     clone: CloneFile,
+    #[serde(default)]
+    llm: crate::llm::settings::LlmSettings,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -169,6 +171,8 @@ pub struct Config {
     pub sandbox: SandboxSettings,
     pub agent: AgentLimits,
     pub clone: CloneLimits,
+    /// Model-layer tunables: retries, timeouts, default models, prices (`[llm]` in the file).
+    pub llm: crate::llm::settings::LlmSettings,
     pub config_file: Option<PathBuf>,
     /// Where each shown value came from, for `tiny-backspace config`.
     sources: BTreeMap<&'static str, Source>,
@@ -392,6 +396,7 @@ impl Config {
             sandbox,
             agent,
             clone,
+            llm: file.llm,
             config_file,
             sources,
         })
@@ -485,6 +490,18 @@ impl Config {
                 self.agent.max_turns,
                 self.agent.max_total_tokens,
                 self.agent.max_duration.as_secs() / 60
+            ),
+            "",
+        );
+        line(
+            "model retries",
+            format!(
+                "{} attempts, backoff {}-{} ms, stall {} s, fallback {}",
+                self.llm.max_attempts,
+                self.llm.initial_backoff_ms,
+                self.llm.max_backoff_ms,
+                self.llm.read_timeout_ms / 1000,
+                if self.llm.fallback { "on" } else { "off" }
             ),
             "",
         );
