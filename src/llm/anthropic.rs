@@ -18,7 +18,7 @@ use serde_json::{Map, Value, json};
 use super::http::{self, EventStream};
 use super::pricing;
 use super::settings::LlmSettings;
-use super::sse::SseEvent;
+use super::sse::{SseDecoder, SseEvent};
 use super::{
     Block, ChatRequest, ChatResponse, LlmError, ModelLabel, Observer, Provider, Role, StopReason,
     TextSink, ToolCall,
@@ -110,6 +110,33 @@ impl Provider for AnthropicProvider {
         pricing::price_usage(&mut response.usage, &self.model, &self.settings.prices);
         Ok(response)
     }
+}
+
+/// Decodes a recorded stream delivered in `chunks`, by the same path as a network body (for
+/// tests and benchmarks); the cost is left unset.
+pub fn decode_chunks<'a>(
+    chunks: impl IntoIterator<Item = &'a [u8]>,
+    observer: &dyn Observer,
+) -> Result<ChatResponse, LlmError> {
+    let mut decoder = SseDecoder::new();
+    let mut turn = Turn::default();
+    let mut events = Vec::new();
+    let too_large = |e: super::sse::SseTooLarge| LlmError::Stream(e.to_string());
+    for chunk in chunks {
+        decoder.push(chunk, &mut events).map_err(too_large)?;
+        for e in events.drain(..) {
+            if turn.feed(&e, observer)? {
+                return turn.finish();
+            }
+        }
+    }
+    decoder.finish(&mut events).map_err(too_large)?;
+    for e in events.drain(..) {
+        if turn.feed(&e, observer)? {
+            break;
+        }
+    }
+    turn.finish()
 }
 
 /// Tool-use ids must match `[a-zA-Z0-9_-]+`; ids from another provider are mapped consistently.
