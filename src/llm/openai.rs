@@ -426,6 +426,53 @@ mod tests {
     use super::*;
     use crate::llm::{Message, ToolSpec};
 
+    fn decode(body: &str) -> Result<ChatResponse, LlmError> {
+        decode_chunks([body.as_bytes()], &|_: &str| {})
+    }
+
+    #[test]
+    fn compatible_server_quirks() {
+        // No index, whole arguments in one chunk, "stop" although tools were called, no usage,
+        // no [DONE].
+        let r = decode(concat!(
+            "data: {\"choices\":[{\"delta\":{\"role\":\"assistant\",\"tool_calls\":[",
+            "{\"id\":\"a\",\"function\":{\"name\":\"read_file\",\"arguments\":\"{\\\"path\\\":\\\"x\\\"}\"}},",
+            "{\"function\":{\"name\":\"bash\",\"arguments\":{\"command\":\"ls\"}}}]}}]}\n\n",
+            "data: {\"choices\":[{\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n",
+        ))
+        .unwrap();
+        assert_eq!(r.stop_reason, StopReason::ToolUse);
+        assert_eq!(r.tool_calls.len(), 2);
+        assert_eq!(r.tool_calls[0].id, "a");
+        assert_eq!(r.tool_calls[0].input, json!({"path": "x"}));
+        assert!(r.tool_calls[1].id.starts_with("call_tb"));
+        assert_eq!(r.tool_calls[1].input, json!({"command": "ls"}));
+        assert_eq!(r.usage, UsageTotals::default());
+    }
+
+    #[test]
+    fn cached_prompt_tokens_are_cache_reads_and_errors_in_the_stream_are_http_errors() {
+        let r = decode(concat!(
+            "data: {\"choices\":[{\"delta\":{\"content\":\"hi\"},\"finish_reason\":null}]}\n\n",
+            "data: {\"choices\":[{\"delta\":{},\"finish_reason\":\"eos\"}]}\n\n",
+            "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":100,\"completion_tokens\":5,",
+            "\"prompt_tokens_details\":{\"cached_tokens\":80}}}\n\n",
+            "data: [DONE]\n\n",
+        ))
+        .unwrap();
+        assert_eq!(r.text, "hi");
+        assert_eq!(r.stop_reason, StopReason::EndTurn);
+        assert_eq!((r.usage.input_tokens, r.usage.cache_read_tokens), (20, 80));
+        let e = decode("data: {\"error\":{\"message\":\"rate limited\",\"code\":429}}\n\n")
+            .unwrap_err();
+        assert!(matches!(e, LlmError::Http { status: 429, .. }), "{e:?}");
+        let e = decode(
+            ": OPENROUTER PROCESSING\n\ndata: {\"choices\":[{\"delta\":{\"content\":\"h\"}}]}\n\n",
+        )
+        .unwrap_err();
+        assert!(matches!(e, LlmError::Stream(_)), "{e:?}");
+    }
+
     #[test]
     fn body_shapes_tool_calls_and_results() {
         let tools = vec![ToolSpec {

@@ -39,7 +39,8 @@ pub struct LlmSettings {
     pub anthropic_model: String,
     /// Model used for `openai` when none is named (and as the fallback's model).
     pub openai_model: String,
-    /// Context window in tokens for models the built-in table does not know (local models).
+    /// Context window in tokens, overriding the built-in table; needed for local models, whose
+    /// window the table cannot know (32k tokens is assumed otherwise).
     pub context_window: Option<u64>,
     /// Price overrides (or additions) by model name.
     pub prices: BTreeMap<String, Price>,
