@@ -103,6 +103,8 @@ struct Run {
     patch: Option<String>,
     tools: Vec<String>,
     messages: Vec<String>,
+    /// All streamed text, joined.
+    deltas: String,
     statuses: Vec<String>,
     usage: Vec<String>,
     error: Option<(String, bool)>,
@@ -156,6 +158,7 @@ async fn run(provider: Arc<dyn Provider>, tmp: &Path, repo: &Path) -> Run {
         patch: None,
         tools: vec![],
         messages: vec![],
+        deltas: String::new(),
         statuses: vec![],
         usage: vec![],
         error: None,
@@ -168,6 +171,7 @@ async fn run(provider: Arc<dyn Provider>, tmp: &Path, repo: &Path) -> Run {
         match e {
             Event::Diff { patch, .. } => r.patch = Some(patch.clone()),
             Event::AiMessage { message, .. } => r.messages.push(message.clone()),
+            Event::AiDelta { delta, .. } => r.deltas.push_str(delta),
             Event::Status { message, .. } => r.statuses.push(message.clone()),
             Event::Usage {
                 provider, model, ..
@@ -197,6 +201,8 @@ fn assert_same_work(base: &Run, got: &Run, case: &str) {
     assert_eq!(got.patch, base.patch, "{case}: patch differs");
     assert_eq!(got.tools, base.tools, "{case}: tool executions differ");
     assert_eq!(got.messages, base.messages, "{case}: AI Messages differ");
+    // Text a failed attempt streamed is not streamed again by the retry.
+    assert_eq!(got.deltas, base.deltas, "{case}: streamed text differs");
     assert_eq!(
         got.usage.len(),
         base.usage.len(),

@@ -79,19 +79,24 @@ pub fn elide(messages: &[Message], count: usize) -> Vec<Message> {
 /// `window` is the model's context in tokens.
 pub fn plan(request: &ChatRequest<'_>, window: u64, already: usize) -> usize {
     let usable = window.saturating_sub(u64::from(request.max_output_tokens)) as f64;
-    let estimate = |count: usize| {
-        let elided = elide(request.messages, count);
-        estimate_tokens(&ChatRequest {
-            messages: &elided,
-            ..*request
-        }) as f64
-    };
+    // Estimate once, then subtract what each elision saves (same bytes/3 rule).
+    let full = estimate_tokens(request) as f64;
+    let savings: Vec<f64> = eligible(request.messages)
+        .into_iter()
+        .map(|(mi, bi)| match &request.messages[mi].blocks[bi] {
+            Block::ToolResult { content, .. } => {
+                let chars = content.chars().count();
+                content.len().saturating_sub(note(chars).len()) as f64 / 3.0
+            }
+            _ => 0.0,
+        })
+        .collect();
+    let estimate = |count: usize| full - savings.iter().take(count).sum::<f64>();
     if estimate(already) <= usable * HIGH_WATER {
         return already;
     }
-    let max = eligible(request.messages).len();
     let mut count = already;
-    while count < max && estimate(count) > usable * LOW_WATER {
+    while count < savings.len() && estimate(count) > usable * LOW_WATER {
         count += 1;
     }
     count

@@ -6,7 +6,9 @@
 //! request error (4xx other than 408/409/429) ends the turn at once and is never hidden by a
 //! fallback; once a provider is given up, the rest of the run stays on the next one (the same
 //! conversation continues there). Waiting honours `retry-after`, otherwise exponential backoff with
-//! jitter; a server asking for more than `max_retry_after_ms` is given up instead.
+//! jitter; a server asking for more than `max_retry_after_ms` is given up instead. Text an earlier
+//! attempt already streamed is not streamed again when the retry repeats it (deterministic servers
+//! and replays show each delta once); only text beyond it, or text that differs, is passed on.
 
 use std::sync::Arc;
 use std::sync::Mutex;
@@ -44,6 +46,61 @@ pub fn backoff(settings: &LlmSettings, attempt: u32, error: &LlmError) -> Durati
         .saturating_mul(1u64 << attempt.saturating_sub(1).min(20));
     let capped = exp.min(settings.max_backoff_ms) as f64;
     Duration::from_millis((capped * (0.5 + 0.5 * fastrand::f64())).round() as u64)
+}
+
+/// Passes streamed text on once per turn across attempts: each attempt's text is compared with
+/// what was already shown and only the part beyond it is forwarded.
+struct OncePerTurn<'a> {
+    inner: &'a dyn Observer,
+    state: Mutex<(String, String)>,
+}
+
+impl<'a> OncePerTurn<'a> {
+    fn new(inner: &'a dyn Observer) -> Self {
+        OncePerTurn {
+            inner,
+            state: Mutex::new((String::new(), String::new())),
+        }
+    }
+
+    /// A new attempt starts: its text is compared from the beginning again.
+    fn restart(&self) {
+        if let Ok(mut g) = self.state.lock() {
+            g.1.clear();
+        }
+    }
+}
+
+impl Observer for OncePerTurn<'_> {
+    fn text(&self, delta: &str) {
+        let forward = {
+            let Ok(mut g) = self.state.lock() else {
+                return self.inner.text(delta);
+            };
+            let (shown, attempt) = &mut *g;
+            attempt.push_str(delta);
+            if shown.starts_with(attempt.as_str()) {
+                None
+            } else if let Some(rest) = attempt.strip_prefix(shown.as_str()) {
+                let rest = rest.to_string();
+                *shown = attempt.clone();
+                Some(rest)
+            } else {
+                // The retry says something else: it cannot be unsaid, so show it as it comes.
+                *shown = attempt.clone();
+                Some(delta.to_string())
+            }
+        };
+        if let Some(text) = forward
+            && !text.is_empty()
+        {
+            self.inner.text(&text);
+        }
+    }
+
+    fn status(&self, message: &str) {
+        self.inner.status(message);
+    }
 }
 
 /// A 400 that says the prompt no longer fits the model's context.
@@ -93,7 +150,7 @@ impl Chain {
         &self,
         provider: &dyn Provider,
         request: &ChatRequest<'_>,
-        observer: &dyn Observer,
+        observer: &OncePerTurn<'_>,
     ) -> Result<ChatResponse, (LlmError, u32)> {
         let label = name(&provider.label());
         let max = self.settings.max_attempts.max(1);
@@ -114,6 +171,7 @@ impl Chain {
                 messages: &messages,
                 ..*request
             };
+            observer.restart();
             let error = match provider.complete(&trimmed, observer).await {
                 Ok(r) => return Ok(r),
                 Err(e) => e,
@@ -176,6 +234,7 @@ impl Provider for Chain {
         request: &ChatRequest<'_>,
         observer: TextSink<'_>,
     ) -> Result<ChatResponse, LlmError> {
+        let observer = &OncePerTurn::new(observer);
         let start = self.active.load(Ordering::SeqCst);
         let mut failures: Vec<String> = Vec::new();
         let mut last: Option<LlmError> = None;
@@ -223,5 +282,58 @@ impl Provider for Chain {
             Some(e) => Err(e),
             None => Err(LlmError::Config("no model provider is configured".into())),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Default)]
+    struct Seen(Mutex<String>);
+
+    impl Observer for Seen {
+        fn text(&self, delta: &str) {
+            if let Ok(mut g) = self.0.lock() {
+                g.push_str(delta);
+            }
+        }
+    }
+
+    #[test]
+    fn repeated_text_is_shown_once_and_new_text_is_shown() {
+        let seen = Seen::default();
+        let once = OncePerTurn::new(&seen);
+        once.text("Hello ");
+        once.text("wor");
+        once.restart();
+        once.text("Hel");
+        once.text("lo w");
+        once.text("orld");
+        assert_eq!(*seen.0.lock().unwrap(), "Hello world");
+        once.restart();
+        once.text("Different");
+        assert_eq!(*seen.0.lock().unwrap(), "Hello worldDifferent");
+    }
+
+    #[test]
+    fn backoff_grows_is_capped_and_honours_retry_after() {
+        let s = LlmSettings {
+            initial_backoff_ms: 100,
+            max_backoff_ms: 1_000,
+            ..Default::default()
+        };
+        let e = LlmError::Stream("x".into());
+        for attempt in 1..10 {
+            let d = backoff(&s, attempt, &e).as_millis() as u64;
+            let full = (100u64 << (attempt - 1)).min(1_000);
+            assert!(d >= full / 2 && d <= full, "attempt {attempt}: {d}");
+        }
+        let e = LlmError::Http {
+            status: 429,
+            message: String::new(),
+            retry_after_ms: Some(7_000),
+        };
+        assert_eq!(backoff(&s, 1, &e), Duration::from_secs(7));
     }
 }
