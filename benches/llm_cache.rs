@@ -7,7 +7,7 @@
 //! Run: `cargo bench --bench llm_cache`. Exits non-zero below the 85 % target.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "../tests/support/mock_llm.rs"]
+#[path = "../tests/support/mock_llm/mod.rs"]
 mod mock_llm;
 
 use std::path::Path;

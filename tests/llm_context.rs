@@ -2,7 +2,7 @@
 //! failing — both ahead of time (our estimate) and when the server says the prompt is too long.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "support/mock_llm.rs"]
+#[path = "support/mock_llm/mod.rs"]
 mod mock_llm;
 
 use std::sync::{Arc, Mutex};

@@ -4,7 +4,7 @@
 //! a clear error; never hang, never run a tool twice, never lose the conversation.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "support/mock_llm.rs"]
+#[path = "support/mock_llm/mod.rs"]
 mod mock_llm;
 
 use std::path::Path;

@@ -3,7 +3,7 @@
 //! must end in the message the API meant: text, tool calls with parsed input, stop reason, usage.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "support/mock_llm.rs"]
+#[path = "support/mock_llm/mod.rs"]
 mod mock_llm;
 
 use std::sync::{Arc, Mutex};

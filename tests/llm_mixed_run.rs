@@ -4,7 +4,7 @@
 //! No key appears in stdout, stderr, the run folder or the logs.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "support/mock_llm.rs"]
+#[path = "support/mock_llm/mod.rs"]
 mod mock_llm;
 
 use std::path::{Path, PathBuf};

@@ -3,7 +3,7 @@
 //! breakpoints sit (and that each request's prefix is a cache hit), and that keys never reach logs.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "support/mock_llm.rs"]
+#[path = "support/mock_llm/mod.rs"]
 mod mock_llm;
 
 use std::io::Write;
