@@ -380,3 +380,51 @@ async fn documentation_fragments_end_in_clear_errors_never_hangs() {
         }
     }
 }
+
+#[tokio::test]
+async fn servers_that_ignore_stream_true_and_answer_with_one_json_document() {
+    let current = Arc::new(Mutex::new(Reply::Status {
+        status: 200,
+        headers: vec![],
+        body: json!({"id": "msg_1", "type": "message", "role": "assistant", "model": "claude-sonnet-4-5",
+            "content": [{"type": "text", "text": "Hi"},
+                        {"type": "tool_use", "id": "toolu_9", "name": "read_file", "input": {"path": "a"}}],
+            "stop_reason": "tool_use",
+            "usage": {"input_tokens": 10, "output_tokens": 3, "cache_read_input_tokens": 2}})
+        .to_string(),
+    }));
+    let srv = server(current.clone()).await;
+    let a =
+        AnthropicProvider::new(Some(&srv.url()), None, "claude-sonnet-4-5", &settings()).unwrap();
+    let (r, streamed) = replay(&a).await;
+    let r = r.unwrap();
+    assert_eq!((r.text.as_str(), streamed.as_str()), ("Hi", "Hi"));
+    assert_eq!(r.tool_calls[0].id, "toolu_9");
+    assert_eq!(r.tool_calls[0].input, json!({"path": "a"}));
+    assert_eq!(r.stop_reason, StopReason::ToolUse);
+    assert_eq!(
+        (
+            r.usage.input_tokens,
+            r.usage.output_tokens,
+            r.usage.cache_read_tokens
+        ),
+        (10, 3, 2)
+    );
+
+    *current.lock().unwrap() = Reply::Status {
+        status: 200,
+        headers: vec![],
+        body: json!({"id": "x", "object": "chat.completion", "choices": [{"index": 0,
+            "message": {"role": "assistant", "content": null, "tool_calls": [{"id": "call_9",
+                "type": "function", "function": {"name": "bash", "arguments": "{\"command\":\"ls\"}"}}]},
+            "finish_reason": "tool_calls"}], "usage": {"prompt_tokens": 10, "completion_tokens": 3}})
+        .to_string(),
+    };
+    let o = OpenAiProvider::new(Some(&srv.url_v1()), None, "local", &settings()).unwrap();
+    let (r, _) = replay(&o).await;
+    let r = r.unwrap();
+    assert_eq!(r.tool_calls[0].id, "call_9");
+    assert_eq!(r.tool_calls[0].input, json!({"command": "ls"}));
+    assert_eq!(r.stop_reason, StopReason::ToolUse);
+    assert_eq!((r.usage.input_tokens, r.usage.output_tokens), (10, 3));
+}

@@ -21,7 +21,7 @@ use super::settings::LlmSettings;
 use super::sse::{SseDecoder, SseEvent};
 use super::{
     Block, ChatRequest, ChatResponse, LlmError, ModelLabel, Observer, Provider, Role, StopReason,
-    TextSink, ToolCall,
+    TextSink, ToolCall, parse_tool_input,
 };
 use crate::config::Secret;
 use crate::event::UsageTotals;
@@ -334,6 +334,34 @@ impl Turn {
                 self.started = true;
                 self.usage(v.pointer("/message/usage"));
             }
+            // A whole, non-streamed message (a proxy that ignored `stream: true`).
+            "message" => {
+                self.started = true;
+                self.usage(v.get("usage"));
+                let blocks = v.get("content").and_then(Value::as_array);
+                for (i, block) in blocks.into_iter().flatten().enumerate() {
+                    let s = |k: &str| block.get(k).and_then(Value::as_str).unwrap_or("");
+                    let acc = match s("type") {
+                        "text" => {
+                            observer.text(s("text"));
+                            Acc::Text(s("text").to_string())
+                        }
+                        "tool_use" => Acc::Tool {
+                            id: s("id").to_string(),
+                            name: s("name").to_string(),
+                            json: block.get("input").map(Value::to_string).unwrap_or_default(),
+                        },
+                        _ => Acc::Other,
+                    };
+                    self.blocks.insert(i as u64, acc);
+                }
+                self.stop_reason = v
+                    .get("stop_reason")
+                    .and_then(Value::as_str)
+                    .map(str::to_string);
+                self.stopped = true;
+                return Ok(true);
+            }
             "content_block_start" => {
                 let (Some(index), Some(block)) = (index, v.get("content_block")) else {
                     return Err(stream_err("content_block_start without index or block"));
@@ -481,23 +509,6 @@ impl Turn {
     }
 }
 
-/// Tool input as streamed JSON; an empty input is `{}`, and input that is not a JSON object is
-/// handed on wrapped so the tool reports the problem to the model instead of the run failing.
-pub fn parse_tool_input(json: &str) -> Value {
-    if json.trim().is_empty() {
-        return Value::Object(Map::new());
-    }
-    match serde_json::from_str::<Value>(json) {
-        Ok(v @ Value::Object(_)) => v,
-        Ok(other) => {
-            json!({"invalid_input": other.to_string(), "error": "the tool input must be a JSON object"})
-        }
-        Err(e) => {
-            json!({"invalid_input": json, "error": format!("the tool input is not valid JSON: {e}")})
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -569,13 +580,5 @@ mod tests {
         assert_eq!(m[2]["content"][1]["cache_control"]["type"], "ephemeral");
         assert_eq!(m[0]["content"][0]["cache_control"]["type"], "ephemeral");
         assert!(m[1]["content"][1].get("cache_control").is_none());
-    }
-
-    #[test]
-    fn tool_input_parsing() {
-        assert_eq!(parse_tool_input(""), json!({}));
-        assert_eq!(parse_tool_input(r#"{"a":1}"#), json!({"a":1}));
-        assert!(parse_tool_input("{\"a\":").get("invalid_input").is_some());
-        assert!(parse_tool_input("[1]").get("invalid_input").is_some());
     }
 }

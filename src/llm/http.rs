@@ -214,9 +214,12 @@ fn clip(s: &str, max: usize) -> String {
     }
 }
 
-/// The events of a streaming body, each read bounded by the stall timeout.
+/// The events of a streaming body, each read bounded by the stall timeout. A server that ignored
+/// `stream: true` and answered with one JSON document yields that document as a single event.
 pub struct EventStream {
     response: Response,
+    /// The body is one JSON document, not an event stream.
+    whole_json: bool,
     decoder: SseDecoder,
     pending: VecDeque<SseEvent>,
     read_timeout: Duration,
@@ -225,8 +228,14 @@ pub struct EventStream {
 
 impl EventStream {
     pub fn new(response: Response, read_timeout: Duration) -> Self {
+        let whole_json = response
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|t| t.trim_start().starts_with("application/json"));
         EventStream {
             response,
+            whole_json,
             decoder: SseDecoder::new(),
             pending: VecDeque::new(),
             read_timeout,
@@ -242,6 +251,9 @@ impl EventStream {
             }
             if self.ended {
                 return Ok(None);
+            }
+            if self.whole_json {
+                return self.read_whole().await;
             }
             let mut out = Vec::new();
             match tokio::time::timeout(self.read_timeout, self.response.chunk()).await {
@@ -261,6 +273,35 @@ impl EventStream {
             .map_err(|e| LlmError::Stream(e.to_string()))?;
             self.pending.extend(out);
         }
+    }
+}
+
+impl EventStream {
+    async fn read_whole(&mut self) -> Result<Option<SseEvent>, LlmError> {
+        let mut body = Vec::new();
+        loop {
+            match tokio::time::timeout(self.read_timeout, self.response.chunk()).await {
+                Err(_) => {
+                    return Err(LlmError::Stream(format!(
+                        "the answer stalled: nothing received for {:.1} s",
+                        self.read_timeout.as_secs_f64()
+                    )));
+                }
+                Ok(Err(e)) => return Err(from_reqwest(e)),
+                Ok(Ok(Some(chunk))) => {
+                    body.extend_from_slice(&chunk);
+                    if body.len() > 64 << 20 {
+                        return Err(LlmError::Stream("the answer is too large".into()));
+                    }
+                }
+                Ok(Ok(None)) => break,
+            }
+        }
+        self.ended = true;
+        Ok(Some(SseEvent {
+            event: None,
+            data: String::from_utf8_lossy(&body).into_owned(),
+        }))
     }
 }
 

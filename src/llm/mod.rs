@@ -23,7 +23,7 @@ pub mod sse;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Map, Value, json};
 
 use crate::event::UsageTotals;
 
@@ -194,6 +194,23 @@ pub trait Provider: Send + Sync {
     ) -> Result<ChatResponse, LlmError>;
 }
 
+/// Tool input as streamed JSON; an empty input is `{}`, and input that is not a JSON object is
+/// handed on wrapped so the tool reports the problem to the model instead of the run failing.
+pub fn parse_tool_input(json: &str) -> Value {
+    if json.trim().is_empty() {
+        return Value::Object(Map::new());
+    }
+    match serde_json::from_str::<Value>(json) {
+        Ok(v @ Value::Object(_)) => v,
+        Ok(other) => {
+            json!({"invalid_input": other.to_string(), "error": "the tool input must be a JSON object"})
+        }
+        Err(e) => {
+            json!({"invalid_input": json, "error": format!("the tool input is not valid JSON: {e}")})
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -220,5 +237,13 @@ mod tests {
             assert!(!http(s).is_request_error(), "{s}");
         }
         assert!(!LlmError::Stream("x".into()).is_request_error());
+    }
+
+    #[test]
+    fn tool_input_parsing() {
+        assert_eq!(parse_tool_input(""), json!({}));
+        assert_eq!(parse_tool_input(r#"{"a":1}"#), json!({"a":1}));
+        assert!(parse_tool_input("{\"a\":").get("invalid_input").is_some());
+        assert!(parse_tool_input("[1]").get("invalid_input").is_some());
     }
 }

@@ -15,14 +15,13 @@ use reqwest::header::HeaderMap;
 use reqwest::{Client, Url};
 use serde_json::{Value, json};
 
-use super::anthropic::parse_tool_input;
 use super::http::{self, EventStream};
 use super::pricing;
 use super::settings::LlmSettings;
 use super::sse::{SseDecoder, SseEvent};
 use super::{
     Block, ChatRequest, ChatResponse, LlmError, ModelLabel, Observer, Provider, Role, StopReason,
-    TextSink, ToolCall,
+    TextSink, ToolCall, parse_tool_input,
 };
 use crate::config::Secret;
 use crate::event::UsageTotals;
