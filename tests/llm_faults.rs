@@ -32,7 +32,7 @@ fn settings() -> LlmSettings {
         max_retry_after_ms: 5_000,
         connect_timeout_ms: 2_000,
         response_timeout_ms: 5_000,
-        read_timeout_ms: 400,
+        read_timeout_ms: 1_000,
         ..Default::default()
     }
 }
