@@ -103,6 +103,14 @@ struct FileConfig {
     clone: CloneFile,
     #[serde(default)]
     llm: crate::llm::settings::LlmSettings,
+    #[serde(default)]
+    server: ServerFile,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ServerFile {
+    token: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -134,6 +142,8 @@ struct AgentFile {
     max_turns: Option<u32>,
     max_tokens: Option<u64>,
     max_minutes: Option<u64>,
+    /// Finer-grained alternative to `max_minutes` (wins when both are set).
+    max_seconds: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -168,6 +178,8 @@ pub struct Config {
     pub openai_base_url: Option<String>,
     pub github_token: Option<Secret>,
     pub github_api_url: Option<String>,
+    /// Bearer token `serve` requires from clients (`TB_SERVER_TOKEN`).
+    pub server_token: Option<Secret>,
     pub sandbox: SandboxSettings,
     pub agent: AgentLimits,
     pub clone: CloneLimits,
@@ -333,6 +345,13 @@ impl Config {
             &["GITHUB_API_URL"],
             file.github.api_url,
         );
+        let server_token = pick(
+            "server_token",
+            None,
+            &["TB_SERVER_TOKEN"],
+            file.server.token,
+        )
+        .map(Secret::new);
 
         let mut sandbox = SandboxSettings::default();
         if let Some(b) = pick(
@@ -376,6 +395,9 @@ impl Config {
         if let Some(v) = file.agent.max_minutes {
             agent.max_duration = Duration::from_secs(v.max(1) * 60);
         }
+        if let Some(v) = file.agent.max_seconds {
+            agent.max_duration = Duration::from_secs(v.max(1));
+        }
         let mut clone = CloneLimits::default();
         if let Some(v) = file.clone.timeout_secs {
             clone.timeout = Duration::from_secs(v.max(1));
@@ -393,6 +415,7 @@ impl Config {
             openai_base_url,
             github_token,
             github_api_url,
+            server_token,
             sandbox,
             agent,
             clone,
@@ -460,6 +483,11 @@ impl Config {
             "github api url",
             opt(&self.github_api_url),
             self.source("github_api_url"),
+        );
+        line(
+            "server token",
+            sec(&self.server_token),
+            self.source("server_token"),
         );
         line(
             "sandbox",

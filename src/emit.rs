@@ -52,8 +52,11 @@ impl Emitter {
     }
 
     fn persist(&self, event: &Event) {
+        self.persist_line(event.to_json_line());
+    }
+
+    fn persist_line(&self, line: String) {
         let Ok(mut log) = self.log.lock() else { return };
-        let line = event.to_json_line();
         match log.file.as_mut() {
             Some(f) => {
                 if let Err(e) = writeln!(f, "{line}") {
@@ -69,10 +72,14 @@ impl Emitter {
         let _ = self.tx.send(event).await;
     }
 
-    /// For synchronous callbacks (progress lines): stored, but not waited for by the consumer.
+    /// For synchronous callbacks (progress lines): never waits. A line the consumer cannot take
+    /// right now is dropped from both the stream and the log, so the two stay identical (replay
+    /// ids in `serve` rely on it).
     pub fn emit_lossy(&self, event: Event) {
-        self.persist(&event);
-        let _ = self.tx.try_send(event);
+        let line = event.to_json_line();
+        if self.tx.try_send(event).is_ok() || self.tx.is_closed() {
+            self.persist_line(line);
+        }
     }
 
     /// Streaming text fragments: dropped rather than blocking when the consumer is behind, and not

@@ -12,4 +12,5 @@ pub mod llm;
 pub mod pipeline;
 pub mod repo;
 pub mod sandbox;
+pub mod serve;
 pub mod store;

@@ -36,9 +36,21 @@ pub struct RepoInputError {
 
 fn refuse(input: &str, problem: impl Into<String>, fix: impl Into<String>) -> RepoInputError {
     RepoInputError {
-        input: input.to_string(),
+        input: redact_userinfo(input),
         problem: problem.into(),
         fix: fix.into(),
+    }
+}
+
+/// `scheme://user:secret@host/…` → `scheme://***@host/…`, so errors never echo credentials.
+pub fn redact_userinfo(input: &str) -> String {
+    let Some((scheme, rest)) = input.split_once("://") else {
+        return input.to_string();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}://***@{}", &rest[at + 1..]),
+        None => input.to_string(),
     }
 }
 
@@ -223,11 +235,11 @@ impl RepoSource {
         })
     }
 
-    /// The URL handed to `git clone` (local repositories as `file://`, so `--depth` applies).
+    /// The URL handed to `git clone` (local repositories as their absolute path).
     pub fn clone_url(&self) -> String {
         match self {
             RepoSource::GitHub { url, .. } | RepoSource::Remote { url } => url.clone(),
-            RepoSource::Local { path } => format!("file://{}", path.display()),
+            RepoSource::Local { path } => path.display().to_string(),
         }
     }
 
@@ -248,6 +260,28 @@ impl RepoSource {
             RepoSource::Remote { url } => url.clone(),
             RepoSource::Local { path } => path.display().to_string(),
         }
+    }
+}
+
+/// A branch name that git would accept and that cannot be read as an option.
+pub fn check_branch_name(name: &str) -> Result<(), String> {
+    let bad = name.is_empty()
+        || name.starts_with(['-', '/', '.'])
+        || name.ends_with(['/', '.'])
+        || name.ends_with(".lock")
+        || name.contains("..")
+        || name.contains("@{")
+        || name.contains("//")
+        || name
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || "~^:?*[\\".contains(c));
+    if bad {
+        Err(format!(
+            "base branch '{name}' is not a valid branch name; give an existing branch such as main, \
+             or leave it out to use the repository's default branch"
+        ))
+    } else {
+        Ok(())
     }
 }
 
@@ -333,7 +367,7 @@ mod tests {
         std::fs::create_dir(t.path().join(".git")).unwrap();
         let ok = RepoSource::parse(t.path().to_str().unwrap(), Path::new("/")).unwrap();
         assert!(matches!(ok, RepoSource::Local { .. }));
-        assert!(ok.clone_url().starts_with("file:///"));
+        assert!(ok.clone_url().starts_with('/'));
         let f = t.path().join("file.txt");
         std::fs::write(&f, "x").unwrap();
         assert!(
@@ -342,6 +376,37 @@ mod tests {
                 .problem
                 .contains("a file")
         );
+    }
+
+    #[test]
+    fn credentials_are_never_echoed() {
+        let e = parse("https://user:hunter2@github.com/o/r").unwrap_err();
+        assert!(!e.to_string().contains("hunter2"), "{e}");
+        assert!(e.to_string().contains("https://***@github.com/o/r"), "{e}");
+        assert_eq!(
+            redact_userinfo("https://github.com/a@b"),
+            "https://github.com/a@b"
+        );
+    }
+
+    #[test]
+    fn branch_names() {
+        for ok in ["main", "trunk", "release/1.2", "feature-x"] {
+            assert!(check_branch_name(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "-x",
+            "--upload-pack=x",
+            "a..b",
+            "a b",
+            "x.lock",
+            "a:b",
+            "/a",
+            "a/",
+        ] {
+            assert!(check_branch_name(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -90,11 +90,11 @@ impl AgentRun<'_> {
             cost_usd: Some(0.0),
             ..Default::default()
         };
-        let minutes = self.limits.max_duration.as_secs().div_ceil(60);
+        let budget = format_duration(self.limits.max_duration);
         let time_budget = || {
             AgentError::Budget(format!(
-                "the agent ran out of its {minutes}-minute time budget before finishing; the work so \
-                 far is kept — raise agent.max_minutes or narrow the prompt"
+                "the agent ran out of its {budget} time budget before finishing; the work so far is \
+                 kept — raise agent.max_minutes or narrow the prompt"
             ))
         };
         loop {

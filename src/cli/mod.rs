@@ -82,12 +82,46 @@ pub enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Serve the HTTP API: POST /code streams a run as Server-Sent Events.
+    #[command(after_help = "Examples:\n  tiny-backspace serve\n  \
+        TB_SERVER_TOKEN=s3cret tiny-backspace serve --addr 0.0.0.0:8000 --max-concurrent 4\n  \
+        curl -N -H 'content-type: application/json' -d '{\"repoUrl\":\"octo/calc\",\"prompt\":\"Fix the typo\"}' http://127.0.0.1:8000/code\n\n\
+        A token (TB_SERVER_TOKEN) is required unless the address is loopback.")]
+    Serve(ServeArgs),
     /// Print the resolved configuration (secrets masked) and where each value came from.
     #[command(
         after_help = "Precedence: flags > environment > .env in the current directory > config file > defaults.\n\
         Config file: $TB_CONFIG, else ~/.config/tiny-backspace/config.toml"
     )]
     Config,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (port 0 picks a free one; the address is printed).
+    #[arg(long, default_value = "127.0.0.1:8000")]
+    pub addr: std::net::SocketAddr,
+    /// Runs at once; more wait in a queue that reports their position.
+    #[arg(long, default_value_t = 2)]
+    pub max_concurrent: usize,
+    /// Longest prompt accepted, in characters.
+    #[arg(long, default_value_t = 20_000)]
+    pub max_prompt_chars: usize,
+    /// A run still going after this many minutes is cancelled.
+    #[arg(long, default_value_t = 30)]
+    pub max_run_minutes: u64,
+    /// Keep a run going when its client disconnects (default: cancel it).
+    #[arg(long)]
+    pub keep_running_on_disconnect: bool,
+    /// Accept local repository paths and scripted models from clients (trusted setups, tests).
+    #[arg(long)]
+    pub allow_local: bool,
+    /// Seconds running runs get to finish after SIGTERM before they are cancelled.
+    #[arg(long, default_value_t = 30)]
+    pub shutdown_grace_secs: u64,
+    /// Seconds between heartbeat comments on event streams.
+    #[arg(long, default_value_t = 15)]
+    pub heartbeat_secs: u64,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -130,6 +164,30 @@ pub async fn main() -> color_eyre::Result<i32> {
     match cli.command {
         Some(Cmd::Run(args)) => run::run(args, config).await,
         Some(Cmd::Runs { json }) => run::list_runs(&config, json),
+        Some(Cmd::Serve(args)) => {
+            let options = crate::serve::ServeOptions {
+                addr: args.addr,
+                max_concurrent: args.max_concurrent.max(1),
+                max_prompt_chars: args.max_prompt_chars,
+                max_run: std::time::Duration::from_secs(args.max_run_minutes.max(1) * 60),
+                heartbeat: std::time::Duration::from_secs(args.heartbeat_secs.max(1)),
+                keep_running_on_disconnect: args.keep_running_on_disconnect,
+                allow_local: args.allow_local,
+                shutdown_grace: std::time::Duration::from_secs(args.shutdown_grace_secs),
+                ..Default::default()
+            };
+            match crate::serve::serve(config, options).await {
+                Ok(()) => Ok(0),
+                Err(e @ crate::serve::ServeError::OpenServer(_)) => {
+                    eprintln!("error: {e}");
+                    Ok(2)
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    Ok(1)
+                }
+            }
+        }
         Some(Cmd::Config) => {
             print!("{}", config.render());
             Ok(0)

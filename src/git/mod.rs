@@ -159,6 +159,63 @@ impl HostRepo {
     }
 }
 
+/// What `git ls-remote` says about a repository before anything is cloned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteInfo {
+    /// The branch the remote's HEAD points at, when it says.
+    pub default_branch: Option<String>,
+    /// Whether the asked-for base branch exists (`true` when none was asked for).
+    pub base_exists: bool,
+    /// No refs at all: a repository without commits.
+    pub empty: bool,
+}
+
+/// Asks the remote for its HEAD and branches: proves it is reachable and the base exists.
+pub async fn probe_remote(
+    url: &str,
+    allow_protocols: &str,
+    base: Option<&str>,
+    timeout: Duration,
+) -> Result<RemoteInfo, GitError> {
+    let mut cmd = hardened_command(allow_protocols);
+    cmd.args(["ls-remote", "--symref", "--", url]);
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let out = tokio::time::timeout(timeout, cmd.output())
+        .await
+        .map_err(|_| GitError::Timeout {
+            what: "ls-remote".into(),
+            secs: timeout.as_secs(),
+        })?
+        .map_err(|e| GitError::Spawn(e.to_string()))?;
+    if !out.status.success() {
+        return Err(GitError::Failed {
+            what: "ls-remote".into(),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        });
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut default_branch = None;
+    let mut branches = Vec::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("ref: refs/heads/") {
+            if let Some((branch, "HEAD")) = rest.split_once('\t') {
+                default_branch = Some(branch.to_string());
+            }
+        } else if let Some((_, name)) = line.split_once('\t')
+            && let Some(b) = name.strip_prefix("refs/heads/")
+        {
+            branches.push(b.to_string());
+        }
+    }
+    let empty = branches.is_empty();
+    let base_exists = base.is_none_or(|b| branches.iter().any(|x| x == b));
+    Ok(RemoteInfo {
+        default_branch,
+        base_exists,
+        empty,
+    })
+}
+
 /// What to clone and how.
 #[derive(Debug, Clone)]
 pub struct CloneSpec {
@@ -167,6 +224,8 @@ pub struct CloneSpec {
     pub branch: Option<String>,
     pub timeout: Duration,
     pub max_size_bytes: u64,
+    /// The source is a repository on this machine (`url` is its path).
+    pub local: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -188,14 +247,14 @@ pub async fn clone(
     cancel: &CancellationToken,
 ) -> Result<Cloned, GitError> {
     let mut cmd = hardened_command(&spec.allow_protocols);
-    cmd.args([
-        "clone",
-        "--progress",
-        "--depth",
-        "1",
-        "--no-tags",
-        "--single-branch",
-    ]);
+    // Parallel checkout: writing files dominates cloning large trees here.
+    cmd.args(["-c", "checkout.workers=8"]);
+    cmd.args(["clone", "--progress", "--no-tags", "--single-branch"]);
+    // A local clone copies (hard-links) objects instead of packing them: no history is
+    // transferred over a wire, so shallowness would only cost time.
+    if !spec.local {
+        cmd.args(["--depth", "1"]);
+    }
     cmd.arg("--separate-git-dir").arg(git_dir);
     if let Some(b) = &spec.branch {
         cmd.arg("--branch").arg(b);

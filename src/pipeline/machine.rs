@@ -642,6 +642,48 @@ mod tests {
     }
 
     #[test]
+    fn cancel_during_the_diff_ends_cancelled_without_review() {
+        let mut m = Machine::new(Gate::Interactive, true);
+        ok_through_diff(&mut m);
+        assert_eq!(
+            m.handle(Input::Command(Command::Cancel)),
+            vec![Effect::CancelStage]
+        );
+        assert_eq!(
+            m.handle(Input::DiffReady { empty: false }),
+            vec![Effect::CleanUp]
+        );
+        assert_eq!(finish(&mut m), Outcome::Cancelled { stage: Stage::Diff });
+    }
+
+    #[test]
+    fn a_failing_cleanup_still_finishes_with_the_run_outcome() {
+        let mut m = Machine::new(Gate::NoPr, true);
+        ok_through_diff(&mut m);
+        m.handle(Input::DiffReady { empty: false });
+        let fx = m.handle(Input::StageFailed {
+            message: "rm failed".into(),
+            retryable: false,
+        });
+        assert!(
+            matches!(fx.as_slice(), [Effect::Finish(Outcome::Finished { .. })]),
+            "{fx:?}"
+        );
+    }
+
+    #[test]
+    fn review_ignores_stage_reports_and_running_ignores_review_commands() {
+        let mut m = Machine::new(Gate::Interactive, true);
+        m.handle(Input::Start);
+        assert_eq!(m.handle(Input::Command(Command::Reject)), vec![]);
+        assert_eq!(
+            m.handle(Input::Command(Command::FollowUp("x".into()))),
+            vec![]
+        );
+        assert_eq!(m.phase, Phase::Running(Stage::Validate));
+    }
+
+    #[test]
     fn stage_effects_are_marked() {
         assert!(Effect::Validate.is_stage());
         assert!(Effect::CleanUp.is_stage());

@@ -50,7 +50,16 @@ pub struct Pipeline {
 
 /// Starts a run on a background task. `cwd` resolves relative paths in the input.
 pub fn start(request: RunRequest, config: Arc<Config>, cwd: PathBuf) -> Pipeline {
-    let run_id = crate::store::new_run_id();
+    start_with_id(crate::store::new_run_id(), request, config, cwd)
+}
+
+/// Like [`start`], with a run id chosen by the caller (e.g. announced before the run was queued).
+pub fn start_with_id(
+    run_id: String,
+    request: RunRequest,
+    config: Arc<Config>,
+    cwd: PathBuf,
+) -> Pipeline {
     let (event_tx, events) = mpsc::channel(EVENT_CHANNEL);
     let (commands, command_rx) = mpsc::channel(16);
     let driver = Driver {

@@ -39,28 +39,6 @@ impl From<GitError> for StageError {
 
 type StageResult = Result<(), StageError>;
 
-/// A branch name that git would accept and that cannot be read as an option.
-fn check_branch_name(name: &str) -> Result<(), String> {
-    let bad = name.is_empty()
-        || name.starts_with(['-', '/', '.'])
-        || name.ends_with(['/', '.'])
-        || name.ends_with(".lock")
-        || name.contains("..")
-        || name.contains("@{")
-        || name.contains("//")
-        || name
-            .chars()
-            .any(|c| c.is_whitespace() || c.is_control() || "~^:?*[\\".contains(c));
-    if bad {
-        Err(format!(
-            "base branch '{name}' is not a valid branch name; give an existing branch such as main, \
-             or leave it out to use the repository's default branch"
-        ))
-    } else {
-        Ok(())
-    }
-}
-
 /// Removes a directory tree even where the agent made parts of it read-only.
 pub(super) fn force_remove_dir(path: &std::path::Path) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
@@ -97,7 +75,7 @@ impl Driver {
         let source = RepoSource::parse(&self.request.repo, &self.cwd)
             .map_err(|e| StageError::failed(e.to_string(), false))?;
         if let Some(base) = &self.request.base {
-            check_branch_name(base).map_err(|m| StageError::failed(m, false))?;
+            crate::repo::check_branch_name(base).map_err(|m| StageError::failed(m, false))?;
         }
         let provider = match &self.request.provider {
             Some(p) => p.clone(),
@@ -107,6 +85,42 @@ impl Driver {
         let kind = sandbox::resolve_kind(&self.config.sandbox)
             .map_err(|e| StageError::failed(e.to_string(), false))?;
 
+        // Reachable, and the base exists: checked before a run folder or workspace is made.
+        let remote = git::probe_remote(
+            &source.clone_url(),
+            source.allowed_protocols(),
+            self.request.base.as_deref(),
+            self.config.clone.timeout,
+        )
+        .await
+        .map_err(|e| {
+            let retryable = e.is_retryable();
+            StageError::failed(
+                format!(
+                    "repository '{}' cannot be read: {e}. Check the address, that it exists, and \
+                     your network",
+                    self.request.repo.trim()
+                ),
+                retryable,
+            )
+        })?;
+        if !remote.base_exists
+            && let Some(base) = &self.request.base
+        {
+            let default = remote
+                .default_branch
+                .as_deref()
+                .map(|d| format!(" (its default branch is '{d}')"))
+                .unwrap_or_default();
+            return Err(StageError::failed(
+                format!(
+                    "base branch '{base}' does not exist in {}{default}; leave --base out to use \
+                     the default branch",
+                    source.display()
+                ),
+                false,
+            ));
+        }
         let store = Store::open(&self.config.home).map_err(|e| {
             StageError::failed(
                 format!(
@@ -208,6 +222,7 @@ impl Driver {
             branch: self.request.base.clone(),
             timeout: self.config.clone.timeout,
             max_size_bytes: self.config.clone.max_size_bytes,
+            local: matches!(source, RepoSource::Local { .. }),
         };
         let emitter = self.emitter.clone();
         let progress = move |line: String| {
@@ -428,26 +443,6 @@ impl Driver {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn branch_names() {
-        for ok in ["main", "trunk", "release/1.2", "feature-x"] {
-            assert!(check_branch_name(ok).is_ok(), "{ok}");
-        }
-        for bad in [
-            "",
-            "-x",
-            "--upload-pack=x",
-            "a..b",
-            "a b",
-            "x.lock",
-            "a:b",
-            "/a",
-            "a/",
-        ] {
-            assert!(check_branch_name(bad).is_err(), "{bad}");
-        }
-    }
 
     #[test]
     fn force_remove_handles_read_only_dirs() {

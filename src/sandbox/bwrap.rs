@@ -129,7 +129,10 @@ pub fn bwrap_args(mounts: &SandboxMounts, network: bool, command: &str) -> Vec<O
 }
 
 fn bwrap_command(args: Vec<OsString>) -> std::process::Command {
-    let mut cmd = std::process::Command::new("bwrap");
+    // Resolved on the caller's PATH: with a cleared environment, exec would otherwise fall back to
+    // a default search path and find a binary the user did not choose.
+    let program = super::find_program("bwrap").unwrap_or_else(|| "bwrap".into());
+    let mut cmd = std::process::Command::new(program);
     // bwrap keeps its own environment; it must have none of ours.
     cmd.env_clear().args(args).current_dir("/");
     cmd
@@ -140,6 +143,9 @@ pub(super) fn probe() -> Result<(), SandboxError> {
     static PROBE: OnceLock<Result<(), String>> = OnceLock::new();
     PROBE
         .get_or_init(|| {
+            if super::find_program("bwrap").is_none() {
+                return Err("bubblewrap (`bwrap`) is not installed (not found on PATH)".to_string());
+            }
             let scratch =
                 tempfile::tempdir().map_err(|e| format!("no temporary directory: {e}"))?;
             let mounts = SandboxMounts {

@@ -161,6 +161,17 @@ pub(crate) fn clamp_timeout(settings: &SandboxSettings, asked_secs: Option<u64>)
     }
 }
 
+/// The first executable named `name` on this process's PATH.
+pub fn find_program(name: &str) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(name))
+        .find(|p| {
+            std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+}
+
 pub(crate) fn shell() -> &'static Path {
     if Path::new("/bin/bash").exists() {
         Path::new("/bin/bash")

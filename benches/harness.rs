@@ -1,0 +1,162 @@
+//! Harness overhead: a 20-turn scripted session on a generated 10,000-file repository, end to end
+//! (validate, clone, agent with real tools and sandbox, diff, cleanup), minus the scripted model's
+//! own time. Median of 5 runs. Run: `cargo bench --bench harness`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use tiny_backspace::config::{Config, Overrides};
+use tiny_backspace::event::Event;
+use tiny_backspace::llm::scripted::ScriptedProvider;
+use tiny_backspace::pipeline::{self, Gate, Outcome, RunRequest};
+
+fn git(dir: &Path, args: &[&str]) {
+    let ok = Command::new("git")
+        .args(["-c", "user.name=b", "-c", "user.email=b@b"])
+        .args(args)
+        .current_dir(dir)
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    assert!(ok, "git {args:?}");
+}
+
+fn generate_repo(dir: &Path, files: usize) {
+    std::fs::create_dir_all(dir).unwrap();
+    git(dir, &["init", "-q", "-b", "main"]);
+    for i in 0..files {
+        let sub = dir.join(format!("src/m{:03}", i / 100));
+        std::fs::create_dir_all(&sub).unwrap();
+        let body: String = (0..20)
+            .map(|l| format!("pub fn f{i}_{l}(x: u32) -> u32 {{ x + {l} }}\n"))
+            .collect();
+        std::fs::write(sub.join(format!("f{i}.rs")), body).unwrap();
+    }
+    git(dir, &["add", "-A"]);
+    git(dir, &["commit", "-qm", "generated"]);
+}
+
+fn script() -> String {
+    let mut turns = vec![];
+    for i in 0..19 {
+        let call = match i % 6 {
+            0 => json!({"name": "list_files", "input": {"path": format!("src/m{:03}", i)}}),
+            1 => {
+                json!({"name": "read_file", "input": {"path": format!("src/m{:03}/f{}.rs", i, i * 100)}})
+            }
+            2 => {
+                json!({"name": "search", "input": {"pattern": format!("fn f{}_3\\b", i * 100), "path": format!("src/m{:03}", i)}})
+            }
+            3 => {
+                json!({"name": "edit_file", "input": {"path": format!("src/m{:03}/f{}.rs", i, i * 100),
+                "old_str": format!("pub fn f{}_0(", i * 100), "new_str": format!("pub fn renamed_{}_0(", i * 100)}})
+            }
+            4 => {
+                json!({"name": "write_file", "input": {"path": format!("notes/n{i}.md"), "content": "note\n"}})
+            }
+            _ => json!({"name": "bash", "input": {"command": "ls src | wc -l"}}),
+        };
+        turns.push(json!({"text": format!("step {i}"), "tool_calls": [call]}));
+    }
+    turns.push(json!({"text": "Done: renamed a few functions and added notes."}));
+    serde_json::to_string(&json!({ "turns": turns })).unwrap()
+}
+
+async fn one_run(repo: &Path, home: &Path, script: &str) -> (Duration, Duration, String) {
+    let env = |k: &str| match k {
+        "TB_HOME" => Some(home.display().to_string()),
+        _ => None,
+    };
+    let config = Config::load_from(&Overrides::default(), &env, None, None).unwrap();
+    let provider = Arc::new(ScriptedProvider::from_json("bench", script).unwrap());
+    let request = RunRequest {
+        repo: repo.display().to_string(),
+        prompt: "rename things".into(),
+        base: None,
+        gate: Gate::NoPr,
+        keep_workspace: false,
+        provider: Some(provider.clone()),
+    };
+    let started = Instant::now();
+    let mut p = pipeline::start(request, Arc::new(config), repo.to_path_buf());
+    let mut tools = 0;
+    let mut stages: Vec<(String, Instant)> = vec![];
+    while let Some(e) = p.events.recv().await {
+        if let Event::Status { stage, .. } = &e
+            && stages.last().is_none_or(|(s, _)| s != stage.as_str())
+        {
+            stages.push((stage.as_str().to_string(), Instant::now()));
+        }
+        if matches!(
+            e,
+            Event::ToolRead { .. }
+                | Event::ToolEdit { .. }
+                | Event::ToolBash { .. }
+                | Event::ToolSearch { .. }
+                | Event::ToolList { .. }
+        ) {
+            tools += 1;
+        }
+    }
+    let outcome = p.task.await.unwrap();
+    let wall = started.elapsed();
+    assert!(matches!(outcome, Outcome::Finished { .. }), "{outcome:?}");
+    assert_eq!(tools, 19);
+    assert_eq!(provider.turns_used(), 20);
+    let end = started + wall;
+    let breakdown: Vec<String> = stages
+        .iter()
+        .enumerate()
+        .map(|(i, (s, t))| {
+            let next = stages.get(i + 1).map_or(end, |(_, n)| *n);
+            format!("{s} {:.0}ms", (next - *t).as_secs_f64() * 1000.0)
+        })
+        .collect();
+    (
+        wall,
+        Duration::from_millis(provider.model_time_ms()),
+        breakdown.join(", "),
+    )
+}
+
+fn main() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("repo");
+    let t = Instant::now();
+    generate_repo(&repo, 10_000);
+    eprintln!(
+        "generated 10,000-file repository in {:.1}s",
+        t.elapsed().as_secs_f64()
+    );
+    let script = script();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut overheads = vec![];
+    for i in 0..5 {
+        let home = tmp.path().join(format!("home{i}"));
+        let (wall, model, breakdown) = rt.block_on(one_run(&repo, &home, &script));
+        let overhead = wall - model;
+        eprintln!(
+            "run {}: wall {:.3}s, model {:.3}s, overhead {:.3}s ({breakdown})",
+            i + 1,
+            wall.as_secs_f64(),
+            model.as_secs_f64(),
+            overhead.as_secs_f64()
+        );
+        overheads.push(overhead);
+    }
+    overheads.sort();
+    println!(
+        "harness overhead, 20-turn scripted session, 10,000-file repo: median {:.3}s (min {:.3}s, max {:.3}s)",
+        overheads[2].as_secs_f64(),
+        overheads[0].as_secs_f64(),
+        overheads[4].as_secs_f64()
+    );
+}
