@@ -522,6 +522,14 @@ impl Config {
             "",
         );
         line(
+            "model chain",
+            match crate::llm::select::describe_chain(self) {
+                Ok(chain) => chain.join(" -> "),
+                Err(e) => format!("(none) {}", e.to_string().lines().next().unwrap_or("")),
+            },
+            "",
+        );
+        line(
             "model retries",
             format!(
                 "{} attempts, backoff {}-{} ms, stall {} s, fallback {}",

@@ -416,3 +416,62 @@ async fn request_errors_surface_and_exhaustion_is_a_clear_retryable_error() {
     assert_eq!(s.o.requests().len(), 3);
     assert_pairing(&s);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_or_silent_primary_is_retried_then_replaced() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = mock_llm::make_repo(tmp.path());
+    let base = baseline(tmp.path(), &repo).await;
+
+    // Nothing listens on the Anthropic port: connection refused, retried, then OpenAI.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead_url = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let s = servers().await;
+    let dead: Arc<dyn Provider> = Arc::new(
+        AnthropicProvider::new(
+            Some(&dead_url),
+            Some(Secret::new(KEY_A)),
+            "claude-sonnet-4-5",
+            &settings(),
+        )
+        .unwrap(),
+    );
+    let chain = Arc::new(Chain::new(vec![dead, s.openai()], settings()));
+    let got = run(chain, tmp.path(), &repo).await;
+    assert_same_work(&base, &got, "connection refused");
+    assert_eq!(got.usage, vec!["openai:gpt-4.1"; 6]);
+    assert!(
+        got.statuses
+            .iter()
+            .any(|m| m.contains("could not reach the model server") && m.contains("attempt 2 of 3")),
+        "{:?}",
+        got.statuses
+    );
+
+    // A server that takes the request and never answers: the header wait is bounded.
+    let s = servers().await;
+    s.a_model.fault(1, Fault::Silence);
+    let quick = LlmSettings {
+        response_timeout_ms: 1_000,
+        ..settings()
+    };
+    let a: Arc<dyn Provider> = Arc::new(
+        AnthropicProvider::new(
+            Some(&s.a.url()),
+            Some(Secret::new(KEY_A)),
+            "claude-sonnet-4-5",
+            &quick,
+        )
+        .unwrap(),
+    );
+    let chain = Arc::new(Chain::new(vec![a, s.openai()], quick));
+    let got = run(chain, tmp.path(), &repo).await;
+    assert_same_work(&base, &got, "silent server");
+    assert!(
+        got.statuses.iter().any(|m| m.contains("no answer within")),
+        "{:?}",
+        got.statuses
+    );
+    assert_eq!(got.usage, vec!["anthropic:claude-sonnet-4-5"; 6]);
+}

@@ -73,6 +73,8 @@ pub enum Reply {
         framing: Framing,
         end: End,
     },
+    /// Read the request, then never answer (not even headers).
+    Silence,
 }
 
 impl Reply {
@@ -185,6 +187,7 @@ async fn serve(
     };
     log.lock().unwrap().push(request.clone());
     match handler(&request) {
+        Reply::Silence => tokio::time::sleep(Duration::from_secs(3600)).await,
         Reply::Status {
             status,
             headers,

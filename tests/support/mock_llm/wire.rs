@@ -163,6 +163,8 @@ pub enum Fault {
     Cut(usize),
     /// After this many events, send nothing more.
     Stall(usize),
+    /// No answer at all, not even headers.
+    Silence,
     /// After this many events, an event whose JSON is broken.
     Malformed(usize),
     /// After this many events, an Anthropic `error` event of this type.
@@ -204,6 +206,7 @@ impl Fault {
                 framing: Framing::Chunked,
                 end: End::Stall,
             },
+            Fault::Silence => Reply::Silence,
             Fault::Malformed(n) => {
                 let mut c = head(*n);
                 c.push(b"event: content_block_delta\ndata: {\"type\": \"content_block_delta\", \"index\": 0,\n\n".to_vec());
