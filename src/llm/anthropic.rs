@@ -15,10 +15,10 @@ use reqwest::header::{HeaderMap, HeaderValue};
 use reqwest::{Client, Url};
 use serde_json::{Map, Value, json};
 
-use super::http::{self, EventStream};
+use super::http::{self, EventStream, TurnState};
 use super::pricing;
 use super::settings::LlmSettings;
-use super::sse::{SseDecoder, SseEvent};
+use super::sse::SseEvent;
 use super::{
     Block, ChatRequest, ChatResponse, LlmError, ModelLabel, Observer, Provider, Role, StopReason,
     TextSink, ToolCall, parse_tool_input,
@@ -100,13 +100,7 @@ impl Provider for AnthropicProvider {
         let response =
             http::post_stream(&self.client, &self.url, headers, body, &self.settings).await?;
         let mut events = EventStream::new(response, self.settings.read_timeout());
-        let mut turn = Turn::default();
-        while let Some(event) = events.next().await? {
-            if turn.feed(&event, observer)? {
-                break;
-            }
-        }
-        let mut response = turn.finish()?;
+        let mut response = http::read_turn::<Turn>(&mut events, observer).await?;
         pricing::price_usage(&mut response.usage, &self.model, &self.settings.prices);
         Ok(response)
     }
@@ -118,25 +112,7 @@ pub fn decode_chunks<'a>(
     chunks: impl IntoIterator<Item = &'a [u8]>,
     observer: &dyn Observer,
 ) -> Result<ChatResponse, LlmError> {
-    let mut decoder = SseDecoder::new();
-    let mut turn = Turn::default();
-    let mut events = Vec::new();
-    let too_large = |e: super::sse::SseTooLarge| LlmError::Stream(e.to_string());
-    for chunk in chunks {
-        decoder.push(chunk, &mut events).map_err(too_large)?;
-        for e in events.drain(..) {
-            if turn.feed(&e, observer)? {
-                return turn.finish();
-            }
-        }
-    }
-    decoder.finish(&mut events).map_err(too_large)?;
-    for e in events.drain(..) {
-        if turn.feed(&e, observer)? {
-            break;
-        }
-    }
-    turn.finish()
+    http::decode_chunks::<Turn>(chunks, observer)
 }
 
 /// Tool-use ids must match `[a-zA-Z0-9_-]+`; ids from another provider are mapped consistently.
@@ -264,6 +240,8 @@ enum Acc {
         id: String,
         name: String,
         json: String,
+        /// Input given whole in the block's start (some proxies send no deltas).
+        initial: Value,
     },
     Other,
 }
@@ -298,6 +276,16 @@ fn status_of_error_type(kind: &str) -> u16 {
         "timeout_error" => 504,
         "overloaded_error" => 529,
         _ => 500,
+    }
+}
+
+impl TurnState for Turn {
+    fn feed(&mut self, event: &SseEvent, observer: &dyn Observer) -> Result<bool, LlmError> {
+        Turn::feed(self, event, observer)
+    }
+
+    fn finish(self) -> Result<ChatResponse, LlmError> {
+        Turn::finish(self)
     }
 }
 
@@ -349,7 +337,8 @@ impl Turn {
                         "tool_use" => Acc::Tool {
                             id: s("id").to_string(),
                             name: s("name").to_string(),
-                            json: block.get("input").map(Value::to_string).unwrap_or_default(),
+                            json: String::new(),
+                            initial: block.get("input").cloned().unwrap_or(Value::Null),
                         },
                         _ => Acc::Other,
                     };
@@ -386,6 +375,7 @@ impl Turn {
                         id: s("id"),
                         name: s("name"),
                         json: String::new(),
+                        initial: block.get("input").cloned().unwrap_or(Value::Null),
                     },
                     _ => Acc::Other,
                 };
@@ -472,7 +462,12 @@ impl Turn {
                     }
                     text.push_str(&t);
                 }
-                Acc::Tool { id, name, json } => {
+                Acc::Tool {
+                    id,
+                    name,
+                    json,
+                    initial,
+                } => {
                     if id.is_empty() || name.is_empty() {
                         return Err(LlmError::Protocol(
                             "a tool_use block without id or name".into(),
@@ -481,7 +476,12 @@ impl Turn {
                     tool_calls.push(ToolCall {
                         id,
                         name,
-                        input: parse_tool_input(&json),
+                        input: match initial {
+                            Value::Object(o) if json.trim().is_empty() && !o.is_empty() => {
+                                Value::Object(o)
+                            }
+                            _ => parse_tool_input(&json),
+                        },
                     });
                 }
                 _ => {}
@@ -580,5 +580,20 @@ mod tests {
         assert_eq!(m[2]["content"][1]["cache_control"]["type"], "ephemeral");
         assert_eq!(m[0]["content"][0]["cache_control"]["type"], "ephemeral");
         assert!(m[1]["content"][1].get("cache_control").is_none());
+    }
+
+    #[test]
+    fn tool_input_given_whole_in_the_block_start_is_kept() {
+        let body = concat!(
+            "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"usage\":{\"input_tokens\":3}}}\n\n",
+            "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,",
+            "\"content_block\":{\"type\":\"tool_use\",\"id\":\"t1\",\"name\":\"bash\",\"input\":{\"command\":\"ls\"}}}\n\n",
+            "event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\n",
+            "event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"tool_use\"},\"usage\":{\"output_tokens\":2}}\n\n",
+        );
+        let r = decode_chunks([body.as_bytes()], &|_: &str| {}).unwrap();
+        assert_eq!(r.tool_calls[0].input, json!({"command": "ls"}));
+        assert_eq!(r.stop_reason, StopReason::ToolUse);
+        assert_eq!((r.usage.input_tokens, r.usage.output_tokens), (3, 2));
     }
 }

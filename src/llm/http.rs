@@ -14,9 +14,9 @@ use std::time::Duration;
 use reqwest::header::{HeaderMap, HeaderValue};
 use reqwest::{Client, Response, Url};
 
-use super::LlmError;
 use super::settings::LlmSettings;
-use super::sse::{SseDecoder, SseEvent};
+use super::sse::{SseDecoder, SseEvent, SseTooLarge};
+use super::{ChatResponse, LlmError, Observer};
 
 /// Whether the URL's host is this machine (no key needed, plain http allowed).
 pub fn is_loopback(url: &Url) -> bool {
@@ -303,6 +303,54 @@ impl EventStream {
             data: String::from_utf8_lossy(&body).into_owned(),
         }))
     }
+}
+
+/// One wire format's accumulation of a streamed turn.
+pub(crate) trait TurnState: Default {
+    /// Takes one event; `true` once the turn is complete.
+    fn feed(&mut self, event: &SseEvent, observer: &dyn Observer) -> Result<bool, LlmError>;
+    /// The turn, if the events so far make a complete one.
+    fn finish(self) -> Result<ChatResponse, LlmError>;
+}
+
+/// Reads events until the turn is complete or the body ends.
+pub(crate) async fn read_turn<T: TurnState>(
+    events: &mut EventStream,
+    observer: &dyn Observer,
+) -> Result<ChatResponse, LlmError> {
+    let mut turn = T::default();
+    while let Some(event) = events.next().await? {
+        if turn.feed(&event, observer)? {
+            break;
+        }
+    }
+    turn.finish()
+}
+
+/// Decodes a recorded body delivered in `chunks` by the same path as a network body.
+pub(crate) fn decode_chunks<'a, T: TurnState>(
+    chunks: impl IntoIterator<Item = &'a [u8]>,
+    observer: &dyn Observer,
+) -> Result<ChatResponse, LlmError> {
+    let mut decoder = SseDecoder::new();
+    let mut turn = T::default();
+    let mut events = Vec::new();
+    let too_large = |e: SseTooLarge| LlmError::Stream(e.to_string());
+    for chunk in chunks {
+        decoder.push(chunk, &mut events).map_err(too_large)?;
+        for e in events.drain(..) {
+            if turn.feed(&e, observer)? {
+                return turn.finish();
+            }
+        }
+    }
+    decoder.finish(&mut events).map_err(too_large)?;
+    for e in events.drain(..) {
+        if turn.feed(&e, observer)? {
+            break;
+        }
+    }
+    turn.finish()
 }
 
 #[cfg(test)]

@@ -15,10 +15,10 @@ use reqwest::header::HeaderMap;
 use reqwest::{Client, Url};
 use serde_json::{Value, json};
 
-use super::http::{self, EventStream};
+use super::http::{self, EventStream, TurnState};
 use super::pricing;
 use super::settings::LlmSettings;
-use super::sse::{SseDecoder, SseEvent};
+use super::sse::SseEvent;
 use super::{
     Block, ChatRequest, ChatResponse, LlmError, ModelLabel, Observer, Provider, Role, StopReason,
     TextSink, ToolCall, parse_tool_input,
@@ -97,13 +97,7 @@ impl Provider for OpenAiProvider {
         let response =
             http::post_stream(&self.client, &self.url, headers, body, &self.settings).await?;
         let mut events = EventStream::new(response, self.settings.read_timeout());
-        let mut turn = Turn::default();
-        while let Some(event) = events.next().await? {
-            if turn.feed(&event, observer)? {
-                break;
-            }
-        }
-        let mut response = turn.finish()?;
+        let mut response = http::read_turn::<Turn>(&mut events, observer).await?;
         pricing::price_usage(&mut response.usage, &self.model, &self.settings.prices);
         Ok(response)
     }
@@ -115,25 +109,7 @@ pub fn decode_chunks<'a>(
     chunks: impl IntoIterator<Item = &'a [u8]>,
     observer: &dyn Observer,
 ) -> Result<ChatResponse, LlmError> {
-    let mut decoder = SseDecoder::new();
-    let mut turn = Turn::default();
-    let mut events = Vec::new();
-    let too_large = |e: super::sse::SseTooLarge| LlmError::Stream(e.to_string());
-    for chunk in chunks {
-        decoder.push(chunk, &mut events).map_err(too_large)?;
-        for e in events.drain(..) {
-            if turn.feed(&e, observer)? {
-                return turn.finish();
-            }
-        }
-    }
-    decoder.finish(&mut events).map_err(too_large)?;
-    for e in events.drain(..) {
-        if turn.feed(&e, observer)? {
-            break;
-        }
-    }
-    turn.finish()
+    http::decode_chunks::<Turn>(chunks, observer)
 }
 
 /// The Chat Completions request body for `request`.
@@ -256,6 +232,16 @@ fn generated_id() -> String {
 
 fn stream_err(what: impl Into<String>) -> LlmError {
     LlmError::Stream(what.into())
+}
+
+impl TurnState for Turn {
+    fn feed(&mut self, event: &SseEvent, observer: &dyn Observer) -> Result<bool, LlmError> {
+        Turn::feed(self, event, observer)
+    }
+
+    fn finish(self) -> Result<ChatResponse, LlmError> {
+        Turn::finish(self)
+    }
 }
 
 impl Turn {
