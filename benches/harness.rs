@@ -81,6 +81,7 @@ async fn one_run(repo: &Path, home: &Path, script: &str) -> (Duration, Duration,
         gate: Gate::NoPr,
         keep_workspace: false,
         provider: Some(provider.clone()),
+        publish: Default::default(),
     };
     let started = Instant::now();
     let mut p = pipeline::start(request, Arc::new(config), repo.to_path_buf());

@@ -147,6 +147,7 @@ fn main() {
             base: None,
             gate: Gate::NoPr,
             keep_workspace: false,
+            publish: Default::default(),
             provider: Some(Arc::new(chain)),
         };
         let mut p = pipeline::start(request, Arc::new(config), tmp.path().to_path_buf());

@@ -105,12 +105,53 @@ struct FileConfig {
     llm: crate::llm::settings::LlmSettings,
     #[serde(default)]
     server: ServerFile,
+    #[serde(default)]
+    publish: PublishFile,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ServerFile {
     token: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PublishFile {
+    branch_prefix: Option<String>,
+    fork: Option<bool>,
+    author_name: Option<String>,
+    author_email: Option<String>,
+    draft: Option<bool>,
+    max_rate_limit_wait_secs: Option<u64>,
+}
+
+/// How approved changes are published (branch, fork, author, draft, rate-limit patience).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublishSettings {
+    /// Prepended to every branch name (`tb/` by default).
+    pub branch_prefix: String,
+    /// Fork the repository when the token cannot push to it.
+    pub fork: bool,
+    pub author_name: Option<String>,
+    pub author_email: Option<String>,
+    /// Open pull requests as drafts unless the approval says otherwise.
+    pub draft: bool,
+    /// The longest a rate limit is waited out before publishing fails (retryable).
+    pub max_rate_limit_wait: Duration,
+}
+
+impl Default for PublishSettings {
+    fn default() -> Self {
+        PublishSettings {
+            branch_prefix: "tb/".into(),
+            fork: true,
+            author_name: None,
+            author_email: None,
+            draft: false,
+            max_rate_limit_wait: Duration::from_secs(90),
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -185,6 +226,7 @@ pub struct Config {
     pub clone: CloneLimits,
     /// Model-layer tunables: retries, timeouts, default models, prices (`[llm]` in the file).
     pub llm: crate::llm::settings::LlmSettings,
+    pub publish: PublishSettings,
     pub config_file: Option<PathBuf>,
     /// Where each shown value came from, for `tiny-backspace config`.
     sources: BTreeMap<&'static str, Source>,
@@ -406,6 +448,60 @@ impl Config {
             clone.max_size_bytes = v << 20;
         }
 
+        let mut publish = PublishSettings::default();
+        if let Some(p) = pick(
+            "branch_prefix",
+            None,
+            &["TB_BRANCH_PREFIX"],
+            file.publish.branch_prefix,
+        ) {
+            let p = p.trim().to_string();
+            let ok = !p.starts_with(['-', '/', '.'])
+                && !p.contains("..")
+                && p.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c));
+            if !ok {
+                return Err(ConfigError::Value {
+                    key: "branch_prefix".into(),
+                    message: format!(
+                        "'{p}' cannot start a branch name: use letters, digits, '-', '_', '.', '/'"
+                    ),
+                });
+            }
+            publish.branch_prefix = p;
+        }
+        if let Some(v) = pick(
+            "fork",
+            None,
+            &["TB_FORK"],
+            file.publish.fork.map(|b| b.to_string()),
+        ) {
+            publish.fork = parse_bool("fork", &v)?;
+        }
+        if let Some(v) = pick(
+            "draft",
+            None,
+            &["TB_DRAFT"],
+            file.publish.draft.map(|b| b.to_string()),
+        ) {
+            publish.draft = parse_bool("draft", &v)?;
+        }
+        publish.author_name = pick(
+            "author_name",
+            None,
+            &["TB_AUTHOR_NAME"],
+            file.publish.author_name,
+        );
+        publish.author_email = pick(
+            "author_email",
+            None,
+            &["TB_AUTHOR_EMAIL"],
+            file.publish.author_email,
+        );
+        if let Some(v) = file.publish.max_rate_limit_wait_secs {
+            publish.max_rate_limit_wait = Duration::from_secs(v);
+        }
+
         Ok(Config {
             home,
             model,
@@ -420,6 +516,7 @@ impl Config {
             agent,
             clone,
             llm: file.llm,
+            publish,
             config_file,
             sources,
         })
@@ -550,6 +647,31 @@ impl Config {
             ),
             "",
         );
+        line(
+            "branch prefix",
+            self.publish.branch_prefix.clone(),
+            self.source("branch_prefix"),
+        );
+        line(
+            "fork without push",
+            self.publish.fork.to_string(),
+            self.source("fork"),
+        );
+        line(
+            "draft pull requests",
+            self.publish.draft.to_string(),
+            self.source("draft"),
+        );
+        line(
+            "commit author",
+            match (&self.publish.author_name, &self.publish.author_email) {
+                (Some(n), Some(e)) => format!("{n} <{e}>"),
+                (Some(n), None) => n.clone(),
+                (None, Some(e)) => format!("<{e}>"),
+                (None, None) => "(your git identity)".into(),
+            },
+            self.source("author_name"),
+        );
         out
     }
 }
@@ -625,6 +747,43 @@ mod tests {
         let env = env_of(&[("GH_TOKEN", "second"), ("GITHUB_PAT", "third")]);
         let c = Config::load_from(&Overrides::default(), &env, None, None).unwrap();
         assert_eq!(c.github_token.unwrap().expose(), "second");
+    }
+
+    #[test]
+    fn publish_settings_follow_precedence() {
+        let t = tempfile::tempdir().unwrap();
+        let file = t.path().join("config.toml");
+        std::fs::write(
+            &file,
+            "[publish]\nbranch_prefix = \"bot/\"\nfork = false\ndraft = true\n\
+             author_name = \"File Name\"\nmax_rate_limit_wait_secs = 5\n",
+        )
+        .unwrap();
+        let c = Config::load_from(&Overrides::default(), &env_of(&[]), None, None).unwrap();
+        assert_eq!(c.publish, PublishSettings::default());
+        assert_eq!(c.publish.branch_prefix, "tb/");
+        let c = Config::load_from(&Overrides::default(), &env_of(&[]), None, Some(&file)).unwrap();
+        assert_eq!(c.publish.branch_prefix, "bot/");
+        assert!(!c.publish.fork && c.publish.draft);
+        assert_eq!(c.publish.author_name.as_deref(), Some("File Name"));
+        assert_eq!(c.publish.max_rate_limit_wait, Duration::from_secs(5));
+        let env = env_of(&[
+            ("TB_BRANCH_PREFIX", "env/"),
+            ("TB_FORK", "yes"),
+            ("TB_AUTHOR_EMAIL", "e@x"),
+        ]);
+        let c = Config::load_from(&Overrides::default(), &env, None, Some(&file)).unwrap();
+        assert_eq!(c.publish.branch_prefix, "env/");
+        assert!(c.publish.fork);
+        assert_eq!(c.source("branch_prefix"), "environment");
+        assert_eq!(c.publish.author_email.as_deref(), Some("e@x"));
+        assert!(c.render().contains("File Name <e@x>"));
+        for bad in ["-x/", "a..b/", "a b/", "/abs"] {
+            let pairs = [("TB_BRANCH_PREFIX", bad)];
+            let env = env_of(&pairs);
+            let e = Config::load_from(&Overrides::default(), &env, None, None).unwrap_err();
+            assert!(e.to_string().contains("branch_prefix"), "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -4,9 +4,11 @@
 pub mod agent;
 pub mod cli;
 pub mod config;
+pub mod demo;
 pub mod diff;
 pub mod emit;
 pub mod event;
+pub mod forge;
 pub mod git;
 pub mod llm;
 pub mod pipeline;

@@ -2,7 +2,8 @@
 //!
 //! Invariants: `events.jsonl` is appended as events happen; `patch.diff` and `meta.json` are
 //! written (atomically, flushed to disk) before any publishing starts, so a failed push or PR can be
-//! retried from the folder alone. Workspaces live under `work/` and are removed at a run's end
+//! retried from the folder alone (`approved.diff` and `pr.json` too, before publishing's first
+//! network call). Workspaces live under `work/` and are removed at a run's end
 //! unless kept on purpose.
 
 use std::io::Write;
@@ -186,6 +187,30 @@ impl RunDir {
 
     pub fn write_patch(&self, patch: &str) -> std::io::Result<()> {
         write_atomic(&self.patch_path(), patch.as_bytes())
+    }
+
+    /// The patch the user approved (the run's patch minus deselected files and hunks).
+    pub fn approved_patch_path(&self) -> PathBuf {
+        self.path.join("approved.diff")
+    }
+
+    pub fn write_approved_patch(&self, patch: &str) -> std::io::Result<()> {
+        write_atomic(&self.approved_patch_path(), patch.as_bytes())
+    }
+
+    /// The pull request's text and where publishing got to (written before any network call).
+    pub fn pr_path(&self) -> PathBuf {
+        self.path.join("pr.json")
+    }
+
+    pub fn write_json<T: Serialize>(&self, path: &Path, value: &T) -> std::io::Result<()> {
+        let json = serde_json::to_vec_pretty(value).map_err(std::io::Error::other)?;
+        write_atomic(path, &json)
+    }
+
+    pub fn read_json<T: for<'de> Deserialize<'de>>(&self, path: &Path) -> std::io::Result<T> {
+        let bytes = std::fs::read(path)?;
+        serde_json::from_slice(&bytes).map_err(std::io::Error::other)
     }
 }
 

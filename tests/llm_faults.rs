@@ -141,6 +141,7 @@ async fn run(provider: Arc<dyn Provider>, tmp: &Path, repo: &Path) -> Run {
         base: None,
         gate: Gate::NoPr,
         keep_workspace: false,
+        publish: Default::default(),
         provider: Some(provider),
     };
     let mut p = pipeline::start(request, Arc::new(config), tmp.to_path_buf());

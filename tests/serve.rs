@@ -339,6 +339,76 @@ async fn the_queue_reports_positions_and_every_run_completes() {
 }
 
 #[tokio::test]
+async fn a_reviewed_run_is_published_later_with_a_hunk_left_out() {
+    let env = Env::new();
+    let server = Server::start(&env, &[], &["--allow-local"]);
+    let text = "one\n".to_string() + &"filler\n".repeat(20) + "nine\n";
+    let repo = make_repo(&env.path("lib"), "main", &[("a.txt", &text)]);
+    let model = write_script(
+        &env,
+        "two.json",
+        json!([
+            {"tool_calls": [
+                {"name": "edit_file", "input": {"path": "a.txt", "old_str": "one\n", "new_str": "ONE\n"}},
+                {"name": "edit_file", "input": {"path": "a.txt", "old_str": "nine\n", "new_str": "NINE\n"}}]},
+            {"text": "Shout the ends"}
+        ]),
+    );
+    let body = json!({"repoUrl": repo.display().to_string(), "prompt": "shout", "model": model, "review": true});
+    let events = events_of(&read_stream(post_code(&server, body, None).await).await);
+    assert_eq!(events.last().unwrap()["type"], "Done");
+    assert!(events.last().unwrap()["pr_url"].is_null());
+    let run_id = events[0]["run_id"].as_str().unwrap().to_string();
+    let diff = events.iter().find(|e| e["type"] == "Diff").unwrap();
+    let patch = diff["patch"].as_str().unwrap();
+    assert_eq!(
+        patch.matches("\n@@ ").count(),
+        2,
+        "two hunks: {patch} {events:?}"
+    );
+
+    let client = reqwest::Client::new();
+    let url = server.url(&format!("/runs/{run_id}/publish"));
+    let bad = client
+        .post(&url)
+        .json(&json!({"excludeHunks": [{"path": "a.txt"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+    let resp = client
+        .post(&url)
+        .json(&json!({"excludeHunks": [{"path": "a.txt", "hunk": 1}], "title": "Shout the first line"}))
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status();
+    let result: Value = resp.json().await.unwrap();
+    assert_eq!(status, 200, "{result}");
+    let branch = result["branch"].as_str().unwrap().to_string();
+    assert!(branch.starts_with("tb/"), "{branch}");
+    let content = support::git(&repo, &["show", &format!("{branch}:a.txt")]);
+    assert!(
+        content.starts_with("ONE\n") && content.ends_with("nine\n"),
+        "the left-out hunk is absent: {content}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(repo.join("a.txt"))
+            .unwrap()
+            .lines()
+            .next(),
+        Some("one"),
+        "checkout untouched"
+    );
+    let missing = client
+        .post(server.url("/runs/nope/publish"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+}
+
+#[tokio::test]
 async fn sigterm_gives_runs_a_grace_period_then_cancels_and_cleans_up() {
     let env = Env::new();
     let mut server = Server::start(&env, &[], &["--allow-local", "--shutdown-grace-secs", "1"]);

@@ -75,12 +75,30 @@ pub enum Cmd {
         Exit codes: 0 success, 1 the run failed, 2 bad input."
     )]
     Run(RunArgs),
+    /// Publish a finished run from its folder (again): push its branch and open its pull request.
+    #[command(
+        after_help = "Idempotent: it finds the branch and pull request an earlier attempt made instead of \
+        making new ones.\n\nExamples:\n  tiny-backspace publish 20260101-120000-a3f0\n  \
+        tiny-backspace runs --json | jq -r '.[0].id' | xargs tiny-backspace publish --draft\n\n\
+        Exit codes: 0 published, 1 publishing failed (retry later), 2 no such run."
+    )]
+    Publish(PublishArgs),
     /// List past runs (newest first).
     #[command(after_help = "Example:\n  tiny-backspace runs --json | jq -r '.[0].id'")]
     Runs {
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
+    },
+    /// The offline demo: a sample repository, a recorded model session (replay), a local origin.
+    #[command(
+        after_help = "Examples:\n  tiny-backspace demo\n  tiny-backspace demo --headless | jq -r .type\n\n\
+        Needs git, bubblewrap and python3 (the sample project's tests run in the sandbox). No keys, no network."
+    )]
+    Demo {
+        /// No UI: print one JSON event per line (like `run --json --yes`).
+        #[arg(long)]
+        headless: bool,
     },
     /// Serve the HTTP API: POST /code streams a run as Server-Sent Events.
     #[command(after_help = "Examples:\n  tiny-backspace serve\n  \
@@ -147,6 +165,33 @@ pub struct RunArgs {
     /// Keep the workspace after the run (for debugging).
     #[arg(long)]
     pub keep_workspace: bool,
+    /// Pull request title (default: the first line of the agent's summary).
+    #[arg(long)]
+    pub title: Option<String>,
+    /// Pull request body (default: summary, files, commands run, prompt).
+    #[arg(long)]
+    pub body: Option<String>,
+    /// Open the pull request as a draft. Config: publish.draft / TB_DRAFT.
+    #[arg(long)]
+    pub draft: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct PublishArgs {
+    /// The run to publish (see `tiny-backspace runs`).
+    pub run_id: String,
+    /// Print one JSON event per line on stdout, nothing else.
+    #[arg(long)]
+    pub json: bool,
+    /// Pull request title (default: the one saved with the approval).
+    #[arg(long)]
+    pub title: Option<String>,
+    /// Pull request body (default: the one saved with the approval).
+    #[arg(long)]
+    pub body: Option<String>,
+    /// Open the pull request as a draft.
+    #[arg(long)]
+    pub draft: bool,
 }
 
 /// Parses arguments, runs the command, returns the process exit code.
@@ -163,6 +208,8 @@ pub async fn main() -> color_eyre::Result<i32> {
     let _log_guard = init_logging(&config);
     match cli.command {
         Some(Cmd::Run(args)) => run::run(args, config).await,
+        Some(Cmd::Publish(args)) => run::publish(args, config).await,
+        Some(Cmd::Demo { headless }) => run::demo(config, headless).await,
         Some(Cmd::Runs { json }) => run::list_runs(&config, json),
         Some(Cmd::Serve(args)) => {
             let options = crate::serve::ServeOptions {

@@ -3,7 +3,7 @@
 use std::io::{IsTerminal, Write};
 use std::sync::Arc;
 
-use super::RunArgs;
+use super::{PublishArgs, RunArgs};
 use crate::config::Config;
 use crate::event::Event;
 use crate::pipeline::{self, Command, Gate, RunRequest, Selection};
@@ -26,7 +26,19 @@ pub async fn run(args: RunArgs, config: Config) -> color_eyre::Result<i32> {
         gate,
         keep_workspace: args.keep_workspace,
         provider: None,
+        publish: pipeline::publish::PublishOptions {
+            title: args.title,
+            body: args.body,
+            draft: args.draft,
+        },
     };
+    drive(request, config, args.json).await
+}
+
+/// Runs `request` headless: JSON lines on stdout, or a readable log on stderr and the patch path
+/// on stdout; asks on the terminal at an interactive gate. Returns the exit code.
+pub async fn drive(request: RunRequest, config: Config, json: bool) -> color_eyre::Result<i32> {
+    let gate = request.gate;
     let cwd = std::env::current_dir()?;
     let mut pipeline = pipeline::start(request, Arc::new(config), cwd);
     let commands = pipeline.commands.clone();
@@ -39,7 +51,7 @@ pub async fn run(args: RunArgs, config: Config) -> color_eyre::Result<i32> {
     let stdout = std::io::stdout();
     let mut patch_path = None;
     while let Some(event) = pipeline.events.recv().await {
-        if args.json {
+        if json {
             if matches!(event, Event::AiDelta { .. }) {
                 continue;
             }
@@ -71,12 +83,99 @@ pub async fn run(args: RunArgs, config: Config) -> color_eyre::Result<i32> {
         }
     }
     let outcome = pipeline.task.await?;
-    if !args.json
-        && let Some(p) = patch_path
-    {
+    if !json && let Some(p) = patch_path {
         println!("{p}");
     }
     Ok(pipeline::exit_code(&outcome))
+}
+
+/// `tiny-backspace demo`: prepares the sample repository and runs the recorded session on it.
+pub async fn demo(config: Config, headless: bool) -> color_eyre::Result<i32> {
+    let id = crate::store::new_run_id();
+    let setup = match crate::demo::prepare(&config.home, &id) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(1);
+        }
+    };
+    let interactive =
+        !headless && std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
+    if !headless {
+        eprintln!(
+            "tiny-backspace demo — a recorded session (replay) on a sample project; its tools really \
+             run, in the sandbox.\nsample origin: {}\n",
+            setup.origin.display()
+        );
+    }
+    let request = RunRequest {
+        repo: setup.origin.display().to_string(),
+        prompt: crate::demo::PROMPT.to_string(),
+        base: None,
+        gate: if interactive {
+            Gate::Interactive
+        } else {
+            Gate::AutoApprove
+        },
+        keep_workspace: false,
+        provider: Some(setup.provider.clone()),
+        publish: Default::default(),
+    };
+    let code = drive(request, config, headless).await?;
+    if !headless && code == 0 {
+        eprintln!(
+            "\nThe branch is in the demo's origin: git --git-dir {} log --oneline --all",
+            setup.origin.display()
+        );
+    }
+    Ok(code)
+}
+
+/// `tiny-backspace publish RUN_ID`: retries publishing from the saved run folder.
+pub async fn publish(args: PublishArgs, config: Config) -> color_eyre::Result<i32> {
+    let store = Store::open(&config.home)?;
+    let Some(run_dir) = store.run_dir(&args.run_id) else {
+        eprintln!(
+            "error: there is no run '{}' in {}; `tiny-backspace runs` lists them",
+            args.run_id,
+            config.home.display()
+        );
+        return Ok(2);
+    };
+    let (tx, mut rx) = tokio::sync::mpsc::channel(pipeline::EVENT_CHANNEL);
+    let emitter = crate::emit::Emitter::new(run_dir.id.clone(), tx);
+    emitter.attach_log(run_dir.open_events()?)?;
+    let json = args.json;
+    let printer = tokio::spawn(async move {
+        let stdout = std::io::stdout();
+        while let Some(event) = rx.recv().await {
+            if json {
+                let mut out = stdout.lock();
+                let _ = writeln!(out, "{}", event.to_json_line());
+                let _ = out.flush();
+            } else {
+                eprint!("{}", render(&event));
+            }
+        }
+    });
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let on_signal = cancel.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            on_signal.cancel();
+        }
+    });
+    let request = pipeline::publish::PublishRequest {
+        selection: None,
+        title: args.title,
+        body: args.body,
+        draft: args.draft.then_some(true),
+    };
+    let ok =
+        pipeline::publish::publish_saved_run(&run_dir, &config, &emitter, request, &cancel).await;
+    drop(emitter);
+    let _ = printer.await;
+    Ok(if ok { 0 } else { 1 })
 }
 
 async fn ask(question: &str) -> bool {

@@ -6,6 +6,7 @@
 //! write, so nothing the agent plants can make these commands execute code on the host.
 
 mod diff;
+pub mod publish;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;

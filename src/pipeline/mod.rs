@@ -7,6 +7,7 @@
 //! the workspace is removed at the end unless kept on purpose; the last event is `Done` or `Error`.
 
 pub mod machine;
+pub mod publish;
 mod stages;
 
 use std::path::PathBuf;
@@ -39,6 +40,8 @@ pub struct RunRequest {
     pub keep_workspace: bool,
     /// Use this provider instead of the configured one (tests, demo).
     pub provider: Option<Arc<dyn Provider>>,
+    /// Pull request title, body and draft flag given up front (`run --title/--body/--draft`).
+    pub publish: publish::PublishOptions,
 }
 
 pub struct Pipeline {
@@ -117,7 +120,7 @@ struct Driver {
 
 impl Driver {
     async fn drive(mut self, mut commands: mpsc::Receiver<Command>) -> Outcome {
-        let mut machine = Machine::new(self.request.gate, false);
+        let mut machine = Machine::new(self.request.gate, true);
         let mut pending: std::collections::VecDeque<Effect> = machine.handle(Input::Start).into();
         let mut commands_open = true;
         loop {
@@ -171,14 +174,19 @@ impl Driver {
 
     async fn execute(&mut self, effect: Effect, cancel: CancellationToken) -> Input {
         let result = match effect {
-            Effect::Validate => self.validate().await,
+            Effect::Validate => self.validate(&cancel).await,
             Effect::Clone => self.clone_repo(&cancel).await,
             Effect::RunAgent { followup } => self.run_agent(followup, &cancel).await,
             Effect::ComputeDiff => return self.compute_diff().await,
-            Effect::Publish { .. } => Err(stages::StageError::failed(
-                "publishing is not available in this build",
-                false,
-            )),
+            Effect::Publish {
+                selection,
+                title,
+                body,
+                draft,
+            } => {
+                self.publish_stage(selection, title, body, draft, &cancel)
+                    .await
+            }
             Effect::CleanUp => {
                 self.clean_up().await;
                 Ok(())

@@ -63,7 +63,10 @@ pub(super) fn force_remove_dir(path: &std::path::Path) -> std::io::Result<()> {
 }
 
 impl Driver {
-    pub(super) async fn validate(&mut self) -> StageResult {
+    pub(super) async fn validate(
+        &mut self,
+        cancel: &tokio_util::sync::CancellationToken,
+    ) -> StageResult {
         let prompt = self.request.prompt.trim();
         if prompt.is_empty() {
             return Err(StageError::failed(
@@ -121,6 +124,9 @@ impl Driver {
                 false,
             ));
         }
+
+        self.preflight(&source, cancel).await?;
+
         let store = Store::open(&self.config.home).map_err(|e| {
             StageError::failed(
                 format!(

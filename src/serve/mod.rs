@@ -79,6 +79,8 @@ pub(crate) struct AppState {
     pub cwd: PathBuf,
     /// Runs in flight: how to cancel them.
     pub active: Mutex<HashMap<String, mpsc::Sender<Command>>>,
+    /// Runs being published right now (one publish per run at a time).
+    pub publishing: Mutex<std::collections::HashSet<String>>,
     pub shutting_down: CancellationToken,
 }
 
@@ -112,6 +114,7 @@ pub async fn serve(config: Config, options: ServeOptions) -> Result<(), ServeErr
         token,
         cwd: std::env::current_dir()?,
         active: Mutex::new(HashMap::new()),
+        publishing: Mutex::new(Default::default()),
         shutting_down: CancellationToken::new(),
     });
     eprintln!("tiny-backspace serve: listening on http://{local}");

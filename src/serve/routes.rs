@@ -19,7 +19,8 @@ use tokio::sync::mpsc;
 
 use super::{AppState, tokens_match};
 use crate::event::{Event, Stage};
-use crate::pipeline::{self, Command, Gate, RunRequest};
+use crate::forge::record::PublishRequest;
+use crate::pipeline::{self, Command, Gate, RunRequest, Selection};
 use crate::repo::RepoSource;
 use crate::store::Store;
 
@@ -115,6 +116,7 @@ struct CodeRequest {
     base: Option<String>,
     model: Option<String>,
     review: bool,
+    draft: bool,
 }
 
 fn field_str<'a>(body: &'a Value, field: &'static str) -> Result<Option<&'a str>, BadRequest> {
@@ -195,7 +197,7 @@ fn parse_code_request(state: &AppState, bytes: &[u8]) -> Result<CodeRequest, Bad
             ));
         }
     }
-    let _draft = field_bool(&body, "draft")?;
+    let draft = field_bool(&body, "draft")?;
     let review = field_bool(&body, "review")?;
     Ok(CodeRequest {
         repo: repo.to_string(),
@@ -203,6 +205,7 @@ fn parse_code_request(state: &AppState, bytes: &[u8]) -> Result<CodeRequest, Bad
         base,
         model,
         review,
+        draft,
     })
 }
 
@@ -284,6 +287,10 @@ async fn run_session(
         },
         keep_workspace: false,
         provider: None,
+        publish: pipeline::publish::PublishOptions {
+            draft: request.draft,
+            ..Default::default()
+        },
     };
     let mut p = pipeline::start_with_id(
         run_id.clone(),
@@ -419,23 +426,161 @@ async fn run_events(
     sse_from(rx).into_response()
 }
 
-async fn publish_run(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Response {
-    let known = Store::open(&state.config.home)
+fn parse_publish_request(bytes: &[u8]) -> Result<PublishRequest, BadRequest> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(PublishRequest::default());
+    }
+    let body: Value = serde_json::from_slice(bytes)
+        .map_err(|e| bad(format!("the body must be a JSON object: {e}"), None))?;
+    if !body.is_object() {
+        return Err(bad("the body must be a JSON object", None));
+    }
+    let strings = |field: &'static str| -> Result<Vec<String>, BadRequest> {
+        match body.get(field) {
+            None => Ok(vec![]),
+            Some(Value::Array(items)) => items
+                .iter()
+                .map(|v| {
+                    v.as_str()
+                        .map(str::to_string)
+                        .ok_or_else(|| bad(format!("'{field}' must list strings"), Some(field)))
+                })
+                .collect(),
+            Some(_) => Err(bad(format!("'{field}' must be an array"), Some(field))),
+        }
+    };
+    let excluded_files = strings("excludeFiles")?;
+    let mut excluded_hunks = vec![];
+    match body.get("excludeHunks") {
+        None => {}
+        Some(Value::Array(items)) => {
+            for item in items {
+                let path = item.get("path").and_then(Value::as_str);
+                let hunk = item.get("hunk").and_then(Value::as_u64);
+                match (path, hunk) {
+                    (Some(p), Some(h)) => excluded_hunks.push((p.to_string(), h as usize)),
+                    _ => {
+                        return Err(bad(
+                            "each of 'excludeHunks' must be {\"path\": string, \"hunk\": integer ≥ 0}",
+                            Some("excludeHunks"),
+                        ));
+                    }
+                }
+            }
+        }
+        Some(_) => return Err(bad("'excludeHunks' must be an array", Some("excludeHunks"))),
+    }
+    let title = field_str(&body, "title")?.map(str::to_string);
+    let body_text = field_str(&body, "body")?.map(str::to_string);
+    let draft = match body.get("draft") {
+        None => None,
+        Some(_) => Some(field_bool(&body, "draft")?),
+    };
+    let selection =
+        (!excluded_files.is_empty() || !excluded_hunks.is_empty()).then_some(Selection {
+            excluded_files,
+            excluded_hunks,
+        });
+    Ok(PublishRequest {
+        selection,
+        title,
+        body: body_text,
+        draft,
+    })
+}
+
+/// Publishes a reviewed run from its folder; answers with the outcome and the events it made.
+async fn publish_run(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let Some(run_dir) = Store::open(&state.config.home)
         .ok()
         .and_then(|s| s.run_dir(&id))
-        .is_some();
-    if !known {
+    else {
         return error(
             StatusCode::NOT_FOUND,
             format!("no run with id '{id}'"),
             Some("id"),
         );
+    };
+    let request = match parse_publish_request(&body) {
+        Ok(r) => r,
+        Err(e) => return e.into_response(),
+    };
+    if state
+        .active
+        .lock()
+        .map(|a| a.contains_key(&id))
+        .unwrap_or(false)
+    {
+        return error(
+            StatusCode::CONFLICT,
+            format!("run '{id}' is still going; publish it when it has ended"),
+            None,
+        );
     }
-    error(
-        StatusCode::NOT_IMPLEMENTED,
-        format!(
-            "publishing run '{id}' is not available in this build yet; its patch is saved in the run folder"
-        ),
-        None,
-    )
+    let claimed = state
+        .publishing
+        .lock()
+        .map(|mut p| p.insert(id.clone()))
+        .unwrap_or(false);
+    if !claimed {
+        return error(
+            StatusCode::CONFLICT,
+            format!("run '{id}' is being published already"),
+            None,
+        );
+    }
+    let (tx, mut rx) = mpsc::channel(pipeline::EVENT_CHANNEL);
+    let emitter = crate::emit::Emitter::new(run_dir.id.clone(), tx);
+    let collected = tokio::spawn(async move {
+        let mut events = vec![];
+        while let Some(e) = rx.recv().await {
+            events.push(e);
+        }
+        events
+    });
+    let attached = run_dir.open_events().and_then(|f| emitter.attach_log(f));
+    let ok = match attached {
+        Ok(()) => {
+            let cancel = state.shutting_down.child_token();
+            pipeline::publish::publish_saved_run(
+                &run_dir,
+                &state.config,
+                &emitter,
+                request,
+                &cancel,
+            )
+            .await
+        }
+        Err(e) => {
+            tracing::error!("cannot append to the run's events: {e}");
+            false
+        }
+    };
+    drop(emitter);
+    let events = collected.await.unwrap_or_default();
+    if let Ok(mut p) = state.publishing.lock() {
+        p.remove(&id);
+    }
+    let last = events.last().cloned();
+    let events_json: Vec<Value> = events
+        .iter()
+        .filter_map(|e| serde_json::to_value(e).ok())
+        .collect();
+    match (ok, last) {
+        (true, Some(Event::Done { pr_url, branch, .. })) => (
+            StatusCode::OK,
+            axum::Json(json!({"runId": id, "prUrl": pr_url, "branch": branch, "events": events_json})),
+        )
+            .into_response(),
+        (_, Some(Event::Error { message, retryable, .. })) => (
+            StatusCode::BAD_GATEWAY,
+            axum::Json(json!({"error": message, "field": null, "retryable": retryable, "events": events_json})),
+        )
+            .into_response(),
+        _ => error(StatusCode::INTERNAL_SERVER_ERROR, "publishing ended without a result", None),
+    }
 }

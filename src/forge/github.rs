@@ -1,0 +1,517 @@
+//! The GitHub REST calls publishing needs (user, repository, fork, pull requests), made through
+//! octocrab with our own status and rate-limit handling.
+//!
+//! Invariants: octocrab is built without its retry feature (it retries a 429 at once, and turns a 403 carrying
+//! `retry-after` into a plain error); instead a primary (`x-ratelimit-remaining: 0` +
+//! `x-ratelimit-reset`) or secondary (`retry-after`) limit is waited out visibly through `notify`,
+//! never longer than the configured bound and never past a cancel. Every request sends
+//! `Accept: application/vnd.github+json`. Error bodies are read in GitHub's documented shape
+//! (`message`, `errors[]`, `documentation_url`) and turned into a [`ForgeError`].
+
+use std::time::Duration;
+
+use http::{HeaderMap, StatusCode};
+use octocrab::Octocrab;
+use serde::Deserialize;
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+use super::ForgeError;
+use crate::config::Secret;
+
+/// Reports a visible wait (rate limits, fork creation) to the user.
+pub type Notify<'a> = &'a (dyn Fn(String) + Send + Sync);
+
+pub struct GitHub<'a> {
+    crab: Octocrab,
+    api_url: String,
+    max_wait: Duration,
+    notify: Notify<'a>,
+    cancel: CancellationToken,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct User {
+    pub login: String,
+    pub id: u64,
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Permissions {
+    #[serde(default)]
+    pub admin: bool,
+    #[serde(default)]
+    pub maintain: bool,
+    #[serde(default)]
+    pub push: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Owner {
+    pub login: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Repo {
+    pub name: String,
+    pub full_name: String,
+    pub owner: Owner,
+    #[serde(default)]
+    pub default_branch: Option<String>,
+    #[serde(default)]
+    pub permissions: Option<Permissions>,
+    pub clone_url: String,
+    #[serde(default)]
+    pub html_url: Option<String>,
+}
+
+impl Repo {
+    pub fn can_push(&self) -> bool {
+        self.permissions
+            .as_ref()
+            .is_some_and(|p| p.push || p.maintain || p.admin)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Ref {
+    #[serde(rename = "ref")]
+    pub name: String,
+    #[serde(default)]
+    pub label: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Pull {
+    pub number: u64,
+    pub html_url: String,
+    #[serde(default)]
+    pub title: Option<String>,
+    pub head: Ref,
+    pub base: Ref,
+}
+
+#[derive(Debug, Deserialize)]
+struct ErrorBody {
+    #[serde(default)]
+    message: Option<String>,
+    #[serde(default)]
+    errors: Vec<Value>,
+}
+
+fn header<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+}
+
+/// How long a rate-limited response asks us to wait, and which limit it is; `None` when the
+/// response is not a rate limit.
+pub fn rate_limit_wait(
+    status: StatusCode,
+    headers: &HeaderMap,
+    message: &str,
+    now_unix: u64,
+) -> Option<(&'static str, u64)> {
+    if status != StatusCode::FORBIDDEN && status != StatusCode::TOO_MANY_REQUESTS {
+        return None;
+    }
+    if let Some(secs) = header(headers, "retry-after").and_then(|v| v.parse::<u64>().ok()) {
+        return Some(("secondary", secs));
+    }
+    if header(headers, "x-ratelimit-remaining") == Some("0") {
+        let reset = header(headers, "x-ratelimit-reset")
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(now_unix + 60);
+        return Some(("primary", reset.saturating_sub(now_unix).max(1)));
+    }
+    let m = message.to_ascii_lowercase();
+    if m.contains("secondary rate limit") || status == StatusCode::TOO_MANY_REQUESTS {
+        // GitHub's documentation: without headers, wait at least a minute.
+        return Some(("secondary", 60));
+    }
+    if m.contains("rate limit exceeded") {
+        return Some(("primary", 60));
+    }
+    None
+}
+
+fn error_message(body: &[u8], status: StatusCode) -> String {
+    match serde_json::from_slice::<ErrorBody>(body) {
+        Ok(b) => {
+            let mut m = b
+                .message
+                .unwrap_or_else(|| status.canonical_reason().unwrap_or("error").to_string());
+            let details: Vec<String> = b
+                .errors
+                .iter()
+                .filter_map(|e| match e {
+                    Value::String(s) => Some(s.clone()),
+                    Value::Object(o) => o
+                        .get("message")
+                        .and_then(Value::as_str)
+                        .map(str::to_string)
+                        .or_else(|| {
+                            let field = o.get("field").and_then(Value::as_str)?;
+                            let code = o.get("code").and_then(Value::as_str).unwrap_or("invalid");
+                            Some(format!("{field}: {code}"))
+                        }),
+                    _ => None,
+                })
+                .collect();
+            if !details.is_empty() {
+                m = format!("{m}: {}", details.join("; "));
+            }
+            m
+        }
+        Err(_) => {
+            let text = String::from_utf8_lossy(body);
+            let text = text.trim();
+            if text.is_empty() {
+                status.canonical_reason().unwrap_or("error").to_string()
+            } else {
+                text.chars().take(300).collect()
+            }
+        }
+    }
+}
+
+/// Maps a non-success response to the error that says what to do.
+pub fn status_error(
+    status: StatusCode,
+    headers: &HeaderMap,
+    body: &[u8],
+    what: &str,
+) -> ForgeError {
+    let message = error_message(body, status);
+    match status.as_u16() {
+        401 => ForgeError::BadCredentials,
+        403 => match header(headers, "x-github-sso") {
+            Some(sso) => ForgeError::SsoRequired {
+                url: sso
+                    .split(';')
+                    .find_map(|p| p.trim().strip_prefix("url="))
+                    .unwrap_or("https://github.com/settings/tokens")
+                    .to_string(),
+            },
+            None => ForgeError::Forbidden { message },
+        },
+        404 => ForgeError::NotFound {
+            what: what.to_string(),
+        },
+        422 => ForgeError::Validation { message },
+        code => ForgeError::Http {
+            status: code,
+            message,
+        },
+    }
+}
+
+fn now_unix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Percent-encodes one query value.
+fn q(v: &str) -> String {
+    url::form_urlencoded::byte_serialize(v.as_bytes()).collect()
+}
+
+impl<'a> GitHub<'a> {
+    pub fn new(
+        api_url: &str,
+        token: &Secret,
+        max_wait: Duration,
+        notify: Notify<'a>,
+        cancel: CancellationToken,
+    ) -> Result<Self, ForgeError> {
+        let crab = Octocrab::builder()
+            .base_uri(api_url)
+            .map_err(|e| ForgeError::Config(format!("GITHUB_API_URL '{api_url}': {e}")))?
+            .personal_token(token.expose().to_string())
+            .add_header(
+                http::header::ACCEPT,
+                "application/vnd.github+json".to_string(),
+            )
+            .set_connect_timeout(Some(Duration::from_secs(15)))
+            .set_read_timeout(Some(Duration::from_secs(60)))
+            .build()
+            .map_err(|e| ForgeError::Config(format!("cannot set up the GitHub client: {e}")))?;
+        Ok(GitHub {
+            crab,
+            api_url: api_url.to_string(),
+            max_wait,
+            notify,
+            cancel,
+        })
+    }
+
+    /// One request, with rate limits waited out (bounded). Returns the success body.
+    async fn call(
+        &self,
+        post: Option<&Value>,
+        path: &str,
+        what: &str,
+    ) -> Result<Vec<u8>, ForgeError> {
+        let mut waited = Duration::ZERO;
+        loop {
+            let sent = match post {
+                Some(body) => self.crab._post(path, Some(body)).await,
+                None => self.crab._get(path).await,
+            };
+            let response = sent.map_err(|e| ForgeError::Network {
+                what: format!("the GitHub API at {}", self.api_url),
+                detail: e.to_string(),
+            })?;
+            let status = response.status();
+            let headers = response.headers().clone();
+            let body = self
+                .crab
+                .body_to_string(response)
+                .await
+                .map_err(|e| ForgeError::Network {
+                    what: format!("the GitHub API at {}", self.api_url),
+                    detail: e.to_string(),
+                })?
+                .into_bytes();
+            if status.is_success() {
+                return Ok(body);
+            }
+            let message = error_message(&body, status);
+            let Some((kind, secs)) = rate_limit_wait(status, &headers, &message, now_unix()) else {
+                tracing::info!(%status, path, "GitHub error: {message}");
+                return Err(status_error(status, &headers, &body, what));
+            };
+            let wait = Duration::from_secs(secs);
+            if waited + wait > self.max_wait {
+                return Err(ForgeError::RateLimited {
+                    kind,
+                    wait_secs: secs,
+                    max_secs: self.max_wait.as_secs(),
+                });
+            }
+            (self.notify)(format!(
+                "GitHub {kind} rate limit reached; waiting {secs}s before trying again"
+            ));
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = self.cancel.cancelled() => return Err(ForgeError::Cancelled),
+            }
+            waited += wait;
+        }
+    }
+
+    async fn get_json<T: for<'de> Deserialize<'de>>(
+        &self,
+        path: &str,
+        what: &str,
+    ) -> Result<T, ForgeError> {
+        let body = self.call(None, path, what).await?;
+        serde_json::from_slice(&body).map_err(|e| ForgeError::Http {
+            status: 200,
+            message: format!("unexpected answer for {what}: {e}"),
+        })
+    }
+
+    async fn post_json<T: for<'de> Deserialize<'de>>(
+        &self,
+        path: &str,
+        body: &Value,
+        what: &str,
+    ) -> Result<T, ForgeError> {
+        let body = self.call(Some(body), path, what).await?;
+        serde_json::from_slice(&body).map_err(|e| ForgeError::Http {
+            status: 200,
+            message: format!("unexpected answer for {what}: {e}"),
+        })
+    }
+
+    /// The token's user.
+    pub async fn user(&self) -> Result<User, ForgeError> {
+        self.get_json("/user", "the token's user").await
+    }
+
+    pub async fn repo(&self, owner: &str, name: &str) -> Result<Repo, ForgeError> {
+        self.get_json(
+            &format!("/repos/{owner}/{name}"),
+            &format!("the repository {owner}/{name}"),
+        )
+        .await
+    }
+
+    /// Forks `owner/name` to the token's account (GitHub returns the existing fork if there is
+    /// one) and waits, bounded, until the fork answers.
+    pub async fn fork(&self, owner: &str, name: &str) -> Result<Repo, ForgeError> {
+        let fork: Repo = self
+            .post_json(
+                &format!("/repos/{owner}/{name}/forks"),
+                &serde_json::json!({}),
+                &format!("the repository {owner}/{name}"),
+            )
+            .await?;
+        let mut delay = Duration::from_millis(500);
+        let mut waited = Duration::ZERO;
+        loop {
+            match self.repo(&fork.owner.login, &fork.name).await {
+                Ok(r) => return Ok(r),
+                Err(ForgeError::NotFound { .. }) if waited < Duration::from_secs(120) => {
+                    (self.notify)(format!(
+                        "waiting for GitHub to create the fork {}",
+                        fork.full_name
+                    ));
+                    tokio::select! {
+                        _ = tokio::time::sleep(delay) => {}
+                        _ = self.cancel.cancelled() => return Err(ForgeError::Cancelled),
+                    }
+                    waited += delay;
+                    delay = (delay * 2).min(Duration::from_secs(10));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Brings the fork's `branch` up to date with its upstream (`merge-upstream`), so the base
+    /// commit is there before a branch built on it is pushed.
+    pub async fn sync_fork(&self, owner: &str, name: &str, branch: &str) -> Result<(), ForgeError> {
+        let _: Value = self
+            .post_json(
+                &format!("/repos/{owner}/{name}/merge-upstream"),
+                &serde_json::json!({ "branch": branch }),
+                &format!("the fork {owner}/{name}"),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// The open pull request from `head` (`owner:branch`) into `base`, if there is one.
+    pub async fn find_pull(
+        &self,
+        owner: &str,
+        name: &str,
+        head: &str,
+        base: &str,
+    ) -> Result<Option<Pull>, ForgeError> {
+        let pulls: Vec<Pull> = self
+            .get_json(
+                &format!(
+                    "/repos/{owner}/{name}/pulls?state=open&head={}&base={}&per_page=100",
+                    q(head),
+                    q(base)
+                ),
+                &format!("the pull requests of {owner}/{name}"),
+            )
+            .await?;
+        let branch = head.split_once(':').map_or(head, |(_, b)| b);
+        Ok(pulls.into_iter().find(|p| {
+            p.head.label.as_deref() == Some(head)
+                || (p.head.label.is_none() && p.head.name == branch)
+        }))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub async fn create_pull(
+        &self,
+        owner: &str,
+        name: &str,
+        title: &str,
+        head: &str,
+        base: &str,
+        body: &str,
+        draft: bool,
+    ) -> Result<Pull, ForgeError> {
+        let request = serde_json::json!({
+            "title": title,
+            "head": head,
+            "base": base,
+            "body": body,
+            "draft": draft,
+            "maintainer_can_modify": true,
+        });
+        self.post_json(
+            &format!("/repos/{owner}/{name}/pulls"),
+            &request,
+            &format!("the repository {owner}/{name}"),
+        )
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, v.parse().unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn rate_limits_are_recognized() {
+        let h = headers(&[
+            ("x-ratelimit-remaining", "0"),
+            ("x-ratelimit-reset", "1030"),
+        ]);
+        assert_eq!(
+            rate_limit_wait(StatusCode::FORBIDDEN, &h, "API rate limit exceeded", 1000),
+            Some(("primary", 30))
+        );
+        let h = headers(&[("retry-after", "7")]);
+        assert_eq!(
+            rate_limit_wait(StatusCode::TOO_MANY_REQUESTS, &h, "", 1000),
+            Some(("secondary", 7))
+        );
+        let h = headers(&[]);
+        assert_eq!(
+            rate_limit_wait(
+                StatusCode::FORBIDDEN,
+                &h,
+                "You have exceeded a secondary rate limit",
+                0
+            ),
+            Some(("secondary", 60))
+        );
+        let h = headers(&[("x-ratelimit-remaining", "12")]);
+        assert_eq!(
+            rate_limit_wait(StatusCode::FORBIDDEN, &h, "Resource not accessible", 0),
+            None
+        );
+        assert_eq!(rate_limit_wait(StatusCode::NOT_FOUND, &h, "", 0), None);
+    }
+
+    #[test]
+    fn errors_say_what_to_do() {
+        let body = br#"{"message":"Validation Failed","errors":[{"resource":"PullRequest","code":"custom","message":"No commits between main and x"}],"documentation_url":"https://docs.github.com/rest"}"#;
+        let e = status_error(StatusCode::UNPROCESSABLE_ENTITY, &headers(&[]), body, "r");
+        assert!(e.to_string().contains("No commits between"), "{e}");
+        let sso = headers(&[(
+            "x-github-sso",
+            "required; url=https://github.com/orgs/acme/sso?authorization_request=abc",
+        )]);
+        let e = status_error(StatusCode::FORBIDDEN, &sso, b"{}", "r");
+        assert!(
+            e.to_string().contains("https://github.com/orgs/acme/sso"),
+            "{e}"
+        );
+        let e = status_error(StatusCode::UNAUTHORIZED, &headers(&[]), b"{}", "r");
+        assert!(e.to_string().contains("GITHUB_TOKEN"));
+        let e = status_error(
+            StatusCode::NOT_FOUND,
+            &headers(&[]),
+            b"{}",
+            "the repository o/r",
+        );
+        assert!(e.to_string().contains("o/r") && e.to_string().contains("private"));
+        assert!(!e.is_retryable());
+        let e = status_error(StatusCode::BAD_GATEWAY, &headers(&[]), b"oops", "r");
+        assert!(e.is_retryable());
+    }
+}
