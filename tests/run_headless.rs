@@ -38,17 +38,7 @@ fn scripted_run_reports_real_tools_in_order_and_its_patch_reproduces_the_work() 
             {"text": "Make divide reject a zero divisor\n\nRaises ValueError."}
         ])),
     );
-    let out = env.run(&[
-        "run",
-        "--repo",
-        repo.to_str().unwrap(),
-        "--prompt",
-        "Make divide reject zero",
-        "--model",
-        &format!("scripted:{}", s.display()),
-        "--json",
-        "--no-pr",
-    ]);
+    let out = env.run_scripted(&repo, "Make divide reject zero", &s, &[]);
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -203,37 +193,12 @@ fn base_branch_is_honoured_and_a_missing_one_is_bad_input() {
             {"text": "done"}
         ])),
     );
-    let model = format!("scripted:{}", s.display());
-    let out = env.run(&[
-        "run",
-        "--repo",
-        repo.to_str().unwrap(),
-        "--prompt",
-        "p",
-        "--base",
-        "release",
-        "--model",
-        &model,
-        "--json",
-        "--no-pr",
-    ]);
+    let out = env.run_scripted(&repo, "p", &s, &["--base", "release"]);
     assert_eq!(out.status.code(), Some(0));
     let meta = std::fs::read_to_string(env.run_folders()[0].join("meta.json")).unwrap();
     assert!(meta.contains("\"base\": \"release\""), "{meta}");
 
-    let out = env.run(&[
-        "run",
-        "--repo",
-        repo.to_str().unwrap(),
-        "--prompt",
-        "p",
-        "--base",
-        "nope",
-        "--model",
-        &model,
-        "--json",
-        "--no-pr",
-    ]);
+    let out = env.run_scripted(&repo, "p", &s, &["--base", "nope"]);
     assert_eq!(out.status.code(), Some(2));
     let evs = events(&out.stdout);
     let last = evs.last().unwrap();
@@ -260,17 +225,7 @@ fn empty_repository_gets_its_first_files() {
                         {"name": "write_file", "input": {"path": "README.md", "content": "# new\n"}}]},
         {"text": "Add a README"}
     ])));
-    let out = env.run(&[
-        "run",
-        "--repo",
-        repo.to_str().unwrap(),
-        "--prompt",
-        "start the project",
-        "--model",
-        &format!("scripted:{}", s.display()),
-        "--json",
-        "--no-pr",
-    ]);
+    let out = env.run_scripted(&repo, "start the project", &s, &[]);
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -488,17 +443,7 @@ fn clone_size_limit_is_a_clear_error() {
     let repo = calc_repo(&env, "main");
     env.write("config.toml", "[clone]\nmax_size_mb = 0\n");
     let s = env.write("s.json", &script(json!([{"text": "done"}])));
-    let out = env.run(&[
-        "run",
-        "--repo",
-        repo.to_str().unwrap(),
-        "--prompt",
-        "p",
-        "--model",
-        &format!("scripted:{}", s.display()),
-        "--json",
-        "--no-pr",
-    ]);
+    let out = env.run_scripted(&repo, "p", &s, &[]);
     assert_eq!(out.status.code(), Some(1));
     let last = events(&out.stdout).pop().unwrap();
     assert_eq!(last["stage"], "clone");

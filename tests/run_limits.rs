@@ -26,17 +26,7 @@ fn run_with_config(
 ) -> (Option<i32>, Vec<serde_json::Value>) {
     env.write("config.toml", config);
     let s = env.write("s.json", &script(turns));
-    let out = env.run(&[
-        "run",
-        "--repo",
-        &repo(env),
-        "--prompt",
-        "p",
-        "--model",
-        &format!("scripted:{}", s.display()),
-        "--json",
-        "--no-pr",
-    ]);
+    let out = env.run_scripted(std::path::Path::new(&&repo(env)), "p", &s, &[]);
     (out.status.code(), events(&out.stdout))
 }
 

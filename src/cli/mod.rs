@@ -165,10 +165,17 @@ pub struct RunArgs {
     /// Keep the workspace after the run (for debugging).
     #[arg(long)]
     pub keep_workspace: bool,
-    /// Pull request title (default: the first line of the agent's summary).
+    #[command(flatten)]
+    pub pr: PrTextArgs,
+}
+
+/// The pull request's text, when given on the command line.
+#[derive(Debug, Clone, Args)]
+pub struct PrTextArgs {
+    /// Pull request title (default: the saved one, else the first line of the agent's summary).
     #[arg(long)]
     pub title: Option<String>,
-    /// Pull request body (default: summary, files, commands run, prompt).
+    /// Pull request body (default: the saved one, else summary, files, commands run, prompt).
     #[arg(long)]
     pub body: Option<String>,
     /// Open the pull request as a draft. Config: publish.draft / TB_DRAFT.
@@ -183,15 +190,8 @@ pub struct PublishArgs {
     /// Print one JSON event per line on stdout, nothing else.
     #[arg(long)]
     pub json: bool,
-    /// Pull request title (default: the one saved with the approval).
-    #[arg(long)]
-    pub title: Option<String>,
-    /// Pull request body (default: the one saved with the approval).
-    #[arg(long)]
-    pub body: Option<String>,
-    /// Open the pull request as a draft.
-    #[arg(long)]
-    pub draft: bool,
+    #[command(flatten)]
+    pub pr: PrTextArgs,
 }
 
 /// Parses arguments, runs the command, returns the process exit code.

@@ -27,9 +27,9 @@ pub async fn run(args: RunArgs, config: Config) -> color_eyre::Result<i32> {
         keep_workspace: args.keep_workspace,
         provider: None,
         publish: pipeline::publish::PublishOptions {
-            title: args.title,
-            body: args.body,
-            draft: args.draft,
+            title: args.pr.title,
+            body: args.pr.body,
+            draft: args.pr.draft,
         },
     };
     drive(request, config, args.json).await
@@ -167,9 +167,9 @@ pub async fn publish(args: PublishArgs, config: Config) -> color_eyre::Result<i3
     });
     let request = pipeline::publish::PublishRequest {
         selection: None,
-        title: args.title,
-        body: args.body,
-        draft: args.draft.then_some(true),
+        title: args.pr.title,
+        body: args.pr.body,
+        draft: args.pr.draft.then_some(true),
     };
     let ok =
         pipeline::publish::publish_saved_run(&run_dir, &config, &emitter, request, &cancel).await;

@@ -88,6 +88,24 @@ impl Env {
         self.command().args(args).output().unwrap()
     }
 
+    /// `run --repo REPO --prompt PROMPT --model scripted:SCRIPT --json --no-pr` plus `extra`.
+    pub fn run_scripted(&self, repo: &Path, prompt: &str, script: &Path, extra: &[&str]) -> Output {
+        let model = format!("scripted:{}", script.display());
+        let mut args = vec![
+            "run",
+            "--repo",
+            repo.to_str().unwrap(),
+            "--prompt",
+            prompt,
+            "--model",
+            &model,
+            "--json",
+            "--no-pr",
+        ];
+        args.extend_from_slice(extra);
+        self.run(&args)
+    }
+
     /// Names of entries left in the state dir's workspace folder.
     pub fn leftover_workspaces(&self) -> Vec<String> {
         match std::fs::read_dir(self.home().join("work")) {
