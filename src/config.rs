@@ -102,6 +102,8 @@ struct FileConfig {
     #[serde(default)]
     clone: CloneFile,
     #[serde(default)]
+    llm: crate::llm::settings::LlmSettings,
+    #[serde(default)]
     server: ServerFile,
     #[serde(default)]
     publish: PublishFile,
@@ -230,6 +232,8 @@ pub struct Config {
     pub sandbox: SandboxSettings,
     pub agent: AgentLimits,
     pub clone: CloneLimits,
+    /// Model-layer tunables: retries, timeouts, default models, prices (`[llm]` in the file).
+    pub llm: crate::llm::settings::LlmSettings,
     pub publish: PublishSettings,
     pub config_file: Option<PathBuf>,
     /// Where each shown value came from, for `tiny-backspace config`.
@@ -545,6 +549,7 @@ impl Config {
             sandbox,
             agent,
             clone,
+            llm: file.llm,
             publish,
             config_file,
             sources,
@@ -658,6 +663,26 @@ impl Config {
                 self.agent.max_turns,
                 self.agent.max_total_tokens,
                 self.agent.max_duration.as_secs() / 60
+            ),
+            "",
+        );
+        line(
+            "model chain",
+            match crate::llm::select::describe_chain(self) {
+                Ok(chain) => chain.join(" -> "),
+                Err(e) => format!("(none) {}", e.to_string().lines().next().unwrap_or("")),
+            },
+            "",
+        );
+        line(
+            "model retries",
+            format!(
+                "{} attempts, backoff {}-{} ms, stall {} s, fallback {}",
+                self.llm.max_attempts,
+                self.llm.initial_backoff_ms,
+                self.llm.max_backoff_ms,
+                self.llm.read_timeout_ms / 1000,
+                if self.llm.fallback { "on" } else { "off" }
             ),
             "",
         );

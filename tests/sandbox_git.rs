@@ -47,6 +47,7 @@ async fn cloned(root: &Path) -> (HostRepo, PathBuf) {
         timeout: std::time::Duration::from_secs(60),
         max_size_bytes: 100 << 20,
         local: true,
+        token: None,
     };
     let work_tree = root.join("ws/repo");
     let git_dir = root.join("ws/git");

@@ -110,6 +110,21 @@ pub fn hardened_command(allow_protocols: &str) -> tokio::process::Command {
     cmd
 }
 
+/// A credential helper that answers `get` from `TB_GIT_TOKEN` in its own environment and ignores
+/// `store`/`erase`: the token is never in a URL, an argument, `.git/config` or a credential store.
+const TOKEN_HELPER: &str = "!f() { test \"$1\" = get || exit 0; echo username=x-access-token; \
+                            echo \"password=$TB_GIT_TOKEN\"; }; f";
+
+/// Lets this one git command authenticate with `token` (added after the hardened overrides, which
+/// reset the helper list).
+pub fn offer_token(cmd: &mut tokio::process::Command, token: Option<&crate::config::Secret>) {
+    if let Some(token) = token {
+        cmd.arg("-c")
+            .arg(format!("credential.helper={TOKEN_HELPER}"));
+        cmd.env("TB_GIT_TOKEN", token.expose());
+    }
+}
+
 impl HostRepo {
     pub fn command(&self) -> tokio::process::Command {
         let mut cmd = hardened_command("file");
@@ -194,8 +209,10 @@ pub async fn probe_remote(
     allow_protocols: &str,
     base: Option<&str>,
     timeout: Duration,
+    token: Option<&crate::config::Secret>,
 ) -> Result<RemoteInfo, GitError> {
     let mut cmd = hardened_command(allow_protocols);
+    offer_token(&mut cmd, token);
     cmd.args(["ls-remote", "--symref", "--", url]);
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
     let out = tokio::time::timeout(timeout, cmd.output())
@@ -244,6 +261,8 @@ pub struct CloneSpec {
     pub max_size_bytes: u64,
     /// The source is a repository on this machine (`url` is its path).
     pub local: bool,
+    /// Offered to the source's host only (a GitHub repository and its token).
+    pub token: Option<crate::config::Secret>,
 }
 
 #[derive(Debug, Clone)]
@@ -265,6 +284,7 @@ pub async fn clone(
     cancel: &CancellationToken,
 ) -> Result<Cloned, GitError> {
     let mut cmd = hardened_command(&spec.allow_protocols);
+    offer_token(&mut cmd, spec.token.as_ref());
     // Parallel checkout: writing files dominates cloning large trees here.
     cmd.args(["-c", "checkout.workers=8"]);
     cmd.args(["clone", "--progress", "--no-tags", "--single-branch"]);
