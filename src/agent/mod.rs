@@ -161,11 +161,11 @@ impl AgentRun<'_> {
             // Once stopping, the remaining calls are answered "not run" so the conversation stays
             // valid for a follow-up.
             let mut stop: Option<AgentError> = None;
-            if run_usage.total_tokens() > self.limits.max_total_tokens {
+            if run_usage.fresh_tokens() > self.limits.max_total_tokens {
                 stop = Some(AgentError::Budget(format!(
-                    "the agent used {} tokens, over its budget of {}; the work so far is kept — raise \
-                     agent.max_tokens or narrow the prompt",
-                    run_usage.total_tokens(),
+                    "the agent used {} tokens (cache reads not counted), over its budget of {}; \
+                     the work so far is kept — raise agent.max_tokens or narrow the prompt",
+                    run_usage.fresh_tokens(),
                     self.limits.max_total_tokens
                 )));
             }
