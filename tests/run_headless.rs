@@ -376,6 +376,10 @@ fn without_a_sandbox_the_run_stops_before_the_agent_and_says_what_to_do() {
         .command()
         .env("PATH", &bin)
         .args([
+            // Asked for by name: left to choose, the run would fall back to the built-in landlock
+            // backend where the kernel has it (tests/sandbox_select.rs covers that).
+            "--sandbox",
+            "bwrap",
             "run",
             "--repo",
             repo.to_str().unwrap(),

@@ -3,7 +3,10 @@
 //! Invariants: every git process runs with system and global configuration ignored, hooks, fsmonitor,
 //! pagers and external diff/textconv drivers off, a restricted `GIT_ALLOW_PROTOCOL`, no terminal
 //! prompts, and URLs passed after `--`. The git directory lives outside the work tree the agent can
-//! write, so nothing the agent plants can make these commands execute code on the host.
+//! write, so nothing the agent plants can make these commands execute code on the host. The `-c`
+//! overrides also reach the git processes started for nested repositories the agent may plant in
+//! the work tree (whose own `core.fsmonitor` a host `git add` would otherwise run); see
+//! `tests/sandbox_git.rs`.
 
 mod diff;
 pub mod publish;
@@ -62,8 +65,21 @@ const SAFE_CONFIG: &[&str] = &[
     "core.excludesFile=",
     "diff.external=",
     "credential.helper=",
+    "protocol.allow=never",
+    "protocol.https.allow=always",
     "protocol.file.allow=user",
     "protocol.ext.allow=never",
+    "core.untrackedCache=false",
+    "submodule.recurse=false",
+    "fetch.recurseSubmodules=false",
+    "push.recurseSubmodules=no",
+    "status.submoduleSummary=false",
+    "diff.submodule=short",
+    "gc.auto=0",
+    "maintenance.auto=false",
+    "core.alternateRefsCommand=",
+    "commit.gpgSign=false",
+    "tag.gpgSign=false",
     "uploadpack.packObjectsHook=",
     "safe.directory=*",
     "advice.detachedHead=false",
@@ -83,6 +99,7 @@ pub fn hardened_command(allow_protocols: &str) -> tokio::process::Command {
         .env("GIT_TERMINAL_PROMPT", "0")
         .env("GIT_ALLOW_PROTOCOL", allow_protocols)
         .env("GIT_NO_REPLACE_OBJECTS", "1")
+        .env("GIT_ATTR_NOSYSTEM", "1")
         .env("HOME", "/nonexistent")
         .env("LC_ALL", "C")
         .stdin(Stdio::null())
