@@ -412,6 +412,17 @@ impl Driver {
             meta.status = RunStatus::Review;
         }
         self.save_meta();
+        if !diff.left_out.is_empty() {
+            self.emitter
+                .status(
+                    Stage::Diff,
+                    format!(
+                        "left out of the diff: {} (a repository of its own inside the work tree)",
+                        diff.left_out.join(", ")
+                    ),
+                )
+                .await;
+        }
         let empty = diff.patch.trim().is_empty();
         let (ins, del) = diff
             .files
