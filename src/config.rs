@@ -102,6 +102,8 @@ struct FileConfig {
     #[serde(default)]
     clone: CloneFile,
     #[serde(default)]
+    llm: crate::llm::settings::LlmSettings,
+    #[serde(default)]
     server: ServerFile,
     #[serde(default)]
     publish: PublishFile,
@@ -173,6 +175,14 @@ struct SandboxFile {
     network: Option<bool>,
     timeout_secs: Option<u64>,
     max_timeout_secs: Option<u64>,
+    cpu_secs: Option<u64>,
+    memory_mb: Option<u64>,
+    max_processes: Option<u64>,
+    file_size_mb: Option<u64>,
+    workspace_mb: Option<u64>,
+    tmp_mb: Option<u64>,
+    output_limit_mb: Option<u64>,
+    output_keep_kb: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -222,6 +232,8 @@ pub struct Config {
     pub sandbox: SandboxSettings,
     pub agent: AgentLimits,
     pub clone: CloneLimits,
+    /// Model-layer tunables: retries, timeouts, default models, prices (`[llm]` in the file).
+    pub llm: crate::llm::settings::LlmSettings,
     pub publish: PublishSettings,
     pub config_file: Option<PathBuf>,
     /// Where each shown value came from, for `tiny-backspace config`.
@@ -396,7 +408,7 @@ impl Config {
             "sandbox",
             overrides.sandbox.clone(),
             &["TB_SANDBOX"],
-            file.sandbox.backend,
+            file.sandbox.backend.clone(),
         ) {
             sandbox.kind = match b.trim().to_ascii_lowercase().as_str() {
                 "" | "auto" => None,
@@ -422,6 +434,32 @@ impl Config {
             sandbox.max_timeout = Duration::from_secs(t.max(1));
         }
         sandbox.default_timeout = sandbox.default_timeout.min(sandbox.max_timeout);
+        let f = &file.sandbox;
+        let l = &mut sandbox.limits;
+        if let Some(v) = f.cpu_secs {
+            l.cpu_secs = v.max(1);
+        }
+        if let Some(v) = f.memory_mb {
+            l.memory_bytes = v.max(16) << 20;
+        }
+        if let Some(v) = f.max_processes {
+            l.max_processes = v.max(8);
+        }
+        if let Some(v) = f.file_size_mb {
+            l.file_size_bytes = v.max(1) << 20;
+        }
+        if let Some(v) = f.workspace_mb {
+            l.workspace_bytes = v.max(1) << 20;
+        }
+        if let Some(v) = f.tmp_mb {
+            l.tmp_bytes = v.max(1) << 20;
+        }
+        if let Some(v) = f.output_limit_mb {
+            sandbox.output_limit_bytes = v.max(1) << 20;
+        }
+        if let Some(v) = f.output_keep_kb {
+            sandbox.output_keep_bytes = (v.max(1) << 10) as usize;
+        }
 
         let mut agent = AgentLimits::default();
         if let Some(v) = file.agent.max_turns {
@@ -511,6 +549,7 @@ impl Config {
             sandbox,
             agent,
             clone,
+            llm: file.llm,
             publish,
             config_file,
             sources,
@@ -603,6 +642,20 @@ impl Config {
             ),
             "",
         );
+        let l = &self.sandbox.limits;
+        line(
+            "sandbox limits",
+            format!(
+                "cpu {}s, memory {} MB, {} processes, files {} MB, workspace {} MB, /tmp {} MB",
+                l.cpu_secs,
+                l.memory_bytes >> 20,
+                l.max_processes,
+                l.file_size_bytes >> 20,
+                l.workspace_bytes >> 20,
+                l.tmp_bytes >> 20
+            ),
+            "",
+        );
         line(
             "agent budget",
             format!(
@@ -610,6 +663,26 @@ impl Config {
                 self.agent.max_turns,
                 self.agent.max_total_tokens,
                 self.agent.max_duration.as_secs() / 60
+            ),
+            "",
+        );
+        line(
+            "model chain",
+            match crate::llm::select::describe_chain(self) {
+                Ok(chain) => chain.join(" -> "),
+                Err(e) => format!("(none) {}", e.to_string().lines().next().unwrap_or("")),
+            },
+            "",
+        );
+        line(
+            "model retries",
+            format!(
+                "{} attempts, backoff {}-{} ms, stall {} s, fallback {}",
+                self.llm.max_attempts,
+                self.llm.initial_backoff_ms,
+                self.llm.max_backoff_ms,
+                self.llm.read_timeout_ms / 1000,
+                if self.llm.fallback { "on" } else { "off" }
             ),
             "",
         );
@@ -775,5 +848,32 @@ mod tests {
         let e =
             Config::load_from(&Overrides::default(), &env_of(&[]), None, Some(&file)).unwrap_err();
         assert!(e.to_string().contains("netwrok"), "{e}");
+    }
+
+    #[test]
+    fn sandbox_limits_from_the_file_and_landlock_by_name() {
+        let t = tempfile::tempdir().unwrap();
+        let file = t.path().join("c.toml");
+        std::fs::write(
+            &file,
+            "[sandbox]\nbackend = \"landlock\"\ncpu_secs = 30\nmemory_mb = 512\n\
+             max_processes = 64\nfile_size_mb = 10\nworkspace_mb = 100\n",
+        )
+        .unwrap();
+        let c = Config::load_from(&Overrides::default(), &env_of(&[]), None, Some(&file)).unwrap();
+        assert_eq!(c.sandbox.kind, Some(SandboxKind::Landlock));
+        assert_eq!(c.sandbox.limits.cpu_secs, 30);
+        assert_eq!(c.sandbox.limits.memory_bytes, 512 << 20);
+        assert_eq!(c.sandbox.limits.max_processes, 64);
+        assert_eq!(c.sandbox.limits.file_size_bytes, 10 << 20);
+        assert_eq!(c.sandbox.limits.workspace_bytes, 100 << 20);
+        // The flag still wins over the file.
+        let o = Overrides {
+            sandbox: Some("bwrap".into()),
+            ..Default::default()
+        };
+        let c = Config::load_from(&o, &env_of(&[]), None, Some(&file)).unwrap();
+        assert_eq!(c.sandbox.kind, Some(SandboxKind::Bwrap));
+        assert!(c.render().contains("memory 512 MB"));
     }
 }

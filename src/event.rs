@@ -72,6 +72,13 @@ impl UsageTotals {
         };
     }
 
+    /// Tokens processed afresh: input, output and cache writes. Cache reads are left out: they
+    /// repeat the same prefix every turn and cost a tenth, so counting them would end long,
+    /// well-cached runs early for no saving.
+    pub fn fresh_tokens(&self) -> u64 {
+        self.input_tokens + self.output_tokens + self.cache_write_tokens
+    }
+
     pub fn total_tokens(&self) -> u64 {
         self.input_tokens + self.output_tokens + self.cache_read_tokens + self.cache_write_tokens
     }

@@ -217,6 +217,42 @@ fn base_branch_is_honoured_and_a_missing_one_is_bad_input() {
 }
 
 #[test]
+fn nested_repositories_the_agent_makes_are_left_out_of_the_diff() {
+    let env = Env::new();
+    let repo = calc_repo(&env, "main");
+    let s = env.write(
+        "s.json",
+        &script(json!([
+            {"tool_calls": [{"name": "bash", "input": {"command":
+                "mkdir -p empty-repo fixture && git init -q empty-repo && cd fixture && git init -q && echo x > f && git -c user.name=a -c user.email=a@a add f && git -c user.name=a -c user.email=a@a commit -qm f"}},
+                {"name": "write_file", "input": {"path": "kept.txt", "content": "kept\n"}}]},
+            {"text": "done"}
+        ])),
+    );
+    let out = env.run_scripted(&repo, "p", &s, &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let evs = events(&out.stdout);
+    let diff = evs.iter().find(|e| e["type"] == "Diff").unwrap();
+    let paths: Vec<&str> = diff["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(paths, ["kept.txt"]);
+    assert!(evs.iter().any(|e| {
+        e["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("left out of the diff: empty-repo, fixture"))
+    }));
+}
+
+#[test]
 fn empty_repository_gets_its_first_files() {
     let env = Env::new();
     let repo = make_repo(&env.path("empty"), "main", &[]);
@@ -376,6 +412,10 @@ fn without_a_sandbox_the_run_stops_before_the_agent_and_says_what_to_do() {
         .command()
         .env("PATH", &bin)
         .args([
+            // Asked for by name: left to choose, the run would fall back to the built-in landlock
+            // backend where the kernel has it (tests/sandbox_select.rs covers that).
+            "--sandbox",
+            "bwrap",
             "run",
             "--repo",
             repo.to_str().unwrap(),

@@ -442,6 +442,6 @@ async fn sigterm_gives_runs_a_grace_period_then_cancels_and_cleans_up() {
         last["message"].as_str().unwrap().contains("cancelled"),
         "{last}"
     );
-    assert!(!sleeping(marker));
+    wait_until("the command is gone", || !sleeping(marker)).await;
     assert!(env.leftover_workspaces().is_empty());
 }

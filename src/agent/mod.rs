@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::emit::Emitter;
 use crate::event::{Event, UsageTotals};
-use crate::llm::{Block, ChatRequest, LlmError, Message, Provider, Role, ToolSpec};
+use crate::llm::{Block, ChatRequest, LlmError, Message, Observer, Provider, Role, ToolSpec};
 use tools::Toolbox;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -112,19 +112,21 @@ impl AgentRun<'_> {
                 messages: conversation,
                 max_output_tokens: self.limits.max_output_tokens,
             };
-            let on_text = |delta: &str| self.emitter.emit_delta(delta);
+            let observer = AgentObserver(self.emitter);
             let response = tokio::select! {
-                r = self.provider.complete(&request, &on_text) => r?,
+                r = self.provider.complete(&request, &observer) => r?,
                 _ = self.cancel.cancelled() => return Err(AgentError::Cancelled),
                 _ = tokio::time::sleep_until(deadline) => return Err(time_budget()),
             };
             run_usage.add(&response.usage);
             usage.add(&response.usage);
+            // After a fallback the answer may come from another provider than the first.
+            let answered = response.answered_by.as_ref().unwrap_or(&label);
             self.emitter
                 .emit(Event::Usage {
                     run_id: self.emitter.run_id().to_string(),
-                    provider: label.provider.clone(),
-                    model: label.model.clone(),
+                    provider: answered.provider.clone(),
+                    model: answered.model.clone(),
                     input_tokens: response.usage.input_tokens,
                     output_tokens: response.usage.output_tokens,
                     cache_read_tokens: response.usage.cache_read_tokens,
@@ -159,11 +161,11 @@ impl AgentRun<'_> {
             // Once stopping, the remaining calls are answered "not run" so the conversation stays
             // valid for a follow-up.
             let mut stop: Option<AgentError> = None;
-            if run_usage.total_tokens() > self.limits.max_total_tokens {
+            if run_usage.fresh_tokens() > self.limits.max_total_tokens {
                 stop = Some(AgentError::Budget(format!(
-                    "the agent used {} tokens, over its budget of {}; the work so far is kept — raise \
-                     agent.max_tokens or narrow the prompt",
-                    run_usage.total_tokens(),
+                    "the agent used {} tokens (cache reads not counted), over its budget of {}; \
+                     the work so far is kept — raise agent.max_tokens or narrow the prompt",
+                    run_usage.fresh_tokens(),
                     self.limits.max_total_tokens
                 )));
             }
@@ -208,6 +210,23 @@ impl AgentRun<'_> {
                 return Err(e);
             }
         }
+    }
+}
+
+/// Streams model text as `AI Delta` and the provider's retries and fallbacks as `Status`.
+struct AgentObserver<'a>(&'a Emitter);
+
+impl Observer for AgentObserver<'_> {
+    fn text(&self, delta: &str) {
+        self.0.emit_delta(delta);
+    }
+
+    fn status(&self, message: &str) {
+        self.0.emit_lossy(Event::Status {
+            run_id: self.0.run_id().to_string(),
+            stage: crate::event::Stage::Agent,
+            message: message.to_string(),
+        });
     }
 }
 

@@ -44,7 +44,7 @@ pub struct GlobalArgs {
     /// Model as provider:model (anthropic:…, openai:…, scripted:PATH). Env: TB_MODEL.
     #[arg(long, global = true)]
     pub model: Option<String>,
-    /// Sandbox backend: bwrap or none (none must be asked for explicitly). Env: TB_SANDBOX.
+    /// Sandbox backend: bwrap, landlock or none (none must be asked for explicitly). Env: TB_SANDBOX.
     #[arg(long, global = true)]
     pub sandbox: Option<String>,
     /// Let sandboxed commands use the network (off by default).

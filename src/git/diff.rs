@@ -11,12 +11,56 @@ use crate::event::FileStat;
 pub struct WorkDiff {
     pub patch: String,
     pub files: Vec<FileStat>,
+    /// Directories holding a repository of their own, left out of the diff.
+    pub left_out: Vec<String>,
+}
+
+/// Directories below `root` (not `root` itself) that hold a `.git` of their own. git would record
+/// them as gitlinks (or refuse them without a commit); neither belongs in a patch.
+pub fn nested_repositories(root: &std::path::Path) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            // symlink_metadata: never follow the agent's links out of the tree.
+            let Ok(meta) = std::fs::symlink_metadata(entry.path()) else {
+                continue;
+            };
+            if !meta.is_dir() || entry.file_name() == ".git" {
+                continue;
+            }
+            let path = entry.path();
+            if std::fs::symlink_metadata(path.join(".git")).is_ok() {
+                if let Ok(rel) = path.strip_prefix(root) {
+                    found.push(rel.to_string_lossy().into_owned());
+                }
+            } else {
+                stack.push(path);
+            }
+        }
+    }
+    found.sort();
+    found
 }
 
 impl HostRepo {
     /// Stages everything into the host-only index and diffs it against `base` (or the empty tree).
     pub async fn work_diff(&self, base: Option<&str>) -> Result<WorkDiff, GitError> {
-        self.run(&["add", "--all", "--", "."]).await?;
+        let left_out = self
+            .work_tree
+            .as_deref()
+            .map(nested_repositories)
+            .unwrap_or_default();
+        let excludes: Vec<String> = left_out
+            .iter()
+            .map(|d| format!(":(exclude,literal){d}"))
+            .collect();
+        let mut add_args = vec!["add", "--all", "--", "."];
+        add_args.extend(excludes.iter().map(String::as_str));
+        self.run(&add_args).await?;
         let base = match base {
             Some(b) => b.to_string(),
             None => self.empty_tree().await?,
@@ -61,7 +105,11 @@ impl HostRepo {
                 }
             }
         }
-        Ok(WorkDiff { patch, files })
+        Ok(WorkDiff {
+            patch,
+            files,
+            left_out,
+        })
     }
 }
 

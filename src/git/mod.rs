@@ -3,7 +3,10 @@
 //! Invariants: every git process runs with system and global configuration ignored, hooks, fsmonitor,
 //! pagers and external diff/textconv drivers off, a restricted `GIT_ALLOW_PROTOCOL`, no terminal
 //! prompts, and URLs passed after `--`. The git directory lives outside the work tree the agent can
-//! write, so nothing the agent plants can make these commands execute code on the host.
+//! write, so nothing the agent plants can make these commands execute code on the host. The `-c`
+//! overrides also reach the git processes started for nested repositories the agent may plant in
+//! the work tree (whose own `core.fsmonitor` a host `git add` would otherwise run); see
+//! `tests/sandbox_git.rs`.
 
 mod diff;
 pub mod publish;
@@ -62,8 +65,21 @@ const SAFE_CONFIG: &[&str] = &[
     "core.excludesFile=",
     "diff.external=",
     "credential.helper=",
+    "protocol.allow=never",
+    "protocol.https.allow=always",
     "protocol.file.allow=user",
     "protocol.ext.allow=never",
+    "core.untrackedCache=false",
+    "submodule.recurse=false",
+    "fetch.recurseSubmodules=false",
+    "push.recurseSubmodules=no",
+    "status.submoduleSummary=false",
+    "diff.submodule=short",
+    "gc.auto=0",
+    "maintenance.auto=false",
+    "core.alternateRefsCommand=",
+    "commit.gpgSign=false",
+    "tag.gpgSign=false",
     "uploadpack.packObjectsHook=",
     "safe.directory=*",
     "advice.detachedHead=false",
@@ -83,6 +99,7 @@ pub fn hardened_command(allow_protocols: &str) -> tokio::process::Command {
         .env("GIT_TERMINAL_PROMPT", "0")
         .env("GIT_ALLOW_PROTOCOL", allow_protocols)
         .env("GIT_NO_REPLACE_OBJECTS", "1")
+        .env("GIT_ATTR_NOSYSTEM", "1")
         .env("HOME", "/nonexistent")
         .env("LC_ALL", "C")
         .stdin(Stdio::null())
@@ -91,6 +108,21 @@ pub fn hardened_command(allow_protocols: &str) -> tokio::process::Command {
         cmd.arg("-c").arg(c);
     }
     cmd
+}
+
+/// A credential helper that answers `get` from `TB_GIT_TOKEN` in its own environment and ignores
+/// `store`/`erase`: the token is never in a URL, an argument, `.git/config` or a credential store.
+const TOKEN_HELPER: &str = "!f() { test \"$1\" = get || exit 0; echo username=x-access-token; \
+                            echo \"password=$TB_GIT_TOKEN\"; }; f";
+
+/// Lets this one git command authenticate with `token` (added after the hardened overrides, which
+/// reset the helper list).
+pub fn offer_token(cmd: &mut tokio::process::Command, token: Option<&crate::config::Secret>) {
+    if let Some(token) = token {
+        cmd.arg("-c")
+            .arg(format!("credential.helper={TOKEN_HELPER}"));
+        cmd.env("TB_GIT_TOKEN", token.expose());
+    }
 }
 
 impl HostRepo {
@@ -177,8 +209,10 @@ pub async fn probe_remote(
     allow_protocols: &str,
     base: Option<&str>,
     timeout: Duration,
+    token: Option<&crate::config::Secret>,
 ) -> Result<RemoteInfo, GitError> {
     let mut cmd = hardened_command(allow_protocols);
+    offer_token(&mut cmd, token);
     cmd.args(["ls-remote", "--symref", "--", url]);
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
     let out = tokio::time::timeout(timeout, cmd.output())
@@ -227,6 +261,8 @@ pub struct CloneSpec {
     pub max_size_bytes: u64,
     /// The source is a repository on this machine (`url` is its path).
     pub local: bool,
+    /// Offered to the source's host only (a GitHub repository and its token).
+    pub token: Option<crate::config::Secret>,
 }
 
 #[derive(Debug, Clone)]
@@ -248,6 +284,7 @@ pub async fn clone(
     cancel: &CancellationToken,
 ) -> Result<Cloned, GitError> {
     let mut cmd = hardened_command(&spec.allow_protocols);
+    offer_token(&mut cmd, spec.token.as_ref());
     // Parallel checkout: writing files dominates cloning large trees here.
     cmd.args(["-c", "checkout.workers=8"]);
     cmd.args(["clone", "--progress", "--no-tags", "--single-branch"]);

@@ -4,7 +4,7 @@
 //!
 //! Invariants: every command is [`hardened_command`] (no hooks, no global/system config, no
 //! pagers or external drivers, restricted protocols, URLs after `--`); the token reaches git only
-//! through the `TB_PUBLISH_TOKEN` environment variable of that one command, read by a one-shot
+//! through the environment of that one command, read by a one-shot
 //! credential helper — never in a URL, `.git/config`, arguments, logs or events; pushes never
 //! force; commits are reproducible (fixed author, committer and dates), so a retried publish makes
 //! the very same commit.
@@ -19,10 +19,6 @@ use super::{GitError, hardened_command};
 use crate::config::Secret;
 
 const NETWORK_TIMEOUT: Duration = Duration::from_secs(300);
-
-/// A credential helper that answers `get` from the environment and ignores `store`/`erase`.
-const HELPER: &str = "!f() { test \"$1\" = get || exit 0; echo username=x-access-token; \
-                      echo \"password=$TB_PUBLISH_TOKEN\"; }; f";
 
 /// A remote to fetch from or push to, with the token it may be given (if any).
 #[derive(Debug, Clone)]
@@ -61,10 +57,7 @@ fn command(git_dir: &Path, remote: Option<&Remote>) -> tokio::process::Command {
         "-c",
         "maintenance.auto=false",
     ]);
-    if let Some(token) = remote.and_then(|r| r.token.as_ref()) {
-        cmd.arg("-c").arg(format!("credential.helper={HELPER}"));
-        cmd.env("TB_PUBLISH_TOKEN", token.expose());
-    }
+    super::offer_token(&mut cmd, remote.and_then(|r| r.token.as_ref()));
     cmd.env("GIT_DIR", git_dir).current_dir(git_dir);
     cmd
 }

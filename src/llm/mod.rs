@@ -3,13 +3,27 @@
 //! Invariants: a provider never executes tools; it only returns the model's turn. Errors say whether
 //! a retry could help (`is_retryable`), so retry and fallback policy live outside the wire formats.
 //! The scripted provider is a replay for tests and the demo and always labels itself as such.
+//! A provider returns only complete turns: a broken stream is an error and the whole turn is asked
+//! again (by [`retry::Chain`]), so the agent never sees half a turn and never runs a tool twice.
+//!
+//! Layout: `anthropic` and `openai` speak the wire formats (one attempt each); `sse` and `http` are
+//! their shared plumbing; `retry` adds retries, fallback and context management around them;
+//! `pricing` turns usage into cost; `select` builds the chain from the configuration.
 
+pub mod anthropic;
+pub mod context;
+pub mod http;
+pub mod openai;
+pub mod pricing;
+pub mod retry;
 pub mod scripted;
 pub mod select;
+pub mod settings;
+pub mod sse;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Map, Value, json};
 
 use crate::event::UsageTotals;
 
@@ -81,6 +95,9 @@ pub struct ChatResponse {
     pub tool_calls: Vec<ToolCall>,
     pub stop_reason: StopReason,
     pub usage: UsageTotals,
+    /// Which provider and model produced this turn, when it may differ from
+    /// [`Provider::label`] (after a fallback). `None` means the provider's own label.
+    pub answered_by: Option<ModelLabel>,
 }
 
 /// Who answered: shown in the UI and in `Usage` events.
@@ -110,6 +127,9 @@ pub enum LlmError {
     Script(String),
     #[error("{0}")]
     Config(String),
+    /// Every provider of the chain gave up on this turn (after its retries).
+    #[error("{0}")]
+    Unavailable(String),
     #[error("cancelled")]
     Cancelled,
 }
@@ -118,7 +138,7 @@ impl LlmError {
     /// Whether the same request might succeed if sent again.
     pub fn is_retryable(&self) -> bool {
         match self {
-            LlmError::Connect(_) | LlmError::Stream(_) => true,
+            LlmError::Connect(_) | LlmError::Stream(_) | LlmError::Unavailable(_) => true,
             LlmError::Http { status, .. } => {
                 matches!(status, 408 | 409 | 429 | 529) || (500..600).contains(status)
             }
@@ -128,10 +148,41 @@ impl LlmError {
             | LlmError::Cancelled => false,
         }
     }
+
+    /// How long the server asked us to wait before trying again.
+    pub fn retry_after_ms(&self) -> Option<u64> {
+        match self {
+            LlmError::Http { retry_after_ms, .. } => *retry_after_ms,
+            _ => None,
+        }
+    }
+
+    /// A request the server refused as malformed or unauthorized (4xx other than 408/409/429):
+    /// a bug or a setup problem to surface, not something a fallback provider should hide.
+    pub fn is_request_error(&self) -> bool {
+        matches!(self, LlmError::Http { status, .. }
+            if (400..500).contains(status) && !matches!(status, 408 | 409 | 429))
+    }
 }
 
-/// Receives streamed text as it arrives (for live display); the full turn is also returned.
-pub type TextSink<'a> = &'a (dyn Fn(&str) + Send + Sync);
+/// Watches a model call: streamed text as it arrives (for live display; the full turn is also
+/// returned, and after a retry the text may start over) and status lines (retries, fallbacks).
+pub trait Observer: Send + Sync {
+    fn text(&self, delta: &str);
+    fn status(&self, message: &str) {
+        let _ = message;
+    }
+}
+
+/// A plain closure observes text only.
+impl<F: Fn(&str) + Send + Sync> Observer for F {
+    fn text(&self, delta: &str) {
+        self(delta)
+    }
+}
+
+/// What a provider reports to while it works.
+pub type TextSink<'a> = &'a dyn Observer;
 
 #[async_trait]
 pub trait Provider: Send + Sync {
@@ -141,6 +192,23 @@ pub trait Provider: Send + Sync {
         request: &ChatRequest<'_>,
         on_text: TextSink<'_>,
     ) -> Result<ChatResponse, LlmError>;
+}
+
+/// Tool input as streamed JSON; an empty input is `{}`, and input that is not a JSON object is
+/// handed on wrapped so the tool reports the problem to the model instead of the run failing.
+pub fn parse_tool_input(json: &str) -> Value {
+    if json.trim().is_empty() {
+        return Value::Object(Map::new());
+    }
+    match serde_json::from_str::<Value>(json) {
+        Ok(v @ Value::Object(_)) => v,
+        Ok(other) => {
+            json!({"invalid_input": other.to_string(), "error": "the tool input must be a JSON object"})
+        }
+        Err(e) => {
+            json!({"invalid_input": json, "error": format!("the tool input is not valid JSON: {e}")})
+        }
+    }
 }
 
 #[cfg(test)]
@@ -162,5 +230,20 @@ mod tests {
         }
         assert!(LlmError::Stream("x".into()).is_retryable());
         assert!(!LlmError::Script("x".into()).is_retryable());
+        for s in [400, 401, 403, 404, 413, 422] {
+            assert!(http(s).is_request_error(), "{s}");
+        }
+        for s in [408, 409, 429, 500, 529] {
+            assert!(!http(s).is_request_error(), "{s}");
+        }
+        assert!(!LlmError::Stream("x".into()).is_request_error());
+    }
+
+    #[test]
+    fn tool_input_parsing() {
+        assert_eq!(parse_tool_input(""), json!({}));
+        assert_eq!(parse_tool_input(r#"{"a":1}"#), json!({"a":1}));
+        assert!(parse_tool_input("{\"a\":").get("invalid_input").is_some());
+        assert!(parse_tool_input("[1]").get("invalid_input").is_some());
     }
 }

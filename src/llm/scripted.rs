@@ -129,7 +129,7 @@ impl Provider for ScriptedProvider {
         }
         let text = turn.text.clone().unwrap_or_default();
         if !text.is_empty() {
-            on_text(&text);
+            on_text.text(&text);
         }
         let tool_calls: Vec<ToolCall> = turn
             .tool_calls
@@ -161,6 +161,7 @@ impl Provider for ScriptedProvider {
                 cost_usd: Some(0.0),
                 ..Default::default()
             },
+            answered_by: None,
         })
     }
 }
@@ -185,14 +186,14 @@ mod tests {
             r#"{"turns":[{"text":"a","tool_calls":[{"name":"read_file","input":{"path":"x"}}]},{"text":"done"}]}"#,
         )
         .unwrap();
-        let r1 = p.complete(&req(), &|_| {}).await.unwrap();
+        let r1 = p.complete(&req(), &|_: &str| {}).await.unwrap();
         assert_eq!(r1.tool_calls.len(), 1);
         assert_eq!(r1.tool_calls[0].input["path"], "x");
         assert_eq!(r1.stop_reason, StopReason::ToolUse);
-        let r2 = p.complete(&req(), &|_| {}).await.unwrap();
+        let r2 = p.complete(&req(), &|_: &str| {}).await.unwrap();
         assert_eq!(r2.text, "done");
         assert_eq!(r2.stop_reason, StopReason::EndTurn);
-        let err = p.complete(&req(), &|_| {}).await.unwrap_err();
+        let err = p.complete(&req(), &|_: &str| {}).await.unwrap_err();
         assert!(err.to_string().contains("2 turns"), "{err}");
         assert!(p.label().replay);
     }

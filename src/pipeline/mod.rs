@@ -87,6 +87,7 @@ pub fn start_with_id(
         },
         summary: String::new(),
         diff: None,
+        clone_token: None,
     };
     let task = tokio::spawn(driver.drive(command_rx));
     Pipeline {
@@ -116,6 +117,8 @@ struct Driver {
     usage: UsageTotals,
     summary: String,
     diff: Option<WorkDiff>,
+    /// The token offered when cloning a GitHub repository (it may be private).
+    clone_token: Option<crate::config::Secret>,
 }
 
 impl Driver {

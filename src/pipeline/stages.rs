@@ -88,20 +88,42 @@ impl Driver {
         let kind = sandbox::resolve_kind(&self.config.sandbox)
             .map_err(|e| StageError::failed(e.to_string(), false))?;
 
+        // A GitHub repository may be private: its token is offered to its host (and only there).
+        self.clone_token = match crate::forge::resolve(&source, &self.config) {
+            Ok(crate::forge::Target::GitHub(repo)) => {
+                crate::forge::token::discover(&self.config, &repo.git_host).await
+            }
+            _ => None,
+        };
         // Reachable, and the base exists: checked before a run folder or workspace is made.
         let remote = git::probe_remote(
             &source.clone_url(),
             source.allowed_protocols(),
             self.request.base.as_deref(),
             self.config.clone.timeout,
+            self.clone_token.as_ref(),
         )
         .await
         .map_err(|e| {
             let retryable = e.is_retryable();
+            let needs_credentials = matches!(&e, git::GitError::Failed { stderr, .. }
+                if stderr.contains("could not read Username")
+                    || stderr.contains("Authentication failed")
+                    || stderr.contains("403"));
+            let hint = match (needs_credentials, self.clone_token.is_some()) {
+                (true, false) => {
+                    "It needs credentials: for GitHub set GITHUB_TOKEN, GH_TOKEN or \
+                    GITHUB_PAT, or run `gh auth login`; check the address too"
+                }
+                (true, true) => {
+                    "The token was refused: check that it has access to this \
+                    repository (and SSO authorization, if your organization uses it)"
+                }
+                _ => "Check the address, that it exists, and your network",
+            };
             StageError::failed(
                 format!(
-                    "repository '{}' cannot be read: {e}. Check the address, that it exists, and \
-                     your network",
+                    "repository '{}' cannot be read: {e}. {hint}",
                     self.request.repo.trim()
                 ),
                 retryable,
@@ -229,6 +251,7 @@ impl Driver {
             timeout: self.config.clone.timeout,
             max_size_bytes: self.config.clone.max_size_bytes,
             local: matches!(source, RepoSource::Local { .. }),
+            token: self.clone_token.clone(),
         };
         let emitter = self.emitter.clone();
         let progress = move |line: String| {
@@ -389,6 +412,17 @@ impl Driver {
             meta.status = RunStatus::Review;
         }
         self.save_meta();
+        if !diff.left_out.is_empty() {
+            self.emitter
+                .status(
+                    Stage::Diff,
+                    format!(
+                        "left out of the diff: {} (a repository of its own inside the work tree)",
+                        diff.left_out.join(", ")
+                    ),
+                )
+                .await;
+        }
         let empty = diff.patch.trim().is_empty();
         let (ins, del) = diff
             .files

@@ -4,16 +4,22 @@
 //! `/proc/1/environ` inside) and no secret is ever in its arguments; all namespaces are unshared
 //! (network too unless asked for), nested user namespaces are disabled, the root is read-only,
 //! only the work tree is writable besides a private `/tmp`, the git directory is mounted read-only,
-//! and the host's home, `/root` and `/tmp` are not there at all.
+//! and the host's home, `/root` and `/tmp` are not there at all. A seccomp program (see
+//! [`super::seccomp`]) is handed to bwrap as fd 3 and applies to the command and everything it
+//! starts; rlimits and a per-command cgroup bound it; the private `/tmp` is a size-capped tmpfs.
 
 use std::ffi::OsString;
 use std::path::Path;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;
 
-use super::process::{self, ExecOutput};
+use super::landlock::Confinement;
+use super::limits::{self, Cgroup};
+use super::process::{self, ChildSetup, ExecOutput, RunSpec};
+use super::seccomp;
+use super::session::{self, Session};
 use super::{ExecRequest, Sandbox, SandboxError, SandboxKind, SandboxMounts, SandboxSettings};
 
 /// Where the work tree appears inside the sandbox.
@@ -33,14 +39,86 @@ const MASKED_ETC_DIRS: &[&str] = &["/etc/ssh", "/etc/sudoers.d", "/etc/ssl/priva
 pub struct BwrapSandbox {
     mounts: SandboxMounts,
     settings: SandboxSettings,
+    /// With the network on: Landlock scoping around bwrap (abstract sockets, signals), when the
+    /// kernel has it; otherwise Unix sockets are refused by seccomp instead.
+    scope: Option<Arc<Confinement>>,
+    /// The run's long-lived sandbox; started on first use, replaced after a kill.
+    session: tokio::sync::Mutex<Option<Session>>,
 }
 
 impl BwrapSandbox {
     pub fn new(mounts: SandboxMounts, settings: &SandboxSettings) -> Self {
+        let scope = if settings.network {
+            match Confinement::scope_only() {
+                Ok(c) => Some(Arc::new(c)),
+                Err(e) => {
+                    tracing::info!("no Landlock scoping ({e}); Unix sockets refused instead");
+                    None
+                }
+            }
+        } else {
+            None
+        };
         BwrapSandbox {
             mounts,
             settings: settings.clone(),
+            scope,
+            session: tokio::sync::Mutex::new(None),
         }
+    }
+
+    fn policy(&self) -> BwrapPolicy {
+        BwrapPolicy {
+            network: self.settings.network,
+            seccomp_fd3: true,
+            tmp_bytes: supports_size().then_some(self.settings.limits.tmp_bytes),
+        }
+    }
+
+    fn seccomp_memfd(&self) -> Result<std::os::fd::OwnedFd, SandboxError> {
+        let prog = seccomp::program(seccomp::Policy {
+            network: self.settings.network,
+            // Shared network namespace without scoping: its abstract sockets would be reachable.
+            unix_sockets: !self.settings.network || self.scope.is_some(),
+        });
+        seccomp::memfd(&prog).map_err(|e| SandboxError::Spawn(e.to_string()))
+    }
+
+    fn start_session(&self) -> Result<Session, SandboxError> {
+        let args = bwrap_args_with(&self.mounts, &self.policy(), session::EXECUTOR);
+        let cgroup = Cgroup::for_settings(&self.settings);
+        let setup = ChildSetup {
+            rlimits: limits::rlimits(&self.settings.limits, cgroup.is_some()),
+            confine: self.scope.clone(),
+            ..Default::default()
+        };
+        Session::start(args, setup, self.seccomp_memfd()?, cgroup)
+    }
+
+    /// The original mode: a fresh bwrap for this one command (used when `per_command` is set).
+    async fn exec_fresh(
+        &self,
+        request: &ExecRequest,
+        cancel: &CancellationToken,
+    ) -> Result<ExecOutput, SandboxError> {
+        let args = bwrap_args_with(&self.mounts, &self.policy(), &request.command);
+        let memfd = self.seccomp_memfd()?;
+        let mut spec = RunSpec::new(&self.settings, request.timeout);
+        spec.cgroup = Cgroup::for_settings(&self.settings);
+        spec.disk_watch = Some((
+            vec![self.mounts.work_tree.clone()],
+            self.settings.limits.workspace_bytes,
+        ));
+        let setup = ChildSetup {
+            rlimits: limits::rlimits(&self.settings.limits, spec.cgroup.is_some()),
+            fds: vec![(std::os::fd::AsRawFd::as_raw_fd(&memfd), 3)],
+            die_with_parent: true,
+            confine: self.scope.clone(),
+            new_session: false,
+        };
+        let out = process::run(bwrap_command(args), setup, spec, cancel).await;
+        drop(memfd);
+        out
     }
 }
 
@@ -48,8 +126,36 @@ fn push(args: &mut Vec<OsString>, parts: &[&str]) {
     args.extend(parts.iter().map(OsString::from));
 }
 
-/// The bwrap command line for `command`; a pure function so its policy can be tested.
+/// Switches of one bwrap command line besides the mounts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BwrapPolicy {
+    pub network: bool,
+    /// Pass `--seccomp 3` (the caller puts the program at fd 3).
+    pub seccomp_fd3: bool,
+    /// Size of the private `/tmp` tmpfs, when this bwrap supports `--size`.
+    pub tmp_bytes: Option<u64>,
+}
+
+/// The bwrap command line for `command` without seccomp; see [`bwrap_args_with`].
 pub fn bwrap_args(mounts: &SandboxMounts, network: bool, command: &str) -> Vec<OsString> {
+    bwrap_args_with(
+        mounts,
+        &BwrapPolicy {
+            network,
+            seccomp_fd3: false,
+            tmp_bytes: None,
+        },
+        command,
+    )
+}
+
+/// The bwrap command line for `command`; a pure function so its policy can be tested.
+pub fn bwrap_args_with(
+    mounts: &SandboxMounts,
+    policy: &BwrapPolicy,
+    command: &str,
+) -> Vec<OsString> {
+    let network = policy.network;
     let mut a: Vec<OsString> = Vec::new();
     push(
         &mut a,
@@ -87,19 +193,12 @@ pub fn bwrap_args(mounts: &SandboxMounts, network: bool, command: &str) -> Vec<O
             push(&mut a, &["--tmpfs", d]);
         }
     }
-    push(
-        &mut a,
-        &[
-            "--proc",
-            "/proc",
-            "--dev",
-            "/dev",
-            "--tmpfs",
-            "/tmp",
-            "--dir",
-            SANDBOX_HOME,
-        ],
-    );
+    push(&mut a, &["--proc", "/proc", "--dev", "/dev"]);
+    if let Some(bytes) = policy.tmp_bytes {
+        a.push("--size".into());
+        a.push(bytes.to_string().into());
+    }
+    push(&mut a, &["--tmpfs", "/tmp", "--dir", SANDBOX_HOME]);
     a.push("--bind".into());
     a.push(mounts.work_tree.clone().into_os_string());
     a.push(SANDBOX_WORKDIR.into());
@@ -121,11 +220,27 @@ pub fn bwrap_args(mounts: &SandboxMounts, network: bool, command: &str) -> Vec<O
         a.push(k.into());
         a.push(v.into());
     }
+    push(&mut a, &["--setenv", "TMPDIR", "/tmp"]);
+    if policy.seccomp_fd3 {
+        push(&mut a, &["--seccomp", "3"]);
+    }
     a.push("--".into());
     a.push(super::shell().as_os_str().to_owned());
     a.push("-c".into());
     a.push(command.into());
     a
+}
+
+/// Whether this bwrap knows `--size` (0.7 and later).
+fn supports_size() -> bool {
+    static SIZE: OnceLock<bool> = OnceLock::new();
+    *SIZE.get_or_init(|| {
+        std::process::Command::new("bwrap")
+            .arg("--help")
+            .env_clear()
+            .output()
+            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("--size"))
+    })
 }
 
 fn bwrap_command(args: Vec<OsString>) -> std::process::Command {
@@ -155,8 +270,40 @@ pub(super) fn probe() -> Result<(), SandboxError> {
             std::fs::create_dir_all(mounts.work_tree.join(".git"))
                 .and_then(|_| std::fs::create_dir_all(&mounts.git_dir))
                 .map_err(|e| format!("no temporary directory: {e}"))?;
-            let args = bwrap_args(&mounts, false, "true");
-            match bwrap_command(args).output() {
+            let policy = BwrapPolicy {
+                network: false,
+                seccomp_fd3: true,
+                tmp_bytes: supports_size().then_some(1 << 20),
+            };
+            let args = bwrap_args_with(&mounts, &policy, "true");
+            let prog = seccomp::program(seccomp::Policy {
+                network: false,
+                unix_sockets: true,
+            });
+            let memfd =
+                seccomp::memfd(&prog).map_err(|e| format!("could not prepare seccomp: {e}"))?;
+            let mut cmd = bwrap_command(args);
+            let fd = std::os::fd::AsRawFd::as_raw_fd(&memfd);
+            // SAFETY: dup2/fcntl are async-signal-safe; memfd outlives the spawn.
+            unsafe {
+                std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || {
+                    libc::syscall(
+                        libc::SYS_close_range,
+                        3u32,
+                        u32::MAX,
+                        libc::CLOSE_RANGE_CLOEXEC,
+                    );
+                    if fd == 3 {
+                        libc::fcntl(3, libc::F_SETFD, 0);
+                    } else {
+                        libc::dup2(fd, 3);
+                    }
+                    Ok(())
+                });
+            }
+            let out = cmd.output();
+            drop(memfd);
+            match out {
                 Ok(out) if out.status.success() => Ok(()),
                 Ok(out) => Err(format!(
                     "bubblewrap is installed but could not create a sandbox here ({})",
@@ -187,15 +334,37 @@ impl Sandbox for BwrapSandbox {
         request: &ExecRequest,
         cancel: &CancellationToken,
     ) -> Result<ExecOutput, SandboxError> {
-        let args = bwrap_args(&self.mounts, self.settings.network, &request.command);
-        process::run(
-            bwrap_command(args),
-            request.timeout,
-            self.settings.output_keep_bytes,
-            self.settings.output_limit_bytes,
-            cancel,
-        )
-        .await
+        if request.command.contains('\0') {
+            return Err(SandboxError::Spawn(
+                "the command contains a NUL byte".into(),
+            ));
+        }
+        // The executor is a bash script; without bash, a fresh sandbox per command.
+        if self.settings.per_command || !Path::new("/bin/bash").exists() {
+            return self.exec_fresh(request, cancel).await;
+        }
+        let mut spec = RunSpec::new(&self.settings, request.timeout);
+        spec.disk_watch = Some((
+            vec![self.mounts.work_tree.clone()],
+            self.settings.limits.workspace_bytes,
+        ));
+        let mut guard = self.session.lock().await;
+        let mut session = match guard.take() {
+            Some(s) => s,
+            None => self.start_session()?,
+        };
+        let result = session.run(&request.command, &spec, cancel).await;
+        match result {
+            Ok(outcome) if outcome.reusable => {
+                *guard = Some(session);
+                Ok(outcome.output)
+            }
+            other => {
+                // Killing the sandbox waits for it; keep that off the async threads.
+                let _ = tokio::task::spawn_blocking(move || drop(session)).await;
+                other.map(|o| o.output)
+            }
+        }
     }
 }
 
@@ -244,6 +413,24 @@ mod tests {
     #[test]
     fn network_only_when_asked() {
         assert!(joined(true).contains("--share-net"));
+    }
+
+    #[test]
+    fn seccomp_and_tmp_size_when_asked() {
+        let policy = BwrapPolicy {
+            network: false,
+            seccomp_fd3: true,
+            tmp_bytes: Some(1234),
+        };
+        let a = bwrap_args_with(&mounts(), &policy, "true")
+            .iter()
+            .map(|s| s.to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .join(" ");
+        assert!(a.contains("--seccomp 3 --"), "{a}");
+        assert!(a.contains("--size 1234 --tmpfs /tmp"), "{a}");
+        assert!(a.contains("--setenv TMPDIR /tmp"), "{a}");
+        assert!(!joined(false).contains("--seccomp"));
     }
 
     #[test]

@@ -4,9 +4,18 @@
 //! an environment built from an allow-list (never the caller's, so no token can leak in); every
 //! command has a wall timeout and an output cap, and when it ends — normally, by timeout or by
 //! cancellation — no process it started is left running. `none` exists only when asked for by name.
+//!
+//! Backends, strongest first: `bwrap` (namespaces, read-only root, seccomp, rlimits, cgroup) and
+//! `landlock` (built in: Landlock + seccomp + no capabilities + rlimits + cgroup, for machines where
+//! bwrap cannot create namespaces). Without an explicit choice the first that passes its probe is
+//! used; when none does, [`open`] says why for each and what to do. See docs/sandbox.md.
 
 mod bwrap;
+pub mod landlock;
+mod limits;
 mod process;
+pub mod seccomp;
+mod session;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -15,7 +24,9 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
-pub use bwrap::{BwrapSandbox, bwrap_args};
+pub use bwrap::{BwrapPolicy, BwrapSandbox, bwrap_args, bwrap_args_with};
+pub use landlock::LandlockSandbox;
+pub use limits::{Enforcement, Limits, enforcement};
 pub use process::{ExecOutput, Termination};
 
 /// Which isolation a run uses.
@@ -23,6 +34,7 @@ pub use process::{ExecOutput, Termination};
 #[serde(rename_all = "lowercase")]
 pub enum SandboxKind {
     Bwrap,
+    Landlock,
     None,
 }
 
@@ -30,6 +42,7 @@ impl SandboxKind {
     pub fn as_str(self) -> &'static str {
         match self {
             SandboxKind::Bwrap => "bwrap",
+            SandboxKind::Landlock => "landlock",
             SandboxKind::None => "none",
         }
     }
@@ -37,6 +50,7 @@ impl SandboxKind {
     pub fn parse(s: &str) -> Result<Self, SandboxError> {
         match s.trim().to_ascii_lowercase().as_str() {
             "bwrap" | "bubblewrap" => Ok(SandboxKind::Bwrap),
+            "landlock" => Ok(SandboxKind::Landlock),
             "none" => Ok(SandboxKind::None),
             other => Err(SandboxError::Unknown(other.to_string())),
         }
@@ -55,6 +69,13 @@ pub struct SandboxSettings {
     pub output_keep_bytes: usize,
     /// A command producing more than this is stopped.
     pub output_limit_bytes: u64,
+    /// CPU, memory, processes, file and workspace size.
+    pub limits: Limits,
+    /// bwrap: a fresh sandbox per command instead of one per run (slower; for comparison).
+    pub per_command: bool,
+    /// Create cgroups where possible (limits, finding `setsid` children); `false` exercises the
+    /// fallbacks.
+    pub use_cgroups: bool,
 }
 
 impl Default for SandboxSettings {
@@ -66,6 +87,9 @@ impl Default for SandboxSettings {
             max_timeout: Duration::from_secs(600),
             output_keep_bytes: 256 * 1024,
             output_limit_bytes: 64 * 1024 * 1024,
+            limits: Limits::default(),
+            per_command: false,
+            use_cgroups: true,
         }
     }
 }
@@ -88,11 +112,13 @@ pub enum SandboxError {
     #[error(
         "no sandbox is available: {reason}. Install bubblewrap (Debian/Ubuntu: `sudo apt-get install \
          bubblewrap`, Fedora: `sudo dnf install bubblewrap`) and make sure unprivileged user namespaces \
-         are allowed, or run without isolation by asking for it explicitly with `--sandbox none` \
+         are allowed (in a container: allow user namespaces, e.g. Docker `--security-opt \
+         seccomp=unconfined`), or use a kernel with Landlock ABI 6 (Linux 6.12+) for the built-in \
+         backend, or run without isolation by asking for it explicitly with `--sandbox none` \
          (TB_SANDBOX=none)"
     )]
     Unavailable { reason: String },
-    #[error("unknown sandbox '{0}': use bwrap or none")]
+    #[error("unknown sandbox '{0}': use bwrap, landlock or none")]
     Unknown(String),
     #[error("could not start the sandboxed command: {0}")]
     Spawn(String),
@@ -128,29 +154,79 @@ pub fn sandbox_env(home: &str) -> Vec<(String, String)> {
     ]
 }
 
+/// Whether `kind` works on this machine (probed once per process).
+pub fn probe(kind: SandboxKind) -> Result<(), SandboxError> {
+    match kind {
+        SandboxKind::Bwrap => bwrap::probe(),
+        SandboxKind::Landlock => landlock::probe(),
+        SandboxKind::None => Ok(()),
+    }
+}
+
 /// Opens the sandbox a run will use, or says why none can be had.
 pub fn open(
     settings: &SandboxSettings,
     mounts: SandboxMounts,
 ) -> Result<Box<dyn Sandbox>, SandboxError> {
-    match settings.kind {
-        Some(SandboxKind::None) => Ok(Box::new(process::UnsandboxedRunner::new(mounts, settings))),
-        Some(SandboxKind::Bwrap) => {
-            bwrap::probe()?;
-            Ok(Box::new(BwrapSandbox::new(mounts, settings)))
+    let kind = resolve_kind(settings)?;
+    match kind {
+        SandboxKind::None => {
+            tracing::warn!(
+                "sandbox disabled by request (--sandbox none): commands run on this machine"
+            );
+            Ok(Box::new(process::UnsandboxedRunner::new(mounts, settings)))
         }
-        None => {
-            bwrap::probe()?;
-            Ok(Box::new(BwrapSandbox::new(mounts, settings)))
-        }
+        SandboxKind::Bwrap => Ok(Box::new(BwrapSandbox::new(mounts, settings))),
+        SandboxKind::Landlock => Ok(Box::new(LandlockSandbox::new(mounts, settings)?)),
     }
 }
 
-/// Which backend `open` would choose here, without opening one.
+/// Which backend `open` would choose here, without opening one: the one asked for if it works,
+/// else the strongest that passes its probe. `none` is never chosen unless asked for.
 pub fn resolve_kind(settings: &SandboxSettings) -> Result<SandboxKind, SandboxError> {
-    match settings.kind {
-        Some(SandboxKind::None) => Ok(SandboxKind::None),
-        _ => bwrap::probe().map(|_| SandboxKind::Bwrap),
+    if let Some(kind) = settings.kind {
+        return match probe(kind) {
+            Ok(()) => Ok(kind),
+            Err(SandboxError::Unavailable { reason }) => {
+                let alternatives: Vec<&str> = [SandboxKind::Bwrap, SandboxKind::Landlock]
+                    .into_iter()
+                    .filter(|k| *k != kind && probe(*k).is_ok())
+                    .map(SandboxKind::as_str)
+                    .collect();
+                let alt = match alternatives.first() {
+                    Some(a) => {
+                        format!("; `{a}` works here: use `--sandbox {a}` or leave the choice out")
+                    }
+                    None => String::new(),
+                };
+                Err(SandboxError::Unavailable {
+                    reason: format!("`{}` was asked for, but {reason}{alt}", kind.as_str()),
+                })
+            }
+            Err(e) => Err(e),
+        };
+    }
+    let mut reasons = Vec::new();
+    for kind in [SandboxKind::Bwrap, SandboxKind::Landlock] {
+        match probe(kind) {
+            Ok(()) => return Ok(kind),
+            Err(SandboxError::Unavailable { reason }) => {
+                reasons.push(format!("{}: {reason}", kind.as_str()))
+            }
+            Err(e) => reasons.push(format!("{}: {e}", kind.as_str())),
+        }
+    }
+    Err(SandboxError::Unavailable {
+        reason: reasons.join("; "),
+    })
+}
+
+/// How the sandbox is shown to the user, e.g. `bwrap, no network`.
+pub fn describe(kind: SandboxKind, network: bool) -> String {
+    match (kind, network) {
+        (SandboxKind::None, _) => "none (NOT ISOLATED), host network".to_string(),
+        (k, false) => format!("{}, no network", k.as_str()),
+        (k, true) => format!("{}, network on", k.as_str()),
     }
 }
 

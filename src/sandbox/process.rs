@@ -1,12 +1,18 @@
 //! Running one child process with merged output, a wall timeout, an output cap and cancellation.
 //!
 //! Invariants: the child is the leader of its own process group and every fd above 2 is marked
-//! close-on-exec before exec, so nothing of ours leaks in; on timeout, cancellation or output limit
-//! the whole group is killed with SIGKILL and reaped before `run` returns.
+//! close-on-exec before exec, so nothing of ours leaks in (the one exception, a backend's fd 3, is
+//! placed there on purpose); the child joins its cgroup, gets its rlimits and, for the Landlock
+//! backend, its confinement before exec, with async-signal-safe calls only. On timeout,
+//! cancellation, output limit or workspace limit the whole group — and the cgroup, so `setsid`
+//! children too — is killed with SIGKILL and reaped before `run` returns.
 
 use std::collections::VecDeque;
+use std::os::fd::RawFd;
 use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -14,6 +20,8 @@ use serde::{Deserialize, Serialize};
 use tokio::io::AsyncReadExt;
 use tokio_util::sync::CancellationToken;
 
+use super::landlock::Confinement;
+use super::limits::{self, Cgroup, Rlimit};
 use super::{ExecRequest, Sandbox, SandboxError, SandboxKind, SandboxMounts, SandboxSettings};
 
 /// Why a command did not end on its own.
@@ -23,6 +31,8 @@ pub enum Termination {
     Timeout,
     OutputLimit,
     Cancelled,
+    /// The work tree (with the private temporary directory) grew beyond its limit.
+    DiskLimit,
 }
 
 impl Termination {
@@ -33,6 +43,9 @@ impl Termination {
             }
             Termination::OutputLimit => "killed: it produced more output than the limit".into(),
             Termination::Cancelled => "killed: the run was cancelled".into(),
+            Termination::DiskLimit => {
+                "killed: the work tree grew beyond the workspace size limit".into()
+            }
         }
     }
 }
@@ -49,7 +62,7 @@ pub struct ExecOutput {
 }
 
 /// Keeps the first and last `keep/2` bytes of a stream, counting the rest.
-struct HeadTail {
+pub(crate) struct HeadTail {
     head: Vec<u8>,
     tail: VecDeque<u8>,
     half: usize,
@@ -57,7 +70,7 @@ struct HeadTail {
 }
 
 impl HeadTail {
-    fn new(keep: usize) -> Self {
+    pub(crate) fn new(keep: usize) -> Self {
         HeadTail {
             head: Vec::new(),
             tail: VecDeque::new(),
@@ -66,7 +79,11 @@ impl HeadTail {
         }
     }
 
-    fn push(&mut self, mut bytes: &[u8]) {
+    pub(crate) fn total(&self) -> u64 {
+        self.total
+    }
+
+    pub(crate) fn push(&mut self, mut bytes: &[u8]) {
         self.total += bytes.len() as u64;
         if self.head.len() < self.half {
             let take = (self.half - self.head.len()).min(bytes.len());
@@ -83,7 +100,7 @@ impl HeadTail {
         }
     }
 
-    fn finish(self) -> String {
+    pub(crate) fn finish(self) -> String {
         let kept = (self.head.len() + self.tail.len()) as u64;
         let mut out = String::from_utf8_lossy(&self.head).into_owned();
         if self.total > kept {
@@ -98,33 +115,149 @@ impl HeadTail {
     }
 }
 
-/// Spawns `command` (already fully configured with program, args, env and cwd) and collects it.
-pub(crate) async fn run(
-    mut command: std::process::Command,
-    timeout: Duration,
-    keep_bytes: usize,
-    output_limit: u64,
-    cancel: &CancellationToken,
-) -> Result<ExecOutput, SandboxError> {
-    let started = Instant::now();
-    let (reader, writer) = std::io::pipe().map_err(|e| SandboxError::Spawn(e.to_string()))?;
-    let writer2 = writer
-        .try_clone()
-        .map_err(|e| SandboxError::Spawn(e.to_string()))?;
-    command.stdin(Stdio::null()).stdout(writer).stderr(writer2);
-    command.process_group(0);
-    // SAFETY: close_range only flips flags on fds; it is async-signal-safe and allocates nothing.
+/// What the child does to itself between fork and exec.
+#[derive(Default, Clone)]
+pub(crate) struct ChildSetup {
+    pub rlimits: Vec<Rlimit>,
+    /// Descriptors handed to the program at fixed numbers (source, target ≥ 3), e.g. bwrap's
+    /// `--seccomp 3`.
+    pub fds: Vec<(RawFd, RawFd)>,
+    /// Landlock + seccomp + capability drop, for the built-in backend.
+    pub confine: Option<Arc<Confinement>>,
+    /// Kill the child if the spawning thread goes away.
+    pub die_with_parent: bool,
+    /// Start a new session (no controlling terminal) instead of only a new process group; the
+    /// process group id is the child's pid either way.
+    pub new_session: bool,
+}
+
+/// How one command is run and bounded.
+pub(crate) struct RunSpec {
+    pub timeout: Duration,
+    pub keep_bytes: usize,
+    pub output_limit: u64,
+    /// Directories whose total size is bounded, and the bound.
+    pub disk_watch: Option<(Vec<PathBuf>, u64)>,
+    /// A cgroup for the command (limits, and killing everything at the end).
+    pub cgroup: Option<Cgroup>,
+    /// On a forced stop, SIGTERM the leader and give it a moment before the SIGKILLs (the
+    /// Landlock supervisor uses it to kill what left the process group).
+    pub term_leader_first: bool,
+}
+
+impl RunSpec {
+    pub(crate) fn new(settings: &SandboxSettings, timeout: Duration) -> Self {
+        RunSpec {
+            timeout,
+            keep_bytes: settings.output_keep_bytes,
+            output_limit: settings.output_limit_bytes,
+            disk_watch: None,
+            cgroup: None,
+            term_leader_first: false,
+        }
+    }
+}
+
+/// Bytes used below `dirs`; counting stops once past `stop_at`.
+pub(crate) fn disk_usage(dirs: &[PathBuf], stop_at: u64) -> u64 {
+    let mut total = 0u64;
+    for d in dirs {
+        let mut stack = vec![d.clone()];
+        while let Some(dir) = stack.pop() {
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                let Ok(meta) = e.path().symlink_metadata() else {
+                    continue;
+                };
+                if meta.is_dir() {
+                    stack.push(e.path());
+                } else {
+                    total += std::os::unix::fs::MetadataExt::blocks(&meta) * 512;
+                    if total > stop_at {
+                        return total;
+                    }
+                }
+            }
+        }
+    }
+    total
+}
+
+/// Installs the `pre_exec` hook that applies `setup` in the child.
+pub(crate) fn install_setup(
+    command: &mut std::process::Command,
+    setup: ChildSetup,
+    cgroup_fds: Vec<RawFd>,
+) {
+    // SAFETY: everything in here is a plain syscall on memory prepared before the fork; nothing
+    // allocates or takes a lock.
     unsafe {
-        command.pre_exec(|| {
+        command.pre_exec(move || {
             libc::syscall(
                 libc::SYS_close_range,
                 3u32,
                 u32::MAX,
                 libc::CLOSE_RANGE_CLOEXEC,
             );
+            if setup.new_session && libc::setsid() < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            if setup.die_with_parent {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
+            }
+            limits::join_cgroups(&cgroup_fds)?;
+            limits::apply_rlimits(&setup.rlimits)?;
+            // Before the descriptors move: the ruleset fd may sit where one of them goes.
+            if let Some(c) = &setup.confine {
+                c.enter()?;
+            }
+            // Move every source out of the way first, so a source may equal another's target.
+            let mut moved = [-1 as RawFd; 8];
+            for (i, &(src, _)) in setup.fds.iter().take(8).enumerate() {
+                moved[i] = libc::fcntl(src, libc::F_DUPFD_CLOEXEC, 64);
+                if moved[i] < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            for (i, &(_, target)) in setup.fds.iter().take(8).enumerate() {
+                // dup2 clears close-on-exec on the target.
+                if libc::dup2(moved[i], target) != target {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
             Ok(())
         });
     }
+}
+
+/// Spawns `command` (already fully configured with program, args, env and cwd) and collects it.
+pub(crate) async fn run(
+    mut command: std::process::Command,
+    setup: ChildSetup,
+    spec: RunSpec,
+    cancel: &CancellationToken,
+) -> Result<ExecOutput, SandboxError> {
+    let RunSpec {
+        timeout,
+        keep_bytes,
+        output_limit,
+        disk_watch,
+        cgroup,
+        term_leader_first,
+    } = spec;
+    let cgroup_fds = cgroup.as_ref().map(Cgroup::join_fds).unwrap_or_default();
+    let started = Instant::now();
+    let (reader, writer) = std::io::pipe().map_err(|e| SandboxError::Spawn(e.to_string()))?;
+    let writer2 = writer
+        .try_clone()
+        .map_err(|e| SandboxError::Spawn(e.to_string()))?;
+    command.stdin(Stdio::null()).stdout(writer).stderr(writer2);
+    if !setup.new_session {
+        command.process_group(0);
+    }
+    install_setup(&mut command, setup, cgroup_fds);
     let mut command = tokio::process::Command::from(command);
     command.kill_on_drop(true);
     let mut child = command
@@ -139,6 +272,15 @@ pub(crate) async fn run(
     let mut buf = HeadTail::new(keep_bytes);
     let mut chunk = vec![0u8; 64 * 1024];
     let deadline = tokio::time::Instant::now() + timeout;
+    // A command is stopped when it grows the work tree past the limit; one that starts over the
+    // limit (after an earlier stop) may still run, so the agent can clean up.
+    let mut disk_last = disk_watch
+        .as_ref()
+        .map(|(dirs, _)| disk_usage(dirs, u64::MAX))
+        .unwrap_or(0);
+    let tick = Duration::from_millis(500);
+    let mut disk_tick = tokio::time::interval_at(tokio::time::Instant::now() + tick, tick);
+    disk_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut terminated = None;
     let mut status = None;
     let mut eof = false;
@@ -178,16 +320,42 @@ pub(crate) async fn run(
                 terminated = Some(Termination::Cancelled);
                 break;
             },
+            _ = disk_tick.tick(), if disk_watch.is_some() => {
+                if let Some((dirs, cap)) = &disk_watch {
+                    let used = disk_usage(dirs, disk_last.max(*cap).saturating_add(1 << 20));
+                    if used > *cap && used > disk_last {
+                        terminated = Some(Termination::DiskLimit);
+                        break;
+                    }
+                    disk_last = used;
+                }
+            },
             _ = drain_sleep => break,
         }
     }
 
+    if term_leader_first
+        && status.is_none()
+        && let Some(pid) = pgid
+    {
+        // SAFETY: plain syscall on our own child.
+        unsafe {
+            libc::kill(pid, libc::SIGTERM);
+        }
+        if let Ok(Ok(st)) = tokio::time::timeout(Duration::from_millis(500), child.wait()).await {
+            status = Some(st);
+        }
+    }
     // Whatever happened, nothing of this command's process group survives.
     if let Some(pgid) = pgid {
         // SAFETY: plain syscall; a negative pid addresses the process group we created.
         unsafe {
             libc::kill(-pgid, libc::SIGKILL);
         }
+    }
+    if let Some(cg) = cgroup {
+        // Children that left the process group (setsid, nohup &) are still in the cgroup.
+        let _ = tokio::task::spawn_blocking(move || drop(cg)).await;
     }
     let status = match status {
         Some(s) => s,
@@ -196,6 +364,18 @@ pub(crate) async fn run(
             .await
             .map_err(|e| SandboxError::Spawn(e.to_string()))?,
     };
+    // The leader is reaped; members forked while the first kill went through may remain. A few
+    // more rounds catch them (killed orphans can stay zombies, still "in" the group, until init
+    // reaps them, so this does not wait for ESRCH).
+    if let Some(pgid) = pgid {
+        for _ in 0..5 {
+            // SAFETY: as above.
+            if unsafe { libc::kill(-pgid, libc::SIGKILL) } != 0 {
+                break; // ESRCH: the group is empty
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
     let exit_code = match (
         status.code(),
         std::os::unix::process::ExitStatusExt::signal(&status),
@@ -205,13 +385,32 @@ pub(crate) async fn run(
         (None, None) => -1,
     };
     let total_bytes = buf.total;
+    let mut output = buf.finish();
+    if terminated.is_none()
+        && let Some(sig) = std::os::unix::process::ExitStatusExt::signal(&status)
+    {
+        output.push_str(&format!("\n[{}]", describe_signal(sig)));
+    }
     Ok(ExecOutput {
-        output: buf.finish(),
+        output,
         exit_code,
         terminated,
         total_bytes,
         duration: started.elapsed(),
     })
+}
+
+pub(crate) fn describe_signal(sig: i32) -> String {
+    match sig {
+        libc::SIGXFSZ => "killed by SIGXFSZ: a file reached the file size limit".into(),
+        libc::SIGXCPU => "killed by SIGXCPU: the CPU time limit was reached".into(),
+        libc::SIGKILL => {
+            "killed by SIGKILL (the memory limit is the usual reason when nothing else was hit)"
+                .into()
+        }
+        libc::SIGSYS => "killed by SIGSYS: a forbidden system call".into(),
+        other => format!("killed by signal {other}"),
+    }
 }
 
 /// `--sandbox none`: runs on the host, in the work tree, with the allow-listed environment.
@@ -254,14 +453,13 @@ impl Sandbox for UnsandboxedRunner {
         for (k, v) in super::sandbox_env(&home) {
             cmd.env(k, v);
         }
-        run(
-            cmd,
-            request.timeout,
-            self.settings.output_keep_bytes,
-            self.settings.output_limit_bytes,
-            cancel,
-        )
-        .await
+        let mut spec = RunSpec::new(&self.settings, request.timeout);
+        spec.cgroup = Cgroup::for_settings(&self.settings);
+        let setup = ChildSetup {
+            rlimits: limits::rlimits(&self.settings.limits, spec.cgroup.is_some()),
+            ..Default::default()
+        };
+        run(cmd, setup, spec, cancel).await
     }
 }
 
@@ -300,15 +498,17 @@ mod tests {
     async fn sh(script: &str, timeout_ms: u64) -> ExecOutput {
         let mut c = std::process::Command::new("/bin/sh");
         c.arg("-c").arg(script);
-        run(
-            c,
-            Duration::from_millis(timeout_ms),
-            1024,
-            1 << 20,
-            &CancellationToken::new(),
-        )
-        .await
-        .unwrap()
+        let spec = RunSpec {
+            timeout: Duration::from_millis(timeout_ms),
+            keep_bytes: 1024,
+            output_limit: 1 << 20,
+            disk_watch: None,
+            cgroup: None,
+            term_leader_first: false,
+        };
+        run(c, ChildSetup::default(), spec, &CancellationToken::new())
+            .await
+            .unwrap()
     }
 
     #[tokio::test]

@@ -1,0 +1,520 @@
+//! The built-in backend for machines without bubblewrap: Landlock + seccomp + no capabilities.
+//!
+//! Why raw syscalls: the ruleset is built in the parent, but it is enforced in the forked child
+//! between fork and exec, where nothing may allocate; three syscalls and two `repr(C)` structs are
+//! all it takes.
+//!
+//! Invariants: this backend needs Landlock ABI ≥ 6 (signal and abstract-socket scoping), else it
+//! reports itself unavailable. Every command runs with: all capabilities dropped (bounding set,
+//! ambient, and `SECBIT_NOROOT` so exec cannot bring them back), `no_new_privs`, a Landlock domain
+//! allowing read/exec of the system directories, read of a filtered `/etc` (no shadow, sudoers,
+//! ssh or private keys) and of the git directory, read/write of the work tree and a private
+//! temporary directory only — no `/proc`, `/sys`, `/run`, home or host `/tmp` —, no signals or
+//! abstract sockets outside its domain, no TCP while the network is off; and the seccomp filter,
+//! which refuses `AF_UNIX` sockets always (named sockets on the host — a container runtime's, the
+//! init system's — would otherwise be reachable) and every other family while the network is off.
+
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+
+use async_trait::async_trait;
+use tokio_util::sync::CancellationToken;
+
+use super::limits::{self, Cgroup};
+use super::process::{self, ChildSetup, ExecOutput, RunSpec};
+use super::seccomp;
+use super::{ExecRequest, Sandbox, SandboxError, SandboxKind, SandboxMounts, SandboxSettings};
+
+const CREATE_RULESET_VERSION: u32 = 1;
+const RULE_PATH_BENEATH: libc::c_int = 1;
+
+const FS_EXECUTE: u64 = 1 << 0;
+const FS_WRITE_FILE: u64 = 1 << 1;
+const FS_READ_FILE: u64 = 1 << 2;
+const FS_READ_DIR: u64 = 1 << 3;
+const FS_TRUNCATE: u64 = 1 << 14;
+const FS_IOCTL_DEV: u64 = 1 << 15;
+const NET_BIND_TCP: u64 = 1 << 0;
+const NET_CONNECT_TCP: u64 = 1 << 1;
+const SCOPE_ABSTRACT_UNIX_SOCKET: u64 = 1 << 0;
+const SCOPE_SIGNAL: u64 = 1 << 1;
+
+/// The oldest ABI this backend accepts: 6 brings signal and abstract-socket scoping.
+pub const MIN_ABI: i64 = 6;
+
+#[repr(C)]
+struct RulesetAttr {
+    handled_access_fs: u64,
+    handled_access_net: u64,
+    scoped: u64,
+}
+
+#[repr(C, packed)]
+struct PathBeneathAttr {
+    allowed_access: u64,
+    parent_fd: i32,
+}
+
+/// The kernel's Landlock ABI version, or why there is none.
+pub fn abi() -> Result<i64, String> {
+    // SAFETY: the version query takes no pointers.
+    let v = unsafe {
+        libc::syscall(
+            libc::SYS_landlock_create_ruleset,
+            std::ptr::null::<RulesetAttr>(),
+            0usize,
+            CREATE_RULESET_VERSION,
+        )
+    };
+    if v < 0 {
+        let e = std::io::Error::last_os_error();
+        return Err(match e.raw_os_error() {
+            Some(libc::ENOSYS) => "the kernel has no Landlock support".to_string(),
+            Some(libc::EOPNOTSUPP) => {
+                "Landlock is built in but disabled (add `landlock` to the kernel's `lsm=` list)"
+                    .to_string()
+            }
+            _ => format!("Landlock is unavailable: {e}"),
+        });
+    }
+    Ok(v)
+}
+
+fn fs_rights(abi: i64) -> u64 {
+    let mut all = (1u64 << 13) - 1; // ABI 1: execute … make_sym
+    if abi >= 2 {
+        all |= 1 << 13; // refer
+    }
+    if abi >= 3 {
+        all |= FS_TRUNCATE;
+    }
+    if abi >= 5 {
+        all |= FS_IOCTL_DEV;
+    }
+    all
+}
+
+/// A Landlock ruleset plus the seccomp program, ready to be entered by a forked child.
+pub struct Confinement {
+    ruleset: OwnedFd,
+    seccomp: Option<Vec<libc::sock_filter>>,
+    drop_caps: bool,
+}
+
+impl Confinement {
+    /// Builds the ruleset for `mounts` and `tmp` (the private temporary directory).
+    pub fn build(mounts: &SandboxMounts, tmp: &Path, network: bool) -> Result<Self, String> {
+        let abi = abi()?;
+        if abi < MIN_ABI {
+            return Err(format!(
+                "the kernel's Landlock ABI is {abi}; this backend needs {MIN_ABI} (Linux 6.12) to \
+                 keep signals and abstract sockets inside the sandbox"
+            ));
+        }
+        let all = fs_rights(abi);
+        let file_rights = FS_EXECUTE | FS_WRITE_FILE | FS_READ_FILE | FS_TRUNCATE | FS_IOCTL_DEV;
+        let attr = RulesetAttr {
+            handled_access_fs: all,
+            handled_access_net: if network {
+                0
+            } else {
+                NET_BIND_TCP | NET_CONNECT_TCP
+            },
+            scoped: SCOPE_ABSTRACT_UNIX_SOCKET | SCOPE_SIGNAL,
+        };
+        // SAFETY: attr is a valid ruleset_attr of the size we pass.
+        let fd = unsafe {
+            libc::syscall(
+                libc::SYS_landlock_create_ruleset,
+                &attr as *const RulesetAttr,
+                std::mem::size_of::<RulesetAttr>(),
+                0u32,
+            )
+        };
+        if fd < 0 {
+            return Err(format!(
+                "creating a Landlock ruleset failed: {}",
+                std::io::Error::last_os_error()
+            ));
+        }
+        // SAFETY: a fresh descriptor we own.
+        let ruleset = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+        let add = |path: &Path, rights: u64| -> Result<(), String> {
+            let Ok(c) = CString::new(path.as_os_str().as_bytes()) else {
+                return Ok(());
+            };
+            // SAFETY: a NUL-terminated path; the fd is closed by OwnedFd.
+            let pfd = unsafe { libc::open(c.as_ptr(), libc::O_PATH | libc::O_CLOEXEC) };
+            if pfd < 0 {
+                return Ok(()); // missing paths are simply not granted
+            }
+            // SAFETY: a fresh descriptor we own.
+            let pfd = unsafe { OwnedFd::from_raw_fd(pfd) };
+            let is_dir = std::fs::metadata(path).is_ok_and(|m| m.is_dir());
+            let rights = if is_dir { rights } else { rights & file_rights } & all;
+            let rule = PathBeneathAttr {
+                allowed_access: rights,
+                parent_fd: pfd.as_raw_fd(),
+            };
+            // SAFETY: rule is a valid path_beneath_attr; both fds are open.
+            let r = unsafe {
+                libc::syscall(
+                    libc::SYS_landlock_add_rule,
+                    ruleset.as_raw_fd(),
+                    RULE_PATH_BENEATH,
+                    &rule as *const PathBeneathAttr,
+                    0u32,
+                )
+            };
+            if r != 0 {
+                return Err(format!(
+                    "Landlock rule for {}: {}",
+                    path.display(),
+                    std::io::Error::last_os_error()
+                ));
+            }
+            Ok(())
+        };
+        let read_exec = FS_READ_FILE | FS_READ_DIR | FS_EXECUTE;
+        for sys in [
+            "/usr",
+            "/bin",
+            "/sbin",
+            "/lib",
+            "/lib32",
+            "/lib64",
+            "/libx32",
+            "/opt",
+            "/nix/store",
+        ] {
+            add(Path::new(sys), read_exec)?;
+        }
+        add(Path::new("/etc"), FS_READ_DIR)?;
+        for entry in etc_entries() {
+            add(&entry, FS_READ_FILE | FS_READ_DIR)?;
+        }
+        for dev in ["/dev/null", "/dev/zero", "/dev/full"] {
+            add(Path::new(dev), FS_READ_FILE | FS_WRITE_FILE | FS_TRUNCATE)?;
+        }
+        for dev in ["/dev/urandom", "/dev/random"] {
+            add(Path::new(dev), FS_READ_FILE)?;
+        }
+        add(&mounts.git_dir, FS_READ_FILE | FS_READ_DIR)?;
+        add(&mounts.work_tree, all)?;
+        add(tmp, all)?;
+        Ok(Confinement {
+            ruleset,
+            seccomp: Some(seccomp::program(seccomp::Policy {
+                network,
+                unix_sockets: false,
+            })),
+            drop_caps: true,
+        })
+    }
+
+    /// Only Landlock's scoping — no abstract Unix sockets or signals outside the domain — with no
+    /// filesystem or network rules, so bwrap can still build its namespaces under it. Used for
+    /// bwrap with the network on, where the host's network namespace (and so its abstract sockets,
+    /// a container shim's for instance) is shared.
+    pub fn scope_only() -> Result<Self, String> {
+        let abi = abi()?;
+        if abi < MIN_ABI {
+            return Err(format!("Landlock ABI {abi} has no scoping"));
+        }
+        let attr = RulesetAttr {
+            handled_access_fs: 0,
+            handled_access_net: 0,
+            scoped: SCOPE_ABSTRACT_UNIX_SOCKET | SCOPE_SIGNAL,
+        };
+        // SAFETY: attr is a valid ruleset_attr of the size we pass.
+        let fd = unsafe {
+            libc::syscall(
+                libc::SYS_landlock_create_ruleset,
+                &attr as *const RulesetAttr,
+                std::mem::size_of::<RulesetAttr>(),
+                0u32,
+            )
+        };
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error().to_string());
+        }
+        Ok(Confinement {
+            // SAFETY: a fresh descriptor we own.
+            ruleset: unsafe { OwnedFd::from_raw_fd(fd as i32) },
+            seccomp: None,
+            drop_caps: false,
+        })
+    }
+
+    /// Drops capabilities, sets `no_new_privs`, enters the Landlock domain and installs seccomp.
+    /// Async-signal-safe: called in the forked child.
+    pub(crate) fn enter(&self) -> std::io::Result<()> {
+        // SAFETY: plain syscalls with stack values; nothing allocates.
+        unsafe {
+            if self.drop_caps {
+                drop_capabilities()?;
+            }
+            if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            if libc::syscall(
+                libc::SYS_landlock_restrict_self,
+                self.ruleset.as_raw_fd(),
+                0u32,
+            ) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            match &self.seccomp {
+                Some(prog) => seccomp::install(prog),
+                None => Ok(()),
+            }
+        }
+    }
+}
+
+/// Everything directly in `/etc` except credentials and keys.
+fn etc_entries() -> Vec<PathBuf> {
+    const MASKED: &[&str] = &[
+        "shadow",
+        "shadow-",
+        "gshadow",
+        "gshadow-",
+        "sudoers",
+        "sudoers.d",
+        "ssh",
+        "ssl",
+        "security",
+        "credstore",
+        "credstore.encrypted",
+        "mtab",
+    ];
+    let mut out: Vec<PathBuf> = std::fs::read_dir("/etc")
+        .map(|d| {
+            d.flatten()
+                .filter(|e| !MASKED.contains(&e.file_name().to_string_lossy().as_ref()))
+                .map(|e| e.path())
+                .filter(|p| {
+                    // A symlink out of /etc (to /proc, /run, …) is not followed into a grant.
+                    std::fs::canonicalize(p)
+                        .is_ok_and(|c| c.starts_with("/etc") || c.starts_with("/usr"))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    // Public CA certificates are needed for TLS; the private keys next to them are not granted.
+    out.push(PathBuf::from("/etc/ssl/certs"));
+    out
+}
+
+/// Clears the bounding, ambient, effective, permitted and inheritable sets and locks
+/// `SECBIT_NOROOT`, so that even a uid-0 command has no capabilities after exec.
+unsafe fn drop_capabilities() -> std::io::Result<()> {
+    const SECBIT_NOROOT: libc::c_ulong = 1 << 0;
+    const SECBIT_NOROOT_LOCKED: libc::c_ulong = 1 << 1;
+    const SECBIT_NO_SETUID_FIXUP: libc::c_ulong = 1 << 2;
+    const SECBIT_NO_SETUID_FIXUP_LOCKED: libc::c_ulong = 1 << 3;
+    const SECBIT_NO_CAP_AMBIENT_RAISE: libc::c_ulong = 1 << 6;
+    const SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED: libc::c_ulong = 1 << 7;
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: i32,
+    }
+    #[repr(C)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    // SAFETY: prctl/capset with stack values.
+    unsafe {
+        // Only possible with CAP_SETPCAP; without it there is nothing to drop below.
+        let has_setpcap = libc::prctl(
+            libc::PR_SET_SECUREBITS,
+            SECBIT_NOROOT
+                | SECBIT_NOROOT_LOCKED
+                | SECBIT_NO_SETUID_FIXUP
+                | SECBIT_NO_SETUID_FIXUP_LOCKED
+                | SECBIT_NO_CAP_AMBIENT_RAISE
+                | SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED,
+        ) == 0;
+        if has_setpcap {
+            for cap in 0..64 {
+                let r = libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0);
+                if r != 0 && *libc::__errno_location() != libc::EINVAL {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+        }
+        libc::prctl(
+            libc::PR_CAP_AMBIENT,
+            libc::PR_CAP_AMBIENT_CLEAR_ALL,
+            0,
+            0,
+            0,
+        );
+        let header = Header {
+            version: 0x2008_0522,
+            pid: 0,
+        };
+        let data = [
+            Data {
+                effective: 0,
+                permitted: 0,
+                inheritable: 0,
+            },
+            Data {
+                effective: 0,
+                permitted: 0,
+                inheritable: 0,
+            },
+        ];
+        if libc::syscall(libc::SYS_capset, &header as *const Header, data.as_ptr()) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// Checks once per process that a confined command can run here.
+pub(super) fn probe() -> Result<(), SandboxError> {
+    static PROBE: OnceLock<Result<(), String>> = OnceLock::new();
+    PROBE
+        .get_or_init(|| {
+            let scratch =
+                tempfile::tempdir().map_err(|e| format!("no temporary directory: {e}"))?;
+            let mounts = SandboxMounts {
+                work_tree: scratch.path().join("repo"),
+                git_dir: scratch.path().join("git"),
+            };
+            std::fs::create_dir_all(&mounts.work_tree)
+                .and_then(|_| std::fs::create_dir_all(&mounts.git_dir))
+                .map_err(|e| format!("no temporary directory: {e}"))?;
+            let confine = Confinement::build(&mounts, scratch.path(), false)?;
+            let mut cmd = std::process::Command::new(super::shell());
+            cmd.args(["-c", "true"])
+                .env_clear()
+                .current_dir(&mounts.work_tree)
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped());
+            // SAFETY: see Confinement::enter.
+            unsafe {
+                use std::os::unix::process::CommandExt;
+                cmd.pre_exec(move || confine.enter());
+            }
+            match cmd.output() {
+                Ok(o) if o.status.success() => Ok(()),
+                Ok(o) => Err(format!(
+                    "a Landlock-confined test command failed ({})",
+                    String::from_utf8_lossy(&o.stderr).trim()
+                )),
+                Err(e) => Err(format!("a Landlock-confined test command failed: {e}")),
+            }
+        })
+        .clone()
+        .map_err(|reason| SandboxError::Unavailable { reason })
+}
+
+/// Runs the command (`$1`) and then, or when told to stop (SIGTERM), SIGKILLs every other process
+/// it can signal. Landlock's signal scoping makes that exactly the processes of this command's own
+/// domain — `setsid` and `nohup` children included — and nothing else; as a guard, it does nothing
+/// if it can signal the tiny-backspace process (which scoping forbids).
+const SUPERVISOR: &str = r#"hp=$TB_HOST_PID; unset TB_HOST_PID
+sweep() {
+  if [ -z "$hp" ] || kill -0 "$hp" 2>/dev/null; then return; fi
+  for ((i = 0; i < 100; i++)); do kill -9 -1 2>/dev/null || break; done
+}
+trap 'sweep; exit 143' TERM
+/bin/bash -c "$1" &
+wait "$!"; rc=$?
+sweep
+exit "$rc"
+"#;
+
+pub struct LandlockSandbox {
+    mounts: SandboxMounts,
+    settings: SandboxSettings,
+    tmp: tempfile::TempDir,
+    confine: Arc<Confinement>,
+}
+
+impl LandlockSandbox {
+    pub fn new(mounts: SandboxMounts, settings: &SandboxSettings) -> Result<Self, SandboxError> {
+        let tmp = tempfile::Builder::new()
+            .prefix("tb-sandbox-tmp-")
+            .tempdir()
+            .map_err(|e| SandboxError::Spawn(format!("private temporary directory: {e}")))?;
+        std::fs::create_dir_all(tmp.path().join("home"))
+            .map_err(|e| SandboxError::Spawn(format!("private temporary directory: {e}")))?;
+        let confine = Confinement::build(&mounts, tmp.path(), settings.network)
+            .map_err(|reason| SandboxError::Unavailable { reason })?;
+        Ok(LandlockSandbox {
+            mounts,
+            settings: settings.clone(),
+            tmp,
+            confine: Arc::new(confine),
+        })
+    }
+}
+
+#[async_trait]
+impl Sandbox for LandlockSandbox {
+    fn kind(&self) -> SandboxKind {
+        SandboxKind::Landlock
+    }
+
+    fn network(&self) -> bool {
+        self.settings.network
+    }
+
+    async fn exec(
+        &self,
+        request: &ExecRequest,
+        cancel: &CancellationToken,
+    ) -> Result<ExecOutput, SandboxError> {
+        let mut spec = RunSpec::new(&self.settings, request.timeout);
+        spec.cgroup = Cgroup::for_settings(&self.settings);
+        let mut cmd = std::process::Command::new(super::shell());
+        // The supervisor is a bash script (without bash, only the process group is killed).
+        if spec.cgroup.is_some() || !Path::new("/bin/bash").exists() {
+            cmd.arg("-c").arg(&request.command);
+        } else {
+            // No cgroup to find children that leave the process group: a supervisor inside the
+            // command's own Landlock domain kills them (see SUPERVISOR).
+            cmd.arg("-c")
+                .arg(SUPERVISOR)
+                .arg("tb-supervisor")
+                .arg(&request.command);
+            spec.term_leader_first = true;
+        }
+        cmd.current_dir(&self.mounts.work_tree).env_clear();
+        if spec.term_leader_first {
+            cmd.env("TB_HOST_PID", std::process::id().to_string());
+        }
+        let home = self.tmp.path().join("home");
+        for (k, v) in super::sandbox_env(&home.to_string_lossy()) {
+            cmd.env(k, v);
+        }
+        cmd.env("TMPDIR", self.tmp.path())
+            .env("GIT_DIR", &self.mounts.git_dir)
+            .env("GIT_WORK_TREE", &self.mounts.work_tree);
+        spec.disk_watch = Some((
+            vec![self.mounts.work_tree.clone(), self.tmp.path().to_path_buf()],
+            self.settings.limits.workspace_bytes,
+        ));
+        let setup = ChildSetup {
+            rlimits: limits::rlimits(&self.settings.limits, spec.cgroup.is_some()),
+            confine: Some(self.confine.clone()),
+            die_with_parent: true,
+            // Like bwrap's --new-session: no controlling terminal to inject keystrokes into.
+            new_session: true,
+            ..Default::default()
+        };
+        process::run(cmd, setup, spec, cancel).await
+    }
+}

@@ -1,0 +1,349 @@
+//! Resource limits for sandboxed commands: rlimits set in the child, and a cgroup per command.
+//!
+//! Invariants: rlimits are applied in the forked child before exec with plain syscalls (nothing
+//! allocates); `RLIMIT_NPROC` counts per user and does nothing for root, so the process cap comes
+//! from a `pids` cgroup where one can be made (root, or a delegated cgroup v2), and the memory cap
+//! from a `memory` cgroup, with `RLIMIT_DATA` per process as the floor. A cgroup is created per
+//! command; when the command ends every process in it is killed (`cgroup.kill` where it exists,
+//! else kill-until-empty) and the cgroup removed, so `setsid`/`nohup` children cannot outlive it.
+
+use std::io::Write;
+use std::os::fd::{AsRawFd, RawFd};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Configurable caps for every sandboxed command (see docs/sandbox.md for the defaults' reasons).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Limits {
+    /// CPU seconds per process (`RLIMIT_CPU`; SIGXCPU, then SIGKILL 5 s later).
+    pub cpu_secs: u64,
+    /// Memory per command (cgroup) and per process (`RLIMIT_DATA`).
+    pub memory_bytes: u64,
+    /// Processes per command (pids cgroup; `RLIMIT_NPROC` above the user's current count otherwise).
+    pub max_processes: u64,
+    /// Largest file a command may write (`RLIMIT_FSIZE`; SIGXFSZ).
+    pub file_size_bytes: u64,
+    /// The work tree (plus the private temporary directory) may not grow beyond this.
+    pub workspace_bytes: u64,
+    /// Size of the private `/tmp`.
+    pub tmp_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            cpu_secs: 600,
+            memory_bytes: 2 << 30,
+            max_processes: 512,
+            file_size_bytes: 1 << 30,
+            workspace_bytes: 4 << 30,
+            tmp_bytes: 512 << 20,
+        }
+    }
+}
+
+/// One rlimit to set in the child: (resource, soft, hard).
+pub(crate) type Rlimit = (libc::__rlimit_resource_t, u64, u64);
+
+/// The rlimits for `limits`, computed in the parent (may read /proc), applied in the child.
+pub(crate) fn rlimits(limits: &Limits, with_pids_cgroup: bool) -> Vec<Rlimit> {
+    let mut v: Vec<Rlimit> = vec![
+        (
+            libc::RLIMIT_CPU,
+            limits.cpu_secs,
+            limits.cpu_secs.saturating_add(5),
+        ),
+        (libc::RLIMIT_DATA, limits.memory_bytes, limits.memory_bytes),
+        (
+            libc::RLIMIT_FSIZE,
+            limits.file_size_bytes,
+            limits.file_size_bytes,
+        ),
+        (libc::RLIMIT_CORE, 0, 0),
+    ];
+    // SAFETY: getuid cannot fail.
+    let uid = unsafe { libc::getuid() };
+    if !with_pids_cgroup && uid != 0 {
+        // Per user: allow the user's existing processes plus the per-command budget.
+        let n = count_user_processes(uid).saturating_add(limits.max_processes);
+        v.push((libc::RLIMIT_NPROC, n, n));
+    }
+    v
+}
+
+fn count_user_processes(uid: u32) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::read_dir("/proc")
+        .map(|d| {
+            d.flatten()
+                .filter(|e| {
+                    e.file_name()
+                        .to_string_lossy()
+                        .bytes()
+                        .all(|b| b.is_ascii_digit())
+                })
+                .filter(|e| e.metadata().is_ok_and(|m| m.uid() == uid))
+                .count() as u64
+        })
+        .unwrap_or(0)
+}
+
+/// Applies `limits` to the calling process. Async-signal-safe (for `pre_exec`).
+pub(crate) fn apply_rlimits(limits: &[Rlimit]) -> std::io::Result<()> {
+    for &(res, soft, hard) in limits {
+        let mut cur = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: plain syscalls on a stack value.
+        unsafe {
+            libc::getrlimit(res, &mut cur);
+            // Never try to raise a hard limit someone set lower.
+            let hard = hard.min(cur.rlim_max);
+            let new = libc::rlimit {
+                rlim_cur: soft.min(hard),
+                rlim_max: hard,
+            };
+            if libc::setrlimit(res, &new) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Which limits can actually be enforced on this machine (probed once).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Enforcement {
+    /// A pids cgroup, or `RLIMIT_NPROC` (not root).
+    pub processes: bool,
+    /// A memory cgroup (otherwise only `RLIMIT_DATA` per process).
+    pub memory_cgroup: bool,
+    /// A cgroup to find children that left the process group (`setsid`).
+    pub kill_tree: bool,
+}
+
+/// Probes (once) what the cgroup setup here allows.
+pub fn enforcement() -> Enforcement {
+    static E: std::sync::OnceLock<Enforcement> = std::sync::OnceLock::new();
+    *E.get_or_init(|| {
+        let cg = Cgroup::create(&Limits::default());
+        // SAFETY: getuid cannot fail.
+        let root = unsafe { libc::getuid() } == 0;
+        Enforcement {
+            processes: cg.as_ref().is_some_and(|c| c.has_pids) || !root,
+            memory_cgroup: cg.as_ref().is_some_and(|c| c.has_memory),
+            kill_tree: cg.is_some(),
+        }
+    })
+}
+
+/// A cgroup (in each hierarchy we could write to) holding one command's processes.
+pub(crate) struct Cgroup {
+    dirs: Vec<PathBuf>,
+    /// `cgroup.procs` of each, open for writing: the child writes "0" to join before exec.
+    join: Vec<std::fs::File>,
+    kill_file: Option<PathBuf>,
+    pub(crate) has_pids: bool,
+    pub(crate) has_memory: bool,
+}
+
+static SEQ: AtomicU64 = AtomicU64::new(0);
+
+/// Our own cgroup path per hierarchy, from /proc/self/cgroup.
+fn own_cgroups() -> Vec<(String, String)> {
+    std::fs::read_to_string("/proc/self/cgroup")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            let mut parts = l.splitn(3, ':');
+            let _id = parts.next()?;
+            let ctrl = parts.next()?.to_string();
+            let path = parts.next()?.to_string();
+            Some((ctrl, path))
+        })
+        .collect()
+}
+
+fn mkdir_in(base: &Path, rel: &str, name: &str) -> Option<PathBuf> {
+    let dir = base.join(rel.trim_start_matches('/')).join(name);
+    std::fs::create_dir(&dir).ok()?;
+    Some(dir)
+}
+
+impl Cgroup {
+    /// A cgroup for one command (or bwrap session) under `settings`, if allowed and possible.
+    pub(crate) fn for_settings(settings: &super::SandboxSettings) -> Option<Cgroup> {
+        if settings.use_cgroups {
+            Cgroup::create(&settings.limits)
+        } else {
+            None
+        }
+    }
+
+    /// Best effort: `None` when no hierarchy lets us create a child cgroup.
+    pub(crate) fn create(limits: &Limits) -> Option<Cgroup> {
+        let name = format!(
+            "tiny-backspace-{}-{}",
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::Relaxed)
+        );
+        let mut cg = Cgroup {
+            dirs: Vec::new(),
+            join: Vec::new(),
+            kill_file: None,
+            has_pids: false,
+            has_memory: false,
+        };
+        for (ctrl, path) in own_cgroups() {
+            if ctrl.is_empty() {
+                // cgroup v2 (unified): kill support always, limits if the controllers are delegated.
+                let base = [
+                    Path::new("/sys/fs/cgroup"),
+                    Path::new("/sys/fs/cgroup/unified"),
+                ]
+                .into_iter()
+                .find(|b| b.join("cgroup.controllers").exists());
+                let Some(dir) = base.and_then(|b| mkdir_in(b, &path, &name)) else {
+                    continue;
+                };
+                let controllers =
+                    std::fs::read_to_string(dir.join("cgroup.controllers")).unwrap_or_default();
+                if controllers.split_whitespace().any(|c| c == "pids")
+                    && write(&dir.join("pids.max"), &limits.max_processes.to_string())
+                {
+                    cg.has_pids = true;
+                }
+                if controllers.split_whitespace().any(|c| c == "memory")
+                    && write(&dir.join("memory.max"), &limits.memory_bytes.to_string())
+                {
+                    let _ = write(&dir.join("memory.swap.max"), "0");
+                    cg.has_memory = true;
+                }
+                if dir.join("cgroup.kill").exists() {
+                    cg.kill_file = Some(dir.join("cgroup.kill"));
+                }
+                cg.add(dir);
+            } else if ctrl.split(',').any(|c| c == "pids") && !cg.has_pids {
+                let Some(dir) = mkdir_in(Path::new("/sys/fs/cgroup/pids"), &path, &name) else {
+                    continue;
+                };
+                cg.has_pids = write(&dir.join("pids.max"), &limits.max_processes.to_string());
+                cg.add(dir);
+            } else if ctrl.split(',').any(|c| c == "memory") && !cg.has_memory {
+                let Some(dir) = mkdir_in(Path::new("/sys/fs/cgroup/memory"), &path, &name) else {
+                    continue;
+                };
+                let bytes = limits.memory_bytes.to_string();
+                cg.has_memory = write(&dir.join("memory.limit_in_bytes"), &bytes);
+                let _ = write(&dir.join("memory.memsw.limit_in_bytes"), &bytes);
+                cg.add(dir);
+            }
+        }
+        if cg.join.is_empty() {
+            return None;
+        }
+        tracing::debug!(
+            dirs = ?cg.dirs,
+            pids = cg.has_pids,
+            memory = cg.has_memory,
+            "command cgroup"
+        );
+        Some(cg)
+    }
+
+    fn add(&mut self, dir: PathBuf) {
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .open(dir.join("cgroup.procs"))
+        {
+            Ok(f) => {
+                self.join.push(f);
+                self.dirs.push(dir);
+            }
+            Err(_) => {
+                let _ = std::fs::remove_dir(&dir);
+            }
+        }
+    }
+
+    /// The descriptors the child writes "0" to, in `pre_exec`.
+    pub(crate) fn join_fds(&self) -> Vec<RawFd> {
+        self.join.iter().map(|f| f.as_raw_fd()).collect()
+    }
+
+    fn pids(&self) -> Vec<i32> {
+        self.dirs
+            .iter()
+            .flat_map(|d| {
+                std::fs::read_to_string(d.join("cgroup.procs"))
+                    .unwrap_or_default()
+                    .lines()
+                    .filter_map(|l| l.trim().parse::<i32>().ok())
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    /// How many processes the cgroup holds (from its first hierarchy).
+    pub(crate) fn count(&self) -> Option<usize> {
+        let d = self.dirs.first()?;
+        std::fs::read_to_string(d.join("cgroup.procs"))
+            .ok()
+            .map(|s| s.lines().filter(|l| !l.trim().is_empty()).count())
+    }
+
+    /// Kills every process in the cgroup and waits (briefly) until it is empty.
+    pub(crate) fn kill_all(&self) {
+        if let Some(k) = &self.kill_file {
+            let _ = write(k, "1");
+        }
+        for round in 0..400 {
+            let pids = self.pids();
+            if pids.is_empty() {
+                return;
+            }
+            for p in pids {
+                // SAFETY: plain syscall; the pid was read from our own cgroup.
+                unsafe {
+                    libc::kill(p, libc::SIGKILL);
+                }
+            }
+            std::thread::sleep(Duration::from_millis(if round < 20 { 1 } else { 10 }));
+        }
+        tracing::warn!(dirs = ?self.dirs, "processes left in the command cgroup after kill");
+    }
+}
+
+impl Drop for Cgroup {
+    fn drop(&mut self) {
+        self.kill_all();
+        self.join.clear();
+        for d in &self.dirs {
+            let _ = std::fs::remove_dir(d);
+        }
+    }
+}
+
+fn write(path: &Path, value: &str) -> bool {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .and_then(|mut f| f.write_all(value.as_bytes()))
+        .is_ok()
+}
+
+/// Joins the cgroups whose `cgroup.procs` are open at `fds`. Async-signal-safe (for `pre_exec`).
+pub(crate) fn join_cgroups(fds: &[RawFd]) -> std::io::Result<()> {
+    for &fd in fds {
+        // SAFETY: writes one byte from a static buffer to a descriptor we own.
+        let r = unsafe { libc::write(fd, b"0".as_ptr().cast(), 1) };
+        if r != 1 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,160 @@
+//! Shared helpers for the adversarial sandbox suite (`tests/sandbox_*.rs`).
+//!
+//! Every case runs on every backend this machine has; a backend that cannot run prints which and
+//! why (never a silent skip). `none` is not a sandbox and is not tested for containment.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use tiny_backspace::sandbox::{
+    self, ExecOutput, ExecRequest, Sandbox, SandboxKind, SandboxMounts, SandboxSettings,
+};
+use tokio_util::sync::CancellationToken;
+
+pub const BACKENDS: [SandboxKind; 2] = [SandboxKind::Bwrap, SandboxKind::Landlock];
+
+/// The backends usable here; prints the reason for each one that is not.
+pub fn backends(case: &str) -> Vec<SandboxKind> {
+    let mut out = Vec::new();
+    for kind in BACKENDS {
+        match sandbox::probe(kind) {
+            Ok(()) => out.push(kind),
+            Err(e) => eprintln!(
+                "CANNOT RUN: case `{case}` on backend `{}`: {e}",
+                kind.as_str()
+            ),
+        }
+    }
+    assert!(
+        !out.is_empty() || std::env::var_os("TB_ALLOW_NO_SANDBOX").is_some(),
+        "no sandbox backend works on this machine (set TB_ALLOW_NO_SANDBOX=1 to accept that)"
+    );
+    out
+}
+
+/// A work tree and a git directory laid out like the pipeline's, and a sandbox over them.
+pub struct Fixture {
+    pub tmp: tempfile::TempDir,
+    pub mounts: SandboxMounts,
+    pub sandbox: Box<dyn Sandbox>,
+    pub settings: SandboxSettings,
+}
+
+pub fn settings(kind: SandboxKind, network: bool) -> SandboxSettings {
+    let mut s = SandboxSettings {
+        kind: Some(kind),
+        network,
+        ..SandboxSettings::default()
+    };
+    // Small limits so the hostile cases end quickly.
+    s.limits.memory_bytes = 256 << 20;
+    s.limits.max_processes = 64;
+    s.limits.file_size_bytes = 8 << 20;
+    s.limits.workspace_bytes = 32 << 20;
+    s.limits.tmp_bytes = 16 << 20;
+    s.limits.cpu_secs = 20;
+    s.output_limit_bytes = 1 << 20;
+    s.output_keep_bytes = 8 << 10;
+    s
+}
+
+pub fn fixture(kind: SandboxKind, network: bool) -> Fixture {
+    fixture_with(settings(kind, network))
+}
+
+pub fn fixture_with(settings: SandboxSettings) -> Fixture {
+    let tmp = tempfile::tempdir().unwrap();
+    let work_tree = tmp.path().join("repo");
+    let git_dir = tmp.path().join("git");
+    std::fs::create_dir_all(work_tree.join(".git")).unwrap();
+    std::fs::create_dir_all(&git_dir).unwrap();
+    std::fs::write(git_dir.join("HEAD"), "ref: refs/heads/main\n").unwrap();
+    let mounts = SandboxMounts { work_tree, git_dir };
+    fixture_at(tmp, mounts, settings)
+}
+
+pub fn fixture_at(
+    tmp: tempfile::TempDir,
+    mounts: SandboxMounts,
+    settings: SandboxSettings,
+) -> Fixture {
+    let sandbox = sandbox::open(&settings, mounts.clone()).unwrap();
+    Fixture {
+        tmp,
+        mounts,
+        sandbox,
+        settings,
+    }
+}
+
+impl Fixture {
+    pub async fn sh(&self, command: &str) -> ExecOutput {
+        self.sh_for(command, Duration::from_secs(60)).await
+    }
+
+    pub async fn sh_for(&self, command: &str, timeout: Duration) -> ExecOutput {
+        let req = ExecRequest {
+            command: command.to_string(),
+            timeout,
+        };
+        self.sandbox
+            .exec(&req, &CancellationToken::new())
+            .await
+            .unwrap()
+    }
+
+    pub fn kind(&self) -> &'static str {
+        self.sandbox.kind().as_str()
+    }
+}
+
+/// A random token that cannot appear by accident.
+pub fn random_token(prefix: &str) -> String {
+    let mut s = String::from(prefix);
+    for _ in 0..32 {
+        s.push(char::from(b'a' + fastrand::u8(0..26)));
+    }
+    s
+}
+
+/// Host processes whose command line contains `needle`, waiting up to 3 s for them to go.
+pub fn host_processes_matching(needle: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for _ in 0..30 {
+        found.clear();
+        for e in std::fs::read_dir("/proc").unwrap().flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if !name.bytes().all(|b| b.is_ascii_digit()) {
+                continue;
+            }
+            let Ok(cmd) = std::fs::read(e.path().join("cmdline")) else {
+                continue;
+            };
+            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+            if cmd.contains(needle) {
+                found.push(format!("{name}: {cmd}"));
+            }
+        }
+        if found.is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    found
+}
+
+/// A path on the host that must not exist.
+pub fn assert_absent(path: &Path, case: &str, kind: &str) {
+    assert!(
+        !path.exists(),
+        "[{kind}] {case}: {} appeared on the host",
+        path.display()
+    );
+}
+
+pub fn host_home() -> PathBuf {
+    std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/root"))
+}
