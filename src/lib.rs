@@ -16,3 +16,4 @@ pub mod repo;
 pub mod sandbox;
 pub mod serve;
 pub mod store;
+pub mod tui;

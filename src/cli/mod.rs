@@ -240,11 +240,12 @@ pub async fn main() -> color_eyre::Result<i32> {
             Ok(0)
         }
         None => {
-            eprintln!(
-                "The interactive terminal UI is not part of this build yet. Use `tiny-backspace run \
-                 --repo R --prompt P` (see `tiny-backspace run --help`)."
-            );
-            Ok(2)
+            let prefill = crate::tui::Prefill {
+                repo: cli.repo.unwrap_or_default(),
+                prompt: cli.prompt.unwrap_or_default(),
+                base: cli.base.unwrap_or_default(),
+            };
+            crate::tui::term::run(prefill, config).await
         }
     }
 }

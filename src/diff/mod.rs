@@ -5,6 +5,8 @@
 //! patch; a filtered patch keeps each kept file's header verbatim and renumbers the new-side start
 //! of kept hunks so that `git apply` accepts it exactly (no fuzz needed).
 
+pub mod rows;
+
 use crate::pipeline::Selection;
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,0 +1,204 @@
+//! Keys while a dialog is open: help, past runs, follow-up, quit confirmation and the PR dialog.
+//!
+//! Invariants: pure like `update`; a dialog owns the keyboard while open; the PR dialog sends
+//! exactly one `Approve` per confirmation, with the selection as it is on screen.
+
+use crossterm::event::{KeyCode, KeyEvent};
+
+use super::model::{
+    Field, Focus, Model, Overlay, PrDialog, PrField, PrPhase, RunState, field_text,
+};
+use super::update::{Action, ctrl, current_selection};
+use crate::event::Stage;
+use crate::pipeline::Command;
+
+pub(super) fn overlay_key(
+    model: &mut Model,
+    overlay: Overlay,
+    k: KeyEvent,
+) -> (Option<Overlay>, Vec<Action>) {
+    match overlay {
+        Overlay::None => (None, vec![]),
+        Overlay::Help { scroll } => match k.code {
+            KeyCode::Esc | KeyCode::Char('?' | 'q') | KeyCode::F(1) => (None, vec![]),
+            KeyCode::Down | KeyCode::Char('j') => {
+                (Some(Overlay::Help { scroll: scroll + 1 }), vec![])
+            }
+            KeyCode::Up | KeyCode::Char('k') => (
+                Some(Overlay::Help {
+                    scroll: scroll.saturating_sub(1),
+                }),
+                vec![],
+            ),
+            KeyCode::PageDown | KeyCode::Char(' ') => (
+                Some(Overlay::Help {
+                    scroll: scroll + 10,
+                }),
+                vec![],
+            ),
+            KeyCode::PageUp => (
+                Some(Overlay::Help {
+                    scroll: scroll.saturating_sub(10),
+                }),
+                vec![],
+            ),
+            _ => (Some(Overlay::Help { scroll }), vec![]),
+        },
+        Overlay::ConfirmQuit { reason } => {
+            if matches!(k.code, KeyCode::Char('y' | 'Y' | 'q') | KeyCode::Enter) || ctrl(&k, 'c') {
+                model.should_quit = true;
+                (None, vec![Action::Quit])
+            } else if matches!(k.code, KeyCode::Esc | KeyCode::Char('n' | 'N')) {
+                (None, vec![])
+            } else {
+                (Some(Overlay::ConfirmQuit { reason }), vec![])
+            }
+        }
+        Overlay::Runs { runs, mut selected } => {
+            match k.code {
+                KeyCode::Esc | KeyCode::Char('q') => return (None, vec![]),
+                KeyCode::Down | KeyCode::Char('j') => {
+                    selected = (selected + 1).min(runs.len().saturating_sub(1))
+                }
+                KeyCode::Up | KeyCode::Char('k') => selected = selected.saturating_sub(1),
+                KeyCode::Enter => {
+                    if model.state.is_busy() || model.state == RunState::Review {
+                        model.notice = Some("finish or cancel the current run first".into());
+                    } else if let Some(r) = runs.get(selected) {
+                        return (None, vec![Action::OpenRun(r.id.clone())]);
+                    }
+                }
+                _ => {}
+            }
+            (Some(Overlay::Runs { runs, selected }), vec![])
+        }
+        Overlay::FollowUp(mut t) => {
+            if k.code == KeyCode::Esc {
+                return (None, vec![]);
+            }
+            if ctrl(&k, 's') {
+                let text = field_text(&t).trim().to_string();
+                if text.is_empty() {
+                    model.notice = Some("type the follow-up instruction first".into());
+                    return (Some(Overlay::FollowUp(t)), vec![]);
+                }
+                model.state = RunState::Running(Stage::Agent);
+                model.run_ended_ms = None;
+                model.focus = Focus::Steps;
+                model.log.selected = None;
+                return (None, vec![Action::Send(Command::FollowUp(text))]);
+            }
+            if ctrl(&k, 'e') {
+                let text = field_text(&t);
+                return (
+                    Some(Overlay::FollowUp(t)),
+                    vec![Action::Edit(Field::FollowUp, text)],
+                );
+            }
+            t.input(k);
+            (Some(Overlay::FollowUp(t)), vec![])
+        }
+        Overlay::Pr(d) => pr_key(model, d, k),
+    }
+}
+
+fn pr_key(model: &mut Model, mut d: Box<PrDialog>, k: KeyEvent) -> (Option<Overlay>, Vec<Action>) {
+    match d.phase.clone() {
+        PrPhase::Editing => {}
+        PrPhase::Publishing => {
+            // Publishing goes on in the background; Esc only hides the dialog.
+            if k.code == KeyCode::Esc {
+                return (None, vec![]);
+            }
+            return (Some(Overlay::Pr(d)), vec![]);
+        }
+        PrPhase::Created { url, .. } => {
+            return match k.code {
+                KeyCode::Char('o') => (Some(Overlay::Pr(d)), vec![Action::OpenUrl(url)]),
+                KeyCode::Char('y') => {
+                    model.notice = Some("PR URL copied to the clipboard".into());
+                    (Some(Overlay::Pr(d)), vec![Action::Copy(url)])
+                }
+                KeyCode::Esc | KeyCode::Enter | KeyCode::Char('q') => (None, vec![]),
+                _ => (Some(Overlay::Pr(d)), vec![]),
+            };
+        }
+        PrPhase::NotPublished {
+            branch: Some(_),
+            message,
+        } if k.code == KeyCode::Char('y') => {
+            model.notice = Some("request-pull summary copied to the clipboard".into());
+            return (Some(Overlay::Pr(d)), vec![Action::Copy(message)]);
+        }
+        PrPhase::NotPublished { .. } => {
+            return match k.code {
+                KeyCode::Esc | KeyCode::Enter | KeyCode::Char('q') => (None, vec![]),
+                _ => (Some(Overlay::Pr(d)), vec![]),
+            };
+        }
+    }
+    if k.code == KeyCode::Esc {
+        return (None, vec![]);
+    }
+    if ctrl(&k, 's') {
+        let title = field_text(&d.title).trim().to_string();
+        if title.is_empty() {
+            d.error = Some("the title is required".into());
+            d.field = PrField::Title;
+            return (Some(Overlay::Pr(d)), vec![]);
+        }
+        if model.state != RunState::Review {
+            d.error = Some("the run is no longer waiting for review".into());
+            return (Some(Overlay::Pr(d)), vec![]);
+        }
+        d.error = None;
+        d.phase = PrPhase::Publishing;
+        model.state = RunState::Publishing;
+        let body = field_text(&d.body).trim().to_string();
+        let command = Command::Approve {
+            selection: current_selection(model),
+            title: Some(title),
+            body: Some(body).filter(|b| !b.is_empty()),
+            draft: d.draft,
+        };
+        return (Some(Overlay::Pr(d)), vec![Action::Send(command)]);
+    }
+    if ctrl(&k, 'd') {
+        d.draft = !d.draft;
+        return (Some(Overlay::Pr(d)), vec![]);
+    }
+    let next = |f: PrField, step: isize| {
+        const ALL: [PrField; 3] = [PrField::Title, PrField::Body, PrField::Draft];
+        let i = ALL.iter().position(|x| *x == f).unwrap_or(0) as isize;
+        ALL[(i + step).rem_euclid(3) as usize]
+    };
+    match k.code {
+        KeyCode::Tab => d.field = next(d.field, 1),
+        KeyCode::BackTab => d.field = next(d.field, -1),
+        _ if ctrl(&k, 'e') => {
+            let (field, text) = match d.field {
+                PrField::Body => (Field::PrBody, field_text(&d.body)),
+                _ => (Field::PrTitle, field_text(&d.title)),
+            };
+            return (Some(Overlay::Pr(d)), vec![Action::Edit(field, text)]);
+        }
+        _ => match d.field {
+            PrField::Title => {
+                if k.code == KeyCode::Enter {
+                    d.field = PrField::Body;
+                } else {
+                    d.title.input(k);
+                }
+            }
+            PrField::Body => {
+                d.body.input(k);
+            }
+            PrField::Draft => {
+                if matches!(k.code, KeyCode::Char(' ') | KeyCode::Enter) {
+                    d.draft = !d.draft;
+                }
+            }
+        },
+    }
+    (Some(Overlay::Pr(d)), vec![])
+}

@@ -1,0 +1,452 @@
+//! The right pane: the file list and the unified diff with line numbers, a `+`/`-` gutter,
+//! include/exclude markers and word-level highlights.
+//!
+//! Invariants: only the rows between `top` and `top + height` are turned into text, so drawing
+//! costs the same for a 20-line and a 200,000-line diff; file contents are sanitized per row;
+//! the `[x]`/`[ ]`/`[~]` markers carry the selection without color.
+
+use std::ops::Range;
+
+use ratatui::Frame;
+use ratatui::style::Style;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Paragraph, Wrap};
+
+use super::diffview::DiffView;
+use super::layout::Panes;
+use super::model::{Focus, Model, RunState};
+use super::sanitize;
+use super::steplog::EntryKind;
+use super::theme::Theme;
+use crate::diff::rows::{self, NONE, Row, RowKind};
+
+fn marker(inc: Option<bool>) -> &'static str {
+    match inc {
+        Some(true) => "[x]",
+        Some(false) => "[ ]",
+        None => "[~]",
+    }
+}
+
+pub fn title(d: &DiffView) -> String {
+    let s = d.summary();
+    let files = if s.files == 1 { "file" } else { "files" };
+    format!(
+        " Diff · {} {files} · {} of {} hunks in the PR · +{} −{} ",
+        s.files, s.hunks_in, s.hunks, s.added, s.removed
+    )
+}
+
+pub fn draw(frame: &mut Frame, model: &Model, theme: &Theme, p: &Panes) {
+    let focused = model.focus == Focus::Diff;
+    let Some(d) = model.diff.as_ref() else {
+        let block = Block::default()
+            .borders(Borders::ALL)
+            .border_style(theme.border(focused))
+            .title(Span::styled(" Diff ", theme.title(focused)));
+        let inner = block.inner(p.diff);
+        frame.render_widget(block, p.diff);
+        frame.render_widget(
+            Paragraph::new(placeholder(model, theme)).wrap(Wrap { trim: false }),
+            inner,
+        );
+        return;
+    };
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .border_style(theme.border(focused))
+        .title(Span::styled(title(d), theme.title(focused)));
+    frame.render_widget(block, p.diff);
+    if d.is_empty() {
+        frame.render_widget(
+            Paragraph::new(Span::styled(
+                "The agent changed nothing. f sends a follow-up, e edits the prompt.",
+                theme.dim(),
+            )),
+            p.body,
+        );
+        return;
+    }
+    file_list(frame, d, theme, p);
+    if p.files.height > 0 {
+        let sep = ratatui::layout::Rect::new(p.files.x, p.files.bottom(), p.files.width, 1);
+        frame.render_widget(
+            Paragraph::new(Span::styled("─".repeat(sep.width as usize), theme.dim())),
+            sep,
+        );
+    }
+    let editable = model.state == RunState::Review && model.viewing.is_none();
+    let h = p.body.height as usize;
+    let w = p.body.width as usize;
+    let end = (d.top + h).min(d.rows.len());
+    let lines: Vec<Line> = (d.top..end)
+        .map(|i| row_line(d, &d.rows[i], i == d.cursor && focused, editable, theme, w))
+        .collect();
+    frame.render_widget(Paragraph::new(lines), p.body);
+}
+
+fn placeholder<'a>(model: &Model, theme: &Theme) -> Vec<Line<'a>> {
+    match model.state {
+        RunState::Idle => vec![Line::from(Span::styled(
+            "The diff appears here for review once the agent is done.",
+            theme.dim(),
+        ))],
+        RunState::Failed | RunState::Cancelled => {
+            let mut v = Vec::new();
+            if let Some(e) = model
+                .log
+                .entries
+                .iter()
+                .rev()
+                .find(|e| e.kind == EntryKind::Error)
+            {
+                let title = if model.state == RunState::Cancelled {
+                    "Cancelled"
+                } else {
+                    "The run failed"
+                };
+                v.push(Line::from(Span::styled(title, theme.error())));
+                v.push(Line::raw(""));
+                for l in e.detail.lines() {
+                    v.push(Line::raw(l.to_string()));
+                }
+                v.push(Line::raw(""));
+            }
+            v.push(Line::from(Span::styled(
+                "Ctrl+S runs again · e edits the prompt · r past runs",
+                theme.dim(),
+            )));
+            v
+        }
+        RunState::Done { .. } => vec![Line::from(Span::styled(
+            "The run ended without a diff.",
+            theme.dim(),
+        ))],
+        _ => {
+            let mut v = vec![Line::from(Span::styled(
+                "The agent is working…",
+                theme.dim(),
+            ))];
+            if let Some(e) = model
+                .log
+                .entries
+                .iter()
+                .rev()
+                .find(|e| matches!(e.kind, EntryKind::Read | EntryKind::Edit | EntryKind::Bash))
+            {
+                v.push(Line::raw(""));
+                v.push(Line::from(vec![
+                    Span::styled("now: ", theme.dim()),
+                    Span::styled(e.title.clone(), theme.bold()),
+                ]));
+                if e.kind == EntryKind::Edit {
+                    for l in e.detail.lines().take(40) {
+                        let st = if l.starts_with('+') {
+                            theme.added()
+                        } else {
+                            theme.removed()
+                        };
+                        v.push(Line::from(Span::styled(l.to_string(), st)));
+                    }
+                }
+            }
+            v
+        }
+    }
+}
+
+fn file_list(frame: &mut Frame, d: &DiffView, theme: &Theme, p: &Panes) {
+    let h = p.files.height as usize;
+    if h == 0 {
+        return;
+    }
+    let cur = d.current_file();
+    let start = if cur >= h { cur + 1 - h } else { 0 };
+    let path_w = d
+        .files
+        .iter()
+        .map(|f| f.path.chars().count())
+        .max()
+        .unwrap_or(0)
+        .min((p.files.width as usize).saturating_sub(22).max(8));
+    let lines: Vec<Line> = (start..(start + h).min(d.files.len()))
+        .map(|i| {
+            let f = &d.files[i];
+            let info = &d.info[i];
+            let inc = d.file_included(i);
+            let mut path = sanitize::one_line(&f.path);
+            let n = path.chars().count();
+            if n > path_w {
+                path = format!("…{}", path.chars().skip(n + 1 - path_w).collect::<String>());
+            }
+            let counts = if f.binary {
+                "bin".to_string()
+            } else {
+                format!("+{} −{}", info.added, info.removed)
+            };
+            let base = if inc == Some(false) {
+                theme.excluded()
+            } else {
+                Style::default()
+            };
+            Line::from(vec![
+                Span::styled(if i == cur { "▸ " } else { "  " }, theme.bold()),
+                Span::styled(marker(inc), theme.bold()),
+                Span::raw(" "),
+                Span::styled(info.status.to_string(), theme.hunk()),
+                Span::raw(" "),
+                Span::styled(format!("{path:<path_w$}"), base),
+                Span::raw("  "),
+                Span::styled(counts, theme.dim()),
+            ])
+        })
+        .collect();
+    frame.render_widget(Paragraph::new(lines), p.files);
+}
+
+/// Splits `text` at `ranges` into (segment, emphasized) parts.
+fn segments<'t>(text: &'t str, ranges: &[Range<usize>]) -> Vec<(&'t str, bool)> {
+    let mut out = Vec::new();
+    let mut pos = 0;
+    for r in ranges {
+        let (s, e) = (r.start.min(text.len()), r.end.min(text.len()));
+        if s > pos && text.is_char_boundary(pos) && text.is_char_boundary(s) {
+            out.push((&text[pos..s], false));
+        }
+        if e > s && text.is_char_boundary(s) && text.is_char_boundary(e) {
+            out.push((&text[s..e], true));
+        }
+        pos = e;
+    }
+    if pos < text.len() && text.is_char_boundary(pos) {
+        out.push((&text[pos..], false));
+    }
+    out
+}
+
+fn num(n: u32, w: usize) -> String {
+    if n == NONE {
+        " ".repeat(w)
+    } else {
+        format!("{n:>w$}")
+    }
+}
+
+fn row_line<'a>(
+    d: &'a DiffView,
+    row: &Row,
+    is_cursor: bool,
+    editable: bool,
+    theme: &Theme,
+    width: usize,
+) -> Line<'a> {
+    let cur = Span::styled(
+        if is_cursor { "▸" } else { " " },
+        if is_cursor {
+            theme.cursor()
+        } else {
+            Style::default()
+        },
+    );
+    let file = row.file as usize;
+    let Some(f) = d.files.get(file) else {
+        return Line::raw("");
+    };
+    let nw = d.num_width;
+    match row.kind {
+        RowKind::File => {
+            let info = &d.info[file];
+            let what = match f.old_path.as_deref() {
+                Some(old) => format!(
+                    "{} → {}",
+                    sanitize::one_line(old),
+                    sanitize::one_line(&f.path)
+                ),
+                None => sanitize::one_line(&f.path),
+            };
+            let counts = if f.binary {
+                "binary".to_string()
+            } else {
+                format!("+{} −{}", info.added, info.removed)
+            };
+            let text = format!(
+                "{} {} {}  {counts}",
+                marker(d.file_included(file)),
+                info.status,
+                what,
+            );
+            let pad = width.saturating_sub(text.chars().count() + 1);
+            Line::from(vec![
+                cur,
+                Span::styled(format!("{text}{}", " ".repeat(pad)), theme.file()),
+            ])
+        }
+        RowKind::Note => {
+            let note = d.info[file]
+                .notes
+                .get(row.line as usize)
+                .cloned()
+                .unwrap_or_default();
+            Line::from(vec![
+                cur,
+                Span::styled(format!("    {}", sanitize::one_line(&note)), theme.dim()),
+            ])
+        }
+        RowKind::Hunk => {
+            let h = &f.hunks[row.hunk as usize];
+            let inc = d.hunk_included(file, row.hunk as usize);
+            let st = if inc { theme.hunk() } else { theme.excluded() };
+            let mut spans = vec![
+                cur,
+                Span::styled(marker(Some(inc)), theme.bold()),
+                Span::raw(" "),
+            ];
+            spans.push(Span::styled(
+                format!(
+                    "@@ -{},{} +{},{} @@",
+                    h.old_start, h.old_len, h.new_start, h.new_len
+                ),
+                st,
+            ));
+            if !h.section.is_empty() {
+                spans.push(Span::styled(
+                    format!(" {}", sanitize::one_line(&h.section)),
+                    theme.dim(),
+                ));
+            }
+            if !inc && editable {
+                spans.push(Span::styled("  (left out of the PR)", theme.dim()));
+            }
+            Line::from(spans)
+        }
+        RowKind::Context | RowKind::Added | RowKind::Removed | RowKind::NoNewline => {
+            let inc = d.hunk_included(file, row.hunk as usize);
+            let raw = d.line_text(row);
+            let body = raw.get(1..).unwrap_or("");
+            let (sign, base, emph) = match row.kind {
+                RowKind::Added => ("+", theme.added(), theme.added_emph()),
+                RowKind::Removed => ("-", theme.removed(), theme.removed_emph()),
+                RowKind::NoNewline => ("\\", theme.dim(), theme.dim()),
+                _ => (" ", Style::default(), Style::default()),
+            };
+            let base = if inc { base } else { theme.excluded() };
+            let mut spans = vec![
+                cur,
+                Span::styled(
+                    format!("{} {} ", num(row.old_no, nw), num(row.new_no, nw)),
+                    theme.dim(),
+                ),
+                Span::styled(format!("{sign} "), base),
+            ];
+            if row.kind == RowKind::NoNewline {
+                spans.push(Span::styled(
+                    sanitize::one_line(raw.trim_start_matches('\\').trim()),
+                    theme.dim(),
+                ));
+                return Line::from(spans);
+            }
+            let ranges = if inc {
+                d.partner_text(row).and_then(|p| {
+                    let p = p.get(1..).unwrap_or("");
+                    if row.kind == RowKind::Removed {
+                        rows::intraline(body, p).map(|(o, _)| o)
+                    } else {
+                        rows::intraline(p, body).map(|(_, n)| n)
+                    }
+                })
+            } else {
+                None
+            };
+            let ranges = ranges.unwrap_or_default();
+            let runs = if inc && !theme.no_color {
+                d.files[file]
+                    .hunks
+                    .get(row.hunk as usize)
+                    .and_then(|h| d.highlighter.hunk(row.file, row.hunk, &f.path, &h.lines))
+                    .and_then(|r| r.get(row.line as usize).cloned().flatten())
+            } else {
+                None
+            };
+            match runs {
+                None => {
+                    for (seg, em) in segments(body, &ranges) {
+                        spans.push(Span::styled(
+                            sanitize::one_line(seg),
+                            if em { emph } else { base },
+                        ));
+                    }
+                }
+                Some(runs) => {
+                    // Syntax colors in front; added/removed as a background tint, words that
+                    // changed as a stronger one.
+                    let (tint, strong) = match row.kind {
+                        RowKind::Added => (theme.added_tint(), theme.added_emph()),
+                        RowKind::Removed => (theme.removed_tint(), theme.removed_emph()),
+                        _ => (Style::default(), Style::default()),
+                    };
+                    spans.extend(colored(body, &runs, &ranges, tint, strong));
+                }
+            }
+            Line::from(spans)
+        }
+    }
+}
+
+/// Spans for `text` with syntax colors from `runs` and the `emph` ranges in `strong`.
+fn colored<'a>(
+    text: &str,
+    runs: &[(Range<usize>, ratatui::style::Color)],
+    emph: &[Range<usize>],
+    base: Style,
+    strong: Style,
+) -> Vec<Span<'a>> {
+    let mut cuts: Vec<usize> = vec![0, text.len()];
+    for r in runs.iter().map(|(r, _)| r).chain(emph) {
+        cuts.push(r.start.min(text.len()));
+        cuts.push(r.end.min(text.len()));
+    }
+    cuts.retain(|&c| text.is_char_boundary(c));
+    cuts.sort_unstable();
+    cuts.dedup();
+    let mut out = Vec::with_capacity(cuts.len());
+    for w in cuts.windows(2) {
+        let (a, b) = (w[0], w[1]);
+        if a == b {
+            continue;
+        }
+        let em = emph.iter().any(|r| r.start <= a && a < r.end);
+        let mut style = if em { strong } else { base };
+        if let Some((_, c)) = runs.iter().find(|(r, _)| r.start <= a && a < r.end) {
+            style = style.fg(*c);
+        }
+        out.push(Span::styled(sanitize::one_line(&text[a..b]), style));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn colored_splits_at_syntax_and_word_boundaries() {
+        let c = ratatui::style::Color::Indexed(1);
+        let spans = colored(
+            "abc def",
+            &[(0..3, c)],
+            &[4..7, 7..7],
+            Style::default(),
+            Style::default(),
+        );
+        let texts: Vec<&str> = spans.iter().map(|s| s.content.as_ref()).collect();
+        assert_eq!(texts, vec!["abc", " ", "def"]);
+        assert_eq!(spans[0].style.fg, Some(c));
+    }
+
+    #[test]
+    fn segments_cover_the_text() {
+        let s = segments("return a / b", &[9..10, 12..12]);
+        assert_eq!(s, vec![("return a ", false), ("/", true), (" b", false)]);
+        assert_eq!(segments("abc", &[]), vec![("abc", false)]);
+    }
+}

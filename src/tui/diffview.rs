@@ -1,0 +1,390 @@
+//! The review state of one diff: parsed files, the row index, the cursor and what is in or out of
+//! the PR.
+//!
+//! Invariants: the row index is built once per diff (no styled text is kept); the cursor is
+//! always a valid row; [`DiffView::selection`] lists exactly the excluded files and hunks, with a
+//! file counted as excluded when it was switched off as a whole or every hunk of it was.
+
+use std::collections::BTreeSet;
+
+use crate::diff::rows::{self, NONE, Row, RowKind};
+use crate::diff::{self, FilePatch};
+use crate::pipeline::Selection;
+
+#[derive(Debug, Clone)]
+pub struct FileInfo {
+    pub status: char,
+    pub added: u64,
+    pub removed: u64,
+    pub notes: Vec<String>,
+    /// Index of the file's first row.
+    pub first_row: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct DiffView {
+    pub patch: String,
+    pub files: Vec<FilePatch>,
+    pub info: Vec<FileInfo>,
+    pub rows: Vec<Row>,
+    /// Row indices of hunk headers, in order.
+    pub hunk_rows: Vec<usize>,
+    pub cursor: usize,
+    pub top: usize,
+    pub excluded_files: BTreeSet<usize>,
+    pub excluded_hunks: BTreeSet<(usize, usize)>,
+    /// Width of the line-number columns.
+    pub num_width: usize,
+    /// Syntax colors for hunks on screen (memoized).
+    pub highlighter: super::highlight::Highlighter,
+    /// Lines added and removed per hunk, per file (so summaries cost O(hunks), not O(lines)).
+    hunk_counts: Vec<Vec<(u64, u64)>>,
+}
+
+/// What goes into the PR, for the pane title and the PR dialog.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Summary {
+    pub files_in: usize,
+    pub files: usize,
+    pub hunks_in: usize,
+    pub hunks: usize,
+    pub added: u64,
+    pub removed: u64,
+}
+
+impl DiffView {
+    pub fn new(patch: String) -> DiffView {
+        let files = diff::parse(&patch);
+        let mut info = Vec::with_capacity(files.len());
+        let notes: Vec<Vec<String>> = files.iter().map(rows::file_notes).collect();
+        let counts: Vec<usize> = notes.iter().map(Vec::len).collect();
+        let rows = rows::build_rows(&files, &counts);
+        let mut max_no = 0u64;
+        for (f, n) in files.iter().zip(notes) {
+            let (a, r) = rows::counts(f);
+            for h in &f.hunks {
+                max_no = max_no
+                    .max(h.old_start + h.old_len)
+                    .max(h.new_start + h.new_len);
+            }
+            info.push(FileInfo {
+                status: rows::file_status(f).letter(),
+                added: a,
+                removed: r,
+                first_row: 0,
+                notes: n,
+            });
+        }
+        for (i, r) in rows.iter().enumerate() {
+            if r.kind == RowKind::File
+                && let Some(fi) = info.get_mut(r.file as usize)
+            {
+                fi.first_row = i;
+            }
+        }
+        let hunk_counts = files
+            .iter()
+            .map(|f| {
+                f.hunks
+                    .iter()
+                    .map(|h| {
+                        h.lines
+                            .iter()
+                            .fold((0, 0), |(a, r), l| match l.as_bytes().first() {
+                                Some(b'+') => (a + 1, r),
+                                Some(b'-') => (a, r + 1),
+                                _ => (a, r),
+                            })
+                    })
+                    .collect()
+            })
+            .collect();
+        let hunk_rows = rows
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.kind == RowKind::Hunk)
+            .map(|(i, _)| i)
+            .collect();
+        DiffView {
+            patch,
+            files,
+            info,
+            rows,
+            hunk_rows,
+            cursor: 0,
+            top: 0,
+            excluded_files: BTreeSet::new(),
+            excluded_hunks: BTreeSet::new(),
+            num_width: max_no.to_string().len().max(3),
+            hunk_counts,
+            highlighter: Default::default(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.files.is_empty()
+    }
+
+    pub fn current_file(&self) -> usize {
+        self.rows.get(self.cursor).map_or(0, |r| r.file as usize)
+    }
+
+    pub fn hunk_included(&self, file: usize, hunk: usize) -> bool {
+        !self.excluded_files.contains(&file) && !self.excluded_hunks.contains(&(file, hunk))
+    }
+
+    /// `Some(true)` all in, `Some(false)` all out, `None` partly.
+    pub fn file_included(&self, file: usize) -> Option<bool> {
+        if self.excluded_files.contains(&file) {
+            return Some(false);
+        }
+        let n = self.files.get(file).map_or(0, |f| f.hunks.len());
+        let out = (0..n)
+            .filter(|h| self.excluded_hunks.contains(&(file, *h)))
+            .count();
+        match (out, n) {
+            (0, _) => Some(true),
+            (o, n) if o == n => Some(false),
+            _ => None,
+        }
+    }
+
+    /// Space: toggles the hunk under the cursor, or the whole file on its title or notes.
+    pub fn toggle_at_cursor(&mut self) {
+        let Some(row) = self.rows.get(self.cursor).copied() else {
+            return;
+        };
+        let file = row.file as usize;
+        if row.hunk == NONE {
+            let all_in = self.file_included(file) == Some(true);
+            self.excluded_hunks.retain(|(f, _)| *f != file);
+            if all_in {
+                self.excluded_files.insert(file);
+            } else {
+                self.excluded_files.remove(&file);
+            }
+            return;
+        }
+        let key = (file, row.hunk as usize);
+        if self.excluded_files.remove(&file) {
+            // The file was out as a whole: turn just this hunk on, keeping the others out.
+            for h in 0..self.files[file].hunks.len() {
+                if h != key.1 {
+                    self.excluded_hunks.insert((file, h));
+                }
+            }
+            return;
+        }
+        if !self.excluded_hunks.remove(&key) {
+            self.excluded_hunks.insert(key);
+        }
+    }
+
+    pub fn selection(&self) -> Selection {
+        let mut sel = Selection::default();
+        for (i, f) in self.files.iter().enumerate() {
+            match self.file_included(i) {
+                Some(true) => {}
+                Some(false) => sel.excluded_files.push(f.path.clone()),
+                None => sel.excluded_hunks.extend(
+                    (0..f.hunks.len())
+                        .filter(|h| self.excluded_hunks.contains(&(i, *h)))
+                        .map(|h| (f.path.clone(), h)),
+                ),
+            }
+        }
+        sel
+    }
+
+    pub fn summary(&self) -> Summary {
+        let mut s = Summary {
+            files_in: 0,
+            files: self.files.len(),
+            hunks_in: 0,
+            hunks: 0,
+            added: 0,
+            removed: 0,
+        };
+        for (i, f) in self.files.iter().enumerate() {
+            let inc = self.file_included(i);
+            if inc != Some(false) {
+                s.files_in += 1;
+            }
+            for h in 0..f.hunks.len() {
+                s.hunks += 1;
+                if self.hunk_included(i, h) {
+                    s.hunks_in += 1;
+                    let (a, r) = self.hunk_counts[i][h];
+                    s.added += a;
+                    s.removed += r;
+                }
+            }
+        }
+        s
+    }
+
+    /// Moves the cursor by `delta` rows and keeps it on screen in a body of `height` rows.
+    pub fn move_by(&mut self, delta: isize, height: usize) {
+        let last = self.rows.len().saturating_sub(1) as isize;
+        self.cursor = (self.cursor as isize + delta).clamp(0, last.max(0)) as usize;
+        self.scroll_into_view(height);
+    }
+
+    pub fn scroll_into_view(&mut self, height: usize) {
+        let h = height.max(1);
+        if self.cursor < self.top {
+            self.top = self.cursor;
+        } else if self.cursor >= self.top + h {
+            self.top = self.cursor + 1 - h;
+        }
+    }
+
+    /// Scrolls the view without moving past the ends (mouse wheel); the cursor stays visible.
+    pub fn scroll_by(&mut self, delta: isize, height: usize) {
+        let max_top = self.rows.len().saturating_sub(height.max(1)) as isize;
+        self.top = (self.top as isize + delta).clamp(0, max_top.max(0)) as usize;
+        let h = height.max(1);
+        self.cursor = self
+            .cursor
+            .clamp(self.top, self.top + h - 1)
+            .min(self.rows.len().saturating_sub(1));
+    }
+
+    /// Puts row `row` near the top of a body of `height` rows.
+    fn jump(&mut self, row: usize, height: usize) {
+        self.cursor = row.min(self.rows.len().saturating_sub(1));
+        self.top = self.cursor.saturating_sub(1);
+        let max_top = self.rows.len().saturating_sub(height.max(1));
+        self.top = self.top.min(max_top);
+    }
+
+    pub fn next_hunk(&mut self, height: usize) {
+        let i = self.hunk_rows.partition_point(|&r| r <= self.cursor);
+        if let Some(&r) = self.hunk_rows.get(i) {
+            self.jump(r, height);
+        }
+    }
+
+    pub fn prev_hunk(&mut self, height: usize) {
+        let i = self.hunk_rows.partition_point(|&r| r < self.cursor);
+        if i > 0 {
+            self.jump(self.hunk_rows[i - 1], height);
+        }
+    }
+
+    pub fn next_file(&mut self, height: usize) {
+        let f = self.current_file() + 1;
+        if let Some(info) = self.info.get(f) {
+            self.jump(info.first_row, height);
+        }
+    }
+
+    pub fn prev_file(&mut self, height: usize) {
+        let cur = self.current_file();
+        let target = match self.info.get(cur) {
+            Some(i) if i.first_row < self.cursor => cur,
+            _ => cur.saturating_sub(1),
+        };
+        if let Some(info) = self.info.get(target) {
+            self.jump(info.first_row, height);
+        }
+    }
+
+    pub fn home(&mut self) {
+        self.cursor = 0;
+        self.top = 0;
+    }
+
+    pub fn end(&mut self, height: usize) {
+        self.cursor = self.rows.len().saturating_sub(1);
+        self.scroll_into_view(height);
+    }
+
+    /// The body text of a hunk line row (without its newline).
+    pub fn line_text(&self, row: &Row) -> &str {
+        self.files
+            .get(row.file as usize)
+            .and_then(|f| f.hunks.get(row.hunk as usize))
+            .and_then(|h| h.lines.get(row.line as usize))
+            .map_or("", |l| l.trim_end_matches(['\n', '\r']))
+    }
+
+    pub fn partner_text(&self, row: &Row) -> Option<&str> {
+        if row.pair == NONE {
+            return None;
+        }
+        self.files
+            .get(row.file as usize)
+            .and_then(|f| f.hunks.get(row.hunk as usize))
+            .and_then(|h| h.lines.get(row.pair as usize))
+            .map(|l| l.trim_end_matches(['\n', '\r']))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PATCH: &str = "diff --git a/a.py b/a.py
+--- a/a.py
++++ b/a.py
+@@ -1,2 +1,3 @@
+ x
++y
+ z
+@@ -10,2 +11,2 @@
+ p
+-q
++r
+diff --git a/b.md b/b.md
+new file mode 100644
+--- /dev/null
++++ b/b.md
+@@ -0,0 +1 @@
++note
+";
+
+    #[test]
+    fn navigation_and_selection() {
+        let mut v = DiffView::new(PATCH.into());
+        assert_eq!(v.hunk_rows.len(), 3);
+        assert_eq!(
+            v.info[1].first_row,
+            v.rows.iter().position(|r| r.file == 1).unwrap()
+        );
+        v.next_hunk(10);
+        assert_eq!(v.rows[v.cursor].kind, RowKind::Hunk);
+        v.next_hunk(10);
+        v.toggle_at_cursor();
+        assert_eq!(
+            v.selection(),
+            Selection {
+                excluded_files: vec![],
+                excluded_hunks: vec![("a.py".into(), 1)],
+            }
+        );
+        let s = v.summary();
+        assert_eq!((s.hunks_in, s.hunks, s.added, s.removed), (2, 3, 2, 0));
+        v.next_file(10);
+        assert_eq!(v.current_file(), 1);
+        v.toggle_at_cursor();
+        assert_eq!(v.selection().excluded_files, vec!["b.md".to_string()]);
+        assert_eq!(v.summary().files_in, 1);
+        v.prev_file(10);
+        assert_eq!(v.current_file(), 0);
+        assert_eq!(v.file_included(0), None, "partly in");
+        v.toggle_at_cursor();
+        assert_eq!(
+            v.file_included(0),
+            Some(true),
+            "a partial file header brings all in"
+        );
+        v.toggle_at_cursor();
+        assert_eq!(v.file_included(0), Some(false));
+        v.toggle_at_cursor();
+        assert_eq!(v.file_included(0), Some(true));
+        v.end(5);
+        assert_eq!(v.cursor, v.rows.len() - 1);
+        assert!(v.top + 5 > v.cursor);
+    }
+}

@@ -1,0 +1,30 @@
+//! The full-screen terminal UI: input fields, live step log, diff review with hunk selection, PR
+//! dialog, past runs.
+//!
+//! Shape: model ([`model`]) / update ([`update`], pure) / view ([`view`], a function of the model);
+//! [`app::App`] performs the effects `update` asks for; [`term`] owns the terminal and runs one
+//! `tokio::select!` loop over key input, pipeline events (drained in batches) and a frame timer.
+//!
+//! Invariants: the TUI holds no pipeline logic — it only turns keys into `Command`s and draws
+//! `Event`s; the terminal is restored on every exit path, panics included.
+
+pub mod app;
+mod dialog_keys;
+mod dialogs;
+mod diffpane;
+pub mod diffview;
+pub mod highlight;
+mod ingest;
+pub mod layout;
+pub mod model;
+pub mod sanitize;
+pub mod steplog;
+pub mod term;
+mod theme;
+pub mod update;
+pub mod view;
+
+pub use app::{App, PipeMsg, ProviderFactory};
+pub use model::{Model, Prefill};
+pub use update::{Action, Msg, update};
+pub use view::draw;

@@ -1,0 +1,310 @@
+//! Everything the screen shows, as plain data: the input fields, the run's state, the step log,
+//! the diff under review and any dialog on top.
+//!
+//! Invariants: the model holds no IO handles and no clock of its own — time comes in through
+//! `Msg::Tick`, so `update` stays pure and `view` is a function of the model alone (snapshot tests
+//! pin the clock).
+
+use std::path::PathBuf;
+
+use ratatui_textarea::{TextArea, WrapMode};
+
+use super::diffview::DiffView;
+use super::steplog::StepLog;
+use crate::event::Stage;
+use crate::store::RunMeta;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Focus {
+    Repo,
+    Base,
+    Prompt,
+    Steps,
+    Diff,
+}
+
+impl Focus {
+    pub const ORDER: [Focus; 5] = [
+        Focus::Repo,
+        Focus::Base,
+        Focus::Prompt,
+        Focus::Steps,
+        Focus::Diff,
+    ];
+
+    pub fn is_text(self) -> bool {
+        matches!(self, Focus::Repo | Focus::Base | Focus::Prompt)
+    }
+}
+
+/// Which text field (for `$EDITOR` and validation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    Repo,
+    Base,
+    Prompt,
+    FollowUp,
+    PrTitle,
+    PrBody,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunState {
+    Idle,
+    Running(Stage),
+    Cancelling,
+    Review,
+    Publishing,
+    Done { published: bool },
+    Failed,
+    Cancelled,
+}
+
+impl RunState {
+    pub fn label(&self) -> String {
+        match self {
+            RunState::Idle => "idle".into(),
+            RunState::Running(s) => format!("running · {}", s.as_str()),
+            RunState::Cancelling => "cancelling".into(),
+            RunState::Review => "review".into(),
+            RunState::Publishing => "publishing".into(),
+            RunState::Done { published: true } => "done · published".into(),
+            RunState::Done { published: false } => "done".into(),
+            RunState::Failed => "failed".into(),
+            RunState::Cancelled => "cancelled".into(),
+        }
+    }
+
+    /// A pipeline task is alive and working (not waiting at the gate).
+    pub fn is_busy(&self) -> bool {
+        matches!(
+            self,
+            RunState::Running(_) | RunState::Cancelling | RunState::Publishing
+        )
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct FieldErrors {
+    pub repo: Option<String>,
+    pub base: Option<String>,
+    pub prompt: Option<String>,
+}
+
+impl FieldErrors {
+    pub fn any(&self) -> bool {
+        self.repo.is_some() || self.base.is_some() || self.prompt.is_some()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PrField {
+    Title,
+    Body,
+    Draft,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PrPhase {
+    Editing,
+    Publishing,
+    Created {
+        url: String,
+        number: u64,
+        branch: String,
+        base: String,
+    },
+    /// The run ended without a PR: published as a branch only (a remote that takes no pull
+    /// requests; `message` holds the request-pull summary), or not published at all.
+    NotPublished {
+        branch: Option<String>,
+        message: String,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct PrDialog {
+    pub title: TextArea<'static>,
+    pub body: TextArea<'static>,
+    pub draft: bool,
+    pub field: PrField,
+    pub phase: PrPhase,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub enum Overlay {
+    None,
+    /// The key list, scrolled by this many lines when it does not fit.
+    Help {
+        scroll: u16,
+    },
+    Runs {
+        runs: Vec<RunMeta>,
+        selected: usize,
+    },
+    Pr(Box<PrDialog>),
+    FollowUp(Box<TextArea<'static>>),
+    ConfirmQuit {
+        reason: String,
+    },
+}
+
+/// What the header shows about the environment.
+#[derive(Debug, Clone, Default)]
+pub struct Info {
+    /// "replay · script.json" or "anthropic:claude-…".
+    pub model: String,
+    pub sandbox: String,
+    pub network: bool,
+    pub tokens: u64,
+    pub cost_usd: Option<f64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Prefill {
+    pub repo: String,
+    pub prompt: String,
+    pub base: String,
+}
+
+/// Data of a past run read from the store, for viewing.
+#[derive(Debug, Clone)]
+pub struct PastRun {
+    pub meta: RunMeta,
+    pub events: Vec<crate::event::Event>,
+    pub patch: Option<String>,
+}
+
+pub struct Model {
+    pub repo: TextArea<'static>,
+    pub base: TextArea<'static>,
+    pub prompt: TextArea<'static>,
+    pub errors: FieldErrors,
+    pub focus: Focus,
+    pub state: RunState,
+    pub log: StepLog,
+    pub diff: Option<DiffView>,
+    pub overlay: Overlay,
+    pub info: Info,
+    pub cwd: PathBuf,
+    /// The UI clock (ms since the app started), set by `Msg::Tick`.
+    pub clock_ms: u64,
+    pub run_started_ms: Option<u64>,
+    pub run_ended_ms: Option<u64>,
+    pub run_id: Option<String>,
+    /// The repository and base the current run was started with.
+    pub run_repo: String,
+    pub run_base: Option<String>,
+    /// The model's final text (the run summary).
+    pub summary: String,
+    pub patch_path: Option<String>,
+    pub pr_url: Option<String>,
+    /// The last publish-stage message (why nothing was published, when it was not).
+    pub publish_note: Option<String>,
+    pub no_color: bool,
+    pub width: u16,
+    pub height: u16,
+    /// Ctrl+C was pressed once while running: the next one quits.
+    pub quit_armed: bool,
+    /// A one-line message for the status bar (copied, cannot start while running, …).
+    pub notice: Option<String>,
+    /// Viewing a past run from the store (read-only).
+    pub viewing: Option<String>,
+    pub should_quit: bool,
+}
+
+pub fn text_field(text: &str, placeholder: &str, multiline: bool) -> TextArea<'static> {
+    let lines: Vec<String> = if text.is_empty() {
+        vec![String::new()]
+    } else {
+        text.lines().map(str::to_string).collect()
+    };
+    let mut t = TextArea::new(lines);
+    t.set_placeholder_text(placeholder);
+    t.set_cursor_line_style(ratatui::style::Style::default());
+    if multiline {
+        t.set_wrap_mode(WrapMode::WordOrGlyph);
+    }
+    t.move_cursor(ratatui_textarea::CursorMove::Bottom);
+    t.move_cursor(ratatui_textarea::CursorMove::End);
+    t
+}
+
+pub fn field_text(t: &TextArea<'_>) -> String {
+    t.lines().join("\n")
+}
+
+impl Model {
+    pub fn new(prefill: Prefill, cwd: PathBuf, info: Info, no_color: bool) -> Model {
+        let focus = if prefill.repo.is_empty() {
+            Focus::Repo
+        } else {
+            Focus::Prompt
+        };
+        Model {
+            repo: text_field(
+                &prefill.repo,
+                "https://github.com/owner/repo, owner/repo or ./path",
+                false,
+            ),
+            base: text_field(&prefill.base, "default branch", false),
+            prompt: text_field(
+                &prefill.prompt,
+                "What should the agent change? (Ctrl+S runs)",
+                true,
+            ),
+            errors: FieldErrors::default(),
+            focus,
+            state: RunState::Idle,
+            log: StepLog::default(),
+            diff: None,
+            overlay: Overlay::None,
+            info,
+            cwd,
+            clock_ms: 0,
+            run_started_ms: None,
+            run_ended_ms: None,
+            run_id: None,
+            run_repo: String::new(),
+            run_base: None,
+            summary: String::new(),
+            patch_path: None,
+            pr_url: None,
+            publish_note: None,
+            no_color,
+            width: 80,
+            height: 24,
+            quit_armed: false,
+            notice: None,
+            viewing: None,
+            should_quit: false,
+        }
+    }
+
+    pub fn elapsed_ms(&self) -> Option<u64> {
+        let start = self.run_started_ms?;
+        Some(
+            self.run_ended_ms
+                .unwrap_or(self.clock_ms)
+                .saturating_sub(start),
+        )
+    }
+
+    /// Work that would be lost (from the UI's point of view) by quitting now.
+    pub fn unpublished_work(&self) -> Option<String> {
+        match self.state {
+            RunState::Running(_) | RunState::Cancelling => {
+                Some("a run is in progress; quitting cancels it".into())
+            }
+            RunState::Review => Some("the diff is waiting for review and is not published".into()),
+            RunState::Publishing => Some("publishing is in progress".into()),
+            _ => None,
+        }
+    }
+
+    /// Whether anything animates (the spinner), so the loop must keep redrawing.
+    pub fn animating(&self) -> bool {
+        self.state.is_busy()
+    }
+}

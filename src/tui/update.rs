@@ -1,0 +1,520 @@
+//! `update`: the one place where input and pipeline events change the model.
+//!
+//! Invariants: pure — no IO, no clock, no terminal; anything that touches the outside world comes
+//! back as an [`Action`] for the app loop to perform. Keys reach a text field only when it is
+//! focused and no dialog is open; single-letter commands work only outside text fields.
+
+use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseEvent, MouseEventKind};
+use ratatui::layout::{Position, Rect};
+
+use super::dialog_keys::overlay_key;
+use super::diffview::DiffView;
+use super::ingest::pr_dialog;
+use super::layout;
+use super::model::{
+    Field, Focus, Model, Overlay, PastRun, PrField, PrPhase, RunState, field_text, text_field,
+};
+use crate::event::{Event, Stage};
+use crate::pipeline::{Command, Selection};
+use crate::repo::RepoSource;
+use crate::store::RunMeta;
+
+#[derive(Debug, Clone)]
+pub enum Msg {
+    Key(KeyEvent),
+    Paste(String),
+    Mouse(MouseEvent),
+    Resize(u16, u16),
+    /// The UI clock advanced to this many milliseconds.
+    Tick(u64),
+    /// A run was started with this id.
+    Started(String),
+    Pipeline(Event),
+    EditorDone(Field, Option<String>),
+    Runs(Vec<RunMeta>),
+    PastRun(Box<PastRun>),
+    /// Something the app loop tried failed (opening the browser, the editor, …).
+    Failed(String),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    Start {
+        repo: String,
+        prompt: String,
+        base: Option<String>,
+    },
+    Send(Command),
+    /// Edit a field's text in `$EDITOR`.
+    Edit(Field, String),
+    OpenUrl(String),
+    /// Copy to the clipboard (OSC 52).
+    Copy(String),
+    Suspend,
+    LoadRuns,
+    OpenRun(String),
+    Quit,
+}
+
+pub(super) fn ctrl(k: &KeyEvent, c: char) -> bool {
+    k.modifiers.contains(KeyModifiers::CONTROL) && k.code == KeyCode::Char(c)
+}
+
+/// Validates the input fields; errors are shown next to each field.
+pub fn validate(model: &mut Model) -> bool {
+    let repo = field_text(&model.repo).trim().to_string();
+    let base = field_text(&model.base).trim().to_string();
+    let prompt = field_text(&model.prompt);
+    model.errors.repo = if repo.is_empty() {
+        Some("required: a GitHub URL, owner/repo, or a local path".into())
+    } else {
+        RepoSource::parse(&repo, &model.cwd)
+            .err()
+            .map(|e| e.to_string())
+    };
+    model.errors.base = (!base.is_empty()
+        && (base.starts_with('-')
+            || base.contains("..")
+            || base
+                .chars()
+                .any(|c| c.is_whitespace() || "~^:?*[\\".contains(c))))
+    .then(|| "not a valid branch name".to_string());
+    model.errors.prompt = prompt
+        .trim()
+        .is_empty()
+        .then(|| "required: describe the change you want".to_string());
+    !model.errors.any()
+}
+
+fn diff_height(model: &Model) -> usize {
+    let files = model.diff.as_ref().map_or(0, |d| d.files.len());
+    layout::panes(Rect::new(0, 0, model.width, model.height), files)
+        .body
+        .height as usize
+}
+
+fn start_run(model: &mut Model) -> Vec<Action> {
+    if model.state.is_busy() {
+        model.notice = Some("a run is in progress: Ctrl+C cancels it first".into());
+        return vec![];
+    }
+    if !validate(model) {
+        model.focus = if model.errors.repo.is_some() {
+            Focus::Repo
+        } else if model.errors.base.is_some() {
+            Focus::Base
+        } else {
+            Focus::Prompt
+        };
+        return vec![];
+    }
+    let repo = field_text(&model.repo).trim().to_string();
+    let base = Some(field_text(&model.base).trim().to_string()).filter(|b| !b.is_empty());
+    model.reset_run();
+    model.run_repo = repo.clone();
+    model.run_base = base.clone();
+    model.state = RunState::Running(Stage::Validate);
+    model.run_started_ms = Some(model.clock_ms);
+    model.focus = Focus::Steps;
+    vec![Action::Start {
+        repo,
+        prompt: field_text(&model.prompt),
+        base,
+    }]
+}
+
+fn quit(model: &mut Model) -> Vec<Action> {
+    match model.unpublished_work() {
+        Some(reason) => {
+            model.overlay = Overlay::ConfirmQuit { reason };
+            vec![]
+        }
+        None => {
+            model.should_quit = true;
+            vec![Action::Quit]
+        }
+    }
+}
+
+pub fn update(model: &mut Model, msg: Msg) -> Vec<Action> {
+    match msg {
+        Msg::Tick(ms) => {
+            model.clock_ms = ms;
+            vec![]
+        }
+        Msg::Resize(w, h) => {
+            model.width = w;
+            model.height = h;
+            let hgt = diff_height(model);
+            if let Some(d) = model.diff.as_mut() {
+                d.scroll_into_view(hgt);
+            }
+            vec![]
+        }
+        Msg::Started(id) => {
+            model.run_id = Some(id);
+            vec![]
+        }
+        Msg::Pipeline(e) => {
+            model.ingest(&e);
+            vec![]
+        }
+        Msg::Failed(m) => {
+            model.notice = Some(m);
+            vec![]
+        }
+        Msg::Runs(runs) => {
+            model.overlay = Overlay::Runs { runs, selected: 0 };
+            vec![]
+        }
+        Msg::PastRun(p) => {
+            model.load_past(*p);
+            vec![]
+        }
+        Msg::EditorDone(field, text) => {
+            if let Some(t) = text {
+                let t = t.replace("\r\n", "\n");
+                let t = super::sanitize::clean(&t);
+                let t = t.trim_end_matches('\n');
+                match field {
+                    Field::Repo => model.repo = text_field(t.trim(), "", false),
+                    Field::Base => model.base = text_field(t.trim(), "default branch", false),
+                    Field::Prompt => model.prompt = text_field(t, "", true),
+                    Field::FollowUp => {
+                        model.overlay = Overlay::FollowUp(Box::new(text_field(t, "", true)))
+                    }
+                    Field::PrTitle | Field::PrBody => {
+                        if let Overlay::Pr(d) = &mut model.overlay {
+                            if field == Field::PrTitle {
+                                d.title = text_field(t.lines().next().unwrap_or(""), "", false);
+                            } else {
+                                d.body = text_field(t, "", true);
+                            }
+                        }
+                    }
+                }
+            }
+            vec![]
+        }
+        Msg::Paste(text) => {
+            // Line endings normalized; escape sequences in pasted text are dropped.
+            let text = text.replace("\r\n", "\n").replace('\r', "\n");
+            paste(model, &super::sanitize::clean(&text));
+            vec![]
+        }
+        Msg::Mouse(m) => {
+            mouse(model, m);
+            vec![]
+        }
+        Msg::Key(k) => {
+            if k.kind == KeyEventKind::Release {
+                return vec![];
+            }
+            model.notice = None;
+            // Esc quickly followed by a key arrives as Alt+key. No binding uses Alt, so in a
+            // dialog without text input read it as the two keys it was.
+            let text_dialog = match &model.overlay {
+                Overlay::FollowUp(_) => true,
+                Overlay::Pr(d) => d.phase == PrPhase::Editing,
+                _ => false,
+            };
+            if k.modifiers == KeyModifiers::ALT
+                && matches!(k.code, KeyCode::Char(_))
+                && !matches!(model.overlay, Overlay::None)
+                && !text_dialog
+            {
+                let mut actions = key(model, KeyEvent::new(KeyCode::Esc, KeyModifiers::NONE));
+                actions.extend(key(model, KeyEvent::new(k.code, KeyModifiers::NONE)));
+                return actions;
+            }
+            key(model, k)
+        }
+    }
+}
+
+fn paste(model: &mut Model, text: &str) {
+    let single = |t: &str| t.split_whitespace().collect::<Vec<_>>().join(" ");
+    match &mut model.overlay {
+        Overlay::FollowUp(t) => {
+            t.insert_str(text);
+        }
+        Overlay::Pr(d) => match d.field {
+            PrField::Title => {
+                d.title.insert_str(single(text));
+            }
+            PrField::Body => {
+                d.body.insert_str(text);
+            }
+            PrField::Draft => {}
+        },
+        Overlay::None => match model.focus {
+            Focus::Repo => {
+                model.repo.insert_str(single(text));
+                model.errors.repo = None;
+            }
+            Focus::Base => {
+                model.base.insert_str(single(text));
+                model.errors.base = None;
+            }
+            Focus::Prompt => {
+                model.prompt.insert_str(text);
+                model.errors.prompt = None;
+            }
+            _ => {}
+        },
+        _ => {}
+    }
+}
+
+fn mouse(model: &mut Model, m: MouseEvent) {
+    let delta: isize = match m.kind {
+        MouseEventKind::ScrollDown => 3,
+        MouseEventKind::ScrollUp => -3,
+        _ => return,
+    };
+    let files = model.diff.as_ref().map_or(0, |d| d.files.len());
+    let p = layout::panes(Rect::new(0, 0, model.width, model.height), files);
+    let at = Position::new(m.column, m.row);
+    if p.diff.contains(at) {
+        let h = p.body.height as usize;
+        if let Some(d) = model.diff.as_mut() {
+            d.scroll_by(delta, h);
+        }
+    } else if p.steps.contains(at) {
+        if delta < 0 {
+            for _ in 0..3 {
+                model.log.select_prev();
+            }
+        } else {
+            for _ in 0..3 {
+                model.log.select_next();
+            }
+        }
+    }
+}
+
+fn key(model: &mut Model, k: KeyEvent) -> Vec<Action> {
+    // Dialogs first: they own the keyboard.
+    if !matches!(model.overlay, Overlay::None) {
+        let overlay = std::mem::replace(&mut model.overlay, Overlay::None);
+        let (back, actions) = overlay_key(model, overlay, k);
+        if let Some(o) = back
+            && matches!(model.overlay, Overlay::None)
+        {
+            model.overlay = o;
+        }
+        return actions;
+    }
+
+    // Global keys.
+    if ctrl(&k, 'c') {
+        if model.state.is_busy() {
+            if model.quit_armed {
+                model.should_quit = true;
+                return vec![Action::Quit];
+            }
+            model.quit_armed = true;
+            if model.state != RunState::Cancelling {
+                model.state = RunState::Cancelling;
+                model.notice = Some("cancelling… press Ctrl+C again to quit".into());
+                return vec![Action::Send(Command::Cancel)];
+            }
+            return vec![];
+        }
+        return quit(model);
+    }
+    if ctrl(&k, 's') {
+        return start_run(model);
+    }
+    if ctrl(&k, 'z') {
+        return vec![Action::Suspend];
+    }
+    if ctrl(&k, 'r') {
+        return vec![Action::LoadRuns];
+    }
+    if k.code == KeyCode::F(1) {
+        model.overlay = Overlay::Help { scroll: 0 };
+        return vec![];
+    }
+    match k.code {
+        KeyCode::Tab => {
+            model.focus = cycle(model.focus, 1);
+            return vec![];
+        }
+        KeyCode::BackTab => {
+            model.focus = cycle(model.focus, -1);
+            return vec![];
+        }
+        _ => {}
+    }
+
+    if model.focus.is_text() {
+        return text_key(model, k);
+    }
+
+    // Single-letter commands outside text fields.
+    match k.code {
+        KeyCode::Char('?') => {
+            model.overlay = Overlay::Help { scroll: 0 };
+            return vec![];
+        }
+        KeyCode::Char('q') => return quit(model),
+        KeyCode::Char('r') => return vec![Action::LoadRuns],
+        KeyCode::Char('e') => {
+            if model.state.is_busy() {
+                model.notice = Some("a run is in progress: Ctrl+C cancels it first".into());
+                return vec![];
+            }
+            model.focus = Focus::Prompt;
+            model.notice =
+                Some("edit the prompt, then Ctrl+S to run again from a fresh workspace".into());
+            return vec![];
+        }
+        KeyCode::Char('f') => {
+            if model.state == RunState::Review {
+                model.overlay = Overlay::FollowUp(Box::new(text_field(
+                    "",
+                    "What should the agent do next? (Ctrl+S sends, Esc cancels)",
+                    true,
+                )));
+            } else {
+                model.notice = Some("follow-ups work while a diff is in review".into());
+            }
+            return vec![];
+        }
+        KeyCode::Char('c') => {
+            match (&model.state, &model.diff) {
+                (RunState::Review, Some(d)) if !d.is_empty() => {
+                    if d.summary().hunks_in == 0 && d.summary().files_in == 0 {
+                        model.notice = Some("nothing is selected for the PR".into());
+                    } else {
+                        model.overlay = Overlay::Pr(Box::new(pr_dialog(model)));
+                    }
+                }
+                _ => {
+                    model.notice = Some("a PR can be created once a diff is in review".into());
+                }
+            }
+            return vec![];
+        }
+        KeyCode::Char('o') | KeyCode::Char('y') if model.pr_url.is_some() => {
+            let url = model.pr_url.clone().unwrap_or_default();
+            return vec![if k.code == KeyCode::Char('o') {
+                Action::OpenUrl(url)
+            } else {
+                Action::Copy(url)
+            }];
+        }
+        _ => {}
+    }
+    match model.focus {
+        Focus::Diff => diff_key(model, k),
+        Focus::Steps => steps_key(model, k),
+        _ => {}
+    }
+    vec![]
+}
+
+/// Keys while a dialog is open; returns the dialog to keep (or `None` to close it).
+fn cycle(f: Focus, step: isize) -> Focus {
+    let n = Focus::ORDER.len() as isize;
+    let i = Focus::ORDER.iter().position(|x| *x == f).unwrap_or(0) as isize;
+    Focus::ORDER[((i + step).rem_euclid(n)) as usize]
+}
+
+fn text_key(model: &mut Model, k: KeyEvent) -> Vec<Action> {
+    let field = match model.focus {
+        Focus::Repo => Field::Repo,
+        Focus::Base => Field::Base,
+        _ => Field::Prompt,
+    };
+    if ctrl(&k, 'e') {
+        let text = match field {
+            Field::Repo => field_text(&model.repo),
+            Field::Base => field_text(&model.base),
+            _ => field_text(&model.prompt),
+        };
+        return vec![Action::Edit(field, text)];
+    }
+    if k.code == KeyCode::Esc {
+        model.focus = if model.diff.is_some() {
+            Focus::Diff
+        } else {
+            Focus::Steps
+        };
+        return vec![];
+    }
+    match field {
+        Field::Repo | Field::Base => {
+            if k.code == KeyCode::Enter {
+                model.focus = cycle(model.focus, 1);
+                return vec![];
+            }
+            let t = if field == Field::Repo {
+                model.errors.repo = None;
+                &mut model.repo
+            } else {
+                model.errors.base = None;
+                &mut model.base
+            };
+            t.input(k);
+        }
+        _ => {
+            model.errors.prompt = None;
+            model.prompt.input(k);
+        }
+    }
+    vec![]
+}
+
+fn steps_key(model: &mut Model, k: KeyEvent) {
+    match k.code {
+        KeyCode::Up | KeyCode::Char('k') => model.log.select_prev(),
+        KeyCode::Down | KeyCode::Char('j') => model.log.select_next(),
+        KeyCode::Enter => model.log.toggle_expand(),
+        KeyCode::Home | KeyCode::Char('g') => model.log.selected = Some(0),
+        KeyCode::End | KeyCode::Char('G') => model.log.selected = None,
+        _ => {}
+    }
+}
+
+fn diff_key(model: &mut Model, k: KeyEvent) {
+    let h = diff_height(model);
+    let Some(d) = model.diff.as_mut() else {
+        return;
+    };
+    let page = (h / 2).max(1) as isize;
+    let read_only = model.viewing.is_some() || model.state != RunState::Review;
+    match k.code {
+        KeyCode::Down | KeyCode::Char('j') => d.move_by(1, h),
+        KeyCode::Up | KeyCode::Char('k') => d.move_by(-1, h),
+        KeyCode::PageDown => d.move_by(page * 2, h),
+        KeyCode::PageUp => d.move_by(-page * 2, h),
+        KeyCode::Char('d') if k.modifiers.contains(KeyModifiers::CONTROL) => d.move_by(page, h),
+        KeyCode::Char('u') if k.modifiers.contains(KeyModifiers::CONTROL) => d.move_by(-page, h),
+        KeyCode::Home | KeyCode::Char('g') => d.home(),
+        KeyCode::End | KeyCode::Char('G') => d.end(h),
+        KeyCode::Char('n') => d.next_hunk(h),
+        KeyCode::Char('p') => d.prev_hunk(h),
+        KeyCode::Char(']') => d.next_file(h),
+        KeyCode::Char('[') => d.prev_file(h),
+        KeyCode::Char(' ') => {
+            if read_only {
+                model.notice =
+                    Some("the selection can be changed while the diff is in review".into());
+            } else {
+                d.toggle_at_cursor();
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The selection to approve with, for the app (and tests).
+pub fn current_selection(model: &Model) -> Selection {
+    model
+        .diff
+        .as_ref()
+        .map(DiffView::selection)
+        .unwrap_or_default()
+}

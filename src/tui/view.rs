@@ -1,0 +1,482 @@
+//! `view`: draws the model. A function of the model alone (no clock, no IO), so a `TestBackend`
+//! buffer is a faithful, deterministic picture of a state.
+//!
+//! Invariants: only visible rows are turned into styled text; every string drawn came through
+//! `sanitize` (at ingestion or here); the focused pane has the bright border.
+
+use ratatui::Frame;
+use ratatui::layout::{Alignment, Rect};
+use ratatui::style::{Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Clear, Paragraph};
+use ratatui_textarea::TextArea;
+
+use super::layout::{self, MIN_H, MIN_W, Panes};
+use super::model::{Focus, Model, Overlay, RunState};
+use super::steplog::{Entry, EntryKind, EntryStatus, fmt_duration};
+use super::theme::Theme;
+use super::{dialogs, diffpane, sanitize};
+
+const SPINNER: [&str; 10] = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"];
+
+pub fn draw(frame: &mut Frame, model: &Model) {
+    let area = frame.area();
+    let theme = Theme {
+        no_color: model.no_color,
+    };
+    if layout::too_small(area.width, area.height) {
+        let msg = vec![
+            Line::from(format!(
+                "Terminal too small: {}×{}",
+                area.width, area.height
+            )),
+            Line::from(format!("needs at least {MIN_W}×{MIN_H}")),
+        ];
+        let y = area.height / 2;
+        frame.render_widget(
+            Paragraph::new(msg)
+                .alignment(Alignment::Center)
+                .style(theme.error()),
+            Rect::new(
+                area.x,
+                area.y + y.saturating_sub(1),
+                area.width,
+                2.min(area.height),
+            ),
+        );
+        return;
+    }
+    let files = model.diff.as_ref().map_or(0, |d| d.files.len());
+    let p = layout::panes(area, files);
+    header(frame, model, &theme, p.header);
+    status_bar(frame, model, &theme, p.status);
+    inputs(frame, model, &theme, &p);
+    steps(frame, model, &theme, p.steps);
+    diffpane::draw(frame, model, &theme, &p);
+    match &model.overlay {
+        Overlay::None => {}
+        Overlay::Help { scroll } => dialogs::help(frame, &theme, area, *scroll),
+        Overlay::Runs { runs, selected } => dialogs::runs(frame, &theme, area, runs, *selected),
+        Overlay::Pr(d) => dialogs::pr(frame, model, &theme, area, d),
+        Overlay::FollowUp(t) => dialogs::follow_up(frame, &theme, area, t),
+        Overlay::ConfirmQuit { reason } => {
+            dialogs::confirm_quit(frame, model, &theme, area, reason)
+        }
+    }
+}
+
+fn fmt_tokens(n: u64) -> String {
+    if n >= 1000 {
+        format!("{:.1}k", n as f64 / 1000.0)
+    } else {
+        n.to_string()
+    }
+}
+
+fn header(frame: &mut Frame, model: &Model, theme: &Theme, area: Rect) {
+    let repo = if model.run_repo.is_empty() {
+        super::model::field_text(&model.repo)
+    } else {
+        model.run_repo.clone()
+    };
+    let base = model
+        .run_base
+        .clone()
+        .unwrap_or_else(|| super::model::field_text(&model.base));
+    let mut left = vec![Span::styled(" tiny-backspace", theme.bold())];
+    if !repo.trim().is_empty() {
+        left.push(Span::raw(format!(" · {}", sanitize::one_line(repo.trim()))));
+        if !base.trim().is_empty() {
+            left.push(Span::raw(format!(" @ {}", sanitize::one_line(base.trim()))));
+        }
+    }
+    let net = if model.info.sandbox == "none" {
+        "host network"
+    } else if model.info.network {
+        "network on"
+    } else {
+        "no network"
+    };
+    let mut right = format!("{} · {}, {net}", model.info.model, model.info.sandbox);
+    if model.info.tokens > 0 || model.run_started_ms.is_some() {
+        right.push_str(&format!(" · {} tok", fmt_tokens(model.info.tokens)));
+        if let Some(c) = model.info.cost_usd {
+            right.push_str(&format!(" · ${c:.2}"));
+        }
+    }
+    if let Some(ms) = model.elapsed_ms() {
+        right.push_str(&format!(" · {}:{:02}", ms / 60_000, (ms / 1000) % 60));
+    }
+    right.push(' ');
+    let left_w: usize = left.iter().map(|s| s.content.chars().count()).sum();
+    if left_w + right.chars().count() > area.width as usize {
+        // Narrow: keep what matters (replay or not, sandbox, tokens, cost, time).
+        let short_model = model
+            .info
+            .model
+            .split(" · ")
+            .next()
+            .unwrap_or("")
+            .to_string();
+        let mut short = format!(" {short_model} · {}", model.info.sandbox);
+        if !model.info.network || model.info.sandbox == "none" {
+            short.push_str(if model.info.sandbox == "none" {
+                " host-net"
+            } else {
+                " no-net"
+            });
+        }
+        if let Some(rest) = right
+            .split_once(&format!(", {net}"))
+            .map(|(_, r)| r.to_string())
+        {
+            short.push_str(&rest);
+        }
+        right = short;
+    }
+    frame.render_widget(Block::default().style(theme.header()), area);
+    let rw = (right.chars().count() as u16).min(area.width);
+    let left_area = Rect::new(area.x, area.y, area.width.saturating_sub(rw + 1), 1);
+    frame.render_widget(Paragraph::new(Line::from(left)), left_area);
+    frame.render_widget(
+        Paragraph::new(right).alignment(Alignment::Right),
+        Rect::new(area.right() - rw, area.y, rw, 1),
+    );
+}
+
+pub fn keys_for(model: &Model) -> &'static str {
+    if model.state.is_busy() {
+        return match model.focus {
+            Focus::Diff => "j/k scroll · n/p hunk · ]/[ file · Ctrl+C cancel · Tab pane · ? keys",
+            _ if model.focus.is_text() => "Ctrl+C cancel · Tab pane · F1 keys",
+            _ => "j/k select · Enter expand · G follow · Ctrl+C cancel · Tab pane · ? keys",
+        };
+    }
+    if model.pr_url.is_some() && !model.focus.is_text() {
+        return "o open PR · y copy URL · e edit & re-run · r runs · ? keys · q quit";
+    }
+    match model.focus {
+        Focus::Repo | Focus::Base => {
+            "Ctrl+S run · Enter/Tab next · Ctrl+E $EDITOR · Ctrl+R runs · F1 keys · Ctrl+C quit"
+        }
+        Focus::Prompt => {
+            "Ctrl+S run · Enter newline · Ctrl+E $EDITOR · Tab pane · F1 keys · Ctrl+C quit"
+        }
+        Focus::Steps => {
+            "j/k select · Enter expand · G follow · Tab pane · r runs · ? keys · q quit"
+        }
+        Focus::Diff if model.state == RunState::Review => {
+            "j/k scroll · n/p hunk · ]/[ file · space in/out · c create PR · e edit & re-run · f follow-up · ? keys"
+        }
+        Focus::Diff => {
+            "j/k scroll · n/p hunk · ]/[ file · e edit & re-run · r runs · ? keys · q quit"
+        }
+    }
+}
+
+fn status_bar(frame: &mut Frame, model: &Model, theme: &Theme, area: Rect) {
+    let failed = matches!(model.state, RunState::Failed | RunState::Cancelled);
+    let done = matches!(model.state, RunState::Done { .. });
+    let label = match (&model.viewing, &model.state) {
+        (Some(_), s) => format!(" past run · {} ", s.label()),
+        (None, s) => format!(" {} ", s.label()),
+    };
+    let mut spans = vec![
+        Span::styled(label, theme.badge_for(failed, done)),
+        Span::raw(" "),
+    ];
+    match &model.notice {
+        Some(n) => spans.push(Span::styled(sanitize::one_line(n), theme.bold())),
+        None => {
+            // Drop middle hints until the line fits, keeping the last one (`? keys`).
+            let used: usize = spans.iter().map(|s| s.content.chars().count()).sum();
+            let mut parts: Vec<&str> = keys_for(model).split(" · ").collect();
+            while parts.len() > 2
+                && used + parts.iter().map(|p| p.chars().count() + 3).sum::<usize>()
+                    > area.width as usize + 3
+            {
+                parts.remove(parts.len() - 2);
+            }
+            for (i, part) in parts.into_iter().enumerate() {
+                if i > 0 {
+                    spans.push(Span::styled(" · ", theme.dim()));
+                }
+                match part.rsplit_once(' ') {
+                    Some((k, what)) if !k.contains(' ') || k.starts_with("Enter") => {
+                        spans.push(Span::styled(k.to_string(), theme.key()));
+                        spans.push(Span::raw(format!(" {what}")));
+                    }
+                    _ => spans.push(Span::raw(part.to_string())),
+                }
+            }
+        }
+    }
+    frame.render_widget(Paragraph::new(Line::from(spans)), area);
+}
+
+pub fn field_block<'a>(
+    title: &'a str,
+    focused: bool,
+    error: Option<&'a str>,
+    theme: &Theme,
+) -> Block<'a> {
+    let mut b = Block::default()
+        .borders(Borders::ALL)
+        .border_style(theme.border(focused))
+        .title(Span::styled(format!(" {title} "), theme.title(focused)));
+    if let Some(e) = error {
+        b = b.title_bottom(Line::from(Span::styled(
+            format!(" ✗ {} ", sanitize::one_line(e)),
+            theme.error(),
+        )));
+    }
+    b
+}
+
+/// Draws a text field; the cursor is only shown when focused.
+pub fn draw_textarea(
+    frame: &mut Frame,
+    t: &TextArea<'static>,
+    focused: bool,
+    theme: &Theme,
+    area: Rect,
+) {
+    let mut t = t.clone();
+    t.set_placeholder_style(theme.dim());
+    if !focused {
+        t.set_cursor_style(Style::default());
+    }
+    frame.render_widget(&t, area);
+}
+
+fn inputs(frame: &mut Frame, model: &Model, theme: &Theme, p: &Panes) {
+    let fields: [(&str, &TextArea<'static>, Focus, Option<&str>, Rect); 3] = [
+        (
+            "Repository",
+            &model.repo,
+            Focus::Repo,
+            model.errors.repo.as_deref(),
+            p.repo,
+        ),
+        (
+            "Base",
+            &model.base,
+            Focus::Base,
+            model.errors.base.as_deref(),
+            p.base,
+        ),
+        (
+            "Prompt",
+            &model.prompt,
+            Focus::Prompt,
+            model.errors.prompt.as_deref(),
+            p.prompt,
+        ),
+    ];
+    for (title, t, focus, error, area) in fields {
+        let focused = model.focus == focus && matches!(model.overlay, Overlay::None);
+        let block = field_block(title, model.focus == focus, error, theme);
+        let inner = block.inner(area);
+        frame.render_widget(block, area);
+        draw_textarea(frame, t, focused, theme, inner);
+    }
+}
+
+fn entry_lines(
+    e: &Entry,
+    idx: usize,
+    selected: bool,
+    model: &Model,
+    theme: &Theme,
+    width: usize,
+) -> Vec<Line<'static>> {
+    let _ = idx;
+    let (icon, icon_style) = match (e.kind, e.status) {
+        (EntryKind::Model, _) => ("◆", theme.model_text()),
+        (_, EntryStatus::Running) => (
+            SPINNER[(model.clock_ms / 100) as usize % SPINNER.len()],
+            theme.running(),
+        ),
+        (_, EntryStatus::Ok) => ("✓", theme.ok()),
+        (_, EntryStatus::Failed) => ("✗", theme.error()),
+        (_, EntryStatus::Info) => ("●", theme.hunk()),
+    };
+    let marker = if selected { "▸" } else { " " };
+    let mut title = match e.kind {
+        EntryKind::Model => {
+            let text = e.detail.trim();
+            if e.streaming {
+                // Show the newest words as they arrive.
+                let last = text.lines().last().unwrap_or("");
+                let room = width.saturating_sub(4);
+                let n = last.chars().count();
+                if n > room {
+                    format!("…{}", last.chars().skip(n + 1 - room).collect::<String>())
+                } else {
+                    last.to_string()
+                }
+            } else {
+                let first = text.lines().next().unwrap_or("");
+                if text.lines().nth(1).is_some() && !e.expanded {
+                    format!("{first} …")
+                } else {
+                    first.to_string()
+                }
+            }
+        }
+        _ => e.title.clone(),
+    };
+    if let (EntryKind::Stage(s), Some(d)) = (e.kind, e.duration_ms) {
+        let rest = title.strip_prefix(s.as_str()).unwrap_or("").to_string();
+        title = format!("{} · {}{rest}", s.as_str(), fmt_duration(d));
+    }
+    let expandable = !e.detail.is_empty()
+        && !matches!(e.kind, EntryKind::Stage(_) | EntryKind::Model)
+        || (e.kind == EntryKind::Model && e.detail.lines().nth(1).is_some());
+    let title_style = match e.kind {
+        EntryKind::Model => theme.model_text(),
+        EntryKind::Error | EntryKind::ToolError => theme.error(),
+        _ => Style::default(),
+    };
+    let sel = if selected {
+        theme.cursor()
+    } else {
+        Style::default()
+    };
+    let mut out = vec![Line::from(vec![
+        Span::styled(marker.to_string(), sel),
+        Span::styled(format!("{icon} "), icon_style),
+        Span::styled(
+            title,
+            title_style.patch(if selected {
+                theme.bold()
+            } else {
+                Style::default()
+            }),
+        ),
+        Span::styled(
+            if expandable && !e.expanded {
+                " ▹"
+            } else {
+                ""
+            }
+            .to_string(),
+            theme.dim(),
+        ),
+    ])];
+    if e.expanded {
+        let room = width.saturating_sub(4).max(10);
+        let skip = if e.kind == EntryKind::Model { 1 } else { 0 };
+        for l in e.detail.lines().skip(skip).take(400) {
+            let chars: Vec<char> = l.chars().collect();
+            if chars.is_empty() {
+                out.push(Line::raw(""));
+            }
+            for chunk in chars.chunks(room) {
+                out.push(Line::from(Span::styled(
+                    format!("    {}", chunk.iter().collect::<String>()),
+                    if e.kind == EntryKind::Model {
+                        theme.model_text()
+                    } else {
+                        theme.dim()
+                    },
+                )));
+            }
+        }
+    }
+    out
+}
+
+fn steps(frame: &mut Frame, model: &Model, theme: &Theme, area: Rect) {
+    let focused = model.focus == Focus::Steps;
+    let mut title = " Steps ".to_string();
+    if model.log.dropped > 0 {
+        title = format!(" Steps · {} earlier not shown ", model.log.dropped);
+    }
+    if model.log.selected.is_some() {
+        title.push_str("· scrolled (G follows) ");
+    }
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .border_style(theme.border(focused))
+        .title(Span::styled(title, theme.title(focused)));
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    let h = inner.height as usize;
+    let w = inner.width as usize;
+    let entries = &model.log.entries;
+    if entries.is_empty() {
+        let hint = if model.state == RunState::Idle {
+            "Each step of the run appears here."
+        } else {
+            "Starting…"
+        };
+        frame.render_widget(Paragraph::new(Span::styled(hint, theme.dim())), inner);
+        return;
+    }
+    let sel = model.log.selected;
+    let anchor = sel.unwrap_or(entries.len() - 1).min(entries.len() - 1);
+    // Lines before (and including) the anchor, newest last.
+    let mut before: Vec<Line> = Vec::new();
+    let budget_before = if sel.is_some() { h.div_ceil(2) } else { h };
+    let mut i = anchor as isize;
+    while i >= 0 && before.len() < budget_before {
+        let e = &entries[i as usize];
+        let mut ls = entry_lines(e, i as usize, sel == Some(i as usize), model, theme, w);
+        if i as usize == anchor && ls.len() > h {
+            ls.truncate(h);
+        }
+        ls.reverse();
+        before.extend(ls);
+        i -= 1;
+    }
+    before.reverse();
+    if before.len() > budget_before {
+        before.drain(..before.len() - budget_before);
+    }
+    let mut lines = before;
+    let mut j = anchor + 1;
+    while lines.len() < h && j < entries.len() {
+        lines.extend(entry_lines(&entries[j], j, false, model, theme, w));
+        j += 1;
+    }
+    // Fill remaining room with older entries.
+    while lines.len() < h && i >= 0 {
+        let mut ls = entry_lines(&entries[i as usize], i as usize, false, model, theme, w);
+        while let Some(l) = ls.pop() {
+            if lines.len() >= h {
+                break;
+            }
+            lines.insert(0, l);
+        }
+        i -= 1;
+    }
+    lines.truncate(h);
+    frame.render_widget(Paragraph::new(lines), inner);
+}
+
+/// A centered rectangle of at most `w`×`h` inside `area`.
+pub fn centered(area: Rect, w: u16, h: u16) -> Rect {
+    let w = w.min(area.width.saturating_sub(2));
+    let h = h.min(area.height.saturating_sub(2));
+    Rect::new(
+        area.x + (area.width - w) / 2,
+        area.y + (area.height - h) / 2,
+        w,
+        h,
+    )
+}
+
+pub fn dialog_block<'a>(title: &'a str, theme: &Theme) -> Block<'a> {
+    Block::default()
+        .borders(Borders::ALL)
+        .border_style(theme.border(true))
+        .title(Span::styled(
+            format!(" {title} "),
+            theme.title(true).add_modifier(Modifier::BOLD),
+        ))
+}
+
+pub fn clear(frame: &mut Frame, area: Rect) {
+    frame.render_widget(Clear, area);
+}
