@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 
-use crate::llm::scripted::ScriptedProvider;
+use crate::llm::scripted::{Script, ScriptedProvider};
 
 /// The sample repository's files, relative to its root.
 const FILES: &[(&str, &str)] = &[
@@ -40,7 +40,17 @@ pub struct DemoSetup {
     pub dir: PathBuf,
     /// The bare repository the demo works on and publishes to.
     pub origin: PathBuf,
-    pub provider: Arc<ScriptedProvider>,
+    script: Script,
+}
+
+impl DemoSetup {
+    /// A fresh replay of the recorded session (each run, re-runs included, starts at turn one).
+    pub fn provider(&self) -> Arc<ScriptedProvider> {
+        Arc::new(ScriptedProvider::from_script(
+            "demo-session",
+            self.script.clone(),
+        ))
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -104,12 +114,12 @@ pub fn prepare(home: &Path, id: &str) -> Result<DemoSetup, DemoError> {
     .map_err(fail)?;
     git(&dir, &["clone", "-q", "--bare", "seed", "origin.git"]).map_err(fail)?;
     std::fs::remove_dir_all(&seed).map_err(|e| fail(e.to_string()))?;
-    let provider = ScriptedProvider::from_json("demo-session", SCRIPT)
+    let script: Script = serde_json::from_str(SCRIPT)
         .map_err(|e| fail(format!("the embedded script is broken: {e}")))?;
     Ok(DemoSetup {
         origin: dir.join("origin.git"),
         dir,
-        provider: Arc::new(provider),
+        script,
     })
 }
 

@@ -99,6 +99,19 @@ pub async fn demo(config: Config, headless: bool) -> color_eyre::Result<i32> {
             return Ok(1);
         }
     };
+    let terminal = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
+    if !headless && terminal {
+        let prefill = crate::tui::Prefill {
+            repo: setup.origin.display().to_string(),
+            prompt: crate::demo::PROMPT.to_string(),
+            base: String::new(),
+        };
+        let factory: crate::tui::app::ProviderFactory = {
+            let setup = Arc::new(setup);
+            Arc::new(move || setup.provider() as Arc<dyn crate::llm::Provider>)
+        };
+        return crate::tui::term::run_with(prefill, config, Some(factory)).await;
+    }
     let interactive =
         !headless && std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
     if !headless {
@@ -118,7 +131,7 @@ pub async fn demo(config: Config, headless: bool) -> color_eyre::Result<i32> {
             Gate::AutoApprove
         },
         keep_workspace: false,
-        provider: Some(setup.provider.clone()),
+        provider: Some(setup.provider()),
         publish: Default::default(),
     };
     let code = drive(request, config, headless).await?;

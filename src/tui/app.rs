@@ -81,8 +81,20 @@ impl App {
             Ok(k) => k.as_str().to_string(),
             Err(_) => "no sandbox available".into(),
         };
+        // A provider given by the caller (the demo's replay) names itself.
+        let label = match &provider {
+            Some(factory) => {
+                let l = factory().label();
+                if l.replay {
+                    format!("replay · {}", l.model)
+                } else {
+                    format!("{}:{}", l.provider, l.model)
+                }
+            }
+            None => model_label(&config),
+        };
         let info = Info {
-            model: model_label(&config),
+            model: label,
             sandbox,
             network: config.sandbox.network,
             tokens: 0,
