@@ -86,13 +86,32 @@ const SAFE_CONFIG: &[&str] = &[
     "init.defaultBranch=main",
 ];
 
+/// The only variables host git inherits: where git is, and the user's proxy and CA settings.
+const HOST_GIT_ENV: &[&str] = &[
+    "PATH",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "HTTP_PROXY",
+    "http_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+    "NO_PROXY",
+    "no_proxy",
+    "GIT_SSL_CAINFO",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+];
+
 /// A `git` command with the hardened environment and overrides; `allow_protocols` is the
 /// `GIT_ALLOW_PROTOCOL` list (e.g. `https`, `file`).
 pub fn hardened_command(allow_protocols: &str) -> tokio::process::Command {
     let mut cmd = tokio::process::Command::new("git");
     cmd.env_clear();
-    if let Some(path) = std::env::var_os("PATH") {
-        cmd.env("PATH", path);
+    // Only what finding git and reaching the network through the user's proxy and CA need.
+    for name in HOST_GIT_ENV {
+        if let Some(v) = std::env::var_os(name) {
+            cmd.env(name, v);
+        }
     }
     cmd.env("GIT_CONFIG_NOSYSTEM", "1")
         .env("GIT_CONFIG_GLOBAL", "/dev/null")
