@@ -19,8 +19,10 @@ use crate::config::{Config, Overrides};
     long_about = "tiny-backspace clones a repository into a fresh workspace, runs a tool-calling coding \
         agent whose every command runs in a sandbox, streams each step, and lets you review the diff \
         before anything is published.",
-    after_help = "Examples:\n  tiny-backspace run --repo octo/calc --prompt \"Make divide reject zero\" --json --no-pr\n  \
-        tiny-backspace run --repo ./my-repo --prompt \"Fix the typo in README\" --model scripted:assets/demo/script.json --no-pr\n  \
+    after_help = "Examples:\n  tiny-backspace demo                      the offline demo (no keys, no network)\n  \
+        tiny-backspace --repo octo/calc --prompt \"Make divide reject zero\"   the terminal UI, prefilled\n  \
+        tiny-backspace run --repo octo/calc --prompt \"Make divide reject zero\" --json --no-pr\n  \
+        tiny-backspace serve --addr 127.0.0.1:8000\n  \
         tiny-backspace runs\n  tiny-backspace config"
 )]
 pub struct Cli {
@@ -109,7 +111,8 @@ pub enum Cmd {
     /// Print the resolved configuration (secrets masked) and where each value came from.
     #[command(
         after_help = "Precedence: flags > environment > .env in the current directory > config file > defaults.\n\
-        Config file: $TB_CONFIG, else ~/.config/tiny-backspace/config.toml"
+        Config file: $TB_CONFIG, else ~/.config/tiny-backspace/config.toml\n\n\
+        Examples:\n  tiny-backspace config\n  TB_MODEL=openai:gpt-4.1 tiny-backspace config --network"
     )]
     Config,
 }

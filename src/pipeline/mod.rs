@@ -89,7 +89,11 @@ pub fn start_with_id(
         diff: None,
         clone_token: None,
     };
-    let task = tokio::spawn(driver.drive(command_rx));
+    let span = tracing::info_span!("run", run_id = %run_id);
+    let task = tokio::spawn(tracing::Instrument::instrument(
+        driver.drive(command_rx),
+        span,
+    ));
     Pipeline {
         run_id,
         commands,
@@ -176,6 +180,25 @@ impl Driver {
     }
 
     async fn execute(&mut self, effect: Effect, cancel: CancellationToken) -> Input {
+        let stage = format!("{effect:?}");
+        let stage = stage
+            .split([' ', '{', '('])
+            .next()
+            .unwrap_or("")
+            .to_string();
+        let started = Instant::now();
+        tracing::info!(stage = %stage, "stage started");
+        let input = self.execute_stage(effect, cancel).await;
+        let outcome = match &input {
+            Input::StageOk | Input::DiffReady { .. } => "ok",
+            Input::StageCancelled => "cancelled",
+            _ => "failed",
+        };
+        tracing::info!(stage = %stage, outcome, elapsed_ms = started.elapsed().as_millis() as u64, "stage ended");
+        input
+    }
+
+    async fn execute_stage(&mut self, effect: Effect, cancel: CancellationToken) -> Input {
         let result = match effect {
             Effect::Validate => self.validate(&cancel).await,
             Effect::Clone => self.clone_repo(&cancel).await,
