@@ -466,3 +466,61 @@ async fn pr_dialog_keys_and_created_state() {
     );
     let _ = Command::Reject;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_past_run_that_was_never_published_is_published_from_the_runs_list() {
+    let mut h = Harness::new(two_hunk_script(), "Change");
+    // A headless --no-pr run in the same state directory: finished, patch saved, not published.
+    let cfg = std::sync::Arc::new(config(&h.home(), None));
+    let provider = factory(two_hunk_script())();
+    let request = tiny_backspace::pipeline::RunRequest {
+        repo: h.repo.display().to_string(),
+        prompt: "Make divide reject a zero divisor".into(),
+        base: None,
+        gate: tiny_backspace::pipeline::Gate::NoPr,
+        keep_workspace: false,
+        provider: Some(provider),
+        publish: Default::default(),
+    };
+    let mut p = tiny_backspace::pipeline::start(request, cfg, h.dir.path().to_path_buf());
+    while p.events.recv().await.is_some() {}
+    p.task.await.unwrap();
+
+    h.send(ctrl('r'));
+    h.send(key(KeyCode::Enter));
+    assert!(h.model().viewing.is_some());
+    assert_eq!(h.model().state, RunState::Done { published: false });
+    h.send(chr('c'));
+    assert!(
+        matches!(h.model().overlay, Overlay::Pr(_)),
+        "the PR dialog opens for it"
+    );
+    let actions = h.send(ctrl('s'));
+    assert!(
+        actions.is_empty(),
+        "publishing is started by the app itself: {actions:?}"
+    );
+    h.pump_until("published", |m| {
+        m.state == RunState::Done { published: true }
+    })
+    .await;
+    let Overlay::Pr(d) = &h.model().overlay else {
+        panic!("the dialog shows the outcome")
+    };
+    let PrPhase::NotPublished {
+        branch: Some(branch),
+        ..
+    } = &d.phase
+    else {
+        panic!("published as a branch: {:?}", d.phase)
+    };
+    assert!(branch.starts_with("tb/"), "{branch}");
+    let out = std::process::Command::new("git")
+        .args(["-C", h.repo.to_str().unwrap(), "branch", "--list", "tb/*"])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("tb/"),
+        "the branch is in the repository"
+    );
+}

@@ -50,6 +50,8 @@ pub struct App {
     tx: mpsc::Sender<PipeMsg>,
     /// The selection sent with the last approval, to save what was approved.
     approved: Option<Selection>,
+    /// A past run being published from its folder (its events are accepted too).
+    past_publish: Option<String>,
     started: Instant,
 }
 
@@ -111,6 +113,7 @@ impl App {
             retired: Vec::new(),
             tx,
             approved: None,
+            past_publish: None,
             started: Instant::now(),
         };
         (app, rx)
@@ -154,6 +157,15 @@ impl App {
                             Msg::Failed("the run is no longer listening".into()),
                         );
                     }
+                }
+                Action::PublishPast {
+                    run_id,
+                    selection,
+                    title,
+                    body,
+                    draft,
+                } => {
+                    self.publish_past(run_id, selection, title, body, draft);
                 }
                 Action::LoadRuns => {
                     let runs = Store::open(&self.config.home)
@@ -212,6 +224,65 @@ impl App {
         update(&mut self.model, Msg::Started(run_id));
     }
 
+    /// Publishes a past run from its folder on a background task; its events come back through
+    /// the same channel as a live run's.
+    fn publish_past(
+        &mut self,
+        run_id: String,
+        selection: Selection,
+        title: String,
+        body: Option<String>,
+        draft: bool,
+    ) {
+        let Some(run_dir) = Store::open(&self.config.home)
+            .ok()
+            .and_then(|s| s.run_dir(&run_id))
+        else {
+            update(
+                &mut self.model,
+                Msg::Failed(format!("run {run_id} is not in the store")),
+            );
+            return;
+        };
+        self.past_publish = Some(run_id.clone());
+        let config = self.config.clone();
+        let ui = self.tx.clone();
+        tokio::spawn(async move {
+            let (tx, mut rx) = mpsc::channel(crate::pipeline::EVENT_CHANNEL);
+            let emitter = crate::emit::Emitter::new(run_id.clone(), tx);
+            if let Err(e) = run_dir.open_events().and_then(|f| emitter.attach_log(f)) {
+                tracing::warn!("cannot append to the run's events: {e}");
+            }
+            let forward = tokio::spawn(async move {
+                while let Some(event) = rx.recv().await {
+                    if ui
+                        .send(PipeMsg {
+                            run_id: run_id.clone(),
+                            event,
+                        })
+                        .await
+                        .is_err()
+                    {
+                        break;
+                    }
+                }
+            });
+            let request = crate::forge::record::PublishRequest {
+                selection: Some(selection),
+                title: Some(title),
+                body,
+                draft: Some(draft),
+            };
+            let cancel = tokio_util::sync::CancellationToken::new();
+            crate::pipeline::publish::publish_saved_run(
+                &run_dir, &config, &emitter, request, &cancel,
+            )
+            .await;
+            drop(emitter);
+            let _ = forward.await;
+        });
+    }
+
     /// Cancels the current pipeline (if any) and lets it finish on its own.
     fn retire(&mut self) {
         if let Some(c) = self.current.take() {
@@ -222,8 +293,12 @@ impl App {
 
     /// Feeds a pipeline event; events from other runs are dropped.
     pub fn pipeline_event(&mut self, m: PipeMsg) {
-        if self.run_id() != Some(m.run_id.as_str()) {
+        let past = self.past_publish.as_deref() == Some(m.run_id.as_str());
+        if self.run_id() != Some(m.run_id.as_str()) && !past {
             return;
+        }
+        if past && matches!(m.event, Event::Done { .. } | Event::Error { .. }) {
+            self.past_publish = None;
         }
         let saved = match &m.event {
             Event::Done {

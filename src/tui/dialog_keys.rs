@@ -147,6 +147,22 @@ fn pr_key(model: &mut Model, mut d: Box<PrDialog>, k: KeyEvent) -> (Option<Overl
             d.field = PrField::Title;
             return (Some(Overlay::Pr(d)), vec![]);
         }
+        if let Some(run_id) = model.viewing.clone()
+            && model.state == (RunState::Done { published: false })
+        {
+            d.error = None;
+            d.phase = PrPhase::Publishing;
+            model.state = RunState::Publishing;
+            let body = field_text(&d.body).trim().to_string();
+            let action = Action::PublishPast {
+                run_id,
+                selection: current_selection(model),
+                title,
+                body: Some(body).filter(|b| !b.is_empty()),
+                draft: d.draft,
+            };
+            return (Some(Overlay::Pr(d)), vec![action]);
+        }
         if model.state != RunState::Review {
             d.error = Some("the run is no longer waiting for review".into());
             return (Some(Overlay::Pr(d)), vec![]);

@@ -53,6 +53,14 @@ pub enum Action {
     Suspend,
     LoadRuns,
     OpenRun(String),
+    /// Publish a past run that never was, from its folder.
+    PublishPast {
+        run_id: String,
+        selection: crate::pipeline::Selection,
+        title: String,
+        body: Option<String>,
+        draft: bool,
+    },
     Quit,
 }
 
@@ -385,6 +393,16 @@ fn key(model: &mut Model, k: KeyEvent) -> Vec<Action> {
         KeyCode::Char('c') => {
             match (&model.state, &model.diff) {
                 (RunState::Review, Some(d)) if !d.is_empty() => {
+                    if d.summary().hunks_in == 0 && d.summary().files_in == 0 {
+                        model.notice = Some("nothing is selected for the PR".into());
+                    } else {
+                        model.overlay = Overlay::Pr(Box::new(pr_dialog(model)));
+                    }
+                }
+                // A past run that was never published can be, from its folder.
+                (RunState::Done { published: false }, Some(d))
+                    if model.viewing.is_some() && !d.is_empty() =>
+                {
                     if d.summary().hunks_in == 0 && d.summary().files_in == 0 {
                         model.notice = Some("nothing is selected for the PR".into());
                     } else {
