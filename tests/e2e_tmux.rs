@@ -34,30 +34,7 @@ fn start(dir: &Path, env_vars: &[(String, String)], args: &[String]) -> Tmux {
         argv.join(" "),
         shell_quote(&dir.join("exit-code").display().to_string())
     );
-    let tmux = Tmux {
-        socket: dir.join("tmux.sock"),
-    };
-    let out = tmux.cmd(&[
-        "new-session",
-        "-d",
-        "-s",
-        "e2e",
-        "-x",
-        "120",
-        "-y",
-        "34",
-        "-c",
-        &dir.display().to_string(),
-        "sh",
-        "-c",
-        &command,
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    tmux
+    Tmux::start(dir.join("tmux.sock"), 120, 34, Some(dir), &command)
 }
 
 /// Waits for the outcome dialog of a publish (success or failure).
@@ -84,8 +61,19 @@ fn quit(tmux: &Tmux, dir: &Path) {
     tmux.send(&["q"]);
     let exit = dir.join("exit-code");
     let deadline = Instant::now() + Duration::from_secs(30);
+    let mut resend = Instant::now() + Duration::from_secs(5);
     while !exit.exists() {
-        assert!(Instant::now() < deadline, "did not quit: {}", tmux.screen());
+        let screen = tmux.screen();
+        assert!(
+            !screen.contains("Quit?"),
+            "nothing is unpublished, yet quitting asks: {screen}"
+        );
+        assert!(Instant::now() < deadline, "did not quit: {screen}");
+        // On a loaded machine a key sent right after Esc can be read as Alt+key: send it again.
+        if Instant::now() > resend {
+            tmux.send(&["q"]);
+            resend = Instant::now() + Duration::from_secs(5);
+        }
         std::thread::sleep(Duration::from_millis(50));
     }
     assert_eq!(std::fs::read_to_string(exit).unwrap().trim(), "0");

@@ -38,28 +38,12 @@ fn tmux_run_review_deselect_and_approve() {
         script = shell_quote(&script.display().to_string()),
         exit = shell_quote(&exit_file.display().to_string()),
     );
-    let tmux = Tmux {
-        socket: dir.path().join("tmux.sock"),
-    };
-    let out = tmux.cmd(&[
-        "new-session",
-        "-d",
-        "-s",
-        "e2e",
-        "-x",
-        "100",
-        "-y",
-        "30",
-        "-c",
-        &dir.path().display().to_string(),
-        "sh",
-        "-c",
+    let tmux = Tmux::start(
+        dir.path().join("tmux.sock"),
+        100,
+        30,
+        Some(dir.path()),
         &command,
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
     );
 
     // Prefilled from the flags.
@@ -187,29 +171,13 @@ fn check_outcome(home: &Path, repo: &Path, screen: &str) {
 #[test]
 fn no_color_real_binary_draws_no_colors() {
     let dir = tempfile::tempdir().unwrap();
-    let tmux = Tmux {
-        socket: dir.path().join("tmux.sock"),
-    };
     let command = format!(
         "NO_COLOR=1 TB_HOME={} TB_CONFIG={} {} --repo octo/calc --prompt p --model scripted:x.json",
         shell_quote(&dir.path().join("home").display().to_string()),
         shell_quote(&dir.path().join("none.toml").display().to_string()),
         shell_quote(env!("CARGO_BIN_EXE_tiny-backspace")),
     );
-    let out = tmux.cmd(&[
-        "new-session",
-        "-d",
-        "-s",
-        "e2e",
-        "-x",
-        "100",
-        "-y",
-        "30",
-        "sh",
-        "-c",
-        &command,
-    ]);
-    assert!(out.status.success());
+    let tmux = Tmux::start(dir.path().join("tmux.sock"), 100, 30, None, &command);
     tmux.wait_for("Repository");
     let colored = tmux.cmd(&["capture-pane", "-e", "-p", "-t", "e2e"]).stdout;
     let text = String::from_utf8_lossy(&colored);

@@ -11,6 +11,31 @@ pub struct Tmux {
 }
 
 impl Tmux {
+    /// A detached session `e2e` of `width`×`height` running `sh -c command` (in `cwd`, if given).
+    pub fn start(
+        socket: PathBuf,
+        width: u16,
+        height: u16,
+        cwd: Option<&std::path::Path>,
+        command: &str,
+    ) -> Tmux {
+        let tmux = Tmux { socket };
+        let (w, h) = (width.to_string(), height.to_string());
+        let mut args = vec!["new-session", "-d", "-s", "e2e", "-x", &w, "-y", &h];
+        let cwd = cwd.map(|c| c.display().to_string());
+        if let Some(c) = &cwd {
+            args.extend(["-c", c.as_str()]);
+        }
+        args.extend(["sh", "-c", command]);
+        let out = tmux.cmd(&args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        tmux
+    }
+
     pub fn cmd(&self, args: &[&str]) -> std::process::Output {
         Command::new("tmux")
             .arg("-S")
