@@ -16,4 +16,5 @@ pub mod repo;
 pub mod sandbox;
 pub mod serve;
 pub mod store;
+pub mod telemetry;
 pub mod tui;

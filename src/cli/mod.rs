@@ -208,7 +208,7 @@ pub async fn main() -> color_eyre::Result<i32> {
             return Ok(2);
         }
     };
-    let _log_guard = init_logging(&config);
+    let _log_guard = crate::telemetry::init(&config);
     match cli.command {
         Some(Cmd::Run(args)) => run::run(args, config).await,
         Some(Cmd::Publish(args)) => run::publish(args, config).await,
@@ -251,21 +251,4 @@ pub async fn main() -> color_eyre::Result<i32> {
             crate::tui::term::run(prefill, config).await
         }
     }
-}
-
-/// Logs go to a file in the state directory, never to the terminal.
-fn init_logging(config: &Config) -> Option<tracing_appender::non_blocking::WorkerGuard> {
-    let dir = config.home.join("logs");
-    std::fs::create_dir_all(&dir).ok()?;
-    let appender = tracing_appender::rolling::never(&dir, "tiny-backspace.log");
-    let (writer, guard) = tracing_appender::non_blocking(appender);
-    let filter = tracing_subscriber::EnvFilter::try_from_env("TB_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_writer(writer)
-        .with_ansi(false)
-        .with_env_filter(filter)
-        .try_init()
-        .ok()?;
-    Some(guard)
 }
