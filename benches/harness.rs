@@ -38,7 +38,10 @@ fn generate_repo(dir: &Path, files: usize) {
         std::fs::write(sub.join(format!("f{i}.rs")), body).unwrap();
     }
     git(dir, &["add", "-A"]);
-    git(dir, &["commit", "-qm", "generated"]);
+    // No detached auto-gc repacking the source under our clones; pack it now, like a real
+    // repository would be.
+    git(dir, &["-c", "gc.auto=0", "commit", "-qm", "generated"]);
+    git(dir, &["gc", "-q"]);
 }
 
 fn script() -> String {
