@@ -66,8 +66,10 @@ fn tmux_run_review_deselect_and_approve() {
     tmux.wait_for("Make divide reject a zero divisor");
 
     tmux.send(&["C-s"]);
-    let s = tmux.wait_for("3 of 3 hunks in the PR");
-    assert!(s.contains(" review "), "{s}");
+    tmux.wait_for("3 of 3 hunks in the PR");
+    // The diff arrives just before the review state: wait for that too.
+    let s = tmux.wait_for(" review ");
+    assert!(s.contains("3 of 3 hunks in the PR"), "{s}");
 
     // Files: NOTES.md, then calc/__init__.py with two hunks: leave calc's second one out.
     tmux.send(&["]", "n", "n", "Space"]);
