@@ -99,6 +99,8 @@ async fn tui_publishes_a_pr_with_the_edited_title_and_without_the_deselected_hun
         assert!(s.contains("replay"), "{s}");
         tmux.send(&["C-s"]);
         tmux.wait_for("3 of 3 hunks in the PR");
+        // The diff arrives just before the review state; keys act on review.
+        tmux.wait_for(" review ");
         // NOTES.md first, then calc.py with two hunks: leave calc.py's second one out.
         tmux.send(&["]", "n", "n", "Space"]);
         tmux.wait_for("2 of 3 hunks in the PR");
@@ -156,6 +158,7 @@ fn the_demo_runs_in_the_tui_through_to_a_branch_on_its_local_origin() {
     assert!(s.contains("replay"), "{s}");
     tmux.send(&["C-s"]);
     tmux.wait_for("hunks in the PR");
+    tmux.wait_for(" review ");
     tmux.send(&["c"]);
     tmux.wait_for("Create pull request");
     tmux.send(&["C-s"]);
