@@ -15,8 +15,7 @@ use reqwest::header::{HeaderMap, HeaderValue};
 use reqwest::{Client, Url};
 use serde_json::{Map, Value, json};
 
-use super::http::{self, EventStream, TurnState};
-use super::pricing;
+use super::http::{self, TurnState};
 use super::settings::LlmSettings;
 use super::sse::SseEvent;
 use super::{
@@ -97,12 +96,16 @@ impl Provider for AnthropicProvider {
             headers.insert("x-api-key", http::secret_header(key.expose())?);
         }
         tracing::debug!(model = %self.model, bytes = body.len(), "anthropic request");
-        let response =
-            http::post_stream(&self.client, &self.url, headers, body, &self.settings).await?;
-        let mut events = EventStream::new(response, self.settings.read_timeout());
-        let mut response = http::read_turn::<Turn>(&mut events, observer).await?;
-        pricing::price_usage(&mut response.usage, &self.model, &self.settings.prices);
-        Ok(response)
+        http::exchange::<Turn>(
+            &self.client,
+            &self.url,
+            headers,
+            body,
+            &self.settings,
+            &self.model,
+            observer,
+        )
+        .await
     }
 }
 

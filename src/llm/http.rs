@@ -328,6 +328,23 @@ pub(crate) async fn read_turn<T: TurnState>(
 }
 
 /// Decodes a recorded body delivered in `chunks` by the same path as a network body.
+/// One model turn over the wire: post the request, read the stream into a turn, price it.
+pub(crate) async fn exchange<T: TurnState>(
+    client: &Client,
+    url: &Url,
+    headers: HeaderMap,
+    body: Vec<u8>,
+    settings: &LlmSettings,
+    model: &str,
+    observer: &dyn Observer,
+) -> Result<ChatResponse, LlmError> {
+    let response = post_stream(client, url, headers, body, settings).await?;
+    let mut events = EventStream::new(response, settings.read_timeout());
+    let mut turn = read_turn::<T>(&mut events, observer).await?;
+    super::pricing::price_usage(&mut turn.usage, model, &settings.prices);
+    Ok(turn)
+}
+
 pub(crate) fn decode_chunks<'a, T: TurnState>(
     chunks: impl IntoIterator<Item = &'a [u8]>,
     observer: &dyn Observer,

@@ -15,8 +15,7 @@ use reqwest::header::HeaderMap;
 use reqwest::{Client, Url};
 use serde_json::{Value, json};
 
-use super::http::{self, EventStream, TurnState};
-use super::pricing;
+use super::http::{self, TurnState};
 use super::settings::LlmSettings;
 use super::sse::SseEvent;
 use super::{
@@ -94,12 +93,16 @@ impl Provider for OpenAiProvider {
             );
         }
         tracing::debug!(model = %self.model, bytes = body.len(), "openai request");
-        let response =
-            http::post_stream(&self.client, &self.url, headers, body, &self.settings).await?;
-        let mut events = EventStream::new(response, self.settings.read_timeout());
-        let mut response = http::read_turn::<Turn>(&mut events, observer).await?;
-        pricing::price_usage(&mut response.usage, &self.model, &self.settings.prices);
-        Ok(response)
+        http::exchange::<Turn>(
+            &self.client,
+            &self.url,
+            headers,
+            body,
+            &self.settings,
+            &self.model,
+            observer,
+        )
+        .await
     }
 }
 
