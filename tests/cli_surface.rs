@@ -49,22 +49,13 @@ fn keep_workspace_home_and_log_filter() {
     );
     let other_home = env.path("other-home");
     let out = env
-        .command()
-        .env("TB_LOG", "warn")
-        .args([
-            "run",
-            "--repo",
+        .scripted_command(
             repo.to_str().unwrap(),
-            "--prompt",
             "p",
-            "--model",
-            &format!("scripted:{}", s.display()),
-            "--json",
-            "--no-pr",
-            "--keep-workspace",
-            "--home",
-            other_home.to_str().unwrap(),
-        ])
+            &s,
+            &["--keep-workspace", "--home", other_home.to_str().unwrap()],
+        )
+        .env("TB_LOG", "warn")
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0));
@@ -87,20 +78,12 @@ fn keep_workspace_home_and_log_filter() {
     let log = std::fs::read_to_string(other_home.join("logs/tiny-backspace.log")).unwrap();
     assert!(!log.contains("stage ended"), "{log}");
     let out = env
-        .command()
-        .args([
-            "run",
-            "--repo",
+        .scripted_command(
             repo.to_str().unwrap(),
-            "--prompt",
             "p",
-            "--model",
-            &format!("scripted:{}", s.display()),
-            "--json",
-            "--no-pr",
-            "--home",
-            other_home.to_str().unwrap(),
-        ])
+            &s,
+            &["--home", other_home.to_str().unwrap()],
+        )
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0));
@@ -161,19 +144,8 @@ fn host_git_goes_through_the_users_proxy() {
     // A proxy on a loopback port nobody listens on: git must try it (and fail there), so
     // nothing leaves this machine.
     let out = env
-        .command()
+        .scripted_command("https://github.com/octo/calc", "p", &s, &[])
         .env("HTTPS_PROXY", "http://127.0.0.1:9")
-        .args([
-            "run",
-            "--repo",
-            "https://github.com/octo/calc",
-            "--prompt",
-            "p",
-            "--model",
-            &format!("scripted:{}", s.display()),
-            "--json",
-            "--no-pr",
-        ])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));

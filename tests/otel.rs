@@ -43,19 +43,8 @@ async fn a_run_exports_its_spans_to_the_collector() {
     let repo = make_repo(&env.path("r"), "main", &[("a.txt", "a\n")]);
     let s = env.write("s.json", &script(json!([{"text": "done"}])));
     let out = tokio::task::spawn_blocking({
-        let mut cmd = env.command();
-        cmd.env("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{addr}"))
-            .args([
-                "run",
-                "--repo",
-                repo.to_str().unwrap(),
-                "--prompt",
-                "p",
-                "--model",
-                &format!("scripted:{}", s.display()),
-                "--json",
-                "--no-pr",
-            ]);
+        let mut cmd = env.scripted_command(repo.to_str().unwrap(), "p", &s, &[]);
+        cmd.env("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{addr}"));
         move || cmd.output().unwrap()
     })
     .await

@@ -409,23 +409,10 @@ fn without_a_sandbox_the_run_stops_before_the_agent_and_says_what_to_do() {
     .unwrap();
     std::os::unix::fs::symlink(git_path.trim(), bin.join("git")).unwrap();
     let out = env
-        .command()
+        // Asked for by name: left to choose, the run would fall back to the built-in landlock
+        // backend where the kernel has it (tests/sandbox_select.rs covers that).
+        .scripted_command(repo.to_str().unwrap(), "p", &s, &["--sandbox", "bwrap"])
         .env("PATH", &bin)
-        .args([
-            // Asked for by name: left to choose, the run would fall back to the built-in landlock
-            // backend where the kernel has it (tests/sandbox_select.rs covers that).
-            "--sandbox",
-            "bwrap",
-            "run",
-            "--repo",
-            repo.to_str().unwrap(),
-            "--prompt",
-            "p",
-            "--model",
-            &format!("scripted:{}", s.display()),
-            "--json",
-            "--no-pr",
-        ])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
@@ -452,19 +439,7 @@ fn sandbox_none_must_be_explicit_and_is_warned_about() {
             {"text": "done"}
         ])),
     );
-    let out = env.run(&[
-        "run",
-        "--repo",
-        repo.to_str().unwrap(),
-        "--prompt",
-        "p",
-        "--sandbox",
-        "none",
-        "--model",
-        &format!("scripted:{}", s.display()),
-        "--json",
-        "--no-pr",
-    ]);
+    let out = env.run_scripted(&repo, "p", &s, &["--sandbox", "none"]);
     assert_eq!(out.status.code(), Some(0));
     let evs = events(&out.stdout);
     assert!(evs.iter().any(|e| {

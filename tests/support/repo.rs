@@ -88,22 +88,28 @@ impl Env {
         self.command().args(args).output().unwrap()
     }
 
-    /// `run --repo REPO --prompt PROMPT --model scripted:SCRIPT --json --no-pr` plus `extra`.
+    /// `run --repo REPO --prompt PROMPT --model scripted:SCRIPT --json --no-pr` plus `extra`, not yet
+    /// started: the caller may add environment.
+    pub fn scripted_command(
+        &self,
+        repo: &str,
+        prompt: &str,
+        script: &Path,
+        extra: &[&str],
+    ) -> Command {
+        let mut cmd = self.command();
+        cmd.args(["run", "--repo", repo, "--prompt", prompt, "--model"])
+            .arg(format!("scripted:{}", script.display()))
+            .args(["--json", "--no-pr"])
+            .args(extra);
+        cmd
+    }
+
+    /// [`Env::scripted_command`] for a local repository, run to completion.
     pub fn run_scripted(&self, repo: &Path, prompt: &str, script: &Path, extra: &[&str]) -> Output {
-        let model = format!("scripted:{}", script.display());
-        let mut args = vec![
-            "run",
-            "--repo",
-            repo.to_str().unwrap(),
-            "--prompt",
-            prompt,
-            "--model",
-            &model,
-            "--json",
-            "--no-pr",
-        ];
-        args.extend_from_slice(extra);
-        self.run(&args)
+        self.scripted_command(repo.to_str().unwrap(), prompt, script, extra)
+            .output()
+            .unwrap()
     }
 
     /// Names of entries left in the state dir's workspace folder.
