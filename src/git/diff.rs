@@ -16,32 +16,44 @@ pub struct WorkDiff {
 }
 
 /// Directories below `root` (not `root` itself) that hold a `.git` of their own. git would record
-/// them as gitlinks (or refuse them without a commit); neither belongs in a patch.
-pub fn nested_repositories(root: &std::path::Path) -> Vec<String> {
-    let mut found = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            // symlink_metadata: never follow the agent's links out of the tree.
-            let Ok(meta) = std::fs::symlink_metadata(entry.path()) else {
-                continue;
-            };
-            if !meta.is_dir() || entry.file_name() == ".git" {
-                continue;
-            }
-            let path = entry.path();
-            if std::fs::symlink_metadata(path.join(".git")).is_ok() {
-                if let Ok(rel) = path.strip_prefix(root) {
-                    found.push(rel.to_string_lossy().into_owned());
-                }
-            } else {
-                stack.push(path);
-            }
-        }
+/// them as gitlinks (or refuse them without a commit); neither belongs in a patch. Ignored trees
+/// (`.gitignore`, and `exclude_file`: the host-only `info/exclude`) are not walked: git skips them
+/// anyway, and they are where the big ones live (`node_modules`, `target`).
+pub fn nested_repositories(
+    root: &std::path::Path,
+    exclude_file: Option<&std::path::Path>,
+) -> Vec<String> {
+    let mut builder = ignore::WalkBuilder::new(root);
+    builder
+        .hidden(false)
+        .follow_links(false)
+        .git_ignore(true)
+        .git_global(false)
+        .git_exclude(false)
+        .require_git(false)
+        .parents(false)
+        .filter_entry(|e| e.file_name() != ".git");
+    if let Some(f) = exclude_file
+        && let Some(e) = builder.add_ignore(f)
+    {
+        tracing::debug!("exclude file not used for the nested-repository walk: {e}");
     }
+    let mut found: Vec<String> = builder
+        .build()
+        .flatten()
+        .filter(|e| e.depth() > 0 && e.file_type().is_some_and(|t| t.is_dir()))
+        // symlink_metadata: never follow the agent's links out of the tree.
+        .filter(|e| std::fs::symlink_metadata(e.path().join(".git")).is_ok())
+        .filter_map(|e| {
+            e.path()
+                .strip_prefix(root)
+                .ok()
+                .map(|r| r.to_string_lossy().into_owned())
+        })
+        .collect();
+    // A repository inside one already left out is covered by it.
+    let outer = found.clone();
+    found.retain(|f| !outer.iter().any(|o| f.starts_with(&format!("{o}/"))));
     found.sort();
     found
 }
@@ -52,7 +64,7 @@ impl HostRepo {
         let left_out = self
             .work_tree
             .as_deref()
-            .map(nested_repositories)
+            .map(|w| nested_repositories(w, Some(&self.git_dir.join("info").join("exclude"))))
             .unwrap_or_default();
         let excludes: Vec<String> = left_out
             .iter()
@@ -178,6 +190,27 @@ pub fn parse_numstat(raw: &str) -> Vec<(String, LineCounts)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nested_repositories_skip_ignored_trees_and_inner_repositories() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path();
+        for d in [
+            ".git",
+            "fixture/.git",
+            "fixture/inner/.git",
+            "vendor/lib/.git",
+            "deps/x/.git",
+            "src",
+        ] {
+            std::fs::create_dir_all(root.join(d)).unwrap();
+        }
+        std::fs::write(root.join(".gitignore"), "vendor/\n").unwrap();
+        let exclude = root.join("exclude");
+        std::fs::write(&exclude, "deps/\n").unwrap();
+        assert_eq!(nested_repositories(root, Some(&exclude)), ["fixture"]);
+        assert_eq!(nested_repositories(root, None), ["deps/x", "fixture"]);
+    }
 
     #[test]
     fn name_status_with_rename() {
