@@ -34,11 +34,12 @@ async fn fork_bomb_is_contained() {
         }
         let fx = fixture(kind, false);
         let k = fx.kind();
-        let tag = random_token("bomb");
-        // Each copy is named after the tag so leftovers can be found on the host.
+        // The script is named after a fresh tag, so its leftovers (and only those) can be found
+        // on the host.
+        let script = format!("{}.sh", random_token("bomb"));
         let out = fx
             .sh_for(
-                &format!("cat > b.sh <<'EOF'\n#!/bin/bash\n# {tag}\n$0 & $0 & wait\nEOF\nchmod +x b.sh; exec ./b.sh"),
+                &format!("printf '#!/bin/bash\\n$0 & $0 & wait\\n' > {script}; chmod +x {script}; exec ./{script}"),
                 Duration::from_secs(4),
             )
             .await;
@@ -48,8 +49,13 @@ async fn fork_bomb_is_contained() {
             "[{k}] {}",
             out.output
         );
-        let left = host_processes_matching("b.sh");
-        assert!(left.is_empty(), "[{k}] fork bomb processes left: {left:?}");
+        let left = host_processes_matching(&script);
+        assert!(
+            left.is_empty(),
+            "[{k}] {} fork bomb processes left, among them {:?}",
+            left.len(),
+            &left[..left.len().min(5)]
+        );
         still_usable(&fx).await;
     }
 }
@@ -87,7 +93,10 @@ async fn infinite_output_is_cut_and_stopped() {
     for kind in backends("yes") {
         let fx = fixture(kind, false);
         let k = fx.kind();
-        let out = fx.sh_for("yes", Duration::from_secs(60)).await;
+        let name = random_token("tb-yes-");
+        let out = fx
+            .sh_for(&format!("exec -a {name} yes"), Duration::from_secs(60))
+            .await;
         assert_eq!(out.terminated, Some(Termination::OutputLimit), "[{k}]");
         assert!(
             out.output.len() < 16 << 10,
@@ -95,12 +104,8 @@ async fn infinite_output_is_cut_and_stopped() {
             out.output.len()
         );
         assert!(out.output.contains("bytes of output cut"), "[{k}]");
-        assert!(
-            host_processes_matching("yes")
-                .iter()
-                .all(|p| !p.ends_with(": yes ")),
-            "[{k}]"
-        );
+        let left = host_processes_matching(&name);
+        assert!(left.is_empty(), "[{k}] left running: {left:?}");
         still_usable(&fx).await;
     }
 }

@@ -4,8 +4,9 @@
 //! allocates); `RLIMIT_NPROC` counts per user and does nothing for root, so the process cap comes
 //! from a `pids` cgroup where one can be made (root, or a delegated cgroup v2), and the memory cap
 //! from a `memory` cgroup, with `RLIMIT_DATA` per process as the floor. A cgroup is created per
-//! command; when the command ends every process in it is killed (`cgroup.kill` where it exists,
-//! else kill-until-empty) and the cgroup removed, so `setsid`/`nohup` children cannot outlive it.
+//! command; when the command ends every process in it is killed (`cgroup.kill` where it exists;
+//! else frozen first, so a fork bomb cannot outrun the killing, then killed until empty) and the
+//! cgroup removed, so `setsid`/`nohup` children cannot outlive it.
 
 use std::io::Write;
 use std::os::fd::{AsRawFd, RawFd};
@@ -147,6 +148,8 @@ pub(crate) struct Cgroup {
     /// `cgroup.procs` of each, open for writing: the child writes "0" to join before exec.
     join: Vec<std::fs::File>,
     kill_file: Option<PathBuf>,
+    /// How to freeze the cgroup where there is no `cgroup.kill`: (state file, frozen, thawed).
+    freeze: Option<(PathBuf, &'static str, &'static str)>,
     pub(crate) has_pids: bool,
     pub(crate) has_memory: bool,
 }
@@ -195,6 +198,7 @@ impl Cgroup {
             dirs: Vec::new(),
             join: Vec::new(),
             kill_file: None,
+            freeze: None,
             has_pids: false,
             has_memory: false,
         };
@@ -225,6 +229,8 @@ impl Cgroup {
                 }
                 if dir.join("cgroup.kill").exists() {
                     cg.kill_file = Some(dir.join("cgroup.kill"));
+                } else if dir.join("cgroup.freeze").exists() {
+                    cg.freeze = Some((dir.join("cgroup.freeze"), "1", "0"));
                 }
                 cg.add(dir);
             } else if ctrl.split(',').any(|c| c == "pids") && !cg.has_pids {
@@ -240,6 +246,15 @@ impl Cgroup {
                 let bytes = limits.memory_bytes.to_string();
                 cg.has_memory = write(&dir.join("memory.limit_in_bytes"), &bytes);
                 let _ = write(&dir.join("memory.memsw.limit_in_bytes"), &bytes);
+                cg.add(dir);
+            } else if ctrl.split(',').any(|c| c == "freezer") && cg.freeze.is_none() {
+                let Some(dir) = mkdir_in(Path::new("/sys/fs/cgroup/freezer"), &path, &name) else {
+                    continue;
+                };
+                let state = dir.join("freezer.state");
+                if state.exists() {
+                    cg.freeze = Some((state, "FROZEN", "THAWED"));
+                }
                 cg.add(dir);
             }
         }
@@ -300,21 +315,54 @@ impl Cgroup {
     pub(crate) fn kill_all(&self) {
         if let Some(k) = &self.kill_file {
             let _ = write(k, "1");
+        } else if let Some((state, frozen, thawed)) = &self.freeze {
+            // Frozen processes cannot fork; SIGKILL sent now takes them all on thawing.
+            if write(state, frozen) {
+                self.wait_frozen(state, frozen);
+                self.kill_listed();
+                let _ = write(state, thawed);
+            }
         }
         for round in 0..400 {
             let pids = self.pids();
             if pids.is_empty() {
                 return;
             }
-            for p in pids {
-                // SAFETY: plain syscall; the pid was read from our own cgroup.
-                unsafe {
-                    libc::kill(p, libc::SIGKILL);
-                }
-            }
+            kill_pids(&pids);
             std::thread::sleep(Duration::from_millis(if round < 20 { 1 } else { 10 }));
         }
         tracing::warn!(dirs = ?self.dirs, "processes left in the command cgroup after kill");
+    }
+
+    fn kill_listed(&self) {
+        kill_pids(&self.pids());
+    }
+
+    /// Waits up to a second for a freeze to complete (v1 reports `FREEZING` meanwhile; v2's
+    /// `cgroup.events` says `frozen 1`).
+    fn wait_frozen(&self, state: &Path, frozen: &str) {
+        let events = state.with_file_name("cgroup.events");
+        for _ in 0..200 {
+            let done = if frozen == "1" {
+                std::fs::read_to_string(&events)
+                    .is_ok_and(|s| s.lines().any(|l| l.trim() == "frozen 1"))
+            } else {
+                std::fs::read_to_string(state).is_ok_and(|s| s.trim() == frozen)
+            };
+            if done {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+fn kill_pids(pids: &[i32]) {
+    for &p in pids {
+        // SAFETY: plain syscall; the pid was read from our own cgroup.
+        unsafe {
+            libc::kill(p, libc::SIGKILL);
+        }
     }
 }
 

@@ -118,10 +118,11 @@ pub fn random_token(prefix: &str) -> String {
     s
 }
 
-/// Host processes whose command line contains `needle`, waiting up to 3 s for them to go.
+/// Host processes whose command line contains `needle` (with their state letter), waiting up to
+/// 10 s for them to go: hundreds of killed processes can take a while to exit on a loaded machine.
 pub fn host_processes_matching(needle: &str) -> Vec<String> {
     let mut found = Vec::new();
-    for _ in 0..30 {
+    for _ in 0..100 {
         found.clear();
         for e in std::fs::read_dir("/proc").unwrap().flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
@@ -133,7 +134,12 @@ pub fn host_processes_matching(needle: &str) -> Vec<String> {
             };
             let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
             if cmd.contains(needle) {
-                found.push(format!("{name}: {cmd}"));
+                let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
+                // The state letter follows the parenthesised command name.
+                let state = stat
+                    .rsplit_once(") ")
+                    .map_or("?", |(_, r)| &r[..1.min(r.len())]);
+                found.push(format!("{name} [{state}]: {cmd}"));
             }
         }
         if found.is_empty() {
