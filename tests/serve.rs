@@ -296,6 +296,60 @@ async fn a_client_disconnect_cancels_the_run_and_cleans_up() {
 }
 
 #[tokio::test]
+async fn a_run_over_the_time_limit_is_stopped_saying_why_and_cleaned_up() {
+    let env = Env::new();
+    let server = Server::start(&env, &[], &["--allow-local", "--max-run", "2s"]);
+    let marker = "sleep 4329";
+    let model = write_script(
+        &env,
+        "endless.json",
+        json!([
+            {"tool_calls": [{"name": "bash", "input": {"command": marker}}]},
+            {"text": "never"}
+        ]),
+    );
+    let resp = post_code(
+        &server,
+        json!({"repoUrl": repo(&env), "prompt": "p", "model": model}),
+        None,
+    )
+    .await;
+    let events = events_of(&read_stream(resp).await);
+    let last = events.last().unwrap();
+    assert_eq!(last["type"], "Error", "{last}");
+    let message = last["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("stopped: the run went over this server's time limit of 2 s"),
+        "{message}"
+    );
+    assert!(!sleeping(marker), "the command outlived the run");
+    assert!(env.leftover_workspaces().is_empty());
+    let run_id = last["run_id"].as_str().unwrap();
+    let meta =
+        std::fs::read_to_string(env.home().join("runs").join(run_id).join("meta.json")).unwrap();
+    let meta: Value = serde_json::from_str(&meta).unwrap();
+    assert_eq!(meta["status"], "cancelled");
+    assert!(
+        meta["error"]
+            .as_str()
+            .unwrap()
+            .contains("time limit of 2 s"),
+        "{meta}"
+    );
+}
+
+#[test]
+fn a_time_limit_that_is_not_a_duration_is_refused_with_an_example() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tiny-backspace"))
+        .args(["serve", "--max-run", "10 minutes"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--max-run") && err.contains("30m"), "{err}");
+}
+
+#[tokio::test]
 async fn the_queue_reports_positions_and_every_run_completes() {
     let env = Env::new();
     let server = Server::start(&env, &[], &["--allow-local", "--max-concurrent", "1"]);

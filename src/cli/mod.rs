@@ -128,9 +128,9 @@ pub struct ServeArgs {
     /// Longest prompt accepted, in characters.
     #[arg(long, default_value_t = 20_000)]
     pub max_prompt_chars: usize,
-    /// A run still going after this many minutes is cancelled.
-    #[arg(long, default_value_t = 30)]
-    pub max_run_minutes: u64,
+    /// A run still going after this long is stopped: `90s`, `30m`, `2h` (a bare number is seconds).
+    #[arg(long, default_value = "30m", value_parser = parse_duration)]
+    pub max_run: std::time::Duration,
     /// Keep a run going when its client disconnects (default: cancel it).
     #[arg(long)]
     pub keep_running_on_disconnect: bool,
@@ -219,7 +219,7 @@ pub async fn main() -> color_eyre::Result<i32> {
                 addr: args.addr,
                 max_concurrent: args.max_concurrent.max(1),
                 max_prompt_chars: args.max_prompt_chars,
-                max_run: std::time::Duration::from_secs(args.max_run_minutes.max(1) * 60),
+                max_run: args.max_run,
                 heartbeat: std::time::Duration::from_secs(args.heartbeat_secs.max(1)),
                 keep_running_on_disconnect: args.keep_running_on_disconnect,
                 allow_local: args.allow_local,
@@ -249,6 +249,55 @@ pub async fn main() -> color_eyre::Result<i32> {
                 base: cli.base.unwrap_or_default(),
             };
             crate::tui::term::run(prefill, config).await
+        }
+    }
+}
+
+/// `90s`, `30m`, `2h` or a bare number of seconds; at least one second.
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let text = text.trim();
+    let (digits, unit) = text.split_at(
+        text.find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len()),
+    );
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration: write e.g. 90s, 30m or 2h"))?;
+    let secs = match unit {
+        "" | "s" => Some(n),
+        "m" => n.checked_mul(60),
+        "h" => n.checked_mul(3600),
+        _ => None,
+    }
+    .ok_or_else(|| format!("`{text}` is not a duration: write e.g. 90s, 30m or 2h"))?;
+    if secs == 0 {
+        return Err("the duration must be at least 1s".into());
+    }
+    Ok(std::time::Duration::from_secs(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_duration;
+    use std::time::Duration;
+
+    #[test]
+    fn durations_take_a_unit_or_mean_seconds() {
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("30m"), Ok(Duration::from_secs(1800)));
+        assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
+        assert_eq!(parse_duration("45"), Ok(Duration::from_secs(45)));
+        for bad in [
+            "",
+            "m",
+            "1.5m",
+            "10 minutes",
+            "-3s",
+            "0s",
+            "99999999999999999999h",
+        ] {
+            let err = parse_duration(bad).unwrap_err();
+            assert!(err.contains("duration"), "{bad}: {err}");
         }
     }
 }

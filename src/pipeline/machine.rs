@@ -38,6 +38,9 @@ pub enum Command {
     Reject,
     FollowUp(String),
     Cancel,
+    /// Cancel, saying why (e.g. a server's time limit). The driver keeps the reason for the
+    /// run's final error and hands the machine a plain `Cancel`.
+    Stop(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -185,6 +188,11 @@ impl Machine {
 
     pub fn handle(&mut self, input: Input) -> Vec<Effect> {
         let phase = self.phase.clone();
+        // The reason is the driver's business; here a stop is a cancel.
+        let input = match input {
+            Input::Command(Command::Stop(_)) => Input::Command(Command::Cancel),
+            other => other,
+        };
         match (phase, input) {
             (Phase::Idle, Input::Start) => self.run(Stage::Validate, Effect::Validate),
             (Phase::Idle, Input::Command(Command::Cancel)) => {
@@ -579,6 +587,24 @@ mod tests {
         // A second cancel does not ask again.
         assert_eq!(m.handle(Input::Command(Command::Cancel)), vec![]);
         assert_eq!(m.phase, Phase::Running(Stage::Clone));
+        assert_eq!(m.handle(Input::StageCancelled), vec![Effect::CleanUp]);
+        assert_eq!(
+            finish(&mut m),
+            Outcome::Cancelled {
+                stage: Stage::Clone
+            }
+        );
+    }
+
+    #[test]
+    fn a_stop_with_a_reason_is_a_cancel_to_the_machine() {
+        let mut m = Machine::new(Gate::NoPr, true);
+        m.handle(Input::Start);
+        m.handle(Input::StageOk);
+        assert_eq!(
+            m.handle(Input::Command(Command::Stop("time limit".into()))),
+            vec![Effect::CancelStage]
+        );
         assert_eq!(m.handle(Input::StageCancelled), vec![Effect::CleanUp]);
         assert_eq!(
             finish(&mut m),

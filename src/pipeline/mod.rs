@@ -88,6 +88,7 @@ pub fn start_with_id(
         summary: String::new(),
         diff: None,
         clone_token: None,
+        stop_reason: None,
     };
     let span = tracing::info_span!("run", run_id = %run_id);
     let task = tokio::spawn(tracing::Instrument::instrument(
@@ -123,6 +124,19 @@ struct Driver {
     diff: Option<WorkDiff>,
     /// The token offered when cloning a GitHub repository (it may be private).
     clone_token: Option<crate::config::Secret>,
+    /// Why the run was stopped, when a front-end said (`Command::Stop`).
+    stop_reason: Option<String>,
+}
+
+/// The command the state machine sees: `Stop` is a `Cancel` whose reason the driver keeps.
+fn for_machine(command: Command, reason: &mut Option<String>) -> Command {
+    match command {
+        Command::Stop(why) => {
+            reason.get_or_insert(why);
+            Command::Cancel
+        }
+        other => other,
+    }
 }
 
 impl Driver {
@@ -137,7 +151,7 @@ impl Driver {
                 }
                 // Nothing running: a person decides (review).
                 let command = match commands.recv().await {
-                    Some(c) => c,
+                    Some(c) => for_machine(c, &mut self.stop_reason),
                     None => Command::Cancel,
                 };
                 pending.extend(machine.handle(Input::Command(command)));
@@ -153,6 +167,7 @@ impl Driver {
                 }
                 stage_effect => {
                     let cancel = CancellationToken::new();
+                    let mut stop_reason = None;
                     let input = {
                         let fut = self.execute(stage_effect, cancel.clone());
                         tokio::pin!(fut);
@@ -164,6 +179,7 @@ impl Driver {
                                         commands_open = false;
                                         continue;
                                     };
+                                    let command = for_machine(command, &mut stop_reason);
                                     for fx in machine.handle(Input::Command(command)) {
                                         if fx == Effect::CancelStage {
                                             cancel.cancel();
@@ -173,6 +189,9 @@ impl Driver {
                             }
                         }
                     };
+                    if self.stop_reason.is_none() {
+                        self.stop_reason = stop_reason;
+                    }
                     pending.extend(machine.handle(input));
                 }
             }
@@ -236,7 +255,20 @@ impl Driver {
         }
     }
 
+    /// The error text of a cancelled run: why, when a front-end said, and where the patch is.
+    fn cancelled_message(&self, patch_path: Option<&str>) -> String {
+        let what = match &self.stop_reason {
+            Some(why) => format!("stopped: {why}"),
+            None => "cancelled".to_string(),
+        };
+        match patch_path {
+            Some(p) => format!("{what}; the patch so far is saved at {p}"),
+            None => what,
+        }
+    }
+
     async fn finish(&mut self, outcome: &Outcome) {
+        let cancelled = self.cancelled_message(None);
         let duration_ms = self.started.elapsed().as_millis() as u64;
         let patch_path = self
             .run_dir
@@ -256,7 +288,7 @@ impl Driver {
             meta.summary = (!self.summary.is_empty()).then(|| self.summary.clone());
             meta.error = match outcome {
                 Outcome::Failed { message, .. } => Some(message.clone()),
-                Outcome::Cancelled { .. } => Some("cancelled".into()),
+                Outcome::Cancelled { .. } => Some(cancelled),
                 _ => None,
             };
         }
@@ -300,10 +332,7 @@ impl Driver {
             Outcome::Cancelled { stage } => Event::Error {
                 run_id,
                 stage: *stage,
-                message: match &patch_path {
-                    Some(p) => format!("cancelled; the patch so far is saved at {p}"),
-                    None => "cancelled".into(),
-                },
+                message: self.cancelled_message(patch_path.as_deref()),
                 retryable: false,
             },
         };

@@ -328,7 +328,13 @@ async fn run_session(
             _ = &mut deadline, if !cancelled => {
                 tracing::warn!(run = %run_id, "serve: run over its time limit, cancelling");
                 cancelled = true;
-                let _ = p.commands.send(Command::Cancel).await;
+                let limit = state.options.max_run.as_secs();
+                let _ = p
+                    .commands
+                    .send(Command::Stop(format!(
+                        "the run went over this server's time limit of {limit} s (serve --max-run)"
+                    )))
+                    .await;
                 None
             }
         };
