@@ -89,6 +89,7 @@ pub fn start_with_id(
         diff: None,
         clone_token: None,
         stop_reason: None,
+        index_refresh: None,
     };
     let span = tracing::info_span!("run", run_id = %run_id);
     let task = tokio::spawn(tracing::Instrument::instrument(
@@ -126,6 +127,8 @@ struct Driver {
     clone_token: Option<crate::config::Secret>,
     /// Why the run was stopped, when a front-end said (`Command::Stop`).
     stop_reason: Option<String>,
+    /// The post-clone index refresh, settled before the host touches the index again.
+    index_refresh: Option<crate::git::IndexRefresh>,
 }
 
 /// The command the state machine sees: `Stop` is a `Cancel` whose reason the driver keeps.

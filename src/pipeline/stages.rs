@@ -295,6 +295,7 @@ impl Driver {
             meta.base_commit = cloned.base_commit.clone();
         }
         self.save_meta();
+        self.index_refresh = Some(cloned.repo.refresh_index_soon());
         self.cloned = Some(cloned);
         Ok(())
     }
@@ -383,6 +384,9 @@ impl Driver {
     }
 
     pub(super) async fn compute_diff(&mut self) -> super::Input {
+        if let Some(refresh) = self.index_refresh.take() {
+            refresh.settle().await;
+        }
         let Some(cloned) = &self.cloned else {
             return super::Input::StageFailed {
                 message: "internal: diff before clone".into(),
@@ -446,6 +450,9 @@ impl Driver {
     }
 
     pub(super) async fn clean_up(&mut self) {
+        if let Some(refresh) = self.index_refresh.take() {
+            refresh.settle().await;
+        }
         let Some(workspace) = self.workspace.take() else {
             return;
         };
