@@ -1,6 +1,9 @@
 //! Harness overhead: a 20-turn scripted session on a generated 10,000-file repository, end to end
 //! (validate, clone, agent with real tools and sandbox, diff, cleanup), minus the scripted model's
-//! own time. Median of 5 runs. Run: `cargo bench --bench harness`.
+//! own time. Median of 5 runs, twice: with a model that answers at once (every millisecond of
+//! host work counts), and with one that takes 100 ms a turn (still far quicker than a real one),
+//! where host work done while the model thinks (the index refresh) is not overhead.
+//! Run: `cargo bench --bench harness`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -44,7 +47,7 @@ fn generate_repo(dir: &Path, files: usize) {
     git(dir, &["gc", "-q"]);
 }
 
-fn script() -> String {
+fn script(delay_ms: u64) -> String {
     let mut turns = vec![];
     for i in 0..19 {
         let call = match i % 6 {
@@ -64,9 +67,12 @@ fn script() -> String {
             }
             _ => json!({"name": "bash", "input": {"command": "ls src | wc -l"}}),
         };
-        turns.push(json!({"text": format!("step {i}"), "tool_calls": [call]}));
+        turns
+            .push(json!({"text": format!("step {i}"), "tool_calls": [call], "delay_ms": delay_ms}));
     }
-    turns.push(json!({"text": "Done: renamed a few functions and added notes."}));
+    turns.push(
+        json!({"text": "Done: renamed a few functions and added notes.", "delay_ms": delay_ms}),
+    );
     serde_json::to_string(&json!({ "turns": turns })).unwrap()
 }
 
@@ -89,12 +95,24 @@ async fn one_run(repo: &Path, home: &Path, script: &str) -> (Duration, Duration,
     let started = Instant::now();
     let mut p = pipeline::start(request, Arc::new(config), repo.to_path_buf());
     let mut tools = 0;
-    let mut stages: Vec<(String, Instant)> = vec![];
+    // Where each segment ends: the agent's first status (validate + clone + setup before it), its
+    // "finished" status, the Diff event, and the end of the run (cleanup and the report).
+    let mut marks: Vec<(&str, Instant)> = vec![];
     while let Some(e) = p.events.recv().await {
-        if let Event::Status { stage, .. } = &e
-            && stages.last().is_none_or(|(s, _)| s != stage.as_str())
-        {
-            stages.push((stage.as_str().to_string(), Instant::now()));
+        let mark = match &e {
+            Event::Status { stage, .. } if stage.as_str() == "agent" && marks.is_empty() => {
+                Some("validate+clone")
+            }
+            Event::Status { stage, message, .. }
+                if stage.as_str() == "agent" && message.starts_with("agent finished") =>
+            {
+                Some("agent")
+            }
+            Event::Diff { .. } => Some("diff"),
+            _ => None,
+        };
+        if let Some(m) = mark {
+            marks.push((m, Instant::now()));
         }
         if matches!(
             e,
@@ -112,13 +130,14 @@ async fn one_run(repo: &Path, home: &Path, script: &str) -> (Duration, Duration,
     assert!(matches!(outcome, Outcome::Finished { .. }), "{outcome:?}");
     assert_eq!(tools, 19);
     assert_eq!(provider.turns_used(), 20);
-    let end = started + wall;
-    let breakdown: Vec<String> = stages
+    marks.push(("cleanup+report", started + wall));
+    let mut from = started;
+    let breakdown: Vec<String> = marks
         .iter()
-        .enumerate()
-        .map(|(i, (s, t))| {
-            let next = stages.get(i + 1).map_or(end, |(_, n)| *n);
-            format!("{s} {:.0}ms", (next - *t).as_secs_f64() * 1000.0)
+        .map(|(name, at)| {
+            let ms = (*at - from).as_secs_f64() * 1000.0;
+            from = *at;
+            format!("{name} {ms:.0}ms")
         })
         .collect();
     (
@@ -137,15 +156,21 @@ fn main() {
         "generated 10,000-file repository in {:.1}s",
         t.elapsed().as_secs_f64()
     );
-    let script = script();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .unwrap();
+    for delay_ms in [0, 100] {
+        series(&rt, &repo, tmp.path(), delay_ms);
+    }
+}
+
+fn series(rt: &tokio::runtime::Runtime, repo: &Path, tmp: &Path, delay_ms: u64) {
+    let script = script(delay_ms);
     let mut overheads = vec![];
     for i in 0..5 {
-        let home = tmp.path().join(format!("home{i}"));
-        let (wall, model, breakdown) = rt.block_on(one_run(&repo, &home, &script));
+        let home = tmp.join(format!("home{delay_ms}-{i}"));
+        let (wall, model, breakdown) = rt.block_on(one_run(repo, &home, &script));
         let overhead = wall - model;
         eprintln!(
             "run {}: wall {:.3}s, model {:.3}s, overhead {:.3}s ({breakdown})",
@@ -158,7 +183,7 @@ fn main() {
     }
     overheads.sort();
     println!(
-        "harness overhead, 20-turn scripted session, 10,000-file repo: median {:.3}s (min {:.3}s, max {:.3}s)",
+        "harness overhead, 20-turn scripted session, 10,000-file repo, model {delay_ms} ms/turn: median {:.3}s (min {:.3}s, max {:.3}s)",
         overheads[2].as_secs_f64(),
         overheads[0].as_secs_f64(),
         overheads[4].as_secs_f64()

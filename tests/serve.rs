@@ -231,6 +231,24 @@ async fn validation_errors_are_400_naming_the_field() {
     assert!(env.run_folders().is_empty());
 }
 
+/// Starts a run whose one command is `marker` (a long `sleep`), and never gets past it.
+async fn post_sleeping_run(env: &Env, server: &Server, marker: &str) -> reqwest::Response {
+    let model = write_script(
+        env,
+        "sleeping.json",
+        json!([
+            {"tool_calls": [{"name": "bash", "input": {"command": marker}}]},
+            {"text": "never"}
+        ]),
+    );
+    post_code(
+        server,
+        json!({"repoUrl": repo(env), "prompt": "p", "model": model}),
+        None,
+    )
+    .await
+}
+
 fn sleeping(marker: &str) -> bool {
     std::fs::read_dir("/proc").unwrap().flatten().any(|e| {
         std::fs::read(e.path().join("cmdline"))
@@ -256,20 +274,7 @@ async fn a_client_disconnect_cancels_the_run_and_cleans_up() {
     let env = Env::new();
     let server = Server::start(&env, &[], &["--allow-local"]);
     let marker = "sleep 4321";
-    let model = write_script(
-        &env,
-        "slow.json",
-        json!([
-            {"tool_calls": [{"name": "bash", "input": {"command": marker}}]},
-            {"text": "never"}
-        ]),
-    );
-    let resp = post_code(
-        &server,
-        json!({"repoUrl": repo(&env), "prompt": "p", "model": model}),
-        None,
-    )
-    .await;
+    let resp = post_sleeping_run(&env, &server, marker).await;
     let mut stream = resp.bytes_stream();
     let mut seen = String::new();
     while !seen.contains("agent started") {
@@ -300,20 +305,7 @@ async fn a_run_over_the_time_limit_is_stopped_saying_why_and_cleaned_up() {
     let env = Env::new();
     let server = Server::start(&env, &[], &["--allow-local", "--max-run", "2s"]);
     let marker = "sleep 4329";
-    let model = write_script(
-        &env,
-        "endless.json",
-        json!([
-            {"tool_calls": [{"name": "bash", "input": {"command": marker}}]},
-            {"text": "never"}
-        ]),
-    );
-    let resp = post_code(
-        &server,
-        json!({"repoUrl": repo(&env), "prompt": "p", "model": model}),
-        None,
-    )
-    .await;
+    let resp = post_sleeping_run(&env, &server, marker).await;
     let events = events_of(&read_stream(resp).await);
     let last = events.last().unwrap();
     assert_eq!(last["type"], "Error", "{last}");
