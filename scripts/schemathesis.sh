@@ -5,7 +5,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=${1:-target/debug/tiny-backspace}
 [ -x "$bin" ] || cargo build --locked
-command -v st >/dev/null 2>&1 || python3 -m pip install -q schemathesis
+# Pinned: a new release must not change what CI checks. Run from pip's own scripts directory, which
+# a version manager's shims (pyenv) may not list until they are rebuilt.
+python3 -m pip install -q "schemathesis==4.32.5"
+st="$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')/st"
 
 work=$(mktemp -d)
 token="schemathesis-$RANDOM-$RANDOM"
@@ -20,5 +23,5 @@ for _ in $(seq 50); do
 done
 [ -n "$addr" ] || { cat "$work/serve.log"; exit 1; }
 # No model is configured: every accepted request ends quickly with an Error event, offline.
-st run "http://$addr/openapi.json" --max-examples 100 --seed 20261128 \
+"$st" run "http://$addr/openapi.json" --max-examples 100 --seed 20261128 \
   -H "Authorization: Bearer $token"
