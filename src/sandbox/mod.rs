@@ -11,6 +11,7 @@
 //! used; when none does, [`open`] says why for each and what to do. See docs/sandbox.md.
 
 mod bwrap;
+mod diskwatch;
 pub mod landlock;
 mod limits;
 mod process;

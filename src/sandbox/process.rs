@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use tokio::io::AsyncReadExt;
 use tokio_util::sync::CancellationToken;
 
+use super::diskwatch::DiskWatch;
 use super::landlock::Confinement;
 use super::limits::{self, Cgroup, Rlimit};
 use super::{ExecRequest, Sandbox, SandboxError, SandboxKind, SandboxMounts, SandboxSettings};
@@ -158,31 +159,12 @@ impl RunSpec {
     }
 }
 
-/// Bytes used below `dirs`; counting stops once past `stop_at`.
-pub(crate) fn disk_usage(dirs: &[PathBuf], stop_at: u64) -> u64 {
-    let mut total = 0u64;
-    for d in dirs {
-        let mut stack = vec![d.clone()];
-        while let Some(dir) = stack.pop() {
-            let Ok(entries) = std::fs::read_dir(&dir) else {
-                continue;
-            };
-            for e in entries.flatten() {
-                let Ok(meta) = e.path().symlink_metadata() else {
-                    continue;
-                };
-                if meta.is_dir() {
-                    stack.push(e.path());
-                } else {
-                    total += std::os::unix::fs::MetadataExt::blocks(&meta) * 512;
-                    if total > stop_at {
-                        return total;
-                    }
-                }
-            }
-        }
+/// Resolves when `watch` is due for a check; never without one.
+pub(crate) async fn disk_check_due(watch: &Option<DiskWatch>) {
+    match watch {
+        Some(w) => w.due().await,
+        None => std::future::pending().await,
     }
-    total
 }
 
 /// Installs the `pre_exec` hook that applies `setup` in the child.
@@ -272,15 +254,7 @@ pub(crate) async fn run(
     let mut buf = HeadTail::new(keep_bytes);
     let mut chunk = vec![0u8; 64 * 1024];
     let deadline = tokio::time::Instant::now() + timeout;
-    // A command is stopped when it grows the work tree past the limit; one that starts over the
-    // limit (after an earlier stop) may still run, so the agent can clean up.
-    let mut disk_last = disk_watch
-        .as_ref()
-        .map(|(dirs, _)| disk_usage(dirs, u64::MAX))
-        .unwrap_or(0);
-    let tick = Duration::from_millis(500);
-    let mut disk_tick = tokio::time::interval_at(tokio::time::Instant::now() + tick, tick);
-    disk_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut disk_watch = disk_watch.map(|(dirs, cap)| DiskWatch::start(dirs, cap));
     let mut terminated = None;
     let mut status = None;
     let mut eof = false;
@@ -320,14 +294,12 @@ pub(crate) async fn run(
                 terminated = Some(Termination::Cancelled);
                 break;
             },
-            _ = disk_tick.tick(), if disk_watch.is_some() => {
-                if let Some((dirs, cap)) = &disk_watch {
-                    let used = disk_usage(dirs, disk_last.max(*cap).saturating_add(1 << 20));
-                    if used > *cap && used > disk_last {
-                        terminated = Some(Termination::DiskLimit);
-                        break;
-                    }
-                    disk_last = used;
+            _ = disk_check_due(&disk_watch) => {
+                if let Some(watch) = disk_watch.as_mut()
+                    && watch.over_limit().await
+                {
+                    terminated = Some(Termination::DiskLimit);
+                    break;
                 }
             },
             _ = drain_sleep => break,

@@ -23,12 +23,13 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::process::Stdio;
 use std::sync::OnceLock;
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
 use super::SandboxError;
+use super::diskwatch::DiskWatch;
 use super::limits::Cgroup;
 use super::process::{self, ChildSetup, ExecOutput, HeadTail, Termination};
 
@@ -170,13 +171,10 @@ impl Session {
         let mut buf = HeadTail::new(spec.keep_bytes);
         let mut chunk = vec![0u8; 64 * 1024];
         let deadline = tokio::time::Instant::now() + spec.timeout;
-        let mut disk_last = spec
+        let mut disk_watch = spec
             .disk_watch
-            .as_ref()
-            .map(|(dirs, _)| process::disk_usage(dirs, u64::MAX))
-            .unwrap_or(0);
-        let tick = Duration::from_millis(500);
-        let mut disk_tick = tokio::time::interval_at(tokio::time::Instant::now() + tick, tick);
+            .clone()
+            .map(|(dirs, cap)| DiskWatch::start(dirs, cap));
         let mut terminated = None;
         let mut status_line = Vec::new();
         let mut sbuf = [0u8; 64];
@@ -218,14 +216,12 @@ impl Session {
                     terminated = Some(Termination::Cancelled);
                     break;
                 }
-                _ = disk_tick.tick(), if spec.disk_watch.is_some() => {
-                    if let Some((dirs, cap)) = &spec.disk_watch {
-                        let used = process::disk_usage(dirs, disk_last.max(*cap).saturating_add(1 << 20));
-                        if used > *cap && used > disk_last {
-                            terminated = Some(Termination::DiskLimit);
-                            break;
-                        }
-                        disk_last = used;
+                _ = process::disk_check_due(&disk_watch) => {
+                    if let Some(watch) = disk_watch.as_mut()
+                        && watch.over_limit().await
+                    {
+                        terminated = Some(Termination::DiskLimit);
+                        break;
                     }
                 }
             }
