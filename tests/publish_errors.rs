@@ -283,3 +283,53 @@ async fn a_push_rejected_by_the_server_says_why_and_can_be_retried() {
     assert_eq!(env.tb_branches(OWNER).len(), 1);
     assert_eq!(env.forge.pulls().len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publish_leaves_out_what_it_is_told_and_refuses_what_the_patch_lacks() {
+    let env = Env::new(true).await;
+    let out = env.run_no_pr().await;
+    assert_eq!(out.code, 0, "{}", out.stdout);
+    let run_id = out.run_id();
+
+    // Naming what is not in the patch: exit 2, a message listing what is, nothing pushed.
+    let typo = env.publish(&run_id, &["--exclude", "calc.pyy"]).await;
+    assert_eq!(typo.code, 2, "{}", typo.stderr);
+    assert!(
+        typo.stderr
+            .contains("--exclude: 'calc.pyy' is not in the run's patch")
+            && typo.stderr.contains("calc.py (2 hunks)"),
+        "{}",
+        typo.stderr
+    );
+    let too_far = env.publish(&run_id, &["--exclude-hunk", "calc.py:3"]).await;
+    assert_eq!(too_far.code, 2, "{}", too_far.stderr);
+    assert!(
+        too_far.stderr.contains("'calc.py' has 2 hunks") && too_far.stderr.contains("number 3"),
+        "{}",
+        too_far.stderr
+    );
+    let malformed = env.publish(&run_id, &["--exclude-hunk", "calc.py"]).await;
+    assert_eq!(malformed.code, 2, "{}", malformed.stderr);
+    assert!(malformed.stderr.contains("PATH:N"), "{}", malformed.stderr);
+    assert!(env.tb_branches(OWNER).is_empty() && env.forge.pulls().is_empty());
+
+    // The first hunk of calc.py and the whole of NOTES.md left out.
+    let published = env
+        .publish(
+            &run_id,
+            &["--exclude-hunk", "calc.py:1", "--exclude", "NOTES.md"],
+        )
+        .await;
+    assert_eq!(
+        published.code, 0,
+        "{}\n{}",
+        published.stdout, published.stderr
+    );
+    let branch = env.tb_branches(OWNER).pop().unwrap();
+    let content = env.git.show(OWNER, REPO, &format!("{branch}:calc.py"));
+    assert!(!content.contains("raise ValueError"), "{content}");
+    assert!(content.contains("product of a and b"), "{content}");
+    let tree = env.git.show(OWNER, REPO, &format!("{branch}^{{tree}}"));
+    assert!(!tree.contains("NOTES.md"), "{tree}");
+    assert_eq!(env.forge.pulls().len(), 1);
+}

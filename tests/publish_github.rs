@@ -558,24 +558,7 @@ async fn in_review_mode_a_bad_token_warns_first_and_the_run_stays_publishable() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_no_pr_run_can_be_published_later_as_a_whole() {
     let env = Env::new(true).await;
-    let script = env.default_script();
-    let model = format!("scripted:{}", script.display());
-    let out = env
-        .tb(
-            &[
-                "run",
-                "--repo",
-                &env.repo_url(),
-                "--prompt",
-                PROMPT,
-                "--no-pr",
-                "--json",
-                "--model",
-                &model,
-            ],
-            &env.base_env(),
-        )
-        .await;
+    let out = env.run_no_pr().await;
     assert_eq!(out.code, 0, "{}", out.stdout);
     assert!(out.last()["pr_url"].is_null());
     assert!(env.forge.pulls().is_empty() && env.tb_branches(OWNER).is_empty());

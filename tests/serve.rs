@@ -422,6 +422,24 @@ async fn a_reviewed_run_is_published_later_with_a_hunk_left_out() {
         .await
         .unwrap();
     assert_eq!(bad.status(), 400);
+    for (body, field, want) in [
+        (
+            json!({"excludeFiles": ["b.txt"]}),
+            "excludeFiles",
+            "'b.txt' is not in the run's patch",
+        ),
+        (
+            json!({"excludeHunks": [{"path": "a.txt", "hunk": 2}]}),
+            "excludeHunks",
+            "has 2 hunks",
+        ),
+    ] {
+        let resp = client.post(&url).json(&body).send().await.unwrap();
+        assert_eq!(resp.status(), 400, "{body}");
+        let err: Value = resp.json().await.unwrap();
+        assert_eq!(err["field"], field, "{err}");
+        assert!(err["error"].as_str().unwrap().contains(want), "{err}");
+    }
     let resp = client
         .post(&url)
         .json(&json!({"excludeHunks": [{"path": "a.txt", "hunk": 1}], "title": "Shout the first line"}))

@@ -193,8 +193,26 @@ pub struct PublishArgs {
     /// Print one JSON event per line on stdout, nothing else.
     #[arg(long)]
     pub json: bool,
+    /// Leave this file of the run's patch out of the PR (repeatable).
+    #[arg(long = "exclude", value_name = "PATH")]
+    pub exclude_files: Vec<String>,
+    /// Leave the N-th hunk (from 1, in the order of patch.diff) of PATH out (repeatable).
+    #[arg(long = "exclude-hunk", value_name = "PATH:N", value_parser = parse_hunk_ref)]
+    pub exclude_hunks: Vec<(String, usize)>,
     #[command(flatten)]
     pub pr: PrTextArgs,
+}
+
+/// `PATH:N` with N counted from 1, as a (path, index from 0) pair.
+fn parse_hunk_ref(text: &str) -> Result<(String, usize), String> {
+    let usage =
+        || format!("`{text}` is not PATH:N (N counts the file's hunks from 1, e.g. src/lib.rs:2)");
+    let (path, n) = text.rsplit_once(':').ok_or_else(usage)?;
+    let n: usize = n.parse().map_err(|_| usage())?;
+    if path.is_empty() || n == 0 {
+        return Err(usage());
+    }
+    Ok((path.to_string(), n - 1))
 }
 
 /// Parses arguments, runs the command, returns the process exit code.
@@ -278,8 +296,17 @@ fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_duration;
+    use super::{parse_duration, parse_hunk_ref};
     use std::time::Duration;
+
+    #[test]
+    fn hunk_references_count_from_one() {
+        assert_eq!(parse_hunk_ref("src/a:b.rs:2"), Ok(("src/a:b.rs".into(), 1)));
+        for bad in ["src/a.rs", "src/a.rs:0", ":1", "src/a.rs:x", "src/a.rs:-1"] {
+            let err = parse_hunk_ref(bad).unwrap_err();
+            assert!(err.contains("PATH:N"), "{bad}: {err}");
+        }
+    }
 
     #[test]
     fn durations_take_a_unit_or_mean_seconds() {

@@ -155,6 +155,22 @@ pub async fn publish(args: PublishArgs, config: Config) -> color_eyre::Result<i3
         );
         return Ok(2);
     };
+    let selection =
+        (!args.exclude_files.is_empty() || !args.exclude_hunks.is_empty()).then(|| Selection {
+            excluded_files: args.exclude_files.clone(),
+            excluded_hunks: args.exclude_hunks.clone(),
+        });
+    if let Some(selection) = &selection
+        && let Err(e) = pipeline::publish::check_selection(&run_dir, selection)
+    {
+        let flag = if e.in_hunks {
+            "--exclude-hunk"
+        } else {
+            "--exclude"
+        };
+        eprintln!("error: {flag}: {}", e.message);
+        return Ok(2);
+    }
     let (tx, mut rx) = tokio::sync::mpsc::channel(pipeline::EVENT_CHANNEL);
     let emitter = crate::emit::Emitter::new(run_dir.id.clone(), tx);
     emitter.attach_log(run_dir.open_events()?)?;
@@ -179,7 +195,7 @@ pub async fn publish(args: PublishArgs, config: Config) -> color_eyre::Result<i3
         }
     });
     let request = pipeline::publish::PublishRequest {
-        selection: None,
+        selection,
         title: args.pr.title,
         body: args.pr.body,
         draft: args.pr.draft.then_some(true),

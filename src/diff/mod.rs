@@ -241,9 +241,84 @@ pub fn filter(patch: &str, selection: &Selection) -> String {
     out
 }
 
+/// A selection that names a file or hunk the patch does not have.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct SelectionError {
+    /// Whether an excluded hunk (rather than an excluded file) was wrong.
+    pub in_hunks: bool,
+    pub message: String,
+}
+
+/// Checks that every file and hunk `selection` names is in `patch`, so a mistyped path is an error
+/// rather than a PR that quietly keeps what was meant to go. Hunks count from 0.
+pub fn check_selection(patch: &str, selection: &Selection) -> Result<(), SelectionError> {
+    let files = parse(patch);
+    let listing = || {
+        let shown: Vec<String> = files
+            .iter()
+            .map(|f| format!("{} ({} hunks)", f.path, f.hunks.len()))
+            .collect();
+        shown.join(", ")
+    };
+    let find = |path: &str| files.iter().find(|f| f.path == path);
+    let missing = |path: &str, in_hunks| SelectionError {
+        in_hunks,
+        message: format!(
+            "'{path}' is not in the run's patch; its files are: {}",
+            listing()
+        ),
+    };
+    for path in &selection.excluded_files {
+        if find(path).is_none() {
+            return Err(missing(path, false));
+        }
+    }
+    for (path, hunk) in &selection.excluded_hunks {
+        match find(path) {
+            None => return Err(missing(path, true)),
+            Some(f) if *hunk >= f.hunks.len() => {
+                return Err(SelectionError {
+                    in_hunks: true,
+                    message: format!(
+                        "'{path}' has {} hunks in the run's patch; hunk number {} (counting from 1) is not one of them",
+                        f.hunks.len(),
+                        hunk + 1
+                    ),
+                });
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_selection_naming_what_is_not_there_is_refused() {
+        let sel = |files: &[&str], hunks: &[(&str, usize)]| Selection {
+            excluded_files: files.iter().map(|f| f.to_string()).collect(),
+            excluded_hunks: hunks.iter().map(|(p, h)| (p.to_string(), *h)).collect(),
+        };
+        assert_eq!(
+            check_selection(PATCH, &sel(&["NOTES.md"], &[("calc.py", 1)])),
+            Ok(())
+        );
+        let err = check_selection(PATCH, &sel(&["calc.rs"], &[])).unwrap_err();
+        assert!(!err.in_hunks);
+        assert!(
+            err.message.contains("'calc.rs'") && err.message.contains("calc.py (2 hunks)"),
+            "{err}"
+        );
+        let err = check_selection(PATCH, &sel(&[], &[("calc.py", 2)])).unwrap_err();
+        assert!(err.in_hunks);
+        assert!(err.message.contains("has 2 hunks"), "{err}");
+        let err = check_selection(PATCH, &sel(&[], &[("nope.py", 0)])).unwrap_err();
+        assert!(err.in_hunks && err.message.contains("'nope.py'"), "{err}");
+    }
 
     const PATCH: &str = "diff --git a/calc.py b/calc.py
 index 1111111..2222222 100644

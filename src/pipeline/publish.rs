@@ -633,6 +633,18 @@ impl Driver {
     }
 }
 
+/// Checks a selection against the run's saved patch (a run without one is refused later, when
+/// publishing reads it).
+pub fn check_selection(
+    run_dir: &crate::store::RunDir,
+    selection: &Selection,
+) -> Result<(), crate::diff::SelectionError> {
+    match std::fs::read_to_string(run_dir.patch_path()) {
+        Ok(patch) => crate::diff::check_selection(&patch, selection),
+        Err(_) => Ok(()),
+    }
+}
+
 /// Title, body and draft given with the run (flags), used when the approval does not set them.
 #[derive(Debug, Clone, Default)]
 pub struct PublishOptions {

@@ -515,6 +515,16 @@ async fn publish_run(
         Ok(r) => r,
         Err(e) => return e.into_response(),
     };
+    if let Some(selection) = &request.selection
+        && let Err(e) = pipeline::publish::check_selection(&run_dir, selection)
+    {
+        let field = if e.in_hunks {
+            "excludeHunks"
+        } else {
+            "excludeFiles"
+        };
+        return error(StatusCode::BAD_REQUEST, e.message, Some(field));
+    }
     if state
         .active
         .lock()

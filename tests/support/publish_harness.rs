@@ -177,6 +177,28 @@ impl Env {
         .await
     }
 
+    /// `run --no-pr --json` with the default script: a finished run with its patch saved and
+    /// nothing published.
+    pub async fn run_no_pr(&self) -> Output {
+        let script = self.default_script();
+        let model = format!("scripted:{}", script.display());
+        self.tb(
+            &[
+                "run",
+                "--repo",
+                &self.repo_url(),
+                "--prompt",
+                "Make divide reject a zero divisor",
+                "--no-pr",
+                "--json",
+                "--model",
+                &model,
+            ],
+            &self.base_env(),
+        )
+        .await
+    }
+
     pub async fn publish(&self, run_id: &str, extra: &[&str]) -> Output {
         let mut args = vec!["publish", run_id, "--json"];
         args.extend_from_slice(extra);
