@@ -144,6 +144,8 @@ fn scripted_run_reports_real_tools_in_order_and_its_patch_reproduces_the_work() 
         text.contains("finished") && text.contains("Make divide reject zero"),
         "{text}"
     );
+    let folders = format!("{}/ID (", env.home().join("runs").display());
+    assert!(text.contains(&folders), "where the runs are: {text}");
 }
 
 #[test]

@@ -351,5 +351,9 @@ pub fn list_runs(config: &Config, json: bool) -> color_eyre::Result<i32> {
             r.pr_url.as_deref().unwrap_or("-")
         );
     }
+    println!(
+        "\nEach run's folder is {}/ID (events.jsonl, patch.diff, meta.json).",
+        store.root().join("runs").display()
+    );
     Ok(0)
 }
