@@ -567,8 +567,16 @@ impl Config {
     /// The resolved configuration, secrets masked, each value with where it came from.
     pub fn render(&self) -> String {
         let mut out = String::new();
-        let mut line =
-            |k: &str, v: String, src: &str| out.push_str(&format!("{k:<22} {v:<44} ({src})\n"));
+        // Derived values have no source of their own: no parentheses for them.
+        let mut line = |k: &str, v: String, src: &str| {
+            let src = if src.is_empty() {
+                String::new()
+            } else {
+                format!(" ({src})")
+            };
+            out.push_str(format!("{k:<22} {v:<44}{src}").trim_end());
+            out.push('\n');
+        };
         let opt = |o: &Option<String>| o.clone().unwrap_or_else(|| "(not set)".into());
         let sec = |o: &Option<Secret>| {
             o.as_ref()
@@ -670,7 +678,7 @@ impl Config {
             "model chain",
             match crate::llm::select::describe_chain(self) {
                 Ok(chain) => chain.join(" -> "),
-                Err(e) => format!("(none) {}", e.to_string().lines().next().unwrap_or("")),
+                Err(_) => "(none: set ANTHROPIC_API_KEY, OPENAI_API_KEY or OPENAI_BASE_URL)".into(),
             },
             "",
         );
@@ -788,6 +796,16 @@ mod tests {
         assert!(!shown.contains("abcdefgh"), "{shown}");
         assert!(shown.contains("****1234"));
         assert!(!format!("{c:?}").contains("supersecret"));
+    }
+
+    #[test]
+    fn the_rendering_says_what_is_missing_in_one_line_each() {
+        let c = Config::load_from(&Overrides::default(), &env_of(&[]), None, None).unwrap();
+        let shown = c.render();
+        assert!(!shown.contains("()"), "{shown}");
+        let chain = shown.lines().find(|l| l.starts_with("model chain")).unwrap();
+        assert!(chain.contains("(none: set ANTHROPIC_API_KEY"), "{chain}");
+        assert!(shown.lines().all(|l| l == l.trim_end()), "{shown}");
     }
 
     #[test]
