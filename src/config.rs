@@ -803,7 +803,10 @@ mod tests {
         let c = Config::load_from(&Overrides::default(), &env_of(&[]), None, None).unwrap();
         let shown = c.render();
         assert!(!shown.contains("()"), "{shown}");
-        let chain = shown.lines().find(|l| l.starts_with("model chain")).unwrap();
+        let chain = shown
+            .lines()
+            .find(|l| l.starts_with("model chain"))
+            .unwrap();
         assert!(chain.contains("(none: set ANTHROPIC_API_KEY"), "{chain}");
         assert!(shown.lines().all(|l| l == l.trim_end()), "{shown}");
     }

@@ -9,9 +9,11 @@
 //! a command is stopped only when the tree is over the limit *and* has grown since the baseline
 //! (one that starts over the limit may still run, so the agent can clean up); checks are spaced so
 //! that walking takes at most a tenth of the time (every 500 ms for small trees, less often for
-//! large ones).
+//! large ones); a baseline walk still going when the command ends is abandoned.
 
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio::task::JoinHandle;
@@ -22,12 +24,16 @@ const MIN_GAP: Duration = Duration::from_millis(500);
 /// A check may take at most 1/`COST_SHARE` of the time between checks.
 const COST_SHARE: u32 = 10;
 
-/// Bytes used by regular files below `dirs` (not following symlinks); stops counting past `stop_at`.
-pub(crate) fn disk_usage(dirs: &[PathBuf], stop_at: u64) -> u64 {
+/// Bytes used by regular files below `dirs` (not following symlinks); stops counting past
+/// `stop_at`, or (returning what it has) once `give_up` is set.
+fn disk_usage(dirs: &[PathBuf], stop_at: u64, give_up: &AtomicBool) -> u64 {
     let mut total = 0u64;
     for d in dirs {
         let mut stack = vec![d.clone()];
         while let Some(dir) = stack.pop() {
+            if give_up.load(Ordering::Relaxed) {
+                return total;
+            }
             let Ok(entries) = std::fs::read_dir(&dir) else {
                 continue;
             };
@@ -55,6 +61,14 @@ pub(crate) struct DiskWatch {
     cap: u64,
     baseline: Baseline,
     next_check: Instant,
+    /// Set when the watch is dropped: a baseline walk still going stops.
+    abandoned: Arc<AtomicBool>,
+}
+
+impl Drop for DiskWatch {
+    fn drop(&mut self) {
+        self.abandoned.store(true, Ordering::Relaxed);
+    }
 }
 
 enum Baseline {
@@ -66,12 +80,16 @@ impl DiskWatch {
     /// Starts measuring the baseline; call as the command starts.
     pub(crate) fn start(dirs: Vec<PathBuf>, cap: u64) -> DiskWatch {
         let walk_dirs = dirs.clone();
-        let handle = tokio::task::spawn_blocking(move || disk_usage(&walk_dirs, u64::MAX));
+        let abandoned = Arc::new(AtomicBool::new(false));
+        let give_up = abandoned.clone();
+        let handle =
+            tokio::task::spawn_blocking(move || disk_usage(&walk_dirs, u64::MAX, &give_up));
         DiskWatch {
             dirs,
             cap,
             baseline: Baseline::Measuring(handle),
             next_check: Instant::now() + MIN_GAP,
+            abandoned,
         }
     }
 
@@ -90,9 +108,11 @@ impl DiskWatch {
         let dirs = self.dirs.clone();
         let stop_at = baseline.max(self.cap).saturating_add(1 << 20);
         let started = std::time::Instant::now();
-        let used = tokio::task::spawn_blocking(move || disk_usage(&dirs, stop_at))
-            .await
-            .unwrap_or(u64::MAX);
+        let used = tokio::task::spawn_blocking(move || {
+            disk_usage(&dirs, stop_at, &AtomicBool::new(false))
+        })
+        .await
+        .unwrap_or(u64::MAX);
         let cost = started.elapsed();
         self.next_check = Instant::now() + MIN_GAP.max(cost * COST_SHARE);
         if used > self.cap && used > baseline {
