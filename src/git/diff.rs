@@ -309,7 +309,11 @@ mod tests {
             .set_modified(before)
             .unwrap();
         let refresh = repo.refresh_index_soon();
-        tokio::time::sleep(std::time::Duration::from_millis(1300)).await;
+        // Not settled before it had its chance: settle drops a refresh that has not started.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while index_mtime(&repo) == before && std::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
         refresh.settle().await;
         let after = index_mtime(&repo);
         let secs =
