@@ -35,6 +35,15 @@ pub const SPIN: Duration = Duration::from_millis(100);
 
 type Term = Terminal<CrosstermBackend<std::io::Stdout>>;
 
+/// Clears the screen and makes the next frame draw every cell, after an editor or a suspended
+/// shell had the terminal. Not `Terminal::clear`: that asks the terminal where its cursor is, and
+/// the answer can be lost to the input reader of the event stream just dropped (the app then
+/// failed with "the cursor position could not be read").
+fn redraw_everything(terminal: &mut Term) -> std::io::Result<()> {
+    let size = terminal.size()?;
+    terminal.resize(ratatui::layout::Rect::new(0, 0, size.width, size.height))
+}
+
 fn enter() -> std::io::Result<()> {
     enable_raw_mode()?;
     execute!(
@@ -104,7 +113,7 @@ pub async fn run_with(
     enter()?;
     let guard = Guard;
     let mut terminal = Terminal::new(CrosstermBackend::new(std::io::stdout()))?;
-    terminal.clear()?;
+    redraw_everything(&mut terminal)?;
     let result = event_loop(&mut terminal, &mut app, &mut rx).await;
     drop(guard);
     if app.busy() {
@@ -192,7 +201,7 @@ async fn event_loop(
                     drop(keys);
                     let edited = edit_in_editor(field, &text);
                     enter()?;
-                    terminal.clear()?;
+                    redraw_everything(terminal)?;
                     keys = EventStream::new();
                     let msg = match edited {
                         Ok(t) => Msg::EditorDone(field, Some(t)),
@@ -208,7 +217,7 @@ async fn event_loop(
                         libc::raise(libc::SIGTSTP);
                     }
                     enter()?;
-                    terminal.clear()?;
+                    redraw_everything(terminal)?;
                     keys = EventStream::new();
                 }
                 Action::OpenUrl(url) => {
