@@ -351,3 +351,90 @@ fn wide_streaming_text_shows_the_newest_words() {
         "the tail of the stream is visible: {text}"
     );
 }
+
+/// The review at 200×60 is side-by-side by default: old on the left, new on the right, a removed
+/// line opposite its replacement, blank filler on the side that has fewer lines.
+#[test]
+fn review_is_side_by_side_when_wide() {
+    let m = review(200, 60, false);
+    let text = render_text(&m, 200, 60);
+    let row = |needle: &str| {
+        text.lines()
+            .find(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("no {needle:?} in {text}"))
+            .to_string()
+    };
+    let pair = row("return a / b  ");
+    assert!(
+        pair.contains("  2 -     return a / b") && pair.contains("│  2 +     if b == 0:"),
+        "the removed line faces its replacement: {pair}"
+    );
+    let filler = row("raise ValueError");
+    let (left, right) = filler.split_at(filler.find("  3 +").unwrap());
+    assert!(
+        left.ends_with("│") && left.trim_end_matches('│').trim_end().ends_with("││"),
+        "nothing on the old side: {filler}"
+    );
+    assert!(right.contains("raise ValueError"));
+    assert!(
+        row("# Notes").contains("│  1 + # Notes"),
+        "new file: old side empty"
+    );
+    assert!(
+        text.contains("[ ] @@ -40,3 +42,4 @@"),
+        "the left-out marker stays"
+    );
+    assert!(text.contains("binary file: contents not shown"));
+    assert!(text.contains("mode 100644 → 100755"));
+    assert!(text.contains("v unified"), "the toggle is hinted");
+}
+
+/// `v` on the same review: the unified layout at the same size, the cursor on the same hunk.
+#[test]
+fn review_toggled_to_unified() {
+    let mut m = review(200, 60, false);
+    update(&mut m, chr('v'));
+    assert!(!m.side_by_side);
+    let buf = render(&m, 200, 60);
+    let text = render_text(&m, 200, 60);
+    assert!(text.contains("   2     -     return a / b"), "{text}");
+    assert!(text.contains("v side-by-side"), "{text}");
+    insta::assert_snapshot!("review_unified_200x60", format!("{buf:?}"));
+}
+
+/// At 80×24 the pane is too narrow: `v` keeps the unified layout and says why.
+#[test]
+fn review_narrow_stays_unified() {
+    let mut m = review(80, 24, false);
+    update(&mut m, chr('v'));
+    assert!(
+        m.side_by_side,
+        "the session choice is kept for a wider terminal"
+    );
+    let buf = render(&m, 80, 24);
+    let text = render_text(&m, 80, 24);
+    assert!(
+        text.contains("side-by-side needs a 120-column diff pane (this one has 48)"),
+        "{text}"
+    );
+    assert!(!text.contains("v side-by-side") && !text.contains("v unified"));
+    insta::assert_snapshot!("review_narrow_toggle_80x24", format!("{buf:?}"));
+}
+
+#[test]
+fn side_by_side_keeps_meaning_without_colors() {
+    let m = review(200, 60, true);
+    let buf = render(&m, 200, 60);
+    for cell in buf.content() {
+        assert_eq!(cell.fg, ratatui::style::Color::Reset);
+        assert_eq!(cell.bg, ratatui::style::Color::Reset);
+    }
+    let text = render_text(&m, 200, 60);
+    assert!(text.contains("[ ] @@ -40,3 +42,4 @@"), "{text}");
+    assert!(text.contains("[~] M calc/__init__.py"), "{text}");
+    assert!(
+        text.contains("  2 -     return a / b"),
+        "signs are text: {text}"
+    );
+    insta::assert_snapshot!("review_no_color_200x60", format!("{buf:?}"));
+}
