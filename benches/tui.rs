@@ -17,7 +17,8 @@ use ratatui::layout::Rect;
 use ratatui::{Terminal, TerminalOptions, Viewport};
 use tiny_backspace::config::{Config, Overrides};
 use tiny_backspace::event::{Event, Stage};
-use tiny_backspace::tui::model::{Info, Model, Prefill};
+use tiny_backspace::tui::diffview::DiffMode;
+use tiny_backspace::tui::model::{Focus, Info, Model, Prefill};
 use tiny_backspace::tui::update::{Msg, update};
 use tiny_backspace::tui::{App, draw};
 
@@ -229,8 +230,10 @@ fn first_frame_real_binary() {
 fn scroll(m: &mut Model, term: &mut Term) {
     let mode = m.diff.as_ref().unwrap().mode;
     let mut samples = Vec::new();
+    // Three passes of 1,000 steps from the top, each about half-way down (100 of 200 files).
     let steps: Vec<Msg> = (0..3000)
         .map(|i| match i % 10 {
+            _ if i % 1000 == 0 => key(KeyCode::Home),
             0..=5 => key(KeyCode::Char('j')),
             6 | 7 => key(KeyCode::PageDown),
             8 => key(KeyCode::Char('n')),
@@ -243,6 +246,9 @@ fn scroll(m: &mut Model, term: &mut Term) {
         term.draw(|f| draw(f, m)).unwrap();
         samples.push(t.elapsed());
     }
+    let d = m.diff.as_ref().unwrap();
+    assert_eq!(d.mode, mode);
+    assert!(d.cursor > 100_000, "it scrolled: row {}", d.cursor);
     samples.sort();
     println!(
         "scrolling the 200k diff at {W}x{H}, {mode:?}: {} frames, median {}, p99 {}, max {}",
@@ -258,6 +264,12 @@ fn big_diff() {
     let patch = big_patch();
     let lines = patch.lines().count();
     let mut m = model();
+    // Start a run (as Ctrl+S does), so the diff arrives as a run's: it takes the focus and the
+    // review state, and the keys below reach it (not the prompt field).
+    update(
+        &mut m,
+        Msg::Key(KeyEvent::new(KeyCode::Char('s'), KeyModifiers::CONTROL)),
+    );
     let t = Instant::now();
     update(
         &mut m,
@@ -276,6 +288,7 @@ fn big_diff() {
         }),
     );
     let load = t.elapsed();
+    assert_eq!(m.focus, Focus::Diff, "the keys go to the diff");
     let after = rss_kib();
     let rows = m.diff.as_ref().unwrap().rows.len();
     println!(
@@ -287,10 +300,11 @@ fn big_diff() {
     // The app loads the grammars on a background thread at start; do the same here.
     tiny_backspace::tui::highlight::warm_up();
     let mut term = terminal();
-    // 200×60 opens side-by-side; `v` switches to unified and back to the top for the second run.
+    // 200×60 opens side-by-side; `v` switches to unified for the second run.
+    assert_eq!(m.diff.as_ref().unwrap().mode, DiffMode::SideBySide);
     scroll(&mut m, &mut term);
     update(&mut m, key(KeyCode::Char('v')));
-    update(&mut m, key(KeyCode::Home));
+    assert_eq!(m.diff.as_ref().unwrap().mode, DiffMode::Unified);
     scroll(&mut m, &mut term);
     drop(m);
 }

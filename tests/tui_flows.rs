@@ -564,24 +564,13 @@ async fn side_by_side_review_deselects_and_approves_like_unified() {
     h.send(ctrl('s'));
     h.pump_until("review", in_review).await;
     let screen = h.screen(200, 60);
-    let line = |needle: &str| {
-        screen
-            .lines()
-            .find(|l| l.contains(needle))
-            .unwrap_or_else(|| panic!("no {needle:?}: {screen}"))
-            .to_string()
-    };
     // Old line 2 is new line 4 (two lines were added above it, opposite blank old space).
-    let ctx = line("return a / b");
-    assert!(
-        ctx.contains("   2       return a / b") && ctx.contains("│  4       return a / b"),
-        "{ctx}"
-    );
-    let added = line("if b == 0:");
-    let (_, pane) = added.split_once("││").unwrap();
-    let (old_side, new_side) = pane.split_once('│').unwrap();
-    assert!(old_side.trim().is_empty(), "blank old side: {added}");
-    assert!(new_side.starts_with("  2 +     if b == 0:"), "{added}");
+    let (old, new) = sbs_sides(&line_with(&screen, "return a / b"));
+    assert!(old.starts_with("   2       return a / b"), "{old}");
+    assert!(new.starts_with("  4       return a / b"), "{new}");
+    let (old, new) = sbs_sides(&line_with(&screen, "if b == 0:"));
+    assert!(old.trim().is_empty(), "blank old side: {old:?}");
+    assert!(new.starts_with("  2 +     if b == 0:"), "{new}");
     assert!(screen.contains("v unified"), "{screen}");
 
     // The same keys as in the unified flow: calc's second hunk out.

@@ -8,7 +8,7 @@ use crossterm::event::KeyCode;
 use tiny_backspace::event::{Event, FileStat, Stage, UsageTotals};
 use tiny_backspace::tui::model::{Info, Model, Prefill};
 use tiny_backspace::tui::update::{Msg, update};
-use tui_support::{chr, ctrl, key, render, render_text};
+use tui_support::{chr, ctrl, key, line_with, render, render_text, sbs_sides};
 
 const PATCH: &str = r#"diff --git a/calc/__init__.py b/calc/__init__.py
 index 1111111..2222222 100644
@@ -358,28 +358,18 @@ fn wide_streaming_text_shows_the_newest_words() {
 fn review_is_side_by_side_when_wide() {
     let m = review(200, 60, false);
     let text = render_text(&m, 200, 60);
-    let row = |needle: &str| {
-        text.lines()
-            .find(|l| l.contains(needle))
-            .unwrap_or_else(|| panic!("no {needle:?} in {text}"))
-            .to_string()
-    };
-    let pair = row("return a / b  ");
+    let (old, new) = sbs_sides(&line_with(&text, "return a / b  "));
+    assert!(old.starts_with("   2 -     return a / b"), "{old}");
     assert!(
-        pair.contains("  2 -     return a / b") && pair.contains("│  2 +     if b == 0:"),
-        "the removed line faces its replacement: {pair}"
+        new.starts_with("  2 +     if b == 0:"),
+        "the removed line faces its replacement: {new}"
     );
-    let filler = row("raise ValueError");
-    let (left, right) = filler.split_at(filler.find("  3 +").unwrap());
-    assert!(
-        left.ends_with("│") && left.trim_end_matches('│').trim_end().ends_with("││"),
-        "nothing on the old side: {filler}"
-    );
-    assert!(right.contains("raise ValueError"));
-    assert!(
-        row("# Notes").contains("│  1 + # Notes"),
-        "new file: old side empty"
-    );
+    let (old, new) = sbs_sides(&line_with(&text, "raise ValueError"));
+    assert!(old.trim().is_empty(), "nothing on the old side: {old:?}");
+    assert!(new.starts_with("  3 +         raise ValueError"), "{new}");
+    let (old, new) = sbs_sides(&line_with(&text, "# Notes"));
+    assert!(old.trim().is_empty(), "new file: old side empty: {old:?}");
+    assert!(new.starts_with("  1 + # Notes"), "{new}");
     assert!(
         text.contains("[ ] @@ -40,3 +42,4 @@"),
         "the left-out marker stays"
