@@ -400,10 +400,10 @@ pub(super) fn line_body<'a>(
         return spans;
     }
     let runs = if inc && !theme.no_color {
-        f.hunks
-            .get(row.hunk as usize)
-            .and_then(|h| d.highlighter.hunk(row.file, row.hunk, &f.path, &h.lines))
-            .and_then(|r| r.get(row.line as usize).cloned().flatten())
+        f.hunks.get(row.hunk as usize).and_then(|h| {
+            d.highlighter
+                .line(row.file, row.hunk, &f.path, &h.lines, row.line as usize)
+        })
     } else {
         None
     };
