@@ -324,3 +324,27 @@ fn long_lines_are_cut_with_a_mark_on_each_side() {
     assert!(line.trim_end_matches('│').ends_with("x…"), "{line}");
     assert!(!line.contains("old") && !line.contains("new"));
 }
+
+#[test]
+fn a_deleted_file_has_only_an_old_side() {
+    let mut m = review(200, 60, PATCH);
+    update(&mut m, chr(']'));
+    update(&mut m, chr(']'));
+    let text = render_text(&m, 200, 60);
+    assert!(text.contains("deleted file (mode 100644)"), "{text}");
+    let (old, new) = tui_support::sbs_sides(&tui_support::line_with(&text, "gone"));
+    assert!(old.contains("  1 - gone"), "{old}");
+    assert!(new.trim().is_empty(), "nothing on the new side: {new:?}");
+}
+
+/// Should a frame be narrower than the model's size (it never is in the app), the view still
+/// draws the unified layout, around the cursor.
+#[test]
+fn a_narrower_frame_than_the_model_draws_unified() {
+    let mut m = review(200, 60, PATCH);
+    update(&mut m, chr('n'));
+    assert_eq!(d(&m).mode, DiffMode::SideBySide);
+    let text = render_text(&m, 120, 40);
+    assert!(text.contains("   2     -     return a / b"), "{text}");
+    assert!(text.contains("▸[x] @@ -1,4 +1,5 @@"), "{text}");
+}
