@@ -524,3 +524,90 @@ async fn a_past_run_that_was_never_published_is_published_from_the_runs_list() {
         "the branch is in the repository"
     );
 }
+
+/// What the run published of `path`: the file on the pushed branch, else the approved patch.
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+fn published(h: &Harness, path: &str) -> String {
+    let (branch, patch_path) = h
+        .events
+        .iter()
+        .find_map(|e| match e {
+            Event::Done {
+                branch, patch_path, ..
+            } => Some((branch.clone(), patch_path.clone())),
+            _ => None,
+        })
+        .expect("a Done event");
+    match branch {
+        Some(b) => {
+            let out = std::process::Command::new("git")
+                .arg("-C")
+                .arg(&h.repo)
+                .args(["show", &format!("{b}:{path}")])
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "git show {b}:{path}");
+            String::from_utf8(out.stdout).unwrap()
+        }
+        None => {
+            let p = std::path::Path::new(&patch_path.expect("patch saved"))
+                .with_file_name("approved.diff");
+            std::fs::read_to_string(p).unwrap()
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn side_by_side_review_deselects_and_approves_like_unified() {
+    let mut h = Harness::new(two_hunk_script(), "Make divide reject a zero divisor");
+    h.send(Msg::Resize(200, 60));
+    h.send(ctrl('s'));
+    h.pump_until("review", in_review).await;
+    let screen = h.screen(200, 60);
+    // Old line 2 is new line 4 (two lines were added above it, opposite blank old space).
+    let (old, new) = sbs_sides(&line_with(&screen, "return a / b"));
+    assert!(old.starts_with("   2       return a / b"), "{old}");
+    assert!(new.starts_with("  4       return a / b"), "{new}");
+    let (old, new) = sbs_sides(&line_with(&screen, "if b == 0:"));
+    assert!(old.trim().is_empty(), "blank old side: {old:?}");
+    assert!(new.starts_with("  2 +     if b == 0:"), "{new}");
+    assert!(screen.contains("v unified"), "{screen}");
+
+    // The same keys as in the unified flow: calc's second hunk out.
+    h.keys([chr(']'), chr('n'), chr('n'), chr(' ')]);
+    let d = h.model().diff.as_ref().unwrap();
+    let (cursor, row) = (d.cursor, d.rows[d.cursor]);
+    assert_eq!((row.file, row.hunk), (1, 1), "on calc's second hunk");
+    let selection = Selection {
+        excluded_files: vec![],
+        excluded_hunks: vec![("calc/__init__.py".into(), 1)],
+    };
+    assert_eq!(
+        tiny_backspace::tui::update::current_selection(h.model()),
+        selection
+    );
+    assert!(h.screen(200, 60).contains("[ ] @@"));
+    // Unified and back: the selection and the cursor stay.
+    h.send(chr('v'));
+    let screen = h.screen(200, 60);
+    assert!(
+        screen.contains("[ ] @@") && screen.contains("v side-by-side"),
+        "{screen}"
+    );
+    h.send(chr('v'));
+    assert_eq!(h.model().diff.as_ref().unwrap().cursor, cursor);
+    assert_eq!(
+        tiny_backspace::tui::update::current_selection(h.model()),
+        selection
+    );
+
+    h.send(chr('c'));
+    h.send(ctrl('s'));
+    h.pump_until("the end", finished).await;
+    let calc = published(&h, "calc/__init__.py");
+    assert!(calc.contains("division by zero"), "{calc}");
+    assert!(
+        !calc.contains("# product"),
+        "deselected hunk left out: {calc}"
+    );
+}

@@ -8,7 +8,7 @@ use crossterm::event::KeyCode;
 use tiny_backspace::event::{Event, FileStat, Stage, UsageTotals};
 use tiny_backspace::tui::model::{Info, Model, Prefill};
 use tiny_backspace::tui::update::{Msg, update};
-use tui_support::{chr, ctrl, key, render, render_text};
+use tui_support::{chr, ctrl, key, line_with, render, render_text, sbs_sides};
 
 const PATCH: &str = r#"diff --git a/calc/__init__.py b/calc/__init__.py
 index 1111111..2222222 100644
@@ -350,4 +350,81 @@ fn wide_streaming_text_shows_the_newest_words() {
         text.contains("divisor is"),
         "the tail of the stream is visible: {text}"
     );
+}
+
+/// The review at 200×60 is side-by-side by default: old on the left, new on the right, a removed
+/// line opposite its replacement, blank filler on the side that has fewer lines.
+#[test]
+fn review_is_side_by_side_when_wide() {
+    let m = review(200, 60, false);
+    let text = render_text(&m, 200, 60);
+    let (old, new) = sbs_sides(&line_with(&text, "return a / b  "));
+    assert!(old.starts_with("   2 -     return a / b"), "{old}");
+    assert!(
+        new.starts_with("  2 +     if b == 0:"),
+        "the removed line faces its replacement: {new}"
+    );
+    let (old, new) = sbs_sides(&line_with(&text, "raise ValueError"));
+    assert!(old.trim().is_empty(), "nothing on the old side: {old:?}");
+    assert!(new.starts_with("  3 +         raise ValueError"), "{new}");
+    let (old, new) = sbs_sides(&line_with(&text, "# Notes"));
+    assert!(old.trim().is_empty(), "new file: old side empty: {old:?}");
+    assert!(new.starts_with("  1 + # Notes"), "{new}");
+    assert!(
+        text.contains("[ ] @@ -40,3 +42,4 @@"),
+        "the left-out marker stays"
+    );
+    assert!(text.contains("binary file: contents not shown"));
+    assert!(text.contains("mode 100644 → 100755"));
+    assert!(text.contains("v unified"), "the toggle is hinted");
+}
+
+/// `v` on the same review: the unified layout at the same size, the cursor on the same hunk.
+#[test]
+fn review_toggled_to_unified() {
+    let mut m = review(200, 60, false);
+    update(&mut m, chr('v'));
+    assert!(!m.side_by_side);
+    let buf = render(&m, 200, 60);
+    let text = render_text(&m, 200, 60);
+    assert!(text.contains("   2     -     return a / b"), "{text}");
+    assert!(text.contains("v side-by-side"), "{text}");
+    insta::assert_snapshot!("review_unified_200x60", format!("{buf:?}"));
+}
+
+/// At 80×24 the pane is too narrow: `v` keeps the unified layout and says why.
+#[test]
+fn review_narrow_stays_unified() {
+    let mut m = review(80, 24, false);
+    update(&mut m, chr('v'));
+    assert!(
+        m.side_by_side,
+        "the session choice is kept for a wider terminal"
+    );
+    let buf = render(&m, 80, 24);
+    let text = render_text(&m, 80, 24);
+    assert!(
+        text.contains("side-by-side needs a 120-column diff pane (this one has 48)"),
+        "{text}"
+    );
+    assert!(!text.contains("v side-by-side") && !text.contains("v unified"));
+    insta::assert_snapshot!("review_narrow_toggle_80x24", format!("{buf:?}"));
+}
+
+#[test]
+fn side_by_side_keeps_meaning_without_colors() {
+    let m = review(200, 60, true);
+    let buf = render(&m, 200, 60);
+    for cell in buf.content() {
+        assert_eq!(cell.fg, ratatui::style::Color::Reset);
+        assert_eq!(cell.bg, ratatui::style::Color::Reset);
+    }
+    let text = render_text(&m, 200, 60);
+    assert!(text.contains("[ ] @@ -40,3 +42,4 @@"), "{text}");
+    assert!(text.contains("[~] M calc/__init__.py"), "{text}");
+    assert!(
+        text.contains("  2 -     return a / b"),
+        "signs are text: {text}"
+    );
+    insta::assert_snapshot!("review_no_color_200x60", format!("{buf:?}"));
 }

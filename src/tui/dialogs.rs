@@ -60,6 +60,10 @@ pub const HELP: &[(&str, &[(&str, &str)])] = &[
             ("n / p", "next / previous hunk"),
             ("] / [", "next / previous file"),
             ("space", "hunk (or file, on its header) in/out of the PR"),
+            (
+                "v",
+                "side-by-side ↔ unified (side-by-side needs a wide pane)",
+            ),
             ("g / G", "top / bottom"),
         ],
     ),

@@ -1,5 +1,6 @@
 //! The right pane: the file list and the unified diff with line numbers, a `+`/`-` gutter,
-//! include/exclude markers and word-level highlights.
+//! include/exclude markers and word-level highlights. It also owns how one diff line is styled
+//! ([`line_body`], [`word_ranges`]), which the side-by-side layout ([`super::sidebyside`]) reuses.
 //!
 //! Invariants: only the rows between `top` and `top + height` are turned into text, so drawing
 //! costs the same for a 20-line and a 200,000-line diff; file contents are sanitized per row;
@@ -12,12 +13,12 @@ use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph, Wrap};
 
-use super::diffview::DiffView;
+use super::diffview::{DiffMode, DiffView};
 use super::layout::Panes;
 use super::model::{Focus, Model, RunState};
-use super::sanitize;
 use super::steplog::EntryKind;
 use super::theme::Theme;
+use super::{sanitize, sidebyside};
 use crate::diff::rows::{self, NONE, Row, RowKind};
 
 fn marker(inc: Option<bool>) -> &'static str {
@@ -78,8 +79,19 @@ pub fn draw(frame: &mut Frame, model: &Model, theme: &Theme, p: &Panes) {
     let editable = model.state == RunState::Review && model.viewing.is_none();
     let h = p.body.height as usize;
     let w = p.body.width as usize;
-    let end = (d.top + h).min(d.rows.len());
-    let lines: Vec<Line> = (d.top..end)
+    // `update` keeps the mode in step with the pane width; should a frame ever be narrower than
+    // the model thinks, it still gets the unified layout.
+    let mode = match d.mode {
+        DiffMode::SideBySide if !sidebyside::fits(p.body.width) => DiffMode::Unified,
+        m => m,
+    };
+    let top = d.top_in(mode, h);
+    if mode == DiffMode::SideBySide {
+        sidebyside::draw(frame, d, p.body, top, focused, editable, theme);
+        return;
+    }
+    let end = (top + h).min(d.rows.len());
+    let lines: Vec<Line> = (top..end)
         .map(|i| row_line(d, &d.rows[i], i == d.cursor && focused, editable, theme, w))
         .collect();
     frame.render_widget(Paragraph::new(lines), p.body);
@@ -224,7 +236,7 @@ fn segments<'t>(text: &'t str, ranges: &[Range<usize>]) -> Vec<(&'t str, bool)> 
     out
 }
 
-fn num(n: u32, w: usize) -> String {
+pub(super) fn num(n: u32, w: usize) -> String {
     if n == NONE {
         " ".repeat(w)
     } else {
@@ -232,7 +244,18 @@ fn num(n: u32, w: usize) -> String {
     }
 }
 
-fn row_line<'a>(
+/// The first column of a screen line: `▸` on the cursor line.
+pub(super) fn cursor_mark<'a>(is_cursor: bool, theme: &Theme) -> Span<'a> {
+    if is_cursor {
+        Span::styled("▸", theme.cursor())
+    } else {
+        Span::raw(" ")
+    }
+}
+
+/// One unified screen line: a file title, note or hunk header (these span the pane in both
+/// layouts), or a hunk line with both line numbers.
+pub(super) fn row_line<'a>(
     d: &'a DiffView,
     row: &Row,
     is_cursor: bool,
@@ -240,14 +263,7 @@ fn row_line<'a>(
     theme: &Theme,
     width: usize,
 ) -> Line<'a> {
-    let cur = Span::styled(
-        if is_cursor { "▸" } else { " " },
-        if is_cursor {
-            theme.cursor()
-        } else {
-            Style::default()
-        },
-    );
+    let cur = cursor_mark(is_cursor, theme);
     let file = row.file as usize;
     let Some(f) = d.files.get(file) else {
         return Line::raw("");
@@ -320,76 +336,98 @@ fn row_line<'a>(
             Line::from(spans)
         }
         RowKind::Context | RowKind::Added | RowKind::Removed | RowKind::NoNewline => {
-            let inc = d.hunk_included(file, row.hunk as usize);
-            let raw = d.line_text(row);
-            let body = raw.get(1..).unwrap_or("");
-            let (sign, base, emph) = match row.kind {
-                RowKind::Added => ("+", theme.added(), theme.added_emph()),
-                RowKind::Removed => ("-", theme.removed(), theme.removed_emph()),
-                RowKind::NoNewline => ("\\", theme.dim(), theme.dim()),
-                _ => (" ", Style::default(), Style::default()),
-            };
-            let base = if inc { base } else { theme.excluded() };
+            let words = word_ranges(d, row).map(|(old, new)| match row.kind {
+                RowKind::Removed => old,
+                _ => new,
+            });
             let mut spans = vec![
                 cur,
                 Span::styled(
                     format!("{} {} ", num(row.old_no, nw), num(row.new_no, nw)),
                     theme.dim(),
                 ),
-                Span::styled(format!("{sign} "), base),
             ];
-            if row.kind == RowKind::NoNewline {
-                spans.push(Span::styled(
-                    sanitize::one_line(raw.trim_start_matches('\\').trim()),
-                    theme.dim(),
-                ));
-                return Line::from(spans);
-            }
-            let ranges = if inc {
-                d.partner_text(row).and_then(|p| {
-                    let p = p.get(1..).unwrap_or("");
-                    if row.kind == RowKind::Removed {
-                        rows::intraline(body, p).map(|(o, _)| o)
-                    } else {
-                        rows::intraline(p, body).map(|(_, n)| n)
-                    }
-                })
-            } else {
-                None
-            };
-            let ranges = ranges.unwrap_or_default();
-            let runs = if inc && !theme.no_color {
-                d.files[file]
-                    .hunks
-                    .get(row.hunk as usize)
-                    .and_then(|h| d.highlighter.hunk(row.file, row.hunk, &f.path, &h.lines))
-                    .and_then(|r| r.get(row.line as usize).cloned().flatten())
-            } else {
-                None
-            };
-            match runs {
-                None => {
-                    for (seg, em) in segments(body, &ranges) {
-                        spans.push(Span::styled(
-                            sanitize::one_line(seg),
-                            if em { emph } else { base },
-                        ));
-                    }
-                }
-                Some(runs) => {
-                    // Syntax colors in front; added/removed as a background tint, words that
-                    // changed as a stronger one.
-                    let (tint, strong) = match row.kind {
-                        RowKind::Added => (theme.added_tint(), theme.added_emph()),
-                        RowKind::Removed => (theme.removed_tint(), theme.removed_emph()),
-                        _ => (Style::default(), Style::default()),
-                    };
-                    spans.extend(colored(body, &runs, &ranges, tint, strong));
-                }
-            }
+            spans.extend(line_body(d, row, &words.unwrap_or_default(), theme));
             Line::from(spans)
         }
     }
+}
+
+/// The changed words of a removed line and its added partner (old side, new side), for a row of
+/// either; `None` when the row has no partner, its hunk is left out, or highlighting would not
+/// help.
+pub(super) fn word_ranges(d: &DiffView, row: &Row) -> Option<(rows::Spans, rows::Spans)> {
+    if !d.hunk_included(row.file as usize, row.hunk as usize) {
+        return None;
+    }
+    let body = d.line_text(row).get(1..).unwrap_or("");
+    let partner = d.partner_text(row)?.get(1..).unwrap_or("");
+    match row.kind {
+        RowKind::Removed => rows::intraline(body, partner),
+        RowKind::Added => rows::intraline(partner, body),
+        _ => None,
+    }
+}
+
+/// The sign and text of a hunk line (context, added, removed or `\ No newline`): word
+/// highlights at `words`, syntax colors when the hunk is in the PR, the excluded style when not.
+pub(super) fn line_body<'a>(
+    d: &DiffView,
+    row: &Row,
+    words: &[Range<usize>],
+    theme: &Theme,
+) -> Vec<Span<'a>> {
+    let file = row.file as usize;
+    let Some(f) = d.files.get(file) else {
+        return vec![];
+    };
+    let inc = d.hunk_included(file, row.hunk as usize);
+    let raw = d.line_text(row);
+    let body = raw.get(1..).unwrap_or("");
+    let (sign, base, emph) = match row.kind {
+        RowKind::Added => ("+", theme.added(), theme.added_emph()),
+        RowKind::Removed => ("-", theme.removed(), theme.removed_emph()),
+        RowKind::NoNewline => ("\\", theme.dim(), theme.dim()),
+        _ => (" ", Style::default(), Style::default()),
+    };
+    let base = if inc { base } else { theme.excluded() };
+    let mut spans = vec![Span::styled(format!("{sign} "), base)];
+    if row.kind == RowKind::NoNewline {
+        spans.push(Span::styled(
+            sanitize::one_line(raw.trim_start_matches('\\').trim()),
+            theme.dim(),
+        ));
+        return spans;
+    }
+    let runs = if inc && !theme.no_color {
+        f.hunks.get(row.hunk as usize).and_then(|h| {
+            d.highlighter
+                .line(row.file, row.hunk, &f.path, &h.lines, row.line as usize)
+        })
+    } else {
+        None
+    };
+    match runs {
+        None => {
+            for (seg, em) in segments(body, words) {
+                spans.push(Span::styled(
+                    sanitize::one_line(seg),
+                    if em { emph } else { base },
+                ));
+            }
+        }
+        Some(runs) => {
+            // Syntax colors in front; added/removed as a background tint, words that
+            // changed as a stronger one.
+            let (tint, strong) = match row.kind {
+                RowKind::Added => (theme.added_tint(), theme.added_emph()),
+                RowKind::Removed => (theme.removed_tint(), theme.removed_emph()),
+                _ => (Style::default(), Style::default()),
+            };
+            spans.extend(colored(body, &runs, words, tint, strong));
+        }
+    }
+    spans
 }
 
 /// Spans for `text` with syntax colors from `runs` and the `emph` ranges in `strong`.

@@ -1,15 +1,28 @@
 //! The review state of one diff: parsed files, the row index, the cursor and what is in or out of
 //! the PR.
 //!
-//! Invariants: the row index is built once per diff (no styled text is kept); the cursor is
-//! always a valid row; [`DiffView::selection`] lists exactly the excluded files and hunks, with a
+//! Invariants: the row index (and its side-by-side twin) is built once per diff (no styled text
+//! is kept); the cursor is always a valid unified row, whatever the layout, so hunk and file
+//! navigation and the selection behave the same in both; `top` counts screen lines of the current
+//! [`DiffMode`]; [`DiffView::selection`] lists exactly the excluded files and hunks, with a
 //! file counted as excluded when it was switched off as a whole or every hunk of it was.
 
 use std::collections::BTreeSet;
 
+use super::sidebyside::SbsIndex;
 use crate::diff::rows::{self, NONE, Row, RowKind};
 use crate::diff::{self, FilePatch};
 use crate::pipeline::Selection;
+
+/// How the diff body is laid out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DiffMode {
+    /// One column, old and new lines interleaved.
+    #[default]
+    Unified,
+    /// Old on the left, new on the right.
+    SideBySide,
+}
 
 #[derive(Debug, Clone)]
 pub struct FileInfo {
@@ -29,7 +42,13 @@ pub struct DiffView {
     pub rows: Vec<Row>,
     /// Row indices of hunk headers, in order.
     pub hunk_rows: Vec<usize>,
+    /// The screen lines of the side-by-side layout.
+    pub sbs: SbsIndex,
+    /// The layout on screen; `top` counts its lines.
+    pub mode: DiffMode,
+    /// The unified row under the cursor.
     pub cursor: usize,
+    /// The first screen line shown.
     pub top: usize,
     pub excluded_files: BTreeSet<usize>,
     pub excluded_hunks: BTreeSet<(usize, usize)>,
@@ -109,6 +128,8 @@ impl DiffView {
             patch,
             files,
             info,
+            sbs: SbsIndex::build(&rows),
+            mode: DiffMode::Unified,
             rows,
             hunk_rows,
             cursor: 0,
@@ -223,38 +244,98 @@ impl DiffView {
         s
     }
 
-    /// Moves the cursor by `delta` rows and keeps it on screen in a body of `height` rows.
+    /// The number of screen lines in `mode`.
+    fn lines_in(&self, mode: DiffMode) -> usize {
+        match mode {
+            DiffMode::Unified => self.rows.len(),
+            DiffMode::SideBySide => self.sbs.lines.len(),
+        }
+    }
+
+    /// The screen line of unified row `row` in `mode`.
+    fn line_in(&self, row: usize, mode: DiffMode) -> usize {
+        match mode {
+            DiffMode::Unified => row,
+            DiffMode::SideBySide => self.sbs.line_of.get(row).map_or(0, |&l| l as usize),
+        }
+    }
+
+    /// The screen line of the cursor in the current mode.
+    pub fn cursor_line(&self) -> usize {
+        self.line_in(self.cursor, self.mode)
+    }
+
+    /// The unified row the cursor takes on screen line `line` of the current mode.
+    fn row_on(&self, line: usize) -> usize {
+        match self.mode {
+            DiffMode::Unified => line,
+            DiffMode::SideBySide => self.sbs.lines.get(line).map_or(0, |l| l.row()),
+        }
+    }
+
+    fn last_line(&self) -> usize {
+        self.lines_in(self.mode).saturating_sub(1)
+    }
+
+    /// Switches the layout, keeping the cursor on its row and at the same height on screen.
+    pub fn set_mode(&mut self, mode: DiffMode, height: usize) {
+        if mode != self.mode {
+            self.top = self.top_in(mode, height);
+            self.mode = mode;
+            self.scroll_into_view(height);
+        }
+    }
+
+    /// The first screen line to show in `mode` (for a body of `height` lines): the current one
+    /// in the current mode, else the one that keeps the cursor's distance from the top.
+    pub fn top_in(&self, mode: DiffMode, height: usize) -> usize {
+        if mode == self.mode {
+            return self.top;
+        }
+        let offset = self.cursor_line().saturating_sub(self.top);
+        let max_top = self.lines_in(mode).saturating_sub(height.max(1));
+        self.line_in(self.cursor, mode)
+            .saturating_sub(offset)
+            .min(max_top)
+    }
+
+    /// Moves the cursor by `delta` screen lines and keeps it on screen in a body of `height`.
     pub fn move_by(&mut self, delta: isize, height: usize) {
-        let last = self.rows.len().saturating_sub(1) as isize;
-        self.cursor = (self.cursor as isize + delta).clamp(0, last.max(0)) as usize;
+        let last = self.last_line() as isize;
+        let line = (self.cursor_line() as isize + delta).clamp(0, last.max(0)) as usize;
+        if line != self.cursor_line() {
+            self.cursor = self.row_on(line);
+        }
         self.scroll_into_view(height);
     }
 
     pub fn scroll_into_view(&mut self, height: usize) {
         let h = height.max(1);
-        if self.cursor < self.top {
-            self.top = self.cursor;
-        } else if self.cursor >= self.top + h {
-            self.top = self.cursor + 1 - h;
+        let line = self.cursor_line();
+        if line < self.top {
+            self.top = line;
+        } else if line >= self.top + h {
+            self.top = line + 1 - h;
         }
     }
 
     /// Scrolls the view without moving past the ends (mouse wheel); the cursor stays visible.
     pub fn scroll_by(&mut self, delta: isize, height: usize) {
-        let max_top = self.rows.len().saturating_sub(height.max(1)) as isize;
-        self.top = (self.top as isize + delta).clamp(0, max_top.max(0)) as usize;
         let h = height.max(1);
-        self.cursor = self
-            .cursor
-            .clamp(self.top, self.top + h - 1)
-            .min(self.rows.len().saturating_sub(1));
+        let max_top = self.lines_in(self.mode).saturating_sub(h) as isize;
+        self.top = (self.top as isize + delta).clamp(0, max_top.max(0)) as usize;
+        let line = self.cursor_line();
+        let kept = line.clamp(self.top, self.top + h - 1).min(self.last_line());
+        if kept != line {
+            self.cursor = self.row_on(kept);
+        }
     }
 
-    /// Puts row `row` near the top of a body of `height` rows.
+    /// Puts row `row` near the top of a body of `height` lines.
     fn jump(&mut self, row: usize, height: usize) {
         self.cursor = row.min(self.rows.len().saturating_sub(1));
-        self.top = self.cursor.saturating_sub(1);
-        let max_top = self.rows.len().saturating_sub(height.max(1));
+        self.top = self.cursor_line().saturating_sub(1);
+        let max_top = self.lines_in(self.mode).saturating_sub(height.max(1));
         self.top = self.top.min(max_top);
     }
 
@@ -296,7 +377,7 @@ impl DiffView {
     }
 
     pub fn end(&mut self, height: usize) {
-        self.cursor = self.rows.len().saturating_sub(1);
+        self.cursor = self.row_on(self.last_line());
         self.scroll_into_view(height);
     }
 

@@ -1,22 +1,26 @@
 //! Syntax colors for the diff rows on screen (syntect, Sublime Text grammars), with guardrails.
 //!
-//! Invariants: work happens only for hunks that are on screen, one hunk at a time, memoized (the
-//! cache is cleared past [`MAX_CACHED_HUNKS`], so memory stays bounded); hunks longer than
-//! [`MAX_HUNK_LINES`], lines longer than [`MAX_LINE_BYTES`] and unknown file types are left plain.
+//! Invariants: work happens only for lines that are on screen and the lines above them in their
+//! hunk (a parser must see those first), memoized per hunk together with the parser states, so a
+//! hunk scrolling into view is parsed a screenful at a time, never twice (the cache is cleared
+//! past [`MAX_CACHED_HUNKS`], so memory stays bounded); hunks longer than [`MAX_HUNK_LINES`],
+//! lines longer than [`MAX_LINE_BYTES`] and unknown file types are left plain.
 //! The two sides of a hunk keep separate parser states (old: context + removed, new: context +
-//! added) so multi-line constructs stay right on both. The grammars load once, on first use.
+//! added) so multi-line constructs stay right on both; a context line is parsed once when both
+//! states are equal (the usual case), as the result is then the same. The grammars load once, on
+//! first use.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::ops::Range;
 use std::path::Path;
-use std::rc::Rc;
 use std::sync::OnceLock;
 
 use ratatui::style::Color;
-use syntect::easy::HighlightLines;
-use syntect::highlighting::{Theme, ThemeSet};
-use syntect::parsing::SyntaxSet;
+use syntect::highlighting::{
+    HighlightIterator, HighlightState, Highlighter as Styler, Theme, ThemeSet,
+};
+use syntect::parsing::{ParseState, ScopeStack, SyntaxSet};
 
 pub const MAX_HUNK_LINES: usize = 3000;
 pub const MAX_LINE_BYTES: usize = 400;
@@ -24,9 +28,6 @@ pub const MAX_CACHED_HUNKS: usize = 256;
 
 /// Foreground colors over byte ranges of one line body (without its `+`/`-`/` ` prefix).
 pub type Runs = Vec<(Range<usize>, Color)>;
-
-/// Per-line runs of one hunk (`None` where the line was left plain).
-pub type HunkRuns = Rc<Vec<Option<Runs>>>;
 
 struct Assets {
     syntaxes: SyntaxSet,
@@ -53,15 +54,32 @@ pub fn warm_up() {
     let _ = assets();
 }
 
-/// A memo of highlighted hunks; cloning gives an empty one.
-#[derive(Debug, Default)]
+/// How far one hunk is highlighted, and the parsers to go on from there.
+struct Progress {
+    styler: Styler<'static>,
+    old: Side,
+    new: Side,
+    /// Runs of the hunk's first `runs.len()` lines (`None` where a line was left plain).
+    runs: Vec<Option<Runs>>,
+}
+
+/// A memo of highlighted hunks (`None`: the hunk is left plain); cloning gives an empty one.
+#[derive(Default)]
 pub struct Highlighter {
-    cache: RefCell<HashMap<(u32, u32), Option<HunkRuns>>>,
+    cache: RefCell<HashMap<(u32, u32), Option<Progress>>>,
 }
 
 impl Clone for Highlighter {
     fn clone(&self) -> Self {
         Highlighter::default()
+    }
+}
+
+impl std::fmt::Debug for Highlighter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Highlighter")
+            .field("hunks", &self.cache.borrow().len())
+            .finish()
     }
 }
 
@@ -80,11 +98,28 @@ fn to_color(c: syntect::highlighting::Color) -> Color {
     Color::Indexed(16 + 36 * r + 6 * g + b)
 }
 
-fn highlight(h: &mut HighlightLines<'_>, text: &str, ss: &SyntaxSet) -> Option<Runs> {
-    let regions = h.highlight_line(text, ss).ok()?;
-    let body_len = text.len().saturating_sub(1);
+/// One side's parser and style state after the lines it has seen.
+#[derive(Clone, PartialEq, Eq)]
+struct Side {
+    parse: ParseState,
+    styles: HighlightState,
+}
+
+impl Side {
+    /// Runs for `text` (one line with its newline), advancing the state past it.
+    fn highlight(&mut self, styler: &Styler<'_>, text: &str) -> Option<Runs> {
+        let ops = self.parse.parse_line(text, &assets().syntaxes).ok()?;
+        let regions = HighlightIterator::new(&mut self.styles, &ops, text, styler);
+        Some(to_runs(regions, text.len().saturating_sub(1)))
+    }
+}
+
+fn to_runs<'t>(
+    regions: impl Iterator<Item = (syntect::highlighting::Style, &'t str)>,
+    body_len: usize,
+) -> Runs {
     let mut pos = 0;
-    let mut runs = Vec::with_capacity(regions.len());
+    let mut runs = Vec::new();
     for (style, s) in regions {
         let end = (pos + s.len()).min(body_len);
         if end > pos {
@@ -92,56 +127,85 @@ fn highlight(h: &mut HighlightLines<'_>, text: &str, ss: &SyntaxSet) -> Option<R
         }
         pos += s.len();
     }
-    Some(runs)
+    runs
 }
 
 impl Highlighter {
-    /// Runs for every line of hunk `hunk` of file `file` (at `path`), or `None` when the hunk is
-    /// left plain.
-    pub fn hunk(&self, file: u32, hunk: u32, path: &str, lines: &[String]) -> Option<HunkRuns> {
-        if let Some(hit) = self.cache.borrow().get(&(file, hunk)) {
-            return hit.clone();
-        }
-        let result = Self::compute(path, lines);
+    /// Runs for line `line` of hunk `hunk` of file `file` (at `path`, body `lines`), or `None`
+    /// when it is left plain. The hunk is parsed only as far as that line.
+    pub fn line(
+        &self,
+        file: u32,
+        hunk: u32,
+        path: &str,
+        lines: &[String],
+        line: usize,
+    ) -> Option<Runs> {
         let mut cache = self.cache.borrow_mut();
-        if cache.len() >= MAX_CACHED_HUNKS {
+        if !cache.contains_key(&(file, hunk)) && cache.len() >= MAX_CACHED_HUNKS {
             cache.clear();
         }
-        cache.insert((file, hunk), result.clone());
-        result
+        let progress = cache
+            .entry((file, hunk))
+            .or_insert_with(|| Progress::start(path, lines.len()))
+            .as_mut()?;
+        progress.advance(lines, line);
+        progress.runs.get(line).cloned().flatten()
     }
+}
 
-    fn compute(path: &str, lines: &[String]) -> Option<HunkRuns> {
-        if lines.len() > MAX_HUNK_LINES {
+impl Progress {
+    /// Parsers for a hunk of `len` lines at `path`, or `None` when it is left plain.
+    fn start(path: &str, len: usize) -> Option<Progress> {
+        if len > MAX_HUNK_LINES {
             return None;
         }
         let ext = Path::new(path).extension()?.to_str()?;
         let a = assets();
         let syntax = a.syntaxes.find_syntax_by_extension(ext)?;
-        let mut old = HighlightLines::new(syntax, &a.theme);
-        let mut new = HighlightLines::new(syntax, &a.theme);
-        let mut out = Vec::with_capacity(lines.len());
-        for l in lines {
+        let styler = Styler::new(&a.theme);
+        let side = Side {
+            parse: ParseState::new(syntax),
+            styles: HighlightState::new(&styler, ScopeStack::new()),
+        };
+        Some(Progress {
+            styler,
+            old: side.clone(),
+            new: side,
+            runs: Vec::new(),
+        })
+    }
+
+    /// Highlights the lines after the last one done, through line `upto`.
+    fn advance(&mut self, lines: &[String], upto: usize) {
+        while self.runs.len() <= upto {
+            let Some(l) = lines.get(self.runs.len()) else {
+                return;
+            };
             let mut chars = l.chars();
             let sign = chars.next().unwrap_or(' ');
             let body = chars.as_str().trim_end_matches(['\n', '\r']);
             if body.len() > MAX_LINE_BYTES {
-                out.push(None);
+                self.runs.push(None);
                 continue;
             }
             let text = format!("{body}\n");
             let runs = match sign {
-                '+' => highlight(&mut new, &text, &a.syntaxes),
-                '-' => highlight(&mut old, &text, &a.syntaxes),
+                '+' => self.new.highlight(&self.styler, &text),
+                '-' => self.old.highlight(&self.styler, &text),
+                ' ' if self.old == self.new => {
+                    let runs = self.new.highlight(&self.styler, &text);
+                    self.old = self.new.clone();
+                    runs
+                }
                 ' ' => {
-                    let _ = highlight(&mut old, &text, &a.syntaxes);
-                    highlight(&mut new, &text, &a.syntaxes)
+                    let _ = self.old.highlight(&self.styler, &text);
+                    self.new.highlight(&self.styler, &text)
                 }
                 _ => None,
             };
-            out.push(runs);
+            self.runs.push(runs);
         }
-        Some(Rc::new(out))
     }
 }
 
@@ -149,22 +213,81 @@ impl Highlighter {
 mod tests {
     use super::*;
 
+    fn lines(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
     #[test]
     fn colors_known_languages_and_leaves_the_rest_plain() {
         let h = Highlighter::default();
-        let lines: Vec<String> = ["+def divide(a, b):\n", "+    return a / b\n"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        let runs = h.hunk(0, 0, "calc.py", &lines).unwrap();
-        let first = runs[0].as_ref().unwrap();
+        let lines = lines(&["+def divide(a, b):\n", "+    return a / b\n"]);
+        let first = h.line(0, 0, "calc.py", &lines, 0).unwrap();
         assert!(first.len() > 1, "keyword and name differ: {first:?}");
         assert_eq!(first.last().unwrap().0.end, "def divide(a, b):".len());
-        assert!(h.hunk(0, 1, "notes.unknownext", &lines).is_none());
+        assert!(h.line(0, 1, "notes.unknownext", &lines, 0).is_none());
         let long = vec![format!("+{}\n", "x".repeat(MAX_LINE_BYTES + 1))];
-        assert!(h.hunk(0, 2, "a.py", &long).unwrap()[0].is_none());
+        assert!(h.line(0, 2, "a.py", &long, 0).is_none());
         let many = vec!["+x\n".to_string(); MAX_HUNK_LINES + 1];
-        assert!(h.hunk(0, 3, "a.py", &many).is_none());
+        assert!(h.line(0, 3, "a.py", &many, 0).is_none());
+        assert!(h.line(0, 0, "calc.py", &lines, 2).is_none(), "past the end");
+    }
+
+    #[test]
+    fn parses_only_as_far_as_asked_and_keeps_state_across_calls() {
+        let h = Highlighter::default();
+        // A string opened on line 0 and closed on line 2: line 1 is inside it, on both sides.
+        let lines = lines(&[
+            " s = \"\"\"start\n",
+            "-old inside\n",
+            "+new inside\n",
+            " end\"\"\"\n",
+        ]);
+        let done = |h: &Highlighter| {
+            h.cache.borrow()[&(0, 0)]
+                .as_ref()
+                .map_or(0, |p| p.runs.len())
+        };
+        h.line(0, 0, "a.py", &lines, 0);
+        assert_eq!(done(&h), 1, "one line parsed for the first line");
+        let step = h.line(0, 0, "a.py", &lines, 2).unwrap();
+        assert_eq!(done(&h), 3);
+        // The same line highlighted in one go, by a fresh highlighter.
+        let whole = Highlighter::default()
+            .line(1, 1, "a.py", &lines, 2)
+            .unwrap();
+        assert_eq!(step, whole, "incremental and whole parses agree");
+        let inside = h.line(0, 0, "a.py", &lines, 1).unwrap();
+        let plain = Highlighter::default()
+            .line(0, 0, "a.py", &self::lines(&["-old inside\n"]), 0)
+            .unwrap();
+        assert_ne!(inside, plain, "the string state carried over from line 0");
+        assert_eq!(done(&h), 3, "asking again parses nothing");
+    }
+
+    #[test]
+    fn context_lines_follow_each_side_when_the_sides_differ() {
+        let h = Highlighter::default();
+        // The old side opens a string that the new side does not: the context line and the
+        // removed line after it are inside the string on the old side only.
+        let hunk = lines(&["-s = \"\"\"open\n", "+s = 1\n", " x = 2\n", "-y\n"]);
+        let all_new = lines(&["+s = 1\n", "+x = 2\n"]);
+        let all_old = lines(&["-s = \"\"\"open\n", "-x = 2\n", "-y\n"]);
+        let r = Highlighter::default();
+        assert_eq!(
+            h.line(0, 0, "a.py", &hunk, 2),
+            r.line(0, 0, "a.py", &all_new, 1),
+            "context is drawn as the new side sees it"
+        );
+        assert_eq!(
+            h.line(0, 0, "a.py", &hunk, 3),
+            r.line(0, 1, "a.py", &all_old, 2),
+            "the old side went on inside its string"
+        );
+        assert_ne!(
+            r.line(0, 1, "a.py", &all_old, 1),
+            r.line(0, 0, "a.py", &all_new, 1),
+            "the two sides do differ here"
+        );
     }
 
     #[test]

@@ -18,6 +18,7 @@ mod ingest;
 pub mod layout;
 pub mod model;
 pub mod sanitize;
+pub mod sidebyside;
 pub mod steplog;
 pub mod term;
 mod theme;

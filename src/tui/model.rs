@@ -211,6 +211,9 @@ pub struct Model {
     pub notice: Option<String>,
     /// Viewing a past run from the store (read-only).
     pub viewing: Option<String>,
+    /// The diff layout chosen for the session: side-by-side (the default) or unified. Side-by-side
+    /// shows only where the diff pane is wide enough ([`super::sidebyside::fits`]).
+    pub side_by_side: bool,
     pub should_quit: bool,
 }
 
@@ -278,6 +281,7 @@ impl Model {
             quit_armed: false,
             notice: None,
             viewing: None,
+            side_by_side: true,
             should_quit: false,
         }
     }

@@ -24,20 +24,22 @@ impl Theme {
         }
     }
 
+    /// The bright style of the focused pane's border and title.
+    fn focus(&self) -> Style {
+        self.c(Style::default()
+            .fg(Color::Cyan)
+            .add_modifier(Modifier::BOLD))
+    }
     pub fn border(&self, focused: bool) -> Style {
         if focused {
-            self.c(Style::default()
-                .fg(Color::Cyan)
-                .add_modifier(Modifier::BOLD))
+            self.focus()
         } else {
             self.c(Style::default().fg(Color::DarkGray))
         }
     }
     pub fn title(&self, focused: bool) -> Style {
         if focused {
-            self.c(Style::default()
-                .fg(Color::Cyan)
-                .add_modifier(Modifier::BOLD))
+            self.focus()
         } else {
             Style::default()
         }
@@ -71,25 +73,20 @@ impl Theme {
     pub fn removed(&self) -> Style {
         self.c(Style::default().fg(Color::Red))
     }
-    pub fn added_emph(&self) -> Style {
+    /// Words that changed within a line: bold on a strong background, or bold and underlined
+    /// without color.
+    fn emph(&self, fg: Color, bg: Color) -> Style {
         if self.no_color {
             Style::default().add_modifier(Modifier::BOLD | Modifier::UNDERLINED)
         } else {
-            Style::default()
-                .fg(Color::LightGreen)
-                .bg(Color::Indexed(28))
-                .add_modifier(Modifier::BOLD)
+            Style::default().fg(fg).bg(bg).add_modifier(Modifier::BOLD)
         }
     }
+    pub fn added_emph(&self) -> Style {
+        self.emph(Color::LightGreen, Color::Indexed(28))
+    }
     pub fn removed_emph(&self) -> Style {
-        if self.no_color {
-            Style::default().add_modifier(Modifier::BOLD | Modifier::UNDERLINED)
-        } else {
-            Style::default()
-                .fg(Color::LightRed)
-                .bg(Color::Indexed(88))
-                .add_modifier(Modifier::BOLD)
-        }
+        self.emph(Color::LightRed, Color::Indexed(88))
     }
     /// Background of an added line whose text carries syntax colors.
     pub fn added_tint(&self) -> Style {
@@ -112,38 +109,24 @@ impl Theme {
     pub fn cursor(&self) -> Style {
         Style::default().add_modifier(Modifier::REVERSED)
     }
+    /// A bold label on a colored background; reversed instead of colored without color.
+    fn label(&self, fg: Color, bg: Color) -> Style {
+        let reversed = if self.no_color {
+            Modifier::REVERSED
+        } else {
+            Modifier::empty()
+        };
+        self.c(Style::default().fg(fg).bg(bg))
+            .add_modifier(Modifier::BOLD | reversed)
+    }
     pub fn badge(&self) -> Style {
-        self.c(Style::default().fg(Color::Black).bg(Color::Cyan))
-            .add_modifier(
-                Modifier::BOLD
-                    | if self.no_color {
-                        Modifier::REVERSED
-                    } else {
-                        Modifier::empty()
-                    },
-            )
+        self.label(Color::Black, Color::Cyan)
     }
     pub fn badge_for(&self, failed: bool, done: bool) -> Style {
         if failed {
-            self.c(Style::default().fg(Color::White).bg(Color::Red))
-                .add_modifier(
-                    Modifier::BOLD
-                        | if self.no_color {
-                            Modifier::REVERSED
-                        } else {
-                            Modifier::empty()
-                        },
-                )
+            self.label(Color::White, Color::Red)
         } else if done {
-            self.c(Style::default().fg(Color::Black).bg(Color::Green))
-                .add_modifier(
-                    Modifier::BOLD
-                        | if self.no_color {
-                            Modifier::REVERSED
-                        } else {
-                            Modifier::empty()
-                        },
-                )
+            self.label(Color::Black, Color::Green)
         } else {
             self.badge()
         }

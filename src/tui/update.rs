@@ -8,12 +8,13 @@ use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseEvent
 use ratatui::layout::{Position, Rect};
 
 use super::dialog_keys::overlay_key;
-use super::diffview::DiffView;
+use super::diffview::{DiffMode, DiffView};
 use super::ingest::pr_dialog;
 use super::layout;
 use super::model::{
     Field, Focus, Model, Overlay, PastRun, PrField, PrPhase, RunState, field_text, text_field,
 };
+use super::sidebyside;
 use crate::event::{Event, Stage};
 use crate::pipeline::{Command, Selection};
 use crate::repo::RepoSource;
@@ -94,11 +95,41 @@ pub fn validate(model: &mut Model) -> bool {
     !model.errors.any()
 }
 
-fn diff_height(model: &Model) -> usize {
+fn diff_body(model: &Model) -> Rect {
     let files = model.diff.as_ref().map_or(0, |d| d.files.len());
-    layout::panes(Rect::new(0, 0, model.width, model.height), files)
-        .body
-        .height as usize
+    layout::panes(Rect::new(0, 0, model.width, model.height), files).body
+}
+
+fn diff_height(model: &Model) -> usize {
+    diff_body(model).height as usize
+}
+
+/// Puts the diff in the layout the session asks for and the pane allows (after a resize, a new
+/// diff or the toggle), keeping the cursor where it was.
+fn sync_diff_mode(model: &mut Model) {
+    let body = diff_body(model);
+    let mode = if model.side_by_side && sidebyside::fits(body.width) {
+        DiffMode::SideBySide
+    } else {
+        DiffMode::Unified
+    };
+    if let Some(d) = model.diff.as_mut() {
+        d.set_mode(mode, body.height as usize);
+    }
+}
+
+/// `v`: side-by-side ↔ unified, remembered for the session; a narrow pane stays unified.
+fn toggle_diff_mode(model: &mut Model) {
+    let width = diff_body(model).width;
+    if !sidebyside::fits(width) {
+        model.notice = Some(format!(
+            "side-by-side needs a {}-column diff pane (this one has {width})",
+            sidebyside::MIN_WIDTH
+        ));
+        return;
+    }
+    model.side_by_side = !model.side_by_side;
+    sync_diff_mode(model);
 }
 
 fn start_run(model: &mut Model) -> Vec<Action> {
@@ -145,6 +176,12 @@ fn quit(model: &mut Model) -> Vec<Action> {
 }
 
 pub fn update(model: &mut Model, msg: Msg) -> Vec<Action> {
+    let actions = apply(model, msg);
+    sync_diff_mode(model);
+    actions
+}
+
+fn apply(model: &mut Model, msg: Msg) -> Vec<Action> {
     match msg {
         Msg::Tick(ms) => {
             model.clock_ms = ms;
@@ -497,6 +534,9 @@ fn steps_key(model: &mut Model, k: KeyEvent) {
 }
 
 fn diff_key(model: &mut Model, k: KeyEvent) {
+    if k.code == KeyCode::Char('v') {
+        return toggle_diff_mode(model);
+    }
     let h = diff_height(model);
     let Some(d) = model.diff.as_mut() else {
         return;

@@ -11,11 +11,12 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph};
 use ratatui_textarea::TextArea;
 
+use super::diffview::DiffMode;
 use super::layout::{self, MIN_H, MIN_W, Panes};
 use super::model::{Focus, Model, Overlay, RunState};
 use super::steplog::{Entry, EntryKind, EntryStatus, fmt_duration};
 use super::theme::Theme;
-use super::{dialogs, diffpane, sanitize};
+use super::{dialogs, diffpane, sanitize, sidebyside};
 
 const SPINNER: [&str; 10] = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"];
 
@@ -49,7 +50,7 @@ pub fn draw(frame: &mut Frame, model: &Model) {
     let files = model.diff.as_ref().map_or(0, |d| d.files.len());
     let p = layout::panes(area, files);
     header(frame, model, &theme, p.header);
-    status_bar(frame, model, &theme, p.status);
+    status_bar(frame, model, &theme, p.status, p.body.width);
     inputs(frame, model, &theme, &p);
     steps(frame, model, &theme, p.steps);
     diffpane::draw(frame, model, &theme, &p);
@@ -144,7 +145,30 @@ fn header(frame: &mut Frame, model: &Model, theme: &Theme, area: Rect) {
     );
 }
 
-pub fn keys_for(model: &Model) -> &'static str {
+/// The key hints for the focused pane; in a diff, `v` names the layout it switches to (and is left
+/// out where the pane is too narrow for side-by-side). It goes just before `? keys`, among the
+/// first hints dropped when the line is too short.
+pub fn keys_for(model: &Model, diff_width: u16) -> String {
+    let keys = pane_keys(model);
+    let toggle = match &model.diff {
+        Some(d) if model.focus == Focus::Diff && !d.is_empty() => match d.mode {
+            DiffMode::SideBySide => Some("v unified"),
+            DiffMode::Unified if sidebyside::fits(diff_width) => Some("v side-by-side"),
+            DiffMode::Unified => None,
+        },
+        _ => None,
+    };
+    let Some(t) = toggle else {
+        return keys.to_string();
+    };
+    let at = keys
+        .find(" · ? keys")
+        .or_else(|| keys.rfind(" · "))
+        .unwrap_or(keys.len());
+    format!("{} · {t}{}", &keys[..at], &keys[at..])
+}
+
+fn pane_keys(model: &Model) -> &'static str {
     if model.state.is_busy() {
         return match model.focus {
             Focus::Diff => "j/k scroll · n/p hunk · ]/[ file · Ctrl+C cancel · Tab pane · ? keys",
@@ -174,7 +198,7 @@ pub fn keys_for(model: &Model) -> &'static str {
     }
 }
 
-fn status_bar(frame: &mut Frame, model: &Model, theme: &Theme, area: Rect) {
+fn status_bar(frame: &mut Frame, model: &Model, theme: &Theme, area: Rect, diff_width: u16) {
     let failed = matches!(model.state, RunState::Failed | RunState::Cancelled);
     let done = matches!(model.state, RunState::Done { .. });
     let label = match (&model.viewing, &model.state) {
@@ -190,7 +214,8 @@ fn status_bar(frame: &mut Frame, model: &Model, theme: &Theme, area: Rect) {
         None => {
             // Drop middle hints until the line fits, keeping the last one (`? keys`).
             let used: usize = spans.iter().map(|s| s.content.chars().count()).sum();
-            let mut parts: Vec<&str> = keys_for(model).split(" · ").collect();
+            let keys = keys_for(model, diff_width);
+            let mut parts: Vec<&str> = keys.split(" · ").collect();
             while parts.len() > 2
                 && used + parts.iter().map(|p| p.chars().count() + 3).sum::<usize>()
                     > area.width as usize + 3

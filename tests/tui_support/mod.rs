@@ -203,3 +203,25 @@ pub fn render_text(model: &Model, w: u16, h: u16) -> String {
     }
     out
 }
+
+/// The first line of `screen` that contains `needle`; fails showing the screen when none does.
+pub fn line_with(screen: &str, needle: &str) -> String {
+    screen
+        .lines()
+        .find(|l| l.contains(needle))
+        .unwrap_or_else(|| panic!("no {needle:?} on the screen:\n{screen}"))
+        .to_string()
+}
+
+/// The old and new halves of a side-by-side diff line of a whole screen (the diff pane starts at
+/// the `││` where the left panes meet it; its halves are split by the first `│` after that).
+pub fn sbs_sides(line: &str) -> (String, String) {
+    let (_, pane) = line
+        .split_once("││")
+        .unwrap_or_else(|| panic!("no diff pane in {line:?}"));
+    let pane = pane.strip_suffix('│').unwrap_or(pane);
+    let (old, new) = pane
+        .split_once('│')
+        .unwrap_or_else(|| panic!("not a side-by-side line: {line:?}"));
+    (old.to_string(), new.to_string())
+}
