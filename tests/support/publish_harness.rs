@@ -159,28 +159,19 @@ impl Env {
                 env.push((k.to_string(), v.to_string()));
             }
         }
-        let model = format!("scripted:{}", script.display());
-        self.tb(
-            &[
-                "run",
-                "--repo",
-                &self.repo_url(),
-                "--prompt",
-                "Make divide reject a zero divisor",
-                "--yes",
-                "--json",
-                "--model",
-                &model,
-            ],
-            &env,
-        )
-        .await
+        self.run_scripted(script, "--yes", &env).await
     }
 
     /// `run --no-pr --json` with the default script: a finished run with its patch saved and
     /// nothing published.
     pub async fn run_no_pr(&self) -> Output {
         let script = self.default_script();
+        self.run_scripted(&script, "--no-pr", &self.base_env())
+            .await
+    }
+
+    /// `run --json` of the divide prompt with `script`, ending as `gate` (`--yes`, `--no-pr`) says.
+    async fn run_scripted(&self, script: &Path, gate: &str, env: &[(String, String)]) -> Output {
         let model = format!("scripted:{}", script.display());
         self.tb(
             &[
@@ -189,12 +180,12 @@ impl Env {
                 &self.repo_url(),
                 "--prompt",
                 "Make divide reject a zero divisor",
-                "--no-pr",
+                gate,
                 "--json",
                 "--model",
                 &model,
             ],
-            &self.base_env(),
+            env,
         )
         .await
     }
