@@ -18,7 +18,7 @@ use support::{Env, events, make_repo, script};
 #[test]
 fn every_subcommand_has_help_with_examples_and_there_is_a_version() {
     let env = Env::new();
-    for sub in ["run", "runs", "config", "serve", "demo", "publish"] {
+    for sub in ["run", "runs", "show", "config", "serve", "demo", "publish"] {
         let out = env.run(&[sub, "--help"]);
         assert_eq!(out.status.code(), Some(0), "{sub}");
         let text = String::from_utf8_lossy(&out.stdout);

@@ -146,6 +146,30 @@ fn scripted_run_reports_real_tools_in_order_and_its_patch_reproduces_the_work() 
     );
     let folders = format!("{}/ID (", env.home().join("runs").display());
     assert!(text.contains(&folders), "where the runs are: {text}");
+
+    // `show` prints it with numbered hunks around the patch, verbatim.
+    let run_id = runs[0].file_name().unwrap().to_str().unwrap().to_string();
+    let shown = env.run(&["show", &run_id]);
+    assert_eq!(shown.status.code(), Some(0));
+    let shown = String::from_utf8_lossy(&shown.stdout).to_string();
+    assert!(
+        shown.contains("prompt   Make divide reject zero"),
+        "{shown}"
+    );
+    let body = &shown[shown.find("diff --git").unwrap()..];
+    let unmarked: String = body
+        .lines()
+        .filter(|l| !l.starts_with("# "))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_eq!(unmarked, patch);
+    assert!(
+        body.lines()
+            .any(|l| l.starts_with("# ") && l.ends_with(":1"))
+    );
+    let missing = env.run(&["show", "20200101-000000-none"]);
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no run '20200101-000000-none'"));
 }
 
 #[test]

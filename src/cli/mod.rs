@@ -4,6 +4,7 @@
 //! behaviour. Exit codes: 0 success, 1 the run failed, 2 bad input.
 
 mod run;
+mod show;
 
 use std::path::PathBuf;
 
@@ -85,6 +86,16 @@ pub enum Cmd {
         Exit codes: 0 published, 1 publishing failed (retry later), 2 no such run."
     )]
     Publish(PublishArgs),
+    /// Show a saved run: what was asked, what came of it, and its patch with numbered hunks.
+    #[command(
+        after_help = "Each hunk is preceded by a `# PATH:N` line, N as `publish --exclude-hunk PATH:N` counts it.\n\n\
+        Example:\n  tiny-backspace show 20260101-120000-a3f0 | less\n\n\
+        Exit codes: 0 shown, 2 no such run."
+    )]
+    Show {
+        /// The run to show (see `tiny-backspace runs`).
+        run_id: String,
+    },
     /// List past runs (newest first).
     #[command(after_help = "Example:\n  tiny-backspace runs --json | jq -r '.[0].id'")]
     Runs {
@@ -232,6 +243,7 @@ pub async fn main() -> color_eyre::Result<i32> {
         Some(Cmd::Publish(args)) => run::publish(args, config).await,
         Some(Cmd::Demo { headless }) => run::demo(config, headless).await,
         Some(Cmd::Runs { json }) => run::list_runs(&config, json),
+        Some(Cmd::Show { run_id }) => show::show(&config, &run_id),
         Some(Cmd::Serve(args)) => {
             let options = crate::serve::ServeOptions {
                 addr: args.addr,

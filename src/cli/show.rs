@@ -1,0 +1,138 @@
+//! `tiny-backspace show RUN_ID`: a saved run for headless review — what was asked, what came of
+//! it, and its patch with every hunk numbered the way `publish --exclude-hunk PATH:N` counts them.
+//!
+//! Invariants: read-only (nothing in the run folder changes); the patch is printed verbatim except
+//! for the `#` marker line before each hunk, so what a reader sees is what would be published.
+
+use std::fmt::Write as _;
+
+use crate::config::Config;
+use crate::store::{RunDir, RunMeta, Store};
+
+/// Prints the run; exit code 2 when there is no such run.
+pub fn show(config: &Config, run_id: &str) -> color_eyre::Result<i32> {
+    let store = Store::open(&config.home)?;
+    let Some(run_dir) = store.run_dir(run_id) else {
+        eprintln!(
+            "error: there is no run '{run_id}' in {}; `tiny-backspace runs` lists them",
+            config.home.display()
+        );
+        return Ok(2);
+    };
+    let meta = run_dir.read_meta()?;
+    let patch = std::fs::read_to_string(run_dir.patch_path()).ok();
+    print!("{}", render(&run_dir, &meta, patch.as_deref()));
+    Ok(0)
+}
+
+/// The text `show` prints.
+pub fn render(run_dir: &RunDir, meta: &RunMeta, patch: Option<&str>) -> String {
+    let mut out = String::new();
+    let base = match (&meta.base, &meta.base_commit) {
+        (Some(b), Some(c)) => format!(" @ {b} ({})", &c[..c.len().min(12)]),
+        (Some(b), None) => format!(" @ {b}"),
+        _ => String::new(),
+    };
+    let _ = writeln!(out, "run      {} · {}", meta.id, meta.status.as_str());
+    let _ = writeln!(out, "repo     {}{base}", meta.repo);
+    let _ = writeln!(out, "model    {}", meta.model);
+    let _ = writeln!(out, "prompt   {}", indent_rest(&meta.prompt));
+    for f in &meta.followups {
+        let _ = writeln!(out, "then     {}", indent_rest(f));
+    }
+    if let Some(s) = &meta.summary {
+        let _ = writeln!(out, "summary  {}", indent_rest(s));
+    }
+    if let Some(e) = &meta.error {
+        let _ = writeln!(out, "error    {}", indent_rest(e));
+    }
+    if let Some(b) = &meta.branch {
+        let _ = writeln!(out, "branch   {b}");
+    }
+    if let Some(u) = &meta.pr_url {
+        let _ = writeln!(out, "pr       {u}");
+    }
+    let _ = writeln!(out, "folder   {}", run_dir.path.display());
+    let Some(patch) = patch.filter(|p| !p.trim().is_empty()) else {
+        let _ = writeln!(out, "\nNo changes were saved for this run.");
+        return out;
+    };
+    let files = crate::diff::parse(patch);
+    let hunks: usize = files.iter().map(|f| f.hunks.len()).sum();
+    let _ = writeln!(
+        out,
+        "\n{} files, {hunks} hunks (leave parts out with `tiny-backspace publish {} --exclude PATH \
+         --exclude-hunk PATH:N`):\n",
+        files.len(),
+        meta.id
+    );
+    for f in &files {
+        out.push_str(&f.header.concat());
+        for (i, h) in f.hunks.iter().enumerate() {
+            let _ = writeln!(out, "# {}:{}", f.path, i + 1);
+            out.push_str(&h.header);
+            for l in &h.lines {
+                out.push_str(l);
+            }
+        }
+    }
+    out
+}
+
+/// Later lines of a multi-line value, indented under the first (blank ones left blank).
+fn indent_rest(text: &str) -> String {
+    let mut lines = text.trim_end().lines();
+    let mut out = lines.next().unwrap_or("").to_string();
+    for l in lines {
+        out.push('\n');
+        if !l.trim().is_empty() {
+            out.push_str("         ");
+            out.push_str(l);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hunks_are_numbered_per_file_from_one_and_the_rest_is_verbatim() {
+        let patch = "diff --git a/a.py b/a.py\n--- a/a.py\n+++ b/a.py\n@@ -1 +1 @@\n-x\n+y\n\
+                     @@ -9 +9 @@ f\n-p\n+q\ndiff --git a/b.md b/b.md\nnew file mode 100644\n\
+                     --- /dev/null\n+++ b/b.md\n@@ -0,0 +1 @@\n+n\n";
+        let meta: RunMeta = serde_json::from_value(serde_json::json!({
+            "id": "20260101-000000-abcd", "created_at": "2026-01-01T00:00:00Z",
+            "repo": "octo/calc", "base": "main", "base_commit": "0123456789abcdef0123",
+            "prompt": "Fix it\n\nplease", "model": "replay", "sandbox": "bwrap",
+            "status": "review", "summary": "Fixed.", "error": null, "branch": null,
+            "pr_url": null, "duration_ms": 1
+        }))
+        .unwrap();
+        let dir = RunDir {
+            id: meta.id.clone(),
+            path: "/state/runs/20260101-000000-abcd".into(),
+        };
+        let text = render(&dir, &meta, Some(patch));
+        assert!(
+            text.contains("repo     octo/calc @ main (0123456789ab)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("prompt   Fix it\n\n         please\n"),
+            "{text}"
+        );
+        assert!(text.contains("2 files, 3 hunks"), "{text}");
+        let markers: Vec<&str> = text.lines().filter(|l| l.starts_with("# ")).collect();
+        assert_eq!(markers, ["# a.py:1", "# a.py:2", "# b.md:1"]);
+        let body = &text[text.find("diff --git").unwrap()..];
+        let unmarked: String = body
+            .lines()
+            .filter(|l| !l.starts_with("# "))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        assert_eq!(unmarked, patch);
+        assert!(render(&dir, &meta, Some("")).contains("No changes were saved"));
+    }
+}
