@@ -202,7 +202,10 @@ impl Cgroup {
             has_pids: false,
             has_memory: false,
         };
-        for (ctrl, path) in own_cgroups() {
+        let mut hierarchies = own_cgroups();
+        // The unified hierarchy first: with its `cgroup.kill` no v1 freezer is needed.
+        hierarchies.sort_by_key(|(ctrl, _)| !ctrl.is_empty());
+        for (ctrl, path) in hierarchies {
             if ctrl.is_empty() {
                 // cgroup v2 (unified): kill support always, limits if the controllers are delegated.
                 let base = [
@@ -247,7 +250,10 @@ impl Cgroup {
                 cg.has_memory = write(&dir.join("memory.limit_in_bytes"), &bytes);
                 let _ = write(&dir.join("memory.memsw.limit_in_bytes"), &bytes);
                 cg.add(dir);
-            } else if ctrl.split(',').any(|c| c == "freezer") && cg.freeze.is_none() {
+            } else if ctrl.split(',').any(|c| c == "freezer")
+                && cg.freeze.is_none()
+                && cg.kill_file.is_none()
+            {
                 let Some(dir) = mkdir_in(Path::new("/sys/fs/cgroup/freezer"), &path, &name) else {
                     continue;
                 };
