@@ -86,6 +86,8 @@ pub fn draw(frame: &mut Frame, model: &Model, theme: &Theme, p: &Panes) {
         m => m,
     };
     let top = d.top_in(mode, h);
+    // A fresh syntax-highlighting budget for the lines below (see `highlight::FRAME_BUDGET`).
+    d.highlighter.begin_frame();
     if mode == DiffMode::SideBySide {
         sidebyside::draw(frame, d, p.body, top, focused, editable, theme);
         return;
