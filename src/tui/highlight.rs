@@ -34,10 +34,11 @@ pub const MAX_LINE_BYTES: usize = 400;
 pub const MAX_CACHED_HUNKS: usize = 256;
 
 /// Parsing allowed in one frame, in units of [`line_cost`]. syntect's pure-Rust regex engine
-/// takes about 0.45 ms for a line of ordinary code on the 2-core development machine
-/// (`docs/sbs.md`), so 16 units are about 7 ms; with the ~1 ms the rest of a 200×60 frame costs,
-/// a frame stays well under 16 ms (60 per second) with room for a loaded machine. The cost is
-/// counted rather than timed so that what a frame shows depends on the model alone.
+/// takes 0.2–0.45 ms for a line of ordinary code on the 2-core development machine (release
+/// bench, and a unit test under load: `docs/sbs.md`), so 16 units are 3.5–7 ms; with the ~1 ms
+/// the rest of a 200×60 frame costs, a frame stays well under 16 ms (60 per second) with room for
+/// a loaded machine or a slower grammar. The cost is counted rather than timed so that what a
+/// frame shows depends on the model alone.
 pub const FRAME_BUDGET: usize = 16;
 /// A line body costs one unit per started `UNIT_BYTES` (the parse time grows with the length),
 /// twice over for a context line parsed once per side.
