@@ -4,7 +4,8 @@
 //!
 //! Invariants: only the rows between `top` and `top + height` are turned into text, so drawing
 //! costs the same for a 20-line and a 200,000-line diff; file contents are sanitized per row;
-//! the `[x]`/`[ ]`/`[~]` markers carry the selection without color.
+//! the `[x]`/`[ ]`/`[~]` markers carry the selection without color; each frame gives the syntax
+//! highlighter a fresh budget before the body is drawn ([`super::highlight::FRAME_BUDGET`]).
 
 use std::ops::Range;
 
