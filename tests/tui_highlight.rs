@@ -1,8 +1,11 @@
 //! The syntax colors' per-frame budget, on screen: a frame colors the lines its budget reaches and
 //! draws the rest in the plain diff colors (the `+`/`-` gutter colors and word highlights kept),
-//! the model asks for more frames until every visible line has its colors, then for none.
+//! the model asks for more frames until every visible line has its colors, then for none; and in
+//! the real binary under tmux, the event loop draws those frames with no key pressed.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "support/tmux.rs"]
+mod tmux;
 mod tui_support;
 
 use ratatui::Terminal;
@@ -14,7 +17,8 @@ use tiny_backspace::tui::diffview::DiffMode;
 use tiny_backspace::tui::highlight::FRAME_BUDGET;
 use tiny_backspace::tui::model::{Info, Model, Prefill};
 use tiny_backspace::tui::update::{Msg, update};
-use tui_support::{chr, ctrl};
+use tmux::{Tmux, shell_quote};
+use tui_support::{chr, ctrl, fixture_repo};
 
 const W: u16 = 200;
 const H: u16 = 60;
@@ -176,4 +180,71 @@ fn without_colors_nothing_is_pending() {
     let m = review(true);
     let mut t = Terminal::new(TestBackend::new(W, H)).unwrap();
     assert_eq!(frames(&m, &mut t).len(), 1);
+}
+
+/// The real binary in tmux: a new file of long lines (4 budget units each, so its first screen
+/// needs about a dozen frames) gets its syntax colors on every visible line with no key pressed —
+/// the event loop draws the frames the highlighter asks for.
+#[test]
+fn tmux_colors_fill_in_without_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = fixture_repo(dir.path());
+    let content: String = (0..80)
+        .map(|i| format!("x_{i} = \"{}\"\n", "a".repeat(290)))
+        .collect();
+    let script = serde_json::json!({"turns": [
+        {"tool_calls": [{"name": "write_file", "input": {"path": "calc/long.py", "content": content}}]},
+        {"text": "Add long.py"}
+    ]});
+    let script_path = dir.path().join("script.json");
+    std::fs::write(&script_path, script.to_string()).unwrap();
+    let command = format!(
+        "TB_HOME={home} TB_CONFIG={cfg} {bin} --repo {repo} --prompt p --model scripted:{script}",
+        home = shell_quote(&dir.path().join("home").display().to_string()),
+        cfg = shell_quote(&dir.path().join("none.toml").display().to_string()),
+        bin = shell_quote(env!("CARGO_BIN_EXE_tiny-backspace")),
+        repo = shell_quote(&repo.display().to_string()),
+        script = shell_quote(&script_path.display().to_string()),
+    );
+    let tmux = Tmux::start(
+        dir.path().join("tmux.sock"),
+        W,
+        H,
+        Some(dir.path()),
+        &command,
+    );
+    tmux.wait_for("Repository");
+    tmux.send(&["C-s"]);
+    tmux.wait_for("1 of 1 hunks in the PR");
+    tmux.wait_for(" review ");
+    // The lowest line of the file on screen, by its row.
+    let screen = tmux.screen();
+    let (row, last) = screen
+        .lines()
+        .enumerate()
+        .filter_map(|(y, l)| {
+            let at = l.find("x_")?;
+            let n: usize = l[at + 2..].split(' ').next()?.parse().ok()?;
+            Some((y, n))
+        })
+        .last()
+        .unwrap_or_else(|| panic!("no file lines on screen:\n{screen}"));
+    assert!(last * 4 > 2 * FRAME_BUDGET, "needs several frames: {last}");
+    // With colors, an added line's code has the added tint as its background (48;5;22); the plain
+    // added style has none.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let out = tmux.cmd(&["capture-pane", "-p", "-e", "-t", "e2e"]);
+        let styled = String::from_utf8_lossy(&out.stdout).into_owned();
+        let line = styled.lines().nth(row).unwrap_or_default().to_string();
+        if line.contains("48;5;22") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "line x_{last} never got its colors: {line:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(tmux.alive());
 }
