@@ -240,23 +240,60 @@ fn scroll(m: &mut Model, term: &mut Term) {
             _ => key(KeyCode::Char(']')),
         })
         .collect();
-    for msg in steps {
+    // Syntax colors left for later frames: after every 10th step the user pauses, and the frames
+    // the app then draws until the screen has all its colors are timed apart.
+    let mut fill = Vec::new();
+    let mut fill_runs = Vec::new();
+    let mut pending_steps = 0;
+    for (i, msg) in steps.into_iter().enumerate() {
         let t = Instant::now();
         update(m, msg);
         term.draw(|f| draw(f, m)).unwrap();
         samples.push(t.elapsed());
+        let mut pending = m.take_highlight_pending();
+        pending_steps += usize::from(pending);
+        if i % 10 == 9 {
+            let mut n = 0;
+            while pending {
+                let t = Instant::now();
+                term.draw(|f| draw(f, m)).unwrap();
+                fill.push(t.elapsed());
+                pending = m.take_highlight_pending();
+                n += 1;
+                assert!(n < 1000, "the colors never filled in");
+            }
+            fill_runs.push(n);
+        }
     }
     let d = m.diff.as_ref().unwrap();
     assert_eq!(d.mode, mode);
     assert!(d.cursor > 100_000, "it scrolled: row {}", d.cursor);
+    // The first frame also compiles the grammar's regexes on first use (once per process).
+    let first = samples[0];
     samples.sort();
     println!(
-        "scrolling the 200k diff at {W}x{H}, {mode:?}: {} frames, median {}, p99 {}, max {}",
+        "scrolling the 200k diff at {W}x{H}, {mode:?}: {} frames, median {}, p99 {}, max {}; first {}",
         samples.len(),
         ms(pct(&samples, 0.5)),
         ms(pct(&samples, 0.99)),
-        ms(*samples.last().unwrap())
+        ms(*samples.last().unwrap()),
+        ms(first)
     );
+    fill.sort();
+    fill_runs.sort();
+    if !fill.is_empty() {
+        println!(
+            "  colors pending after {pending_steps} of those frames; {} pauses: frames until all \
+             colors are in: median {}, max {}; those {} frames: median {}, p99 {}, max {}",
+            fill_runs.len(),
+            fill_runs[fill_runs.len() / 2],
+            fill_runs.last().unwrap(),
+            fill.len(),
+            ms(pct(&fill, 0.5)),
+            ms(pct(&fill, 0.99)),
+            ms(*fill.last().unwrap())
+        );
+    }
 }
 
 fn big_diff() {

@@ -4,7 +4,8 @@
 //!
 //! Invariants: only the rows between `top` and `top + height` are turned into text, so drawing
 //! costs the same for a 20-line and a 200,000-line diff; file contents are sanitized per row;
-//! the `[x]`/`[ ]`/`[~]` markers carry the selection without color.
+//! the `[x]`/`[ ]`/`[~]` markers carry the selection without color; each frame gives the syntax
+//! highlighter a fresh budget before the body is drawn ([`super::highlight::FRAME_BUDGET`]).
 
 use std::ops::Range;
 
@@ -86,6 +87,8 @@ pub fn draw(frame: &mut Frame, model: &Model, theme: &Theme, p: &Panes) {
         m => m,
     };
     let top = d.top_in(mode, h);
+    // A fresh syntax-highlighting budget for the lines below (see `highlight::FRAME_BUDGET`).
+    d.highlighter.begin_frame();
     if mode == DiffMode::SideBySide {
         sidebyside::draw(frame, d, p.body, top, focused, editable, theme);
         return;

@@ -9,8 +9,15 @@
 //! added) so multi-line constructs stay right on both; a context line is parsed once when both
 //! states are equal (the usual case), as the result is then the same. The grammars load once, on
 //! first use.
+//!
+//! Each frame parses at most [`FRAME_BUDGET`] units of new lines (counted, not timed, so a frame
+//! shows the same thing on any machine): the diff pane calls [`Highlighter::begin_frame`] before
+//! drawing, a line the budget does not reach is drawn without syntax colors (`None`), and the
+//! highlighter records that more is to do ([`Highlighter::take_pending`]); the terminal loop then
+//! draws one more frame, so the colors fill in a budget at a time. A frame that reaches every line
+//! it asks for leaves nothing pending, so an idle screen stops redrawing.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::ops::Range;
 use std::path::Path;
@@ -25,6 +32,25 @@ use syntect::parsing::{ParseState, ScopeStack, SyntaxSet};
 pub const MAX_HUNK_LINES: usize = 3000;
 pub const MAX_LINE_BYTES: usize = 400;
 pub const MAX_CACHED_HUNKS: usize = 256;
+
+/// Parsing allowed in one frame, in units of [`line_cost`]. syntect's pure-Rust regex engine
+/// takes 0.2–0.45 ms for a line of ordinary code on the 2-core development machine (release
+/// bench, and a unit test under load: `docs/sbs.md`), so 16 units are 3.5–7 ms; with the ~1 ms
+/// the rest of a 200×60 frame costs, a frame stays well under 16 ms (60 per second) with room for
+/// a loaded machine or a slower grammar. The cost is counted rather than timed so that what a
+/// frame shows depends on the model alone.
+pub const FRAME_BUDGET: usize = 16;
+/// A line body costs one unit per started `UNIT_BYTES` (the parse time grows with the length),
+/// twice over for a context line parsed once per side.
+pub const UNIT_BYTES: usize = 80;
+
+// Any single line fits in a fresh budget, so every frame makes progress.
+const _: () = assert!(2 * MAX_LINE_BYTES.div_ceil(UNIT_BYTES) <= FRAME_BUDGET);
+
+/// The budget units one parse of a line body of `len` bytes costs.
+fn line_cost(len: usize) -> usize {
+    len.div_ceil(UNIT_BYTES).max(1)
+}
 
 /// Foreground colors over byte ranges of one line body (without its `+`/`-`/` ` prefix).
 pub type Runs = Vec<(Range<usize>, Color)>;
@@ -63,10 +89,25 @@ struct Progress {
     runs: Vec<Option<Runs>>,
 }
 
-/// A memo of highlighted hunks (`None`: the hunk is left plain); cloning gives an empty one.
-#[derive(Default)]
+/// A memo of highlighted hunks (`None`: the hunk is left plain) and this frame's parse budget;
+/// cloning gives an empty one.
 pub struct Highlighter {
     cache: RefCell<HashMap<(u32, u32), Option<Progress>>>,
+    /// Units of parsing left in this frame.
+    budget: Cell<usize>,
+    /// A line asked for since the last [`Highlighter::take_pending`] was left plain for want
+    /// of budget.
+    pending: Cell<bool>,
+}
+
+impl Default for Highlighter {
+    fn default() -> Self {
+        Highlighter {
+            cache: RefCell::default(),
+            budget: Cell::new(FRAME_BUDGET),
+            pending: Cell::new(false),
+        }
+    }
 }
 
 impl Clone for Highlighter {
@@ -79,6 +120,8 @@ impl std::fmt::Debug for Highlighter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Highlighter")
             .field("hunks", &self.cache.borrow().len())
+            .field("budget", &self.budget.get())
+            .field("pending", &self.pending.get())
             .finish()
     }
 }
@@ -131,8 +174,21 @@ fn to_runs<'t>(
 }
 
 impl Highlighter {
+    /// Starts a frame: a fresh parse budget, nothing pending yet.
+    pub fn begin_frame(&self) {
+        self.budget.set(FRAME_BUDGET);
+        self.pending.set(false);
+    }
+
+    /// Whether a line was drawn plain for want of budget since the last call (or
+    /// [`Highlighter::begin_frame`]), i.e. another frame would show more colors; clears it.
+    pub fn take_pending(&self) -> bool {
+        self.pending.take()
+    }
+
     /// Runs for line `line` of hunk `hunk` of file `file` (at `path`, body `lines`), or `None`
-    /// when it is left plain. The hunk is parsed only as far as that line.
+    /// when it is left plain — for good, or for this frame when the budget ran out first (then
+    /// it is recorded as pending). The hunk is parsed only as far as that line.
     pub fn line(
         &self,
         file: u32,
@@ -149,7 +205,10 @@ impl Highlighter {
             .entry((file, hunk))
             .or_insert_with(|| Progress::start(path, lines.len()))
             .as_mut()?;
-        progress.advance(lines, line);
+        if !progress.advance(lines, line, &self.budget) {
+            self.pending.set(true);
+            return None;
+        }
         progress.runs.get(line).cloned().flatten()
     }
 }
@@ -176,11 +235,12 @@ impl Progress {
         })
     }
 
-    /// Highlights the lines after the last one done, through line `upto`.
-    fn advance(&mut self, lines: &[String], upto: usize) {
+    /// Highlights the lines after the last one done, through line `upto`, taking their cost
+    /// from `budget`; `false` when the budget ran out before `upto`.
+    fn advance(&mut self, lines: &[String], upto: usize, budget: &Cell<usize>) -> bool {
         while self.runs.len() <= upto {
             let Some(l) = lines.get(self.runs.len()) else {
-                return;
+                return true;
             };
             let mut chars = l.chars();
             let sign = chars.next().unwrap_or(' ');
@@ -189,11 +249,23 @@ impl Progress {
                 self.runs.push(None);
                 continue;
             }
+            // A context line is parsed once when both sides are in the same state.
+            let shared = sign == ' ' && self.old == self.new;
+            let cost = match sign {
+                '+' | '-' => line_cost(body.len()),
+                ' ' if shared => line_cost(body.len()),
+                ' ' => 2 * line_cost(body.len()),
+                _ => 0,
+            };
+            let Some(left) = budget.get().checked_sub(cost) else {
+                return false;
+            };
+            budget.set(left);
             let text = format!("{body}\n");
             let runs = match sign {
                 '+' => self.new.highlight(&self.styler, &text),
                 '-' => self.old.highlight(&self.styler, &text),
-                ' ' if self.old == self.new => {
+                ' ' if shared => {
                     let runs = self.new.highlight(&self.styler, &text);
                     self.old = self.new.clone();
                     runs
@@ -206,6 +278,7 @@ impl Progress {
             };
             self.runs.push(runs);
         }
+        true
     }
 }
 
@@ -288,6 +361,102 @@ mod tests {
             r.line(0, 0, "a.py", &all_new, 1),
             "the two sides do differ here"
         );
+    }
+
+    /// A highlighter without a frame budget: the whole parse the budgeted one must agree with.
+    fn unbudgeted() -> Highlighter {
+        let h = Highlighter::default();
+        h.budget.set(usize::MAX);
+        h
+    }
+
+    fn parsed(h: &Highlighter, hunk: (u32, u32)) -> usize {
+        h.cache.borrow()[&hunk].as_ref().map_or(0, |p| p.runs.len())
+    }
+
+    #[test]
+    fn a_frame_parses_within_its_budget_and_later_frames_fill_in() {
+        // 60 short context lines (one unit each: both sides share a state) with a string from
+        // line 10 to line 30, so the parser state carried from frame to frame matters; lines
+        // 8..60 are on screen.
+        let hunk: Vec<String> = (0..60)
+            .map(|i| match i {
+                10 => " s = \"\"\"open\n".to_string(),
+                30 => " close\"\"\"\n".to_string(),
+                _ if i % 2 == 0 => format!(" def f_{i}(a, b): return a / b\n"),
+                _ => format!(" x_{i} = [1, 2]  # note\n"),
+            })
+            .collect();
+        let screen = 8..60;
+        let full = unbudgeted();
+        let want: Vec<Option<Runs>> = screen
+            .clone()
+            .map(|i| full.line(0, 0, "a.py", &hunk, i))
+            .collect();
+        assert!(want.iter().all(Option::is_some), "every line has colors");
+
+        let h = Highlighter::default();
+        let mut frames = Vec::new();
+        loop {
+            h.begin_frame();
+            let got: Vec<Option<Runs>> = screen
+                .clone()
+                .map(|i| h.line(0, 0, "a.py", &hunk, i))
+                .collect();
+            let pending = h.take_pending();
+            frames.push(got);
+            if !pending {
+                break;
+            }
+            assert!(frames.len() < 10, "the colors never filled in");
+        }
+        let first = &frames[0];
+        assert_eq!(
+            first.iter().filter(|r| r.is_some()).count(),
+            FRAME_BUDGET - 8
+        );
+        assert!(
+            first[FRAME_BUDGET - 8..].iter().all(Option::is_none),
+            "left plain"
+        );
+        for (got, want) in first.iter().zip(&want) {
+            if got.is_some() {
+                assert_eq!(got, want, "what a frame colors is the full parse's");
+            }
+        }
+        assert_eq!(frames.len(), hunk.len().div_ceil(FRAME_BUDGET));
+        assert_eq!(frames.last(), Some(&want), "once done, the full parse");
+        assert_eq!(parsed(&h, (0, 0)), hunk.len(), "each line parsed once");
+        h.begin_frame();
+        for i in screen {
+            h.line(0, 0, "a.py", &hunk, i);
+        }
+        assert!(!h.take_pending(), "a done screen asks for no more frames");
+        assert!(!h.take_pending(), "taking clears");
+    }
+
+    #[test]
+    fn long_lines_and_lines_parsed_per_side_cost_more() {
+        assert_eq!(line_cost(0), 1);
+        assert_eq!(line_cost(UNIT_BYTES), 1);
+        assert_eq!(line_cost(UNIT_BYTES + 1), 2);
+        // 300-byte lines cost 4 units: four of them fill a frame.
+        let long: Vec<String> = (0..6)
+            .map(|i| format!("+x_{i} = \"{}\"\n", "y".repeat(290)))
+            .collect();
+        let h = Highlighter::default();
+        h.begin_frame();
+        assert!(h.line(0, 0, "a.py", &long, 5).is_none());
+        assert!(h.take_pending());
+        assert_eq!(parsed(&h, (0, 0)), FRAME_BUDGET / 4);
+        // Sides in different states: each context line is parsed twice, for 2 units.
+        let split: Vec<String> = ["-s = \"\"\"open\n".to_string(), "+s = 1\n".to_string()]
+            .into_iter()
+            .chain((0..20).map(|i| format!(" x = {i}\n")))
+            .collect();
+        h.begin_frame();
+        assert!(h.line(0, 1, "a.py", &split, 21).is_none());
+        assert_eq!(parsed(&h, (0, 1)), 2 + (FRAME_BUDGET - 2) / 2);
     }
 
     #[test]

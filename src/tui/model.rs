@@ -311,4 +311,13 @@ impl Model {
     pub fn animating(&self) -> bool {
         self.state.is_busy()
     }
+
+    /// Whether the last frame drew diff lines without their syntax colors for want of the
+    /// highlighter's per-frame budget, so one more frame would show more; clears the flag
+    /// (a frame that draws no diff cannot leave the loop redrawing).
+    pub fn take_highlight_pending(&self) -> bool {
+        self.diff
+            .as_ref()
+            .is_some_and(|d| d.highlighter.take_pending())
+    }
 }

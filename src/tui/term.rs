@@ -3,8 +3,10 @@
 //!
 //! Invariants: every way out (return, error, panic) restores the terminal; redraws are coalesced
 //! and capped at [`FRAME`]; with nothing running and no input, the loop sleeps (no redraw) —
-//! only a running spinner wakes it, ten times a second; the key reader is dropped while an editor
-//! or a suspended shell owns the terminal, so it never steals their input.
+//! only a running spinner wakes it, ten times a second, and syntax colors still to fill in on
+//! screen (the highlighter's per-frame budget) ask for the next frames until all are drawn; the
+//! key reader is dropped while an editor or a suspended shell owns the terminal, so it never
+//! steals their input.
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -150,7 +152,8 @@ async fn event_loop(
         if dirty && last_draw.is_none_or(|t| now.duration_since(t) >= FRAME) {
             terminal.draw(|f| super::view::draw(f, &app.model))?;
             last_draw = Some(now);
-            dirty = false;
+            // Syntax colors the frame's budget did not reach: one more frame at the frame cap.
+            dirty = app.model.take_highlight_pending();
         }
         if app.model.should_quit {
             return Ok(());
