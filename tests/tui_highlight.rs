@@ -15,7 +15,7 @@ use ratatui::style::Color;
 use tiny_backspace::event::{Event, Stage};
 use tiny_backspace::tui::diffview::DiffMode;
 use tiny_backspace::tui::highlight::FRAME_BUDGET;
-use tiny_backspace::tui::model::{Info, Model, Prefill};
+use tiny_backspace::tui::model::Model;
 use tiny_backspace::tui::update::{Msg, update};
 use tmux::{Tmux, shell_quote};
 use tui_support::{chr, ctrl, fixture_repo};
@@ -37,17 +37,7 @@ fn patch() -> String {
 }
 
 fn review(no_color: bool) -> Model {
-    let mut m = Model::new(
-        Prefill {
-            repo: "octo/calc".into(),
-            prompt: "p".into(),
-            base: String::new(),
-        },
-        "/".into(),
-        Info::default(),
-        no_color,
-    );
-    update(&mut m, Msg::Resize(W, H));
+    let mut m = tui_support::prefilled_model("octo/calc", "p", no_color, W, H);
     update(&mut m, ctrl('s'));
     for e in [
         Event::Diff {

@@ -9,7 +9,7 @@ use ratatui::layout::Rect;
 use tiny_backspace::diff::rows::RowKind;
 use tiny_backspace::event::{Event, Stage};
 use tiny_backspace::tui::diffview::{DiffMode, DiffView};
-use tiny_backspace::tui::model::{Info, Model, Prefill};
+use tiny_backspace::tui::model::Model;
 use tiny_backspace::tui::update::{Msg, current_selection, update};
 use tui_support::{chr, ctrl, key, render_text};
 
@@ -45,18 +45,7 @@ deleted file mode 100644
 ";
 
 fn model(w: u16, h: u16) -> Model {
-    let mut m = Model::new(
-        Prefill {
-            repo: "octo/calc".into(),
-            prompt: "p".into(),
-            base: String::new(),
-        },
-        "/".into(),
-        Info::default(),
-        false,
-    );
-    update(&mut m, Msg::Resize(w, h));
-    m
+    tui_support::prefilled_model("octo/calc", "p", false, w, h)
 }
 
 fn diff(patch: &str) -> Msg {

@@ -6,23 +6,12 @@ mod tui_support;
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use tiny_backspace::event::{Event, Stage};
 use tiny_backspace::pipeline::Command;
-use tiny_backspace::tui::model::{Focus, Info, Model, Overlay, Prefill, RunState, field_text};
+use tiny_backspace::tui::model::{Focus, Model, Overlay, RunState, field_text};
 use tiny_backspace::tui::update::{Action, Msg, update};
 use tui_support::{chr, ctrl, key};
 
 fn model(repo: &str, prompt: &str) -> Model {
-    let mut m = Model::new(
-        Prefill {
-            repo: repo.into(),
-            prompt: prompt.into(),
-            base: String::new(),
-        },
-        "/".into(),
-        Info::default(),
-        false,
-    );
-    update(&mut m, Msg::Resize(120, 40));
-    m
+    tui_support::prefilled_model(repo, prompt, false, 120, 40)
 }
 
 fn status(stage: Stage) -> Msg {

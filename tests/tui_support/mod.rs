@@ -225,3 +225,19 @@ pub fn sbs_sides(line: &str) -> (String, String) {
         .unwrap_or_else(|| panic!("not a side-by-side line: {line:?}"));
     (old.to_string(), new.to_string())
 }
+
+/// An idle model with `repo` and `prompt` filled in, sized `w`×`h` (what `update` starts from).
+pub fn prefilled_model(repo: &str, prompt: &str, no_color: bool, w: u16, h: u16) -> Model {
+    let mut m = Model::new(
+        Prefill {
+            repo: repo.into(),
+            prompt: prompt.into(),
+            base: String::new(),
+        },
+        "/".into(),
+        tiny_backspace::tui::model::Info::default(),
+        no_color,
+    );
+    tiny_backspace::tui::update::update(&mut m, Msg::Resize(w, h));
+    m
+}
