@@ -52,6 +52,22 @@ fn wait_outcome(tmux: &Tmux) -> String {
 }
 
 fn quit(tmux: &Tmux, dir: &Path) {
+    // The outcome shows when the PR (or branch) is made; the run ends a moment later (cleanup).
+    // Quitting before that rightly asks first, so wait for the end.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let screen = tmux.screen();
+        let status = screen
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("");
+        if status.trim_start().starts_with("done") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the run did not end: {screen}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
     tmux.send(&["Escape"]);
     let deadline = Instant::now() + Duration::from_secs(30);
     while tmux.screen().contains("Esc close") {
