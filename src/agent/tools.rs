@@ -287,18 +287,9 @@ impl Toolbox {
         path: Option<&str>,
         glob: Option<&str>,
     ) -> Result<(std::path::PathBuf, ignore::Walk), ToolError> {
-        let (rel, abs) = self.fs.dir_path(path)?;
-        let mut builder = ignore::WalkBuilder::new(&abs);
-        builder
-            .hidden(false)
-            .follow_links(false)
-            .git_ignore(true)
-            .git_global(false)
-            .git_exclude(false)
-            .require_git(false)
-            .parents(false)
-            .sort_by_file_name(|a, b| a.cmp(b))
-            .filter_entry(|e| e.file_name() != ".git");
+        let (_, abs) = self.fs.dir_path(path)?;
+        let mut builder = crate::git::worktree_walker(&abs);
+        builder.sort_by_file_name(|a, b| a.cmp(b));
         if let Some(g) = glob {
             let mut ob = ignore::overrides::OverrideBuilder::new(self.fs.root_path());
             ob.add(g)
@@ -308,7 +299,6 @@ impl Toolbox {
                 .map_err(|e| ToolError(format!("invalid glob '{g}': {e}")))?;
             builder.overrides(ov);
         }
-        let _ = rel;
         Ok((abs, builder.build()))
     }
 

@@ -15,14 +15,11 @@ pub struct WorkDiff {
     pub left_out: Vec<String>,
 }
 
-/// Directories below `root` (not `root` itself) that hold a `.git` of their own. git would record
-/// them as gitlinks (or refuse them without a commit); neither belongs in a patch. Ignored trees
-/// (`.gitignore`, and `exclude_file`: the host-only `info/exclude`) are not walked: git skips them
-/// anyway, and they are where the big ones live (`node_modules`, `target`).
-pub fn nested_repositories(
-    root: &std::path::Path,
-    exclude_file: Option<&std::path::Path>,
-) -> Vec<String> {
+/// A walk of the work tree below `root` as git sees it: hidden files included, `.gitignore` files
+/// honoured (only those inside `root`), the user's global and host excludes ignored, symlinks not
+/// followed, `.git` never entered. The agent's `list_files`/`search` and the nested-repository
+/// check use this one configuration, so what the agent is shown is what the diff can contain.
+pub fn worktree_walker(root: &std::path::Path) -> ignore::WalkBuilder {
     let mut builder = ignore::WalkBuilder::new(root);
     builder
         .hidden(false)
@@ -33,6 +30,18 @@ pub fn nested_repositories(
         .require_git(false)
         .parents(false)
         .filter_entry(|e| e.file_name() != ".git");
+    builder
+}
+
+/// Directories below `root` (not `root` itself) that hold a `.git` of their own. git would record
+/// them as gitlinks (or refuse them without a commit); neither belongs in a patch. Ignored trees
+/// (`.gitignore`, and `exclude_file`: the host-only `info/exclude`) are not walked: git skips them
+/// anyway, and they are where the big ones live (`node_modules`, `target`).
+pub fn nested_repositories(
+    root: &std::path::Path,
+    exclude_file: Option<&std::path::Path>,
+) -> Vec<String> {
+    let mut builder = worktree_walker(root);
     if let Some(f) = exclude_file
         && let Some(e) = builder.add_ignore(f)
     {

@@ -18,7 +18,7 @@ use std::time::Duration;
 use tokio::io::AsyncReadExt;
 use tokio_util::sync::CancellationToken;
 
-pub use diff::{IndexRefresh, WorkDiff, parse_name_status, parse_numstat};
+pub use diff::{IndexRefresh, WorkDiff, parse_name_status, parse_numstat, worktree_walker};
 
 #[derive(Debug, thiserror::Error)]
 pub enum GitError {
