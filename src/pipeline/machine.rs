@@ -38,8 +38,8 @@ pub enum Command {
     Reject,
     FollowUp(String),
     Cancel,
-    /// Cancel, saying why (e.g. a server's time limit). The driver keeps the reason for the
-    /// run's final error and hands the machine a plain `Cancel`.
+    /// Cancel, saying why (e.g. a server's time limit). The machine treats it as `Cancel`; the
+    /// driver keeps the reason for the run's final error.
     Stop(String),
 }
 

@@ -131,14 +131,10 @@ struct Driver {
     index_refresh: Option<crate::git::IndexRefresh>,
 }
 
-/// The command the state machine sees: `Stop` is a `Cancel` whose reason the driver keeps.
-fn for_machine(command: Command, reason: &mut Option<String>) -> Command {
-    match command {
-        Command::Stop(why) => {
-            reason.get_or_insert(why);
-            Command::Cancel
-        }
-        other => other,
+/// Keeps the reason of a `Stop` (the first one wins); the machine treats it as a `Cancel`.
+fn note_stop_reason(command: &Command, reason: &mut Option<String>) {
+    if let Command::Stop(why) = command {
+        reason.get_or_insert_with(|| why.clone());
     }
 }
 
@@ -153,10 +149,8 @@ impl Driver {
                     return outcome.clone();
                 }
                 // Nothing running: a person decides (review).
-                let command = match commands.recv().await {
-                    Some(c) => for_machine(c, &mut self.stop_reason),
-                    None => Command::Cancel,
-                };
+                let command = commands.recv().await.unwrap_or(Command::Cancel);
+                note_stop_reason(&command, &mut self.stop_reason);
                 pending.extend(machine.handle(Input::Command(command)));
                 continue;
             };
@@ -182,7 +176,7 @@ impl Driver {
                                         commands_open = false;
                                         continue;
                                     };
-                                    let command = for_machine(command, &mut stop_reason);
+                                    note_stop_reason(&command, &mut stop_reason);
                                     for fx in machine.handle(Input::Command(command)) {
                                         if fx == Effect::CancelStage {
                                             cancel.cancel();
