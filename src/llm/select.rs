@@ -99,12 +99,17 @@ fn chain_links(config: &Config, spec: Option<&str>) -> Result<Vec<Arc<dyn Provid
     Ok(links)
 }
 
-pub fn provider_for(config: &Config, cwd: &Path) -> Result<Arc<dyn Provider>, LlmError> {
-    let spec = config
+/// The configured `--model`/`TB_MODEL` value, trimmed; `None` when unset or blank.
+fn model_spec(config: &Config) -> Option<&str> {
+    config
         .model
         .as_deref()
         .map(str::trim)
-        .filter(|s| !s.is_empty());
+        .filter(|s| !s.is_empty())
+}
+
+pub fn provider_for(config: &Config, cwd: &Path) -> Result<Arc<dyn Provider>, LlmError> {
+    let spec = model_spec(config);
     if let Some(spec) = spec
         && let Some(("scripted", rest)) = spec.split_once(':').or(Some((spec, "")))
     {
@@ -122,11 +127,7 @@ pub fn provider_for(config: &Config, cwd: &Path) -> Result<Arc<dyn Provider>, Ll
 
 /// The labels the chain for `config` would use, in order (for `tiny-backspace config` and tests).
 pub fn describe_chain(config: &Config) -> Result<Vec<String>, LlmError> {
-    let spec = config
-        .model
-        .as_deref()
-        .map(str::trim)
-        .filter(|s| !s.is_empty());
+    let spec = model_spec(config);
     if let Some(spec) = spec
         && spec.starts_with("scripted:")
     {
