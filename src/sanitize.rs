@@ -76,10 +76,10 @@ pub fn shown(prev: Option<char>, c: char, next: Option<char>) -> Option<String> 
         char::from_u32(0x2400 + v).map(String::from)
     } else if v == 0x7f {
         Some("␡".into())
-    } else if is_control(c) || is_hidden(c) {
-        Some(format!("<U+{v:04X}>"))
-    } else if is_variation_selector(c)
-        && (prev.is_some_and(is_variation_selector) || next.is_some_and(is_variation_selector))
+    } else if is_control(c)
+        || is_hidden(c)
+        || (is_variation_selector(c)
+            && (prev.is_some_and(is_variation_selector) || next.is_some_and(is_variation_selector)))
     {
         Some(format!("<U+{v:04X}>"))
     } else {
