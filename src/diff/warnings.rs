@@ -40,7 +40,6 @@
 //!   file for its size, never by this module.
 
 use std::collections::HashSet;
-use std::hash::{DefaultHasher, Hash, Hasher};
 
 use serde::{Deserialize, Serialize};
 
@@ -143,14 +142,6 @@ enum Kind {
     Added,
 }
 
-/// A line waiting to learn whether a `\ No newline at end of file` follows it.
-#[derive(Clone, Copy)]
-struct Pending {
-    kind: Kind,
-    hash: u64,
-    ending: Option<Ending>,
-}
-
 #[derive(Default, Clone, Copy)]
 struct Endings {
     lf: bool,
@@ -169,45 +160,44 @@ impl Endings {
     }
 }
 
+/// One line of the current hunk: its kind, content without the ending, and ending (`None` when
+/// a `\ No newline at end of file` follows it).
+type HunkLine<'a> = (Kind, &'a [u8], Option<Ending>);
+
 /// Line-by-line form of [`file_warnings`], for callers that hold the section as lines already
-/// (feed them in order, each with its newline).
-pub struct Scanner {
+/// (feed them in order, each with its newline). A hunk's lines are kept as borrowed slices until
+/// the hunk ends; only a hunk whose changed lines mix LF and CRLF compares their contents, so
+/// the common case hashes nothing.
+pub struct Scanner<'a> {
     found: Found,
     in_hunk: bool,
     /// The new-side number of the next added or context line.
     new_line: u64,
-    pending: Option<Pending>,
+    hunk: Vec<HunkLine<'a>>,
     old: Endings,
     added: Endings,
-    /// (content hash, ending) of the current hunk's removed and added lines.
-    hunk_removed: HashSet<(u64, Ending)>,
-    hunk_added: HashSet<(u64, Ending)>,
 }
 
-impl Scanner {
-    pub fn new(path: &[u8]) -> Scanner {
+impl<'a> Scanner<'a> {
+    pub fn new(path: &[u8]) -> Scanner<'a> {
         let mut found = Found::default();
         check_path(path, &mut found);
         Scanner {
             found,
             in_hunk: false,
             new_line: 1,
-            pending: None,
+            hunk: Vec::new(),
             old: Endings::default(),
             added: Endings::default(),
-            hunk_removed: HashSet::new(),
-            hunk_added: HashSet::new(),
         }
     }
 
     /// One line of the section, with its newline.
-    pub fn line(&mut self, line: &[u8]) {
+    pub fn line(&mut self, line: &'a [u8]) {
         if line.starts_with(b"@@ ") {
-            self.flush();
+            self.end_hunk();
             self.in_hunk = true;
             self.new_line = new_start(line).max(1);
-            self.hunk_removed.clear();
-            self.hunk_added.clear();
             return;
         }
         if !self.in_hunk {
@@ -216,10 +206,9 @@ impl Scanner {
         }
         let (kind, body) = match line.first() {
             Some(b'\\') => {
-                if let Some(p) = self.pending.as_mut() {
-                    p.ending = None;
+                if let Some(last) = self.hunk.last_mut() {
+                    last.2 = None;
                 }
-                self.flush();
                 return;
             }
             Some(b'+') => (Kind::Added, &line[1..]),
@@ -228,7 +217,6 @@ impl Scanner {
             // An empty context line whose space was stripped, or anything unexpected.
             _ => (Kind::Context, line),
         };
-        self.flush();
         let (content, ending) = split_ending(body);
         if kind == Kind::Added {
             check_content(content, self.new_line == 1, &mut self.found);
@@ -236,16 +224,12 @@ impl Scanner {
         if kind != Kind::Removed {
             self.new_line += 1;
         }
-        self.pending = Some(Pending {
-            kind,
-            hash: hash(content),
-            ending,
-        });
+        self.hunk.push((kind, content, ending));
     }
 
     /// The warnings found, in [`Warning`] order.
     pub fn finish(mut self) -> Vec<Warning> {
-        self.flush();
+        self.end_hunk();
         let (old, add) = (self.old, self.added);
         let new_ending = (add.crlf && !old.crlf) || (add.lf && !old.lf);
         if (old.any() && new_ending) || (!old.any() && add.lf && add.crlf) {
@@ -263,34 +247,50 @@ impl Scanner {
         }
     }
 
-    fn flush(&mut self) {
-        let Some(p) = self.pending.take() else {
-            return;
-        };
-        let Some(ending) = p.ending else {
-            return;
-        };
-        let other = match ending {
-            Ending::Lf => Ending::CrLf,
-            Ending::CrLf => Ending::Lf,
-        };
-        match p.kind {
-            Kind::Context => self.old.add(ending),
-            Kind::Removed => {
-                self.old.add(ending);
-                if self.hunk_added.contains(&(p.hash, other)) {
-                    self.found.add(Warning::LineEndings);
+    /// Folds the finished hunk into the file's endings and looks for flipped lines.
+    fn end_hunk(&mut self) {
+        let mut changed = Endings::default();
+        for &(kind, _, ending) in &self.hunk {
+            let Some(e) = ending else { continue };
+            match kind {
+                Kind::Context => self.old.add(e),
+                Kind::Removed => {
+                    self.old.add(e);
+                    changed.add(e);
                 }
-                self.hunk_removed.insert((p.hash, ending));
-            }
-            Kind::Added => {
-                self.added.add(ending);
-                if self.hunk_removed.contains(&(p.hash, other)) {
-                    self.found.add(Warning::LineEndings);
+                Kind::Added => {
+                    self.added.add(e);
+                    changed.add(e);
                 }
-                self.hunk_added.insert((p.hash, ending));
             }
         }
+        // A flip needs a changed line of each ending; only then compare contents.
+        if changed.lf && changed.crlf {
+            let mut removed: HashSet<(&[u8], Ending)> = HashSet::new();
+            let mut added: HashSet<(&[u8], Ending)> = HashSet::new();
+            for &(kind, content, ending) in &self.hunk {
+                match (kind, ending) {
+                    (Kind::Removed, Some(e)) => {
+                        removed.insert((content, e));
+                    }
+                    (Kind::Added, Some(e)) => {
+                        added.insert((content, e));
+                    }
+                    _ => {}
+                }
+            }
+            if added.iter().any(|&(c, e)| removed.contains(&(c, other(e)))) {
+                self.found.add(Warning::LineEndings);
+            }
+        }
+        self.hunk.clear();
+    }
+}
+
+fn other(e: Ending) -> Ending {
+    match e {
+        Ending::Lf => Ending::CrLf,
+        Ending::CrLf => Ending::Lf,
     }
 }
 
@@ -303,12 +303,6 @@ fn split_ending(body: &[u8]) -> (&[u8], Option<Ending>) {
         },
         None => (body, None),
     }
-}
-
-fn hash(b: &[u8]) -> u64 {
-    let mut h = DefaultHasher::new();
-    b.hash(&mut h);
-    h.finish()
 }
 
 /// `c` of `@@ -a,b +c,d @@`.
@@ -327,6 +321,13 @@ fn new_start(line: &[u8]) -> u64 {
 /// Hidden and control characters in added text (or a path). A BOM is allowed only as the very
 /// first character of the file (`at_file_start`: this line is new line 1).
 fn check_content(content: &[u8], at_file_start: bool, found: &mut Found) {
+    // Printable ASCII and tabs, the usual line, need no decoding.
+    if content
+        .iter()
+        .all(|&b| (0x20..0x7f).contains(&b) || b == b'\t')
+    {
+        return;
+    }
     let mut prev: Option<char> = None;
     let mut first = at_file_start;
     for chunk in content.utf8_chunks() {
