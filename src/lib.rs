@@ -14,6 +14,7 @@ pub mod llm;
 pub mod pipeline;
 pub mod repo;
 pub mod sandbox;
+pub mod sanitize;
 pub mod serve;
 pub mod store;
 pub mod telemetry;

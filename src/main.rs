@@ -1,11 +1,25 @@
 //! Binary entry point: error reporting setup, then the CLI.
+//!
+//! An error that reaches this edge is printed here rather than by the runtime: its text can name
+//! repositories, files and model output, so it goes through `sanitize::visible` (controls and
+//! invisible characters shown, never obeyed). The report has no colors of its own (a blank
+//! theme), so what the terminal gets is only what the error says.
 
 fn main() -> color_eyre::Result<()> {
-    color_eyre::install()?;
+    color_eyre::config::HookBuilder::new()
+        .theme(color_eyre::config::Theme::new())
+        .install()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let code = runtime.block_on(tiny_backspace::cli::main())?;
+    let code = match runtime.block_on(tiny_backspace::cli::main()) {
+        Ok(code) => code,
+        Err(report) => {
+            let text = format!("{report:?}");
+            eprintln!("Error: {}", tiny_backspace::sanitize::visible(&text));
+            1
+        }
+    };
     drop(runtime);
     std::process::exit(code);
 }

@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::{Config, Overrides};
+use crate::sanitize::visible;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -233,7 +234,7 @@ pub async fn main() -> color_eyre::Result<i32> {
     let config = match Config::load(&overrides) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", visible(&e.to_string()));
             return Ok(2);
         }
     };
@@ -259,17 +260,18 @@ pub async fn main() -> color_eyre::Result<i32> {
             match crate::serve::serve(config, options).await {
                 Ok(()) => Ok(0),
                 Err(e @ crate::serve::ServeError::OpenServer(_)) => {
-                    eprintln!("error: {e}");
+                    eprintln!("error: {}", visible(&e.to_string()));
                     Ok(2)
                 }
                 Err(e) => {
-                    eprintln!("error: {e}");
+                    eprintln!("error: {}", visible(&e.to_string()));
                     Ok(1)
                 }
             }
         }
         Some(Cmd::Config) => {
-            print!("{}", config.render());
+            // Values come from the environment, `.env` and the config file: shown, not obeyed.
+            print!("{}", visible(&config.render()));
             Ok(0)
         }
         None => {

@@ -84,7 +84,7 @@ pub async fn drive(request: RunRequest, config: Config, json: bool) -> color_eyr
     }
     let outcome = pipeline.task.await?;
     if !json && let Some(p) = patch_path {
-        println!("{p}");
+        println!("{}", crate::sanitize::visible(&p));
     }
     Ok(pipeline::exit_code(&outcome))
 }
@@ -95,7 +95,7 @@ pub async fn demo(config: Config, headless: bool) -> color_eyre::Result<i32> {
     let setup = match crate::demo::prepare(&config.home, &id) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", crate::sanitize::visible(&e.to_string()));
             return Ok(1);
         }
     };
@@ -148,11 +148,12 @@ pub async fn demo(config: Config, headless: bool) -> color_eyre::Result<i32> {
 pub async fn publish(args: PublishArgs, config: Config) -> color_eyre::Result<i32> {
     let store = Store::open(&config.home)?;
     let Some(run_dir) = store.run_dir(&args.run_id) else {
-        eprintln!(
+        let message = format!(
             "error: there is no run '{}' in {}; `tiny-backspace runs` lists them",
             args.run_id,
             config.home.display()
         );
+        eprintln!("{}", crate::sanitize::visible(&message));
         return Ok(2);
     };
     let selection =
@@ -168,7 +169,7 @@ pub async fn publish(args: PublishArgs, config: Config) -> color_eyre::Result<i3
         } else {
             "--exclude"
         };
-        eprintln!("error: {flag}: {}", e.message);
+        eprintln!("error: {flag}: {}", crate::sanitize::visible(&e.message));
         return Ok(2);
     }
     let (tx, mut rx) = tokio::sync::mpsc::channel(pipeline::EVENT_CHANNEL);
@@ -233,8 +234,13 @@ fn indent(text: &str, max_lines: usize) -> String {
     out
 }
 
-/// One event as a few readable lines for stderr.
+/// One event as a few readable lines for stderr, every control and invisible character shown
+/// (`␛`, `<U+202E>`), never printed: model text, command output and paths are untrusted.
 pub fn render(event: &Event) -> String {
+    crate::sanitize::visible(&render_raw(event)).into_owned()
+}
+
+fn render_raw(event: &Event) -> String {
     match event {
         Event::Status { stage, message, .. } => format!("· {:<8} {message}\n", stage.as_str()),
         Event::ToolRead { filepath, .. } => format!("  read   {filepath}\n"),
@@ -315,8 +321,10 @@ pub fn list_runs(config: &Config, json: bool) -> color_eyre::Result<i32> {
         println!("{}", serde_json::to_string_pretty(&runs)?);
         return Ok(0);
     }
+    // Prompts, repositories and URLs are the user's or the forge's text: shown, never obeyed.
+    let print = |line: String| println!("{}", crate::sanitize::visible(&line));
     if runs.is_empty() {
-        println!("no runs yet in {}", config.home.display());
+        print(format!("no runs yet in {}", config.home.display()));
         return Ok(0);
     }
     println!(
@@ -341,7 +349,7 @@ pub fn list_runs(config: &Config, json: bool) -> color_eyre::Result<i32> {
             .into_iter()
             .rev()
             .collect();
-        println!(
+        print(format!(
             "{:<21} {:<17} {:<10} {:<28} {:<36} {}",
             r.id,
             r.created_at.format("%Y-%m-%d %H:%M"),
@@ -349,11 +357,11 @@ pub fn list_runs(config: &Config, json: bool) -> color_eyre::Result<i32> {
             repo,
             prompt,
             r.pr_url.as_deref().unwrap_or("-")
-        );
+        ));
     }
-    println!(
+    print(format!(
         "\nEach run's folder is {}/ID (events.jsonl, patch.diff, meta.json).",
         store.root().join("runs").display()
-    );
+    ));
     Ok(0)
 }

@@ -2,21 +2,25 @@
 //! it, and its patch with every hunk numbered the way `publish --exclude-hunk PATH:N` counts them.
 //!
 //! Invariants: read-only (nothing in the run folder changes); the patch is printed verbatim except
-//! for the `#` marker line before each hunk, so what a reader sees is what would be published.
+//! for the `#` marker line before each hunk and for control and invisible characters, which are
+//! shown as stand-ins (`␛`, `␍`, `<U+202E>`: [`crate::sanitize::visible`]) so that the terminal
+//! neither obeys nor hides them; what a reader sees is what would be published.
 
 use std::fmt::Write as _;
 
 use crate::config::Config;
+use crate::sanitize::visible;
 use crate::store::{RunDir, RunMeta, Store};
 
 /// Prints the run; exit code 2 when there is no such run.
 pub fn show(config: &Config, run_id: &str) -> color_eyre::Result<i32> {
     let store = Store::open(&config.home)?;
     let Some(run_dir) = store.run_dir(run_id) else {
-        eprintln!(
+        let message = format!(
             "error: there is no run '{run_id}' in {}; `tiny-backspace runs` lists them",
             config.home.display()
         );
+        eprintln!("{}", visible(&message));
         return Ok(2);
     };
     let meta = run_dir.read_meta()?;
@@ -25,8 +29,12 @@ pub fn show(config: &Config, run_id: &str) -> color_eyre::Result<i32> {
     Ok(0)
 }
 
-/// The text `show` prints.
+/// The text `show` prints, with every control and invisible character shown.
 pub fn render(run_dir: &RunDir, meta: &RunMeta, patch: Option<&str>) -> String {
+    visible(&render_raw(run_dir, meta, patch)).into_owned()
+}
+
+fn render_raw(run_dir: &RunDir, meta: &RunMeta, patch: Option<&str>) -> String {
     let mut out = String::new();
     let base = match (&meta.base, &meta.base_commit) {
         (Some(b), Some(c)) => format!(" @ {b} ({})", &c[..c.len().min(12)]),
@@ -134,5 +142,22 @@ mod tests {
             .collect();
         assert_eq!(unmarked, patch);
         assert!(render(&dir, &meta, Some("")).contains("No changes were saved"));
+
+        // Control and invisible characters in the patch are shown, the rest stays exact.
+        let evil = "diff --git a/e.txt b/e.txt\n--- a/e.txt\n+++ b/e.txt\n@@ -1 +1 @@\n-x\r\n\
+                    +\x1b]0;t\x07 \u{202E}x\r\n";
+        let text = render(&dir, &meta, Some(evil));
+        let body = &text[text.find("diff --git").unwrap()..];
+        let unmarked: String = body
+            .lines()
+            .filter(|l| !l.starts_with("# "))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        assert_eq!(unmarked, crate::sanitize::visible(evil));
+        assert!(
+            unmarked.ends_with("-x␍\n+␛]0;t␇ <U+202E>x␍\n"),
+            "{unmarked}"
+        );
+        assert!(!text.contains(['\x1b', '\r', '\u{202E}']));
     }
 }

@@ -6,6 +6,7 @@
 //! of kept hunks so that `git apply` accepts it exactly (no fuzz needed).
 
 pub mod rows;
+pub mod warnings;
 
 use crate::pipeline::Selection;
 

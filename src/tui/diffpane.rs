@@ -3,7 +3,10 @@
 //! ([`line_body`], [`word_ranges`]), which the side-by-side layout ([`super::sidebyside`]) reuses.
 //!
 //! Invariants: only the rows between `top` and `top + height` are turned into text, so drawing
-//! costs the same for a 20-line and a 200,000-line diff; file contents are sanitized per row;
+//! costs the same for a 20-line and a 200,000-line diff; file contents are sanitized per row, and
+//! nothing is hidden: a control or invisible character is drawn as a stand-in (`␛`, `<U+202E>`)
+//! and a CRLF ending as `␍`, in the warning style; a file with warnings
+//! ([`crate::diff::warnings`], `binary` aside) gets a `⚠` in the list and its title says why;
 //! the `[x]`/`[ ]`/`[~]` markers carry the selection without color; each frame gives the syntax
 //! highlighter a fresh budget before the body is drawn ([`super::highlight::FRAME_BUDGET`]).
 
@@ -21,6 +24,7 @@ use super::steplog::EntryKind;
 use super::theme::Theme;
 use super::{sanitize, sidebyside};
 use crate::diff::rows::{self, NONE, Row, RowKind};
+use crate::diff::warnings::Warning;
 
 fn marker(inc: Option<bool>) -> &'static str {
     match inc {
@@ -170,6 +174,18 @@ fn placeholder<'a>(model: &Model, theme: &Theme) -> Vec<Line<'a>> {
     }
 }
 
+/// The warnings the file list and title mark with `⚠`: all but `binary`, which the `bin`
+/// count and the file's note already say.
+pub(super) fn marked_warnings(d: &DiffView, file: usize) -> Vec<Warning> {
+    d.info.get(file).map_or_else(Vec::new, |i| {
+        i.warnings
+            .iter()
+            .copied()
+            .filter(|w| *w != Warning::Binary)
+            .collect()
+    })
+}
+
 fn file_list(frame: &mut Frame, d: &DiffView, theme: &Theme, p: &Panes) {
     let h = p.files.height as usize;
     if h == 0 {
@@ -177,6 +193,8 @@ fn file_list(frame: &mut Frame, d: &DiffView, theme: &Theme, p: &Panes) {
     }
     let cur = d.current_file();
     let start = if cur >= h { cur + 1 - h } else { 0 };
+    // A `⚠` column only when some file needs it, so an ordinary diff keeps its layout.
+    let any_warned = (0..d.files.len()).any(|i| !marked_warnings(d, i).is_empty());
     let path_w = d
         .files
         .iter()
@@ -204,16 +222,27 @@ fn file_list(frame: &mut Frame, d: &DiffView, theme: &Theme, p: &Panes) {
             } else {
                 Style::default()
             };
-            Line::from(vec![
+            let mut spans = vec![
                 Span::styled(if i == cur { "▸ " } else { "  " }, theme.bold()),
                 Span::styled(marker(inc), theme.bold()),
                 Span::raw(" "),
                 Span::styled(info.status.to_string(), theme.hunk()),
                 Span::raw(" "),
+            ];
+            if any_warned {
+                if marked_warnings(d, i).is_empty() {
+                    spans.push(Span::raw("  "));
+                } else {
+                    spans.push(Span::styled("⚠", theme.warning()));
+                    spans.push(Span::raw(" "));
+                }
+            }
+            spans.extend([
                 Span::styled(format!("{path:<path_w$}"), base),
                 Span::raw("  "),
                 Span::styled(counts, theme.dim()),
-            ])
+            ]);
+            Line::from(spans)
         })
         .collect();
     frame.render_widget(Paragraph::new(lines), p.files);
@@ -294,10 +323,22 @@ pub(super) fn row_line<'a>(
                 info.status,
                 what,
             );
-            let pad = width.saturating_sub(text.chars().count() + 1);
+            let warned = marked_warnings(d, file);
+            if warned.is_empty() {
+                let pad = width.saturating_sub(text.chars().count() + 1);
+                return Line::from(vec![
+                    cur,
+                    Span::styled(format!("{text}{}", " ".repeat(pad)), theme.file()),
+                ]);
+            }
+            let words: Vec<&str> = warned.iter().map(|w| w.describe()).collect();
+            let warning = format!("⚠ {}", words.join(", "));
+            let pad = width.saturating_sub(text.chars().count() + warning.chars().count() + 3);
             Line::from(vec![
                 cur,
-                Span::styled(format!("{text}{}", " ".repeat(pad)), theme.file()),
+                Span::styled(format!("{text}  "), theme.file()),
+                Span::styled(warning, theme.warning()),
+                Span::styled(" ".repeat(pad), theme.file()),
             ])
         }
         RowKind::Note => {
@@ -394,6 +435,7 @@ pub(super) fn line_body<'a>(
         _ => (" ", Style::default(), Style::default()),
     };
     let base = if inc { base } else { theme.excluded() };
+    let warn = theme.warning();
     let mut spans = vec![Span::styled(format!("{sign} "), base)];
     if row.kind == RowKind::NoNewline {
         spans.push(Span::styled(
@@ -413,10 +455,7 @@ pub(super) fn line_body<'a>(
     match runs {
         None => {
             for (seg, em) in segments(body, words) {
-                spans.push(Span::styled(
-                    sanitize::one_line(seg),
-                    if em { emph } else { base },
-                ));
+                spans.extend(sanitize::spans(seg, if em { emph } else { base }, warn));
             }
         }
         Some(runs) => {
@@ -427,19 +466,25 @@ pub(super) fn line_body<'a>(
                 RowKind::Removed => (theme.removed_tint(), theme.removed_emph()),
                 _ => (Style::default(), Style::default()),
             };
-            spans.extend(colored(body, &runs, words, tint, strong));
+            spans.extend(colored(body, &runs, words, tint, strong, warn));
         }
+    }
+    // A CRLF ending is shown, so a line-ending change is not an invisible one.
+    if d.line_ends_in_cr(row) {
+        spans.push(Span::styled("␍", warn));
     }
     spans
 }
 
-/// Spans for `text` with syntax colors from `runs` and the `emph` ranges in `strong`.
+/// Spans for `text` with syntax colors from `runs` and the `emph` ranges in `strong`; control and
+/// invisible characters as stand-ins in `warn`.
 fn colored<'a>(
     text: &str,
     runs: &[(Range<usize>, ratatui::style::Color)],
     emph: &[Range<usize>],
     base: Style,
     strong: Style,
+    warn: Style,
 ) -> Vec<Span<'a>> {
     let mut cuts: Vec<usize> = vec![0, text.len()];
     for r in runs.iter().map(|(r, _)| r).chain(emph) {
@@ -460,7 +505,7 @@ fn colored<'a>(
         if let Some((_, c)) = runs.iter().find(|(r, _)| r.start <= a && a < r.end) {
             style = style.fg(*c);
         }
-        out.push(Span::styled(sanitize::one_line(&text[a..b]), style));
+        out.extend(sanitize::spans(&text[a..b], style, warn));
     }
     out
 }
@@ -476,6 +521,7 @@ mod tests {
             "abc def",
             &[(0..3, c)],
             &[4..7, 7..7],
+            Style::default(),
             Style::default(),
             Style::default(),
         );

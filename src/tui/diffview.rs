@@ -11,6 +11,7 @@ use std::collections::BTreeSet;
 
 use super::sidebyside::SbsIndex;
 use crate::diff::rows::{self, NONE, Row, RowKind};
+use crate::diff::warnings::{Scanner, Warning};
 use crate::diff::{self, FilePatch};
 use crate::pipeline::Selection;
 
@@ -32,6 +33,9 @@ pub struct FileInfo {
     pub notes: Vec<String>,
     /// Index of the file's first row.
     pub first_row: usize,
+    /// What the reviewer must not miss in this file ([`crate::diff::warnings`]), computed once
+    /// from the patch.
+    pub warnings: Vec<Warning>,
 }
 
 #[derive(Debug, Clone)]
@@ -92,6 +96,7 @@ impl DiffView {
                 removed: r,
                 first_row: 0,
                 notes: n,
+                warnings: file_warnings(f),
             });
         }
         for (i, r) in rows.iter().enumerate() {
@@ -381,25 +386,57 @@ impl DiffView {
         self.scroll_into_view(height);
     }
 
-    /// The body text of a hunk line row (without its newline).
-    pub fn line_text(&self, row: &Row) -> &str {
+    fn raw_line(&self, row: &Row, line: u32) -> Option<&str> {
         self.files
             .get(row.file as usize)
             .and_then(|f| f.hunks.get(row.hunk as usize))
-            .and_then(|h| h.lines.get(row.line as usize))
-            .map_or("", |l| l.trim_end_matches(['\n', '\r']))
+            .and_then(|h| h.lines.get(line as usize))
+            .map(String::as_str)
+    }
+
+    /// The body text of a hunk line row, without its line ending (`\n` or `\r\n`).
+    pub fn line_text(&self, row: &Row) -> &str {
+        self.raw_line(row, row.line)
+            .map_or("", |l| split_ending(l).0)
+    }
+
+    /// Whether the row's line ends in CRLF (drawn as a visible `␍`).
+    pub fn line_ends_in_cr(&self, row: &Row) -> bool {
+        self.raw_line(row, row.line)
+            .is_some_and(|l| split_ending(l).1)
     }
 
     pub fn partner_text(&self, row: &Row) -> Option<&str> {
         if row.pair == NONE {
             return None;
         }
-        self.files
-            .get(row.file as usize)
-            .and_then(|f| f.hunks.get(row.hunk as usize))
-            .and_then(|h| h.lines.get(row.pair as usize))
-            .map(|l| l.trim_end_matches(['\n', '\r']))
+        self.raw_line(row, row.pair).map(|l| split_ending(l).0)
     }
+}
+
+/// A patch line without its `\n`, and whether a `\r` came before it (removed too). Only one CR
+/// counts as the ending: any other is content, and drawn as such.
+fn split_ending(line: &str) -> (&str, bool) {
+    let l = line.strip_suffix('\n').unwrap_or(line);
+    match l.strip_suffix('\r') {
+        Some(t) => (t, true),
+        None => (l, false),
+    }
+}
+
+/// The file's warnings, from its header and hunk lines as parsed (no copy of the text).
+fn file_warnings(f: &FilePatch) -> Vec<Warning> {
+    let mut scan = Scanner::new(f.path.as_bytes());
+    for l in &f.header {
+        scan.line(l.as_bytes());
+    }
+    for h in &f.hunks {
+        scan.line(h.header.as_bytes());
+        for l in &h.lines {
+            scan.line(l.as_bytes());
+        }
+    }
+    scan.finish()
 }
 
 #[cfg(test)]

@@ -1,97 +1,66 @@
-//! Making untrusted text safe to draw: tool output, model text and file contents may carry
-//! terminal control sequences (OSC 52 clipboard writes, title changes, hyperlinks, screen clears).
+//! Untrusted text for the TUI: the shared sanitizer ([`crate::sanitize`]) plus what a terminal
+//! cell grid needs on top (tabs as spaces, lines kept to one row, styled stand-ins).
 //!
-//! Invariants: the result never contains ESC or any other C0/C1 control character except `\n`;
-//! escape sequences (CSI, OSC, DCS, …) are removed whole, other control characters are shown in
-//! caret notation (`^G`) so the reader sees that something was there; tabs become spaces.
+//! Invariants: the result never contains ESC or any other C0/C1 control character except `\n`
+//! (and none in [`one_line`] and [`spans`]), nor a bidi or invisible format character; tabs
+//! become four spaces. [`clean`] (command output, model text in the step log) removes whole
+//! escape sequences, keeps only what follows a lone `\r` (progress bars) and drops the `\r` of a
+//! CRLF; [`one_line`] and [`spans`] (paths, titles, diff lines) drop nothing: every control or
+//! hidden character is shown (`␛`, `␍`, `<U+202E>`).
 
 use std::borrow::Cow;
 
-fn is_bad(c: char) -> bool {
-    (c.is_control() && c != '\n') || c == '\u{7f}'
+use ratatui::style::Style;
+use ratatui::text::Span;
+
+use crate::sanitize::{self as shared, Piece};
+
+const TAB: &str = "    ";
+
+/// Command output and model text: escape sequences removed, other controls and invisible
+/// characters shown, progress-bar carriage returns applied. Keeps newlines.
+pub fn clean(s: &str) -> Cow<'_, str> {
+    if !s.contains('\r') {
+        return match shared::strip_sequences(s) {
+            Cow::Borrowed(b) if !b.contains('\t') => Cow::Borrowed(b),
+            c => Cow::Owned(c.replace('\t', TAB)),
+        };
+    }
+    let applied = apply_carriage_returns(s);
+    Cow::Owned(shared::strip_sequences(&applied).replace('\t', TAB))
 }
 
-/// Strips escape sequences and makes other control characters visible. Keeps newlines.
-pub fn clean(s: &str) -> Cow<'_, str> {
-    if !s.chars().any(is_bad) {
-        return Cow::Borrowed(s);
-    }
+/// A lone CR (progress bars) rewrites its line: keep what comes after it; CRLF is a newline.
+fn apply_carriage_returns(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     let mut it = s.chars().peekable();
     while let Some(c) = it.next() {
-        match c {
-            '\x1b' => match it.peek().copied() {
-                // CSI: parameters and intermediates, then one final byte 0x40..=0x7e.
-                Some('[') => {
-                    it.next();
-                    for d in it.by_ref() {
-                        if ('\u{40}'..='\u{7e}').contains(&d) {
-                            break;
-                        }
-                    }
-                }
-                // OSC, DCS, SOS, PM, APC: up to BEL or ST (ESC \).
-                Some(']' | 'P' | 'X' | '^' | '_') => {
-                    it.next();
-                    while let Some(d) = it.next() {
-                        if d == '\x07' {
-                            break;
-                        }
-                        if d == '\x1b' {
-                            if it.peek() == Some(&'\\') {
-                                it.next();
-                            }
-                            break;
-                        }
-                    }
-                }
-                // Two-character sequences (ESC c, ESC 7, …).
-                Some(_) => {
-                    it.next();
-                }
-                None => {}
-            },
-            // C1 CSI / OSC forms.
-            '\u{9b}' => {
-                for d in it.by_ref() {
-                    if ('\u{40}'..='\u{7e}').contains(&d) {
-                        break;
-                    }
-                }
-            }
-            '\u{9d}' | '\u{90}' => {
-                for d in it.by_ref() {
-                    if d == '\x07' || d == '\u{9c}' {
-                        break;
-                    }
-                }
-            }
-            '\t' => out.push_str("    "),
-            '\r' => {
-                // A lone CR (progress bars) rewrites the line: keep what comes after it.
-                if it.peek() != Some(&'\n') {
-                    let start = out.rfind('\n').map_or(0, |i| i + 1);
-                    out.truncate(start);
-                }
-            }
-            c if is_bad(c) => {
-                let v = c as u32;
-                if v < 0x20 {
-                    out.push('^');
-                    out.push(char::from_u32(v + 0x40).unwrap_or('?'));
-                } else {
-                    out.push_str(&format!("\\u{{{v:x}}}"));
-                }
-            }
-            c => out.push(c),
+        if c != '\r' {
+            out.push(c);
+        } else if it.peek() != Some(&'\n') {
+            let start = out.rfind('\n').map_or(0, |i| i + 1);
+            out.truncate(start);
         }
     }
-    Cow::Owned(out)
+    out
 }
 
-/// Like [`clean`], for text that must stay on one line.
+/// For text that must stay on one line: everything shown, newlines as ` ⏎ `, tabs as spaces.
 pub fn one_line(s: &str) -> String {
-    clean(s).replace('\n', " ⏎ ")
+    shared::one_line(s).replace('\t', TAB)
+}
+
+/// `text` as spans for one screen row: printable runs in `style`, every control or invisible
+/// character as its stand-in in `warn` (so a reviewer cannot miss it), tabs as spaces and
+/// newlines as `⏎`.
+pub fn spans(text: &str, style: Style, warn: Style) -> Vec<Span<'static>> {
+    shared::pieces(text)
+        .into_iter()
+        .map(|p| match p {
+            Piece::Text(t) => Span::styled(t.replace('\t', TAB).replace('\n', " ⏎ "), style),
+            Piece::Shown(t) => Span::styled(t, warn),
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -110,11 +79,28 @@ mod tests {
 
     #[test]
     fn shows_other_controls_and_keeps_newlines() {
-        assert_eq!(clean("bell\x07\nnext\tx"), "bell^G\nnext    x");
+        assert_eq!(clean("bell\x07\nnext\tx"), "bell␇\nnext    x");
         assert_eq!(clean("10%\r50%\r100%\n"), "100%\n");
         assert_eq!(clean("crlf\r\nok"), "crlf\nok");
         assert!(matches!(clean("plain"), Cow::Borrowed(_)));
-        let out = clean("\x00\x1b\x7f\u{85}");
+        let out = clean("\x00\x1b\x7f\u{85}\u{202E}");
         assert!(!out.chars().any(|c| c.is_control()), "{out:?}");
+        assert!(out.contains("<U+202E>"), "{out:?}");
+    }
+
+    #[test]
+    fn one_line_drops_nothing() {
+        assert_eq!(one_line("a\x1b]0;t\x07\tb\nc\r"), "a␛]0;t␇    b ⏎ c␍");
+    }
+
+    #[test]
+    fn spans_put_stand_ins_in_the_warning_style() {
+        let warn = Style::default().add_modifier(ratatui::style::Modifier::REVERSED);
+        let s = spans("x\u{202E}y\tz\x1b", Style::default(), warn);
+        let texts: Vec<&str> = s.iter().map(|s| s.content.as_ref()).collect();
+        assert_eq!(texts, ["x", "<U+202E>", "y    z", "␛"]);
+        assert_eq!(s[1].style, warn);
+        assert_eq!(s[3].style, warn);
+        assert_eq!(s[0].style, Style::default());
     }
 }

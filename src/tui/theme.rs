@@ -119,6 +119,11 @@ impl Theme {
         self.c(Style::default().fg(fg).bg(bg))
             .add_modifier(Modifier::BOLD | reversed)
     }
+    /// A character that is not what it seems (a control or invisible character shown as `␛`,
+    /// `<U+202E>`) and the file list's `⚠`: black on yellow, reversed without color.
+    pub fn warning(&self) -> Style {
+        self.label(Color::Black, Color::Yellow)
+    }
     pub fn badge(&self) -> Style {
         self.label(Color::Black, Color::Cyan)
     }
