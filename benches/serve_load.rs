@@ -12,6 +12,7 @@ use futures::StreamExt;
 use serde_json::json;
 
 const REQUESTS: usize = 20;
+const TOKEN: &str = "serve-load-bench-token-0123456789abcdef";
 
 fn git(dir: &std::path::Path, args: &[&str]) {
     let ok = Command::new("git")
@@ -67,6 +68,7 @@ fn main() {
         ])
         .env("TB_HOME", tmp.path().join("home"))
         .env("TB_CONFIG", tmp.path().join("none.toml"))
+        .env("TB_SERVER_TOKEN", TOKEN)
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -87,7 +89,10 @@ fn main() {
         let body = json!({"repoUrl": repo.display().to_string(), "prompt": "a to b",
             "model": format!("scripted:{}", script.display()), "review": true});
         let tasks = (0..REQUESTS).map(|_| {
-            let req = client.post(format!("{base}/code")).json(&body);
+            let req = client
+                .post(format!("{base}/code"))
+                .bearer_auth(TOKEN)
+                .json(&body);
             async move {
                 let t0 = Instant::now();
                 let resp = req.send().await.unwrap();

@@ -113,6 +113,7 @@ struct FileConfig {
 #[serde(deny_unknown_fields)]
 struct ServerFile {
     token: Option<String>,
+    public_host: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -227,8 +228,12 @@ pub struct Config {
     pub openai_base_url: Option<String>,
     pub github_token: Option<Secret>,
     pub github_api_url: Option<String>,
-    /// Bearer token `serve` requires from clients (`TB_SERVER_TOKEN`).
+    /// Bearer token `serve` requires from clients (`TB_SERVER_TOKEN`); without one, `serve`
+    /// generates its own.
     pub server_token: Option<Secret>,
+    /// Host names `serve` answers to besides its own address (`--public-host`, `TB_SERVER_HOST`,
+    /// `server.public_host`), lowercase, each with an optional `:port`.
+    pub server_hosts: Vec<String>,
     pub sandbox: SandboxSettings,
     pub agent: AgentLimits,
     pub clone: CloneLimits,
@@ -280,6 +285,47 @@ fn parse_bool(key: &str, v: &str) -> Result<bool, ConfigError> {
             message: format!("'{v}' is not true or false"),
         }),
     }
+}
+
+/// `NAME[:PORT]` or `[IPV6][:PORT]`, comma-separated: names a reverse proxy or DNS gives `serve`.
+fn parse_server_hosts(v: &str) -> Result<Vec<String>, ConfigError> {
+    let bad = |h: &str| ConfigError::Value {
+        key: "server_host".into(),
+        message: format!("'{h}' is not a host name: write NAME or NAME:PORT, e.g. tb.example.com"),
+    };
+    let mut hosts = vec![];
+    for h in v.split(',').map(str::trim).filter(|h| !h.is_empty()) {
+        let (name, port) = match h.strip_prefix('[') {
+            Some(rest) => {
+                let (ip, after) = rest.split_once(']').ok_or_else(|| bad(h))?;
+                ip.parse::<std::net::Ipv6Addr>().map_err(|_| bad(h))?;
+                let port = match after {
+                    "" => None,
+                    p => Some(p.strip_prefix(':').ok_or_else(|| bad(h))?),
+                };
+                (None, port)
+            }
+            None => match h.split_once(':') {
+                Some((n, p)) => (Some(n), Some(p)),
+                None => (Some(h), None),
+            },
+        };
+        if let Some(p) = port {
+            p.parse::<u16>().map_err(|_| bad(h))?;
+        }
+        let name_ok = name.is_none_or(|n| {
+            !n.is_empty()
+                && n.len() <= 253
+                && !n.starts_with(['-', '.'])
+                && n.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+        });
+        if !name_ok {
+            return Err(bad(h));
+        }
+        hosts.push(h.to_ascii_lowercase());
+    }
+    Ok(hosts)
 }
 
 impl Config {
@@ -402,6 +448,15 @@ impl Config {
             file.server.token,
         )
         .map(Secret::new);
+        let server_hosts = match pick(
+            "server_host",
+            None,
+            &["TB_SERVER_HOST"],
+            file.server.public_host,
+        ) {
+            Some(v) => parse_server_hosts(&v)?,
+            None => vec![],
+        };
 
         let mut sandbox = SandboxSettings::default();
         if let Some(b) = pick(
@@ -546,6 +601,7 @@ impl Config {
             github_token,
             github_api_url,
             server_token,
+            server_hosts,
             sandbox,
             agent,
             clone,
@@ -554,6 +610,13 @@ impl Config {
             config_file,
             sources,
         })
+    }
+
+    /// `serve --public-host NAME[,NAME…]`: wins over `TB_SERVER_HOST` and the config file.
+    pub fn set_server_hosts_flag(&mut self, value: &str) -> Result<(), ConfigError> {
+        self.server_hosts = parse_server_hosts(value)?;
+        self.sources.insert("server_host", Source::Flag);
+        Ok(())
     }
 
     fn source(&self, key: &str) -> &'static str {
@@ -625,8 +688,25 @@ impl Config {
         );
         line(
             "server token",
-            sec(&self.server_token),
+            self.server_token.as_ref().map_or_else(
+                || {
+                    format!(
+                        "(serve keeps one in {})",
+                        self.home.join("server-token").display()
+                    )
+                },
+                Secret::masked,
+            ),
             self.source("server_token"),
+        );
+        line(
+            "server public host",
+            if self.server_hosts.is_empty() {
+                "(none: only its own address)".into()
+            } else {
+                self.server_hosts.join(", ")
+            },
+            self.source("server_host"),
         );
         line(
             "sandbox",
@@ -852,6 +932,28 @@ mod tests {
             let env = env_of(&pairs);
             let e = Config::load_from(&Overrides::default(), &env, None, None).unwrap_err();
             assert!(e.to_string().contains("branch_prefix"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn server_hosts_from_the_file_the_environment_and_the_flag() {
+        let t = tempfile::tempdir().unwrap();
+        let file = t.path().join("c.toml");
+        std::fs::write(&file, "[server]\npublic_host = \"TB.Example.com\"\n").unwrap();
+        let c = Config::load_from(&Overrides::default(), &env_of(&[]), None, Some(&file)).unwrap();
+        assert_eq!(c.server_hosts, ["tb.example.com"]);
+        let env = env_of(&[("TB_SERVER_HOST", "a.example:8443, [::1]:9000,b")]);
+        let mut c = Config::load_from(&Overrides::default(), &env, None, Some(&file)).unwrap();
+        assert_eq!(c.server_hosts, ["a.example:8443", "[::1]:9000", "b"]);
+        assert_eq!(c.source("server_host"), "environment");
+        c.set_server_hosts_flag("flag.example").unwrap();
+        assert_eq!(c.server_hosts, ["flag.example"]);
+        assert!(c.render().contains("flag.example"));
+        for bad in ["a b", "-x", "x:port", "x:70000", "[nope]", "x/y", "a@b"] {
+            let pairs = [("TB_SERVER_HOST", bad)];
+            let env = env_of(&pairs);
+            let e = Config::load_from(&Overrides::default(), &env, None, None).unwrap_err();
+            assert!(e.to_string().contains("server_host"), "{bad}: {e}");
         }
     }
 

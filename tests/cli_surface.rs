@@ -173,7 +173,8 @@ async fn serve_sends_heartbeats_while_a_command_runs() {
     let server = Server::start(&env, &[], &["--allow-local", "--heartbeat-secs", "1"]);
     let repo = make_repo(&env.path("r"), "main", &[("a.txt", "a\n")]);
     let body = json!({"repoUrl": repo.display().to_string(), "prompt": "p", "model": slow_script(&env, 3)});
-    let resp = reqwest::Client::new()
+    let resp = server
+        .client()
         .post(server.url("/code"))
         .json(&body)
         .send()
@@ -197,7 +198,8 @@ async fn serve_can_keep_a_run_going_when_its_client_leaves() {
     );
     let repo = make_repo(&env.path("r"), "main", &[("a.txt", "a\n")]);
     let body = json!({"repoUrl": repo.display().to_string(), "prompt": "p", "model": slow_script(&env, 2)});
-    let resp = reqwest::Client::new()
+    let resp = server
+        .client()
         .post(server.url("/code"))
         .json(&body)
         .send()

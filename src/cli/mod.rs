@@ -117,8 +117,10 @@ pub enum Cmd {
     /// Serve the HTTP API: POST /code streams a run as Server-Sent Events.
     #[command(after_help = "Examples:\n  tiny-backspace serve\n  \
         TB_SERVER_TOKEN=s3cret tiny-backspace serve --addr 0.0.0.0:8000 --max-concurrent 4\n  \
-        curl -N -H 'content-type: application/json' -d '{\"repoUrl\":\"octo/calc\",\"prompt\":\"Fix the typo\"}' http://127.0.0.1:8000/code\n\n\
-        A token (TB_SERVER_TOKEN) is required unless the address is loopback.")]
+        curl -N -H \"authorization: Bearer $TB_SERVER_TOKEN\" -H 'content-type: application/json' \
+        -d '{\"repoUrl\":\"octo/calc\",\"prompt\":\"Fix the typo\"}' http://127.0.0.1:8000/code\n\n\
+        Clients always need the bearer token: TB_SERVER_TOKEN, else one generated into \
+        $TB_HOME/server-token (mode 0600; the path is printed, never the token).")]
     Serve(ServeArgs),
     /// Print the resolved configuration (secrets masked) and where each value came from.
     #[command(
@@ -155,6 +157,13 @@ pub struct ServeArgs {
     /// Seconds between heartbeat comments on event streams.
     #[arg(long, default_value_t = 15)]
     pub heartbeat_secs: u64,
+    /// Open connections at most (at most half the open-file limit); more wait to be accepted.
+    #[arg(long, default_value_t = 256)]
+    pub max_connections: usize,
+    /// Host names (NAME or NAME:PORT, comma-separated) clients may reach the server by besides its
+    /// address, e.g. behind a reverse proxy. Env: TB_SERVER_HOST. Config: server.public_host.
+    #[arg(long, value_name = "NAME")]
+    pub public_host: Option<String>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -246,6 +255,13 @@ pub async fn main() -> color_eyre::Result<i32> {
         Some(Cmd::Runs { json }) => run::list_runs(&config, json),
         Some(Cmd::Show { run_id }) => show::show(&config, &run_id),
         Some(Cmd::Serve(args)) => {
+            let mut config = config;
+            if let Some(hosts) = &args.public_host
+                && let Err(e) = config.set_server_hosts_flag(hosts)
+            {
+                eprintln!("error: {e}");
+                return Ok(2);
+            }
             let options = crate::serve::ServeOptions {
                 addr: args.addr,
                 max_concurrent: args.max_concurrent.max(1),
@@ -255,11 +271,12 @@ pub async fn main() -> color_eyre::Result<i32> {
                 keep_running_on_disconnect: args.keep_running_on_disconnect,
                 allow_local: args.allow_local,
                 shutdown_grace: std::time::Duration::from_secs(args.shutdown_grace_secs),
+                max_connections: args.max_connections.max(1),
                 ..Default::default()
             };
             match crate::serve::serve(config, options).await {
                 Ok(()) => Ok(0),
-                Err(e @ crate::serve::ServeError::OpenServer(_)) => {
+                Err(e @ crate::serve::ServeError::Token(_)) => {
                     eprintln!("error: {}", visible(&e.to_string()));
                     Ok(2)
                 }

@@ -1,16 +1,28 @@
 //! `serve`: the original HTTP interface — `POST /code` streaming the run's events as Server-Sent
 //! Events — with auth, limits, replay and graceful shutdown.
 //!
-//! Invariants: a server reachable beyond loopback never runs without a bearer token (an open server
-//! spends the owner's model credits and pushes with the owner's token); tokens are compared in
-//! constant time; every stream ends with `Done` or `Error`; a client that disconnects cancels its
-//! run (unless configured otherwise) and the run still cleans up; on shutdown no run is abandoned
-//! half-done: runs get a grace period, then are cancelled and cleaned up.
+//! Invariants: the server never runs without a bearer token (an open server spends the owner's
+//! model credits and pushes with the owner's token, and a loopback one is open to every local
+//! process, the sandbox and, through the browser, every web page): the configured one, else one
+//! generated into `$TB_HOME/server-token`; tokens are compared in constant time; every request
+//! passes [`guard`] (Host, Origin, token, JSON, body limits); connections are capped and must send
+//! their headers in time ([`listen`]); every stream ends with `Done` or `Error`; a client that
+//! disconnects cancels its run (unless configured otherwise) and the run still cleans up; on
+//! shutdown no run is abandoned half-done: runs get a grace period, then are cancelled and
+//! cleaned up.
 
+mod guard;
+#[cfg(test)]
+mod limits_tests;
+mod listen;
 mod queue;
+mod replay;
 mod routes;
+mod token;
+mod validate;
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -22,6 +34,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{Config, Secret};
 use crate::pipeline::Command;
 pub use queue::RunQueue;
+pub use token::TokenError;
 
 #[derive(Debug, Clone)]
 pub struct ServeOptions {
@@ -37,6 +50,12 @@ pub struct ServeOptions {
     pub allow_local: bool,
     /// How long running runs may continue after a shutdown signal before they are cancelled.
     pub shutdown_grace: Duration,
+    /// Open connections at most (also capped at half the open-file limit); more wait to be accepted.
+    pub max_connections: usize,
+    /// How long a client has to send a request's headers.
+    pub header_timeout: Duration,
+    /// How long a client has to send a request's body, once its headers are in.
+    pub body_timeout: Duration,
 }
 
 impl Default for ServeOptions {
@@ -51,17 +70,17 @@ impl Default for ServeOptions {
             keep_running_on_disconnect: false,
             allow_local: false,
             shutdown_grace: Duration::from_secs(30),
+            max_connections: 256,
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
         }
     }
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
-    #[error(
-        "refusing to listen on {0} without a token: anyone who can reach it could spend your model \
-         credits and push with your GitHub token. Set TB_SERVER_TOKEN, or bind to 127.0.0.1"
-    )]
-    OpenServer(SocketAddr),
+    #[error(transparent)]
+    Token(#[from] TokenError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -75,7 +94,9 @@ pub(crate) struct AppState {
     pub config: Arc<Config>,
     pub options: ServeOptions,
     pub queue: Arc<RunQueue>,
-    pub token: Option<Secret>,
+    pub token: Secret,
+    /// The names requests may address this server by (`Host`, `Origin`).
+    pub authorities: guard::Authorities,
     pub cwd: PathBuf,
     /// Runs in flight: how to cancel them.
     pub active: Mutex<HashMap<String, mpsc::Sender<Command>>>,
@@ -94,12 +115,24 @@ pub fn tokens_match(given: &[u8], expected: &[u8]) -> bool {
     diff == 0
 }
 
-/// Binds, prints the address, serves until SIGTERM or Ctrl+C, then shuts down gracefully.
+/// Binds, prints the address and where the token is, serves until SIGTERM or Ctrl+C, then shuts
+/// down gracefully.
 pub async fn serve(config: Config, options: ServeOptions) -> Result<(), ServeError> {
-    let token = config.server_token.clone();
-    if token.is_none() && !options.addr.ip().is_loopback() {
-        return Err(ServeError::OpenServer(options.addr));
-    }
+    let bound = bind(config, options).await?;
+    run(bound, wait_for_signal()).await;
+    eprintln!("tiny-backspace serve: stopped");
+    Ok(())
+}
+
+/// A bound, not yet serving server.
+pub(crate) struct Bound {
+    listener: tokio::net::TcpListener,
+    state: Arc<AppState>,
+}
+
+/// Finds the token (making one if needed), binds and says where (never the token itself).
+pub(crate) async fn bind(config: Config, options: ServeOptions) -> Result<Bound, ServeError> {
+    let (token, source) = token::resolve(&config)?;
     let listener = tokio::net::TcpListener::bind(options.addr)
         .await
         .map_err(|source| ServeError::Bind {
@@ -107,28 +140,61 @@ pub async fn serve(config: Config, options: ServeOptions) -> Result<(), ServeErr
             source,
         })?;
     let local = listener.local_addr()?;
+    let authorities = guard::Authorities::new(local, config.server_hosts.clone());
+    eprintln!("tiny-backspace serve: listening on http://{local}");
+    let whence = match &source {
+        token::TokenSource::Configured => {
+            "the configured server token (TB_SERVER_TOKEN or server.token)".into()
+        }
+        token::TokenSource::File { path, created } => format!(
+            "the token in {} ({})",
+            path.display(),
+            if *created { "new" } else { "kept from before" }
+        ),
+    };
+    eprintln!("tiny-backspace serve: clients send `Authorization: Bearer <token>` with {whence}");
+    tracing::info!(%local, "serve listening");
     let state = Arc::new(AppState {
         config: Arc::new(config),
         queue: RunQueue::new(options.max_concurrent),
         options,
         token,
+        authorities,
         cwd: std::env::current_dir()?,
         active: Mutex::new(HashMap::new()),
         publishing: Mutex::new(Default::default()),
         shutting_down: CancellationToken::new(),
     });
-    eprintln!("tiny-backspace serve: listening on http://{local}");
-    tracing::info!(%local, "serve listening");
+    Ok(Bound { listener, state })
+}
+
+impl Bound {
+    #[cfg(test)]
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+}
+
+/// Serves until `stop` completes, then shuts down gracefully.
+pub(crate) async fn run(bound: Bound, stop: impl Future<Output = ()>) {
+    let Bound { listener, state } = bound;
     let app = routes::router(state.clone());
+    let limit = listen::connection_limit(state.options.max_connections);
+    if limit < state.options.max_connections {
+        tracing::info!(limit, "serve: connections capped by the open-file limit");
+    }
     let shutdown_state = state.clone();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            wait_for_signal().await;
+    listen::serve_connections(
+        listener,
+        app,
+        limit,
+        state.options.header_timeout,
+        async move {
+            stop.await;
             begin_shutdown(shutdown_state).await;
-        })
-        .await?;
-    eprintln!("tiny-backspace serve: stopped");
-    Ok(())
+        },
+    )
+    .await;
 }
 
 async fn wait_for_signal() {

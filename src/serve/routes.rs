@@ -1,15 +1,18 @@
-//! HTTP routes of `serve`: `POST /code`, `GET /runs/{id}/events`, `POST /runs/{id}/publish`,
-//! `GET /healthz`, `GET /openapi.json`.
+//! HTTP routes of `serve`: `POST /code`, `GET /runs/{id}/events` (in `replay`),
+//! `POST /runs/{id}/publish`, `GET /healthz`, `GET /openapi.json`, all behind [`super::guard`].
+//!
+//! Invariants: a run being published is claimed by a [`PublishClaim`] that the publish task owns,
+//! so the claim ends with the publish whatever ends it — a client that leaves neither cuts a
+//! publish short nor leaves its run locked.
 
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::middleware::{self, Next};
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{StatusCode, header};
+use axum::middleware;
 use axum::response::sse::{Event as SseEvent, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -17,83 +20,40 @@ use futures::Stream;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
-use super::{AppState, tokens_match};
+use super::validate::{CodeRequest, parse_code_request, parse_publish_request};
+use super::{AppState, guard, replay};
 use crate::event::{Event, Stage};
 use crate::forge::record::PublishRequest;
-use crate::pipeline::{self, Command, Gate, RunRequest, Selection};
-use crate::repo::RepoSource;
-use crate::store::Store;
+use crate::pipeline::{self, Command, Gate, RunRequest};
+use crate::store::{RunDir, Store};
 
 pub const OPENAPI: &str = include_str!("../../docs/openapi.json");
 
 pub(super) fn router(state: Arc<AppState>) -> Router {
     let limit = state.options.max_body_bytes;
-    let protected = Router::new()
-        .route("/code", post(post_code))
-        .route("/runs/{id}/events", get(run_events))
-        .route("/runs/{id}/publish", post(publish_run))
-        .layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         .route("/healthz", get(healthz))
         .route("/openapi.json", get(openapi))
-        .merge(protected)
+        .route("/code", post(post_code))
+        .route("/runs/{id}/events", get(replay::run_events))
+        .route("/runs/{id}/publish", post(publish_run))
+        .fallback(not_found)
         .layer(DefaultBodyLimit::max(limit))
+        .layer(middleware::from_fn_with_state(state.clone(), guard::guard))
         .with_state(state)
 }
 
-fn error(status: StatusCode, message: impl Into<String>, field: Option<&str>) -> Response {
+/// The error shape of every refusal: `{"error": what to do, "field": the field at fault}`.
+pub(super) fn error(
+    status: StatusCode,
+    message: impl Into<String>,
+    field: Option<&str>,
+) -> Response {
     (
         status,
         axum::Json(json!({ "error": message.into(), "field": field })),
     )
         .into_response()
-}
-
-/// A 400 naming the field at fault.
-struct BadRequest {
-    message: String,
-    field: Option<&'static str>,
-}
-
-fn bad(message: impl Into<String>, field: Option<&'static str>) -> BadRequest {
-    BadRequest {
-        message: message.into(),
-        field,
-    }
-}
-
-impl IntoResponse for BadRequest {
-    fn into_response(self) -> Response {
-        error(StatusCode::BAD_REQUEST, self.message, self.field)
-    }
-}
-
-async fn require_token(
-    State(state): State<Arc<AppState>>,
-    request: Request,
-    next: Next,
-) -> Response {
-    if let Some(expected) = &state.token {
-        let given = request
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .unwrap_or("");
-        if !tokens_match(given.as_bytes(), expected.expose().as_bytes()) {
-            let mut resp = error(
-                StatusCode::UNAUTHORIZED,
-                "missing or wrong bearer token: send `Authorization: Bearer <TB_SERVER_TOKEN>`",
-                None,
-            );
-            resp.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                header::HeaderValue::from_static("Bearer"),
-            );
-            return resp;
-        }
-    }
-    next.run(request).await
 }
 
 async fn healthz(State(state): State<Arc<AppState>>) -> Response {
@@ -105,113 +65,17 @@ async fn healthz(State(state): State<Arc<AppState>>) -> Response {
     .into_response()
 }
 
+async fn not_found() -> Response {
+    error(StatusCode::NOT_FOUND, "no such route", None)
+}
+
 async fn openapi() -> Response {
     ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
 }
 
-/// A validated `POST /code` body.
-struct CodeRequest {
-    repo: String,
-    prompt: String,
-    base: Option<String>,
-    model: Option<String>,
-    review: bool,
-    draft: bool,
-}
-
-fn field_str<'a>(body: &'a Value, field: &'static str) -> Result<Option<&'a str>, BadRequest> {
-    match body.get(field) {
-        None => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.as_str())),
-        Some(_) => Err(bad(format!("'{field}' must be a string"), Some(field))),
-    }
-}
-
-fn field_bool(body: &Value, field: &'static str) -> Result<bool, BadRequest> {
-    match body.get(field) {
-        None => Ok(false),
-        Some(Value::Bool(b)) => Ok(*b),
-        Some(_) => Err(bad(format!("'{field}' must be true or false"), Some(field))),
-    }
-}
-
-fn parse_code_request(state: &AppState, bytes: &[u8]) -> Result<CodeRequest, BadRequest> {
-    let body: Value = serde_json::from_slice(bytes)
-        .map_err(|e| bad(format!("the body must be a JSON object: {e}"), None))?;
-    if !body.is_object() {
-        return Err(bad("the body must be a JSON object", None));
-    }
-    let repo = field_str(&body, "repoUrl")?.map(str::trim).unwrap_or("");
-    if repo.is_empty() {
-        return Err(bad("'repoUrl' is required", Some("repoUrl")));
-    }
-    match RepoSource::parse(repo, &state.cwd) {
-        Err(e) => {
-            return Err(bad(e.to_string(), Some("repoUrl")));
-        }
-        Ok(RepoSource::Local { .. }) if !state.options.allow_local => {
-            return Err(bad(
-                "this server does not accept local paths; give an https:// URL or OWNER/REPO",
-                Some("repoUrl"),
-            ));
-        }
-        Ok(_) => {}
-    }
-    let prompt = field_str(&body, "prompt")?.map(str::trim).unwrap_or("");
-    if prompt.is_empty() {
-        return Err(bad(
-            "'prompt' is required and must not be empty",
-            Some("prompt"),
-        ));
-    }
-    let max = state.options.max_prompt_chars;
-    if prompt.chars().count() > max {
-        return Err(bad(
-            format!("'prompt' is longer than {max} characters"),
-            Some("prompt"),
-        ));
-    }
-    let base = field_str(&body, "base")?.map(str::to_string);
-    if let Some(b) = &base {
-        crate::repo::check_branch_name(b).map_err(|m| bad(m, Some("base")))?;
-    }
-    let model = field_str(&body, "model")?.map(str::to_string);
-    if let Some(m) = &model {
-        let (provider, name) = m.split_once(':').unwrap_or((m, ""));
-        if provider == "scripted" && !state.options.allow_local {
-            return Err(bad(
-                "this server does not accept scripted models",
-                Some("model"),
-            ));
-        }
-        let name_ok = provider == "scripted"
-            || (!name.is_empty()
-                && name.len() <= 100
-                && name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "._:/-".contains(c)));
-        if !matches!(provider, "anthropic" | "openai" | "scripted") || !name_ok {
-            return Err(bad(
-                format!("'{m}' is not a model: use anthropic:MODEL or openai:MODEL"),
-                Some("model"),
-            ));
-        }
-    }
-    let draft = field_bool(&body, "draft")?;
-    let review = field_bool(&body, "review")?;
-    Ok(CodeRequest {
-        repo: repo.to_string(),
-        prompt: prompt.to_string(),
-        base,
-        model,
-        review,
-        draft,
-    })
-}
-
 type SseStream = Sse<std::pin::Pin<Box<dyn Stream<Item = Result<SseEvent, Infallible>> + Send>>>;
 
-fn sse_from(rx: mpsc::Receiver<SseEvent>) -> SseStream {
+pub(super) fn sse_from(rx: mpsc::Receiver<SseEvent>) -> SseStream {
     let stream =
         futures::stream::unfold(
             rx,
@@ -357,145 +221,7 @@ async fn run_session(
     drop(permit);
 }
 
-fn last_event_id(headers: &HeaderMap) -> usize {
-    headers
-        .get("last-event-id")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0)
-}
-
-fn is_terminal(line: &str) -> bool {
-    serde_json::from_str::<Value>(line)
-        .ok()
-        .and_then(|v| {
-            v.get("type")
-                .and_then(Value::as_str)
-                .map(|t| t == "Done" || t == "Error")
-        })
-        .unwrap_or(false)
-}
-
-/// Replays a run's stored events, resuming after `Last-Event-ID`, and follows a run still going.
-async fn run_events(
-    State(state): State<Arc<AppState>>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-) -> Response {
-    let Ok(store) = Store::open(&state.config.home) else {
-        return error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "the state directory is not usable",
-            None,
-        );
-    };
-    let Some(dir) = store.run_dir(&id) else {
-        return error(
-            StatusCode::NOT_FOUND,
-            format!("no run with id '{id}'"),
-            Some("id"),
-        );
-    };
-    let after = last_event_id(&headers);
-    let (tx, rx) = mpsc::channel(256);
-    tokio::spawn(async move {
-        let path = dir.events_path();
-        let mut sent = 0usize;
-        loop {
-            let text = tokio::fs::read_to_string(&path).await.unwrap_or_default();
-            // Only whole lines: the writer may be mid-line.
-            let complete = text.rfind('\n').map_or("", |i| &text[..=i]);
-            let mut ended = false;
-            for (i, line) in complete.lines().enumerate().skip(sent) {
-                sent = i + 1;
-                ended |= is_terminal(line);
-                if sent > after
-                    && tx
-                        .send(SseEvent::default().id(sent.to_string()).data(line))
-                        .await
-                        .is_err()
-                {
-                    return;
-                }
-            }
-            let running = state
-                .active
-                .lock()
-                .map(|a| a.contains_key(&id))
-                .unwrap_or(false);
-            if ended || !running {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    });
-    sse_from(rx).into_response()
-}
-
-fn parse_publish_request(bytes: &[u8]) -> Result<PublishRequest, BadRequest> {
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Ok(PublishRequest::default());
-    }
-    let body: Value = serde_json::from_slice(bytes)
-        .map_err(|e| bad(format!("the body must be a JSON object: {e}"), None))?;
-    if !body.is_object() {
-        return Err(bad("the body must be a JSON object", None));
-    }
-    let strings = |field: &'static str| -> Result<Vec<String>, BadRequest> {
-        match body.get(field) {
-            None => Ok(vec![]),
-            Some(Value::Array(items)) => items
-                .iter()
-                .map(|v| {
-                    v.as_str()
-                        .map(str::to_string)
-                        .ok_or_else(|| bad(format!("'{field}' must list strings"), Some(field)))
-                })
-                .collect(),
-            Some(_) => Err(bad(format!("'{field}' must be an array"), Some(field))),
-        }
-    };
-    let excluded_files = strings("excludeFiles")?;
-    let mut excluded_hunks = vec![];
-    match body.get("excludeHunks") {
-        None => {}
-        Some(Value::Array(items)) => {
-            for item in items {
-                let path = item.get("path").and_then(Value::as_str);
-                let hunk = item.get("hunk").and_then(Value::as_u64);
-                match (path, hunk) {
-                    (Some(p), Some(h)) => excluded_hunks.push((p.to_string(), h as usize)),
-                    _ => {
-                        return Err(bad(
-                            "each of 'excludeHunks' must be {\"path\": string, \"hunk\": integer ≥ 0}",
-                            Some("excludeHunks"),
-                        ));
-                    }
-                }
-            }
-        }
-        Some(_) => return Err(bad("'excludeHunks' must be an array", Some("excludeHunks"))),
-    }
-    let title = field_str(&body, "title")?.map(str::to_string);
-    let body_text = field_str(&body, "body")?.map(str::to_string);
-    let draft = match body.get("draft") {
-        None => None,
-        Some(_) => Some(field_bool(&body, "draft")?),
-    };
-    let selection =
-        (!excluded_files.is_empty() || !excluded_hunks.is_empty()).then_some(Selection {
-            excluded_files,
-            excluded_hunks,
-        });
-    Ok(PublishRequest {
-        selection,
-        title,
-        body: body_text,
-        draft,
-    })
-}
-
-/// Publishes a reviewed run from its folder; answers with the outcome and the events it made.
+/// Publishes a reviewed run from its folder: validates, claims the run, publishes.
 async fn publish_run(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
@@ -537,18 +263,68 @@ async fn publish_run(
             None,
         );
     }
-    let claimed = state
-        .publishing
-        .lock()
-        .map(|mut p| p.insert(id.clone()))
-        .unwrap_or(false);
-    if !claimed {
+    let Some(claim) = PublishClaim::take(&state, &id) else {
         return error(
             StatusCode::CONFLICT,
             format!("run '{id}' is being published already"),
             None,
         );
+    };
+    // Its own task, owning the claim: if the client leaves, this handler is dropped but the
+    // publish still ends (no half-done push) and then frees the run.
+    let publish = tokio::spawn(async move {
+        let response = publish_claimed(state, run_dir, id, request).await;
+        drop(claim);
+        response
+    });
+    publish.await.unwrap_or_else(|e| {
+        tracing::error!("serve: the publish task failed: {e}");
+        error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "publishing failed unexpectedly; the run can be published again",
+            None,
+        )
+    })
+}
+
+/// A run's claim to be published: one publish per run at a time. Dropping it — when the publish
+/// ends, fails or panics — frees the run.
+struct PublishClaim {
+    state: Arc<AppState>,
+    id: String,
+}
+
+impl PublishClaim {
+    fn take(state: &Arc<AppState>, id: &str) -> Option<PublishClaim> {
+        let mut publishing = state
+            .publishing
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        publishing.insert(id.to_string()).then(|| PublishClaim {
+            state: state.clone(),
+            id: id.to_string(),
+        })
     }
+}
+
+impl Drop for PublishClaim {
+    fn drop(&mut self) {
+        let mut publishing = self
+            .state
+            .publishing
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        publishing.remove(&self.id);
+    }
+}
+
+/// Publishes a claimed run; answers with the outcome and the events it made.
+async fn publish_claimed(
+    state: Arc<AppState>,
+    run_dir: RunDir,
+    id: String,
+    request: PublishRequest,
+) -> Response {
     let (tx, mut rx) = mpsc::channel(pipeline::EVENT_CHANNEL);
     let emitter = crate::emit::Emitter::new(run_dir.id.clone(), tx);
     let collected = tokio::spawn(async move {
@@ -578,9 +354,6 @@ async fn publish_run(
     };
     drop(emitter);
     let events = collected.await.unwrap_or_default();
-    if let Ok(mut p) = state.publishing.lock() {
-        p.remove(&id);
-    }
     let last = events.last().cloned();
     let events_json: Vec<Value> = events
         .iter()

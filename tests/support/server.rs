@@ -2,7 +2,8 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Stdio};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -13,10 +14,25 @@ use super::support::Env;
 pub struct Server {
     pub child: Child,
     pub base: String,
+    /// The bearer token clients must send: `TB_SERVER_TOKEN` when the test set it, else the one
+    /// the server generated into `$TB_HOME/server-token`.
+    pub token: String,
+    /// Everything the server wrote to stderr so far.
+    pub stderr: Arc<Mutex<String>>,
 }
 
 impl Server {
     pub fn start(env: &Env, extra_env: &[(&str, &str)], args: &[&str]) -> Server {
+        Self::start_with(env, extra_env, args, |_| {})
+    }
+
+    /// [`Server::start`], with `setup` given the command before it is spawned.
+    pub fn start_with(
+        env: &Env,
+        extra_env: &[(&str, &str)],
+        args: &[&str],
+        setup: impl FnOnce(&mut Command),
+    ) -> Server {
         let mut cmd = env.command();
         cmd.args(["serve", "--addr", "127.0.0.1:0"])
             .args(args)
@@ -25,6 +41,7 @@ impl Server {
         for (k, v) in extra_env {
             cmd.env(k, v);
         }
+        setup(&mut cmd);
         let mut child = cmd.spawn().unwrap();
         let mut stderr = BufReader::new(child.stderr.take().unwrap());
         let mut line = String::new();
@@ -34,12 +51,52 @@ impl Server {
             addr.starts_with("127.0.0.1:"),
             "unexpected first line: {line}"
         );
+        let seen = Arc::new(Mutex::new(line));
         // Keep draining stderr so the server never blocks on it.
-        std::thread::spawn(move || for _ in stderr.lines() {});
+        let sink = seen.clone();
+        std::thread::spawn(move || {
+            for l in stderr.lines().map_while(Result::ok) {
+                let mut s = sink.lock().unwrap();
+                s.push_str(&l);
+                s.push('\n');
+            }
+        });
+        let token = extra_env
+            .iter()
+            .find(|(k, _)| *k == "TB_SERVER_TOKEN")
+            .map(|(_, v)| v.to_string())
+            .unwrap_or_else(|| {
+                std::fs::read_to_string(env.home().join("server-token"))
+                    .unwrap_or_default()
+                    .trim()
+                    .to_string()
+            });
         Server {
             child,
             base: format!("http://{addr}"),
+            token,
+            stderr: seen,
         }
+    }
+
+    /// `127.0.0.1:PORT`.
+    pub fn addr(&self) -> &str {
+        self.base.trim_start_matches("http://")
+    }
+
+    /// A client that sends the server's token with every request.
+    pub fn client(&self) -> reqwest::Client {
+        let mut headers = reqwest::header::HeaderMap::new();
+        if !self.token.is_empty() {
+            headers.insert(
+                reqwest::header::AUTHORIZATION,
+                format!("Bearer {}", self.token).parse().unwrap(),
+            );
+        }
+        reqwest::Client::builder()
+            .default_headers(headers)
+            .build()
+            .unwrap()
     }
 
     pub fn url(&self, path: &str) -> String {
