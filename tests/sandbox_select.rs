@@ -4,10 +4,13 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod sandbox_common;
+
 use std::path::Path;
 use std::process::Command;
 
 use serde_json::Value;
+use tiny_backspace::sandbox::SandboxKind;
 
 fn sh(dir: &Path, script: &str) {
     let st = Command::new("bash")
@@ -97,11 +100,12 @@ fn the_strongest_working_backend_is_chosen_and_shown() {
     let path = std::env::var("PATH").unwrap();
     let (code, ev) = run(t.path(), &path, &[]);
     let shown = validate_message(&ev);
-    if tiny_backspace::sandbox::probe(tiny_backspace::sandbox::SandboxKind::Bwrap).is_ok() {
-        assert_eq!(code, Some(0), "{ev:?}");
-        assert!(shown.contains("sandbox bwrap, no network"), "{shown}");
-    } else {
-        eprintln!("CANNOT RUN: the bwrap part of `backend choice`: bwrap does not work here");
+    match tiny_backspace::sandbox::probe(SandboxKind::Bwrap) {
+        Ok(()) => {
+            assert_eq!(code, Some(0), "{ev:?}");
+            assert!(shown.contains("sandbox bwrap, no network"), "{shown}");
+        }
+        Err(e) => sandbox_common::cannot_run(SandboxKind::Bwrap, "backend choice", &e),
     }
     assert!(bash_ran(&ev) || code != Some(0), "{ev:?}");
 
@@ -115,7 +119,7 @@ fn the_strongest_working_backend_is_chosen_and_shown() {
 fn without_bwrap_landlock_is_used_and_asking_for_bwrap_fails() {
     let t = tempfile::tempdir().unwrap();
     let path = path_without_bwrap(t.path());
-    let landlock = tiny_backspace::sandbox::probe(tiny_backspace::sandbox::SandboxKind::Landlock);
+    let landlock = tiny_backspace::sandbox::probe(SandboxKind::Landlock);
     let (code, ev) = run(t.path(), &path, &[]);
     match &landlock {
         Ok(()) => {
@@ -127,7 +131,7 @@ fn without_bwrap_landlock_is_used_and_asking_for_bwrap_fails() {
             assert!(bash_ran(&ev), "{ev:?}");
         }
         Err(e) => {
-            eprintln!("CANNOT RUN: the landlock part of `backend choice`: {e}");
+            sandbox_common::cannot_run(SandboxKind::Landlock, "backend choice", e);
             assert_ne!(code, Some(0));
             assert!(!bash_ran(&ev));
         }

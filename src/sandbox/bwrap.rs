@@ -7,6 +7,10 @@
 //! and the host's home, `/root` and `/tmp` are not there at all. A seccomp program (see
 //! [`super::seccomp`]) is handed to bwrap as fd 3 and applies to the command and everything it
 //! starts; rlimits and a per-command cgroup bound it; the private `/tmp` is a size-capped tmpfs.
+//! Nothing host-global is writable: `/proc` is read-only as a whole (sysctls, `sysrq-trigger`,
+//! `irq`, `bus`, `fs`, procfs entries' modes), what runc masks and every `/proc` file only root may
+//! read are masked, there is no `/sys`; for a root caller [`super::hostns`] also makes the host
+//! device nodes read-only and, where it can, runs bwrap as an unprivileged host uid.
 
 use std::ffi::OsString;
 use std::path::Path;
@@ -15,6 +19,7 @@ use std::sync::{Arc, OnceLock};
 use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;
 
+use super::hostns::{self, HostMode, HostPrep, STAGED_GIT_DIR, STAGED_WORK_TREE};
 use super::landlock::Confinement;
 use super::limits::{self, Cgroup};
 use super::process::{self, ChildSetup, ExecOutput, RunSpec};
@@ -35,6 +40,18 @@ const MASKED_ETC: &[&str] = &[
     "/etc/sudoers",
 ];
 const MASKED_ETC_DIRS: &[&str] = &["/etc/ssh", "/etc/sudoers.d", "/etc/ssl/private"];
+
+/// What runc masks in `/proc` (`maskedPaths`): files become an unreadable device node,
+/// directories an empty read-only tmpfs. Host knowledge (kernel memory, keys, timers, hardware).
+const MASKED_PROC_FILES: &[&str] = &[
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+];
+const MASKED_PROC_DIRS: &[&str] = &["/proc/acpi", "/proc/asound", "/proc/scsi"];
 
 pub struct BwrapSandbox {
     mounts: SandboxMounts,
@@ -67,11 +84,12 @@ impl BwrapSandbox {
         }
     }
 
-    fn policy(&self) -> BwrapPolicy {
+    fn policy(&self, prep: Option<&HostPrep>) -> BwrapPolicy {
         BwrapPolicy {
             network: self.settings.network,
             seccomp_fd3: true,
             tmp_bytes: supports_size().then_some(self.settings.limits.tmp_bytes),
+            uid_drop: prep.is_some_and(HostPrep::drops_uid),
         }
     }
 
@@ -85,11 +103,13 @@ impl BwrapSandbox {
     }
 
     fn start_session(&self) -> Result<Session, SandboxError> {
-        let args = bwrap_args_with(&self.mounts, &self.policy(), session::EXECUTOR);
+        let prep = HostPrep::for_caller(&self.mounts);
+        let args = bwrap_args_with(&self.mounts, &self.policy(prep.as_ref()), session::EXECUTOR);
         let cgroup = Cgroup::for_settings(&self.settings);
         let setup = ChildSetup {
             rlimits: limits::rlimits(&self.settings.limits, cgroup.is_some()),
             confine: self.scope.clone(),
+            last_step: prep.map(HostPrep::into_step),
             ..Default::default()
         };
         Session::start(args, setup, self.seccomp_memfd()?, cgroup)
@@ -101,7 +121,8 @@ impl BwrapSandbox {
         request: &ExecRequest,
         cancel: &CancellationToken,
     ) -> Result<ExecOutput, SandboxError> {
-        let args = bwrap_args_with(&self.mounts, &self.policy(), &request.command);
+        let prep = HostPrep::for_caller(&self.mounts);
+        let args = bwrap_args_with(&self.mounts, &self.policy(prep.as_ref()), &request.command);
         let memfd = self.seccomp_memfd()?;
         let mut spec = RunSpec::new(&self.settings, request.timeout);
         spec.cgroup = Cgroup::for_settings(&self.settings);
@@ -115,6 +136,7 @@ impl BwrapSandbox {
             die_with_parent: true,
             confine: self.scope.clone(),
             new_session: false,
+            last_step: prep.map(HostPrep::into_step),
         };
         let out = process::run(bwrap_command(args), setup, spec, cancel).await;
         drop(memfd);
@@ -134,6 +156,9 @@ pub struct BwrapPolicy {
     pub seccomp_fd3: bool,
     /// Size of the private `/tmp` tmpfs, when this bwrap supports `--size`.
     pub tmp_bytes: Option<u64>,
+    /// bwrap runs as an unprivileged host uid over the idmapped work tree and git directory that
+    /// [`super::hostns`] stages: bind those, and be uid 0 inside as before.
+    pub uid_drop: bool,
 }
 
 /// The bwrap command line for `command` without seccomp; see [`bwrap_args_with`].
@@ -144,6 +169,7 @@ pub fn bwrap_args(mounts: &SandboxMounts, network: bool, command: &str) -> Vec<O
             network,
             seccomp_fd3: false,
             tmp_bytes: None,
+            uid_drop: false,
         },
         command,
     )
@@ -163,6 +189,9 @@ pub fn bwrap_args_with(
     );
     if network {
         push(&mut a, &["--share-net"]);
+    }
+    if policy.uid_drop {
+        push(&mut a, &["--uid", "0", "--gid", "0"]);
     }
     push(
         &mut a,
@@ -193,17 +222,24 @@ pub fn bwrap_args_with(
             push(&mut a, &["--tmpfs", d]);
         }
     }
-    push(&mut a, &["--proc", "/proc", "--dev", "/dev"]);
+    push(&mut a, &["--proc", "/proc"]);
+    mask_proc(&mut a);
+    push(&mut a, &["--dev", "/dev"]);
     if let Some(bytes) = policy.tmp_bytes {
         a.push("--size".into());
         a.push(bytes.to_string().into());
     }
     push(&mut a, &["--tmpfs", "/tmp", "--dir", SANDBOX_HOME]);
+    let (work_tree, git_dir) = if policy.uid_drop {
+        (STAGED_WORK_TREE.into(), STAGED_GIT_DIR.into())
+    } else {
+        (mounts.work_tree.clone(), mounts.git_dir.clone())
+    };
     a.push("--bind".into());
-    a.push(mounts.work_tree.clone().into_os_string());
+    a.push(work_tree.into_os_string());
     a.push(SANDBOX_WORKDIR.into());
     a.push("--ro-bind".into());
-    a.push(mounts.git_dir.clone().into_os_string());
+    a.push(git_dir.into_os_string());
     a.push(format!("{SANDBOX_WORKDIR}/.git").into());
     push(
         &mut a,
@@ -231,6 +267,51 @@ pub fn bwrap_args_with(
     a
 }
 
+/// Masks after `--proc /proc`, then makes all of `/proc` read-only. A sandbox running as host
+/// uid 0 (a root caller without the uid drop) would otherwise write sysctls (`test_perm` checks the
+/// uid, not a capability; bwrap's own cover skips `/proc/sys`, whose directory mode is 0555),
+/// `chmod` procfs entries for the whole host, and read root-only files. Per-process files
+/// (`/proc/self/oom_score_adj`, …) become read-only too; nothing a build needs writes them.
+fn mask_proc(a: &mut Vec<OsString>) {
+    let mut files: Vec<String> = MASKED_PROC_FILES.iter().map(|f| f.to_string()).collect();
+    files.extend(root_only_proc_files().iter().cloned());
+    files.sort();
+    files.dedup();
+    for f in files.iter().filter(|f| Path::new(f).exists()) {
+        push(a, &["--ro-bind", "/dev/null", f]);
+    }
+    for d in MASKED_PROC_DIRS.iter().filter(|d| Path::new(d).is_dir()) {
+        push(a, &["--tmpfs", d, "--remount-ro", d]);
+    }
+    push(a, &["--remount-ro", "/proc"]);
+}
+
+/// Top-level `/proc` files only root may read (`kmsg`, `slabinfo`, `kpageflags`, …): the same on
+/// the host as in the sandbox's own procfs, so listed once from ours.
+fn root_only_proc_files() -> &'static [String] {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    static FILES: OnceLock<Vec<String>> = OnceLock::new();
+    FILES.get_or_init(|| {
+        let Ok(dir) = std::fs::read_dir("/proc") else {
+            return Vec::new();
+        };
+        dir.flatten()
+            .filter(|e| {
+                !e.file_name()
+                    .as_encoded_bytes()
+                    .iter()
+                    .all(u8::is_ascii_digit)
+            })
+            .filter(|e| {
+                std::fs::symlink_metadata(e.path()).is_ok_and(|m| {
+                    m.is_file() && m.uid() == 0 && m.permissions().mode() & 0o004 == 0
+                })
+            })
+            .map(|e| format!("/proc/{}", e.file_name().to_string_lossy()))
+            .collect()
+    })
+}
+
 /// Whether this bwrap knows `--size` (0.7 and later).
 fn supports_size() -> bool {
     static SIZE: OnceLock<bool> = OnceLock::new();
@@ -253,7 +334,8 @@ fn bwrap_command(args: Vec<OsString>) -> std::process::Command {
     cmd
 }
 
-/// Checks once per process that bwrap exists and can create the namespaces we ask for.
+/// Checks once per process that bwrap exists and can create the namespaces we ask for (for a
+/// root caller: in the strongest way [`super::hostns`] found, plain bwrap last).
 pub(super) fn probe() -> Result<(), SandboxError> {
     static PROBE: OnceLock<Result<(), String>> = OnceLock::new();
     PROBE
@@ -261,62 +343,64 @@ pub(super) fn probe() -> Result<(), SandboxError> {
             if super::find_program("bwrap").is_none() {
                 return Err("bubblewrap (`bwrap`) is not installed (not found on PATH)".to_string());
             }
-            let scratch =
-                tempfile::tempdir().map_err(|e| format!("no temporary directory: {e}"))?;
-            let mounts = SandboxMounts {
-                work_tree: scratch.path().join("repo"),
-                git_dir: scratch.path().join("git"),
-            };
-            std::fs::create_dir_all(mounts.work_tree.join(".git"))
-                .and_then(|_| std::fs::create_dir_all(&mounts.git_dir))
-                .map_err(|e| format!("no temporary directory: {e}"))?;
-            let policy = BwrapPolicy {
-                network: false,
-                seccomp_fd3: true,
-                tmp_bytes: supports_size().then_some(1 << 20),
-            };
-            let args = bwrap_args_with(&mounts, &policy, "true");
-            let prog = seccomp::program(seccomp::Policy {
-                network: false,
-                unix_sockets: true,
-            });
-            let memfd =
-                seccomp::memfd(&prog).map_err(|e| format!("could not prepare seccomp: {e}"))?;
-            let mut cmd = bwrap_command(args);
-            let fd = std::os::fd::AsRawFd::as_raw_fd(&memfd);
-            // SAFETY: dup2/fcntl are async-signal-safe; memfd outlives the spawn.
-            unsafe {
-                std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || {
-                    libc::syscall(
-                        libc::SYS_close_range,
-                        3u32,
-                        u32::MAX,
-                        libc::CLOSE_RANGE_CLOEXEC,
-                    );
-                    if fd == 3 {
-                        libc::fcntl(3, libc::F_SETFD, 0);
-                    } else {
-                        libc::dup2(fd, 3);
-                    }
-                    Ok(())
-                });
-            }
-            let out = cmd.output();
-            drop(memfd);
-            match out {
-                Ok(out) if out.status.success() => Ok(()),
-                Ok(out) => Err(format!(
-                    "bubblewrap is installed but could not create a sandbox here ({})",
-                    String::from_utf8_lossy(&out.stderr).trim()
-                )),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    Err("bubblewrap (`bwrap`) is not installed".to_string())
-                }
-                Err(e) => Err(format!("bubblewrap could not be started: {e}")),
+            match hostns::host_mode() {
+                HostMode::Caller => probe_with(|_| Ok(None)),
+                HostMode::Unavailable(reason) => Err(reason.clone()),
+                // Probed on the way.
+                HostMode::DropUid(_) | HostMode::PrivateNs | HostMode::Plain => Ok(()),
             }
         })
         .clone()
         .map_err(|reason| SandboxError::Unavailable { reason })
+}
+
+/// Runs `true` in a sandbox over scratch directories the way sessions start one, with the
+/// host-side step `prep` makes for those directories.
+pub(super) fn probe_with(
+    prep: impl FnOnce(&SandboxMounts) -> std::io::Result<Option<HostPrep>>,
+) -> Result<(), String> {
+    let scratch = tempfile::tempdir().map_err(|e| format!("no temporary directory: {e}"))?;
+    let mounts = SandboxMounts {
+        work_tree: scratch.path().join("repo"),
+        git_dir: scratch.path().join("git"),
+    };
+    std::fs::create_dir_all(mounts.work_tree.join(".git"))
+        .and_then(|_| std::fs::create_dir_all(&mounts.git_dir))
+        .map_err(|e| format!("no temporary directory: {e}"))?;
+    let prep = prep(&mounts).map_err(|e| e.to_string())?;
+    let policy = BwrapPolicy {
+        network: false,
+        seccomp_fd3: true,
+        tmp_bytes: supports_size().then_some(1 << 20),
+        uid_drop: prep.as_ref().is_some_and(HostPrep::drops_uid),
+    };
+    let args = bwrap_args_with(&mounts, &policy, "true");
+    let prog = seccomp::program(seccomp::Policy {
+        network: false,
+        unix_sockets: true,
+    });
+    let memfd = seccomp::memfd(&prog).map_err(|e| format!("could not prepare seccomp: {e}"))?;
+    let mut cmd = bwrap_command(args);
+    let setup = ChildSetup {
+        fds: vec![(std::os::fd::AsRawFd::as_raw_fd(&memfd), 3)],
+        last_step: prep.map(HostPrep::into_step),
+        ..Default::default()
+    };
+    process::install_setup(&mut cmd, setup, Vec::new());
+    let out = cmd.output();
+    drop(cmd);
+    drop(memfd);
+    match out {
+        Ok(out) if out.status.success() => Ok(()),
+        Ok(out) => Err(format!(
+            "bubblewrap is installed but could not create a sandbox here ({})",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Err("bubblewrap (`bwrap`) is not installed".to_string())
+        }
+        Err(e) => Err(format!("bubblewrap could not be started: {e}")),
+    }
 }
 
 #[async_trait]
@@ -421,6 +505,7 @@ mod tests {
             network: false,
             seccomp_fd3: true,
             tmp_bytes: Some(1234),
+            uid_drop: false,
         };
         let a = bwrap_args_with(&mounts(), &policy, "true")
             .iter()
@@ -431,6 +516,50 @@ mod tests {
         assert!(a.contains("--size 1234 --tmpfs /tmp"), "{a}");
         assert!(a.contains("--setenv TMPDIR /tmp"), "{a}");
         assert!(!joined(false).contains("--seccomp"));
+    }
+
+    #[test]
+    fn proc_is_read_only_with_runc_masks() {
+        let a = joined(false);
+        let proc_at = a.find("--proc /proc").unwrap();
+        let ro_at = a.find("--remount-ro /proc --dev").unwrap();
+        assert!(proc_at < ro_at, "{a}");
+        for f in MASKED_PROC_FILES.iter().filter(|f| Path::new(f).exists()) {
+            assert!(a.contains(&format!("--ro-bind /dev/null {f} ")), "{f}: {a}");
+        }
+        for d in MASKED_PROC_DIRS.iter().filter(|d| Path::new(d).is_dir()) {
+            assert!(
+                a.contains(&format!("--tmpfs {d} --remount-ro {d} ")),
+                "{d}: {a}"
+            );
+        }
+        assert!(!a.contains("/sys"), "{a}");
+    }
+
+    #[test]
+    fn uid_drop_binds_the_staged_idmapped_mounts() {
+        let policy = BwrapPolicy {
+            network: false,
+            seccomp_fd3: false,
+            tmp_bytes: None,
+            uid_drop: true,
+        };
+        let a = bwrap_args_with(&mounts(), &policy, "true")
+            .iter()
+            .map(|s| s.to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .join(" ");
+        assert!(a.contains("--uid 0 --gid 0"), "{a}");
+        assert!(
+            a.contains(&format!("--bind {STAGED_WORK_TREE} /workspace")),
+            "{a}"
+        );
+        assert!(
+            a.contains(&format!("--ro-bind {STAGED_GIT_DIR} /workspace/.git")),
+            "{a}"
+        );
+        assert!(!a.contains("/w/repo") && !a.contains("/w/git"), "{a}");
+        assert!(!joined(false).contains("--uid"));
     }
 
     #[test]

@@ -12,6 +12,7 @@
 
 mod bwrap;
 mod diskwatch;
+mod hostns;
 pub mod landlock;
 mod limits;
 mod process;

@@ -130,6 +130,9 @@ pub(crate) struct ChildSetup {
     /// Start a new session (no controlling terminal) instead of only a new process group; the
     /// process group id is the child's pid either way.
     pub new_session: bool,
+    /// Runs last, after everything above: a step that gives up privileges (bwrap's host uid
+    /// drop, `hostns`) must come after the cgroup join and limits, which need them.
+    pub last_step: Option<std::sync::Arc<dyn Fn() -> std::io::Result<()> + Send + Sync>>,
 }
 
 /// How one command is run and bounded.
@@ -208,6 +211,9 @@ pub(crate) fn install_setup(
                 if libc::dup2(moved[i], target) != target {
                     return Err(std::io::Error::last_os_error());
                 }
+            }
+            if let Some(step) = &setup.last_step {
+                step()?;
             }
             Ok(())
         });

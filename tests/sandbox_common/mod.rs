@@ -1,7 +1,9 @@
 //! Shared helpers for the adversarial sandbox suite (`tests/sandbox_*.rs`).
 //!
 //! Every case runs on every backend this machine has; a backend that cannot run prints which and
-//! why (never a silent skip). `none` is not a sandbox and is not tested for containment.
+//! why (never a silent skip), and fails the test instead when `TB_EXPECT_BACKENDS` (a
+//! comma-separated list, e.g. `bwrap,landlock`, set by CI) names it. `none` is not a sandbox and
+//! is not tested for containment.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
@@ -14,16 +16,46 @@ use tokio_util::sync::CancellationToken;
 
 pub const BACKENDS: [SandboxKind; 2] = [SandboxKind::Bwrap, SandboxKind::Landlock];
 
-/// The backends usable here; prints the reason for each one that is not.
+/// The backends `TB_EXPECT_BACKENDS` says must work on this machine; an unknown name panics, so a
+/// typo cannot turn the check off.
+pub fn expected_backends() -> Vec<SandboxKind> {
+    let Some(list) = std::env::var_os("TB_EXPECT_BACKENDS") else {
+        return Vec::new();
+    };
+    list.to_string_lossy()
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|name| match SandboxKind::parse(name) {
+            Ok(k) if BACKENDS.contains(&k) => k,
+            _ => panic!("TB_EXPECT_BACKENDS names `{name}`: use bwrap and/or landlock"),
+        })
+        .collect()
+}
+
+/// A backend cannot run `case` here: the test fails when the backend is expected
+/// (`TB_EXPECT_BACKENDS`), else it says so on stderr.
+pub fn cannot_run(kind: SandboxKind, case: &str, reason: &dyn std::fmt::Display) {
+    assert!(
+        !expected_backends().contains(&kind),
+        "backend `{}` is in TB_EXPECT_BACKENDS but cannot run case `{case}`: {reason}",
+        kind.as_str()
+    );
+    eprintln!(
+        "CANNOT RUN: case `{case}` on backend `{}`: {reason}",
+        kind.as_str()
+    );
+}
+
+/// The backends usable here; prints the reason for each one that is not (or fails, see
+/// [`cannot_run`]).
 pub fn backends(case: &str) -> Vec<SandboxKind> {
+    expected_backends(); // a misspelt name fails even where every backend works
     let mut out = Vec::new();
     for kind in BACKENDS {
         match sandbox::probe(kind) {
             Ok(()) => out.push(kind),
-            Err(e) => eprintln!(
-                "CANNOT RUN: case `{case}` on backend `{}`: {e}",
-                kind.as_str()
-            ),
+            Err(e) => cannot_run(kind, case, &e),
         }
     }
     assert!(
