@@ -41,13 +41,7 @@ pub async fn drive(request: RunRequest, config: Config, json: bool) -> color_eyr
     let gate = request.gate;
     let cwd = std::env::current_dir()?;
     let mut pipeline = pipeline::start(request, Arc::new(config), cwd);
-    let commands = pipeline.commands.clone();
-    // Ctrl+C cancels the run (the pipeline cleans up and reports it).
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            let _ = commands.send(Command::Cancel).await;
-        }
-    });
+    let stop = stop_on_signals(&pipeline.commands)?;
     let stdout = std::io::stdout();
     let mut patch_path = None;
     while let Some(event) = pipeline.events.recv().await {
@@ -68,8 +62,12 @@ pub async fn drive(request: RunRequest, config: Config, json: bool) -> color_eyr
             && matches!(&event, Event::Status { stage: crate::event::Stage::Review, message, .. }
                 if message.starts_with("review the diff"))
         {
-            let approve = ask("Approve this change? [y/N] ").await;
-            let command = if approve {
+            // A signal while the question waits stops the run instead (the pipeline hears it).
+            let answer = tokio::select! {
+                approve = ask("Approve this change? [y/N] ") => approve,
+                _ = stop.stopped() => continue,
+            };
+            let command = if answer {
                 Command::Approve {
                     selection: Selection::default(),
                     title: None,
@@ -87,6 +85,16 @@ pub async fn drive(request: RunRequest, config: Config, json: bool) -> color_eyr
         println!("{p}");
     }
     Ok(pipeline::exit_code(&outcome))
+}
+
+/// SIGINT, SIGTERM and SIGHUP stop the run: it is cancelled, cleans up (sandbox, workspace) and
+/// records why; the exit code is then 1.
+fn stop_on_signals(
+    commands: &tokio::sync::mpsc::Sender<Command>,
+) -> std::io::Result<crate::signals::Stop> {
+    let stop = crate::signals::watch()?;
+    crate::signals::stop_pipeline(&stop, commands.clone());
+    Ok(stop)
 }
 
 /// `tiny-backspace demo`: prepares the sample repository and runs the recorded session on it.
@@ -187,13 +195,8 @@ pub async fn publish(args: PublishArgs, config: Config) -> color_eyre::Result<i3
             }
         }
     });
-    let cancel = tokio_util::sync::CancellationToken::new();
-    let on_signal = cancel.clone();
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            on_signal.cancel();
-        }
-    });
+    // SIGINT, SIGTERM and SIGHUP cancel publishing.
+    let cancel = crate::signals::watch()?.token();
     let request = pipeline::publish::PublishRequest {
         selection,
         title: args.pr.title,
@@ -320,7 +323,7 @@ pub fn list_runs(config: &Config, json: bool) -> color_eyre::Result<i32> {
         return Ok(0);
     }
     println!(
-        "{:<21} {:<17} {:<10} {:<28} {:<36} PR",
+        "{:<21} {:<17} {:<11} {:<28} {:<36} PR",
         "ID", "TIME", "STATUS", "REPO", "PROMPT"
     );
     for r in runs {
@@ -342,7 +345,7 @@ pub fn list_runs(config: &Config, json: bool) -> color_eyre::Result<i32> {
             .rev()
             .collect();
         println!(
-            "{:<21} {:<17} {:<10} {:<28} {:<36} {}",
+            "{:<21} {:<17} {:<11} {:<28} {:<36} {}",
             r.id,
             r.created_at.format("%Y-%m-%d %H:%M"),
             r.status.as_str(),

@@ -94,7 +94,7 @@ pub fn tokens_match(given: &[u8], expected: &[u8]) -> bool {
     diff == 0
 }
 
-/// Binds, prints the address, serves until SIGTERM or Ctrl+C, then shuts down gracefully.
+/// Binds, prints the address, serves until SIGTERM, SIGHUP or Ctrl+C, then shuts down gracefully.
 pub async fn serve(config: Config, options: ServeOptions) -> Result<(), ServeError> {
     let token = config.server_token.clone();
     if token.is_none() && !options.addr.ip().is_loopback() {
@@ -121,28 +121,29 @@ pub async fn serve(config: Config, options: ServeOptions) -> Result<(), ServeErr
     tracing::info!(%local, "serve listening");
     let app = routes::router(state.clone());
     let shutdown_state = state.clone();
+    // SIGTERM, SIGINT and SIGHUP (a closed terminal) all shut down gracefully.
+    let stop = crate::signals::watch()?;
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
-            wait_for_signal().await;
+            let signal = stop.stopped().await;
+            eprintln!("tiny-backspace serve: {} received", signal.name());
             begin_shutdown(shutdown_state).await;
         })
         .await?;
+    wait_for_runs(&state).await;
     eprintln!("tiny-backspace serve: stopped");
     Ok(())
 }
 
-async fn wait_for_signal() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending().await,
-        }
-    };
-    tokio::select! {
-        _ = term => {},
-        _ = tokio::signal::ctrl_c() => {},
+/// After the last connection closed, runs may still be cleaning up (a client that left, or
+/// `--keep-running-on-disconnect`): wait for them — cancelled after the grace period — so none is
+/// cut off half-way; a run cut off anyway is recovered by the next start.
+async fn wait_for_runs(state: &AppState) {
+    let running = || state.active.lock().map(|a| a.len()).unwrap_or(0);
+    let deadline =
+        tokio::time::Instant::now() + state.options.shutdown_grace + Duration::from_secs(60);
+    while running() > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
