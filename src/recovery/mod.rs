@@ -10,7 +10,8 @@
 //! then mark it `interrupted` — with the status it had, its patch and selection kept — and close
 //! its `events.jsonl` with an `Error`, like every ended run. A run folder that never got its
 //! `meta.json` (its process died during validation) is removed. Two starts recovering at once take
-//! turns on a lock of the owner record.
+//! turns on a lock of the owner record. Command cgroups (named after the process that made them)
+//! whose process is gone are removed too, whatever state directory that process used.
 
 pub mod owner;
 mod procs;
@@ -65,7 +66,29 @@ pub fn recover(store: &Store) -> Vec<Recovered> {
             Err(_) => {}
         }
     }
+    sweep_orphan_cgroups();
     recovered
+}
+
+/// Kills and removes the command cgroups, next to the ones this process makes, of processes that
+/// are gone (e.g. killed while using another state directory, whose runs are not seen here).
+fn sweep_orphan_cgroups() {
+    let parents = &Owner::current().cgroup_parents;
+    for (pid, start_time) in crate::sandbox::cgroup_owners(parents) {
+        let owner = Owner {
+            pid,
+            start_time,
+            ..Owner::current().clone()
+        };
+        if owner.liveness() == Liveness::Gone {
+            let n = crate::sandbox::kill_cgroups_of(parents, &owner.cgroup_tag());
+            tracing::info!(
+                pid,
+                n,
+                "removed the command cgroups of a process that is gone"
+            );
+        }
+    }
 }
 
 /// An exclusive, non-blocking lock on the run's owner record, held while recovering it.

@@ -215,6 +215,32 @@ pub(crate) fn cgroup_parents() -> Vec<PathBuf> {
     hierarchy_parents().into_iter().map(|(_, p)| p).collect()
 }
 
+/// The owning processes, as (pid, start time), of the command cgroups under `parents`. Names of
+/// older versions (`tiny-backspace-<pid>-<n>`, without a start time) are not listed: their owner
+/// cannot be told from a process that reused its pid.
+pub(crate) fn cgroup_owners(parents: &[PathBuf]) -> std::collections::BTreeSet<(u32, u64)> {
+    let mut owners = std::collections::BTreeSet::new();
+    for parent in parents {
+        let Ok(entries) = std::fs::read_dir(parent) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let Some(rest) = name.strip_prefix("tiny-backspace-") else {
+                continue;
+            };
+            let parts: Vec<&str> = rest.split('-').collect();
+            if let [pid, start, seq] = parts[..]
+                && seq.parse::<u64>().is_ok()
+                && let (Ok(pid), Ok(start)) = (pid.parse(), start.parse())
+            {
+                owners.insert((pid, start));
+            }
+        }
+    }
+    owners
+}
+
 /// Kills every process in the command cgroups that the process `tag` (pid-start time, see
 /// `recovery::Owner::cgroup_tag`) made under `parents`, and removes them. For a process that has
 /// died: its cgroups outlive it. Returns how many cgroups were found.
@@ -545,5 +571,27 @@ mod tests {
         for d in dirs {
             assert!(!d.exists(), "{} is left", d.display());
         }
+    }
+
+    #[test]
+    fn owners_are_read_from_names_with_a_start_time_only() {
+        let t = tempfile::tempdir().unwrap();
+        for name in [
+            "tiny-backspace-12-34-0",
+            "tiny-backspace-12-34-1",
+            "tiny-backspace-56-78-0",
+            "tiny-backspace-12-0",
+            "tiny-backspace-x-1-2",
+            "other",
+        ] {
+            std::fs::create_dir(t.path().join(name)).unwrap();
+        }
+        let parents = [t.path().to_path_buf()];
+        let owners: Vec<_> = cgroup_owners(&parents).into_iter().collect();
+        assert_eq!(owners, [(12, 34), (56, 78)]);
+        assert_eq!(kill_cgroups_of(&parents, "12-34"), 2);
+        assert!(!t.path().join("tiny-backspace-12-34-0").exists());
+        assert!(t.path().join("tiny-backspace-56-78-0").exists());
+        assert!(t.path().join("tiny-backspace-12-0").exists());
     }
 }

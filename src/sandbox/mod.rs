@@ -28,7 +28,7 @@ use tokio_util::sync::CancellationToken;
 pub use bwrap::{BwrapPolicy, BwrapSandbox, bwrap_args, bwrap_args_with};
 pub use landlock::LandlockSandbox;
 pub use limits::{Enforcement, Limits, enforcement};
-pub(crate) use limits::{cgroup_parents, kill_cgroups_of};
+pub(crate) use limits::{cgroup_owners, cgroup_parents, kill_cgroups_of};
 pub use process::{ExecOutput, Termination};
 
 /// Which isolation a run uses.
