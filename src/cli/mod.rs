@@ -239,7 +239,9 @@ pub async fn main() -> color_eyre::Result<i32> {
     };
     let _log_guard = crate::telemetry::init(&config);
     if !matches!(cli.command, Some(Cmd::Config)) {
-        recover_interrupted_runs(&config, cli.command.is_some());
+        // Not on the TUI's screen nor before serve's first line (its address): the log has it.
+        let say_so = !matches!(cli.command, None | Some(Cmd::Serve(_)));
+        recover_interrupted_runs(&config, say_so);
     }
     match cli.command {
         Some(Cmd::Run(args)) => run::run(args, config).await,

@@ -40,20 +40,20 @@ pub async fn run(args: RunArgs, config: Config) -> color_eyre::Result<i32> {
 pub async fn drive(request: RunRequest, config: Config, json: bool) -> color_eyre::Result<i32> {
     let gate = request.gate;
     let cwd = std::env::current_dir()?;
+    // SIGINT, SIGTERM and SIGHUP stop the run: it is cancelled, cleans up (sandbox, workspace)
+    // and records why; the exit code is then 1.
+    let stop = crate::signals::watch()?;
     let mut pipeline = pipeline::start(request, Arc::new(config), cwd);
-    let stop = stop_on_signals(&pipeline.commands)?;
-    let stdout = std::io::stdout();
+    crate::signals::stop_pipeline(&stop, pipeline.commands.clone());
     let mut patch_path = None;
+    let mut output_open = true;
     while let Some(event) = pipeline.events.recv().await {
-        if json {
-            if matches!(event, Event::AiDelta { .. }) {
-                continue;
-            }
-            let mut out = stdout.lock();
-            writeln!(out, "{}", event.to_json_line())?;
-            out.flush()?;
-        } else {
-            eprint!("{}", render(&event));
+        if output_open && let Err(e) = show(&event, json) {
+            // The reader or the terminal is gone (a closed pipe, a hangup): stop the run, which
+            // still cleans up, instead of leaving it behind.
+            output_open = false;
+            let why = format!("its output could not be written ({e})");
+            let _ = pipeline.commands.send(Command::Stop(why)).await;
         }
         if let Event::Done { patch_path: p, .. } = &event {
             patch_path = p.clone();
@@ -82,19 +82,22 @@ pub async fn drive(request: RunRequest, config: Config, json: bool) -> color_eyr
     }
     let outcome = pipeline.task.await?;
     if !json && let Some(p) = patch_path {
-        println!("{p}");
+        let _ = writeln!(std::io::stdout(), "{p}");
     }
     Ok(pipeline::exit_code(&outcome))
 }
 
-/// SIGINT, SIGTERM and SIGHUP stop the run: it is cancelled, cleans up (sandbox, workspace) and
-/// records why; the exit code is then 1.
-fn stop_on_signals(
-    commands: &tokio::sync::mpsc::Sender<Command>,
-) -> std::io::Result<crate::signals::Stop> {
-    let stop = crate::signals::watch()?;
-    crate::signals::stop_pipeline(&stop, commands.clone());
-    Ok(stop)
+/// One event: a JSON line on stdout, or a few readable lines on stderr.
+fn show(event: &Event, json: bool) -> std::io::Result<()> {
+    if !json {
+        return write!(std::io::stderr(), "{}", render(event));
+    }
+    if matches!(event, Event::AiDelta { .. }) {
+        return Ok(());
+    }
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{}", event.to_json_line())?;
+    out.flush()
 }
 
 /// `tiny-backspace demo`: prepares the sample repository and runs the recorded session on it.
@@ -211,8 +214,7 @@ pub async fn publish(args: PublishArgs, config: Config) -> color_eyre::Result<i3
 }
 
 async fn ask(question: &str) -> bool {
-    eprint!("{question}");
-    let _ = std::io::stderr().flush();
+    let _ = write!(std::io::stderr(), "{question}");
     tokio::task::spawn_blocking(|| {
         let mut line = String::new();
         std::io::stdin().read_line(&mut line).ok();

@@ -122,16 +122,20 @@ pub async fn run_with(
     redraw_everything(&mut terminal)?;
     let result = event_loop(&mut terminal, &mut app, &mut rx, &stop).await;
     drop(guard);
+    // Not eprintln!: after a hangup the terminal is gone, and a failed write must not cut the
+    // cleanup short.
+    let mut err = std::io::stderr();
     if let Some(signal) = stop.signal() {
-        eprintln!("{} received: quitting", signal.name());
+        let _ = writeln!(err, "{} received: quitting", signal.name());
     }
     if app.busy() {
-        eprintln!("cancelling the run and cleaning up…");
+        let _ = writeln!(err, "cancelling the run and cleaning up…");
     }
     app.shutdown(Duration::from_secs(20)).await;
-    match (result, stop.signal()) {
-        (Ok(()), Some(_)) => Ok(1),
-        (result, _) => result.map(|()| 0),
+    match stop.signal() {
+        // A hangup may show first as a failed terminal read; the signal is the reason either way.
+        Some(_) => Ok(1),
+        None => result.map(|()| 0),
     }
 }
 
