@@ -13,300 +13,23 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "support/sleepers.rs"]
+mod sleepers;
 #[path = "support/repo.rs"]
 mod support;
 #[path = "support/tmux.rs"]
 mod tmux;
 
-use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::path::Path;
 
 use serde_json::{Value, json};
-use support::{Env, make_repo, script};
-use tiny_backspace::sandbox::{self, SandboxKind};
+use sleepers::{
+    Running, Serve, Sleepers, TBUSER, assert_tmpdir_gone, backends, give_to_tbuser, is_root, meta,
+    only_run, repo, sleeper_script, wait_until,
+};
+use support::{Env, script};
 use tmux::{Tmux, shell_quote};
-
-const TBUSER: u32 = 1001;
-
-/// The backends to test here. One that cannot run prints why — or fails the test when
-/// `TB_EXPECT_BACKENDS` (comma-separated) names it.
-fn backends(case: &str) -> Vec<&'static str> {
-    let expected = std::env::var("TB_EXPECT_BACKENDS").unwrap_or_default();
-    let expected: Vec<&str> = expected.split(',').map(str::trim).collect();
-    let mut out = Vec::new();
-    for kind in [SandboxKind::Bwrap, SandboxKind::Landlock] {
-        match sandbox::probe(kind) {
-            Ok(()) => out.push(kind.as_str()),
-            Err(e) => {
-                assert!(
-                    !expected.contains(&kind.as_str()),
-                    "backend `{}` is expected (TB_EXPECT_BACKENDS) but cannot run: {e}",
-                    kind.as_str()
-                );
-                eprintln!(
-                    "CANNOT RUN: case `{case}` on backend `{}`: {e}",
-                    kind.as_str()
-                );
-            }
-        }
-    }
-    assert!(
-        !out.is_empty() || std::env::var_os("TB_ALLOW_NO_SANDBOX").is_some(),
-        "no sandbox backend works on this machine (set TB_ALLOW_NO_SANDBOX=1 to accept that)"
-    );
-    out
-}
-
-fn is_root() -> bool {
-    // SAFETY: getuid cannot fail.
-    unsafe { libc::getuid() == 0 }
-}
-
-/// Processes whose argv[0] is exactly `name`.
-fn pids_named(name: &str) -> Vec<i32> {
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|pid| {
-            std::fs::read(format!("/proc/{pid}/cmdline"))
-                .is_ok_and(|c| c.split(|b| *b == 0).next() == Some(name.as_bytes()))
-        })
-        .collect()
-}
-
-fn wait_until(what: &str, secs: u64, mut ok: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !ok() {
-        assert!(Instant::now() < deadline, "timed out after {secs}s: {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// The sandboxed processes of one test: three uniquely named `sleep`s, killed if still there
-/// when the test ends (a failing test leaves nothing behind either).
-struct Sleepers {
-    names: [String; 3],
-}
-
-impl Sleepers {
-    fn new() -> Self {
-        let tag: String = (0..16)
-            .map(|_| char::from(b'a' + fastrand::u8(0..26)))
-            .collect();
-        Sleepers {
-            names: ["a", "b", "c"].map(|s| format!("tb-sig-{tag}-{s}")),
-        }
-    }
-
-    /// A `bash` command: a `setsid` child ignoring SIGTERM and SIGHUP, a double-forked child, and
-    /// a foreground sleep that keeps the tool call (and the run) going.
-    fn command(&self) -> String {
-        let [a, b, c] = &self.names;
-        format!(
-            "setsid bash -c 'trap \"\" TERM HUP; exec -a {a} sleep 1000' </dev/null >/dev/null 2>&1 &\n\
-             ( ( exec -a {b} sleep 1000 ) </dev/null >/dev/null 2>&1 & )\n\
-             exec -a {c} sleep 1000"
-        )
-    }
-
-    fn alive(&self) -> Vec<String> {
-        self.names
-            .iter()
-            .filter(|n| !pids_named(n).is_empty())
-            .cloned()
-            .collect()
-    }
-
-    fn wait_all_started(&self, what: &dyn Fn() -> String) {
-        let deadline = Instant::now() + Duration::from_secs(120);
-        while self.alive().len() < 3 {
-            assert!(
-                Instant::now() < deadline,
-                "the sandboxed processes did not start: {}",
-                what()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn wait_all_gone(&self, case: &str) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !self.alive().is_empty() {
-            assert!(
-                Instant::now() < deadline,
-                "{case}: still running 10 s later: {:?}",
-                self.alive()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Sleepers {
-    fn drop(&mut self) {
-        for n in &self.names {
-            for pid in pids_named(n) {
-                // SAFETY: plain syscall on a process that carries this test's unique name.
-                unsafe {
-                    libc::kill(pid, libc::SIGKILL);
-                }
-            }
-        }
-    }
-}
-
-/// Turn 1 reports the sandbox's TMPDIR, turn 2 starts the sleepers and waits.
-fn sleeper_script(env: &Env, sleepers: &Sleepers) -> PathBuf {
-    env.write(
-        "script.json",
-        &script(json!([
-            {"tool_calls": [{"name": "bash", "input": {"command": "printf 'TMPDIR=%s\\n' \"$TMPDIR\""}}]},
-            {"tool_calls": [{"name": "bash", "input": {"command": sleepers.command(), "timeout_secs": 600}}]},
-            {"text": "not reached"}
-        ])),
-    )
-}
-
-fn repo(env: &Env) -> PathBuf {
-    make_repo(
-        &env.path("repo"),
-        "main",
-        &[("calc.py", "def divide(a, b):\n    return a / b\n")],
-    )
-}
-
-/// Gives the whole test directory to `tbuser`, so a process running as that user can use it.
-fn give_to_tbuser(dir: &Path) {
-    std::os::unix::fs::lchown(dir, Some(TBUSER), Some(TBUSER)).unwrap();
-    if dir.is_dir() && !dir.is_symlink() {
-        for e in std::fs::read_dir(dir).unwrap().flatten() {
-            give_to_tbuser(&e.path());
-        }
-    }
-}
-
-/// `run --json --no-pr` on the sleeper script, as the current user or as `tbuser` (when root).
-struct Running {
-    child: Child,
-    stdout: Arc<Mutex<Vec<String>>>,
-    stderr: Arc<Mutex<String>>,
-}
-
-impl Running {
-    fn start(env: &Env, backend: &str, script: &Path, as_tbuser: bool) -> Running {
-        let repo = env.path("repo");
-        let mut cmd = env.scripted_command(repo.to_str().unwrap(), "Sleep a lot", script, &[]);
-        cmd.env("TB_SANDBOX", backend)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        if as_tbuser {
-            cmd.uid(TBUSER).gid(TBUSER);
-        }
-        let mut child = cmd.spawn().unwrap();
-        let stdout = Arc::new(Mutex::new(Vec::new()));
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let (out, err) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
-        let lines = stdout.clone();
-        std::thread::spawn(move || {
-            for l in BufReader::new(out).lines().map_while(Result::ok) {
-                lines.lock().unwrap().push(l);
-            }
-        });
-        let text = stderr.clone();
-        std::thread::spawn(move || {
-            for l in BufReader::new(err).lines().map_while(Result::ok) {
-                let mut t = text.lock().unwrap();
-                t.push_str(&l);
-                t.push('\n');
-            }
-        });
-        Running {
-            child,
-            stdout,
-            stderr,
-        }
-    }
-
-    fn describe(&self) -> String {
-        format!(
-            "stdout: {:?}\nstderr: {}",
-            self.stdout.lock().unwrap(),
-            self.stderr.lock().unwrap()
-        )
-    }
-
-    fn signal(&self, sig: i32) {
-        // SAFETY: plain syscall on our own child.
-        assert_eq!(unsafe { libc::kill(self.child.id() as i32, sig) }, 0);
-    }
-
-    fn wait(&mut self, secs: u64) -> std::process::ExitStatus {
-        let deadline = Instant::now() + Duration::from_secs(secs);
-        loop {
-            if let Some(st) = self.child.try_wait().unwrap() {
-                // Let the reader threads take the last lines.
-                std::thread::sleep(Duration::from_millis(200));
-                return st;
-            }
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                panic!("did not exit within {secs}s: {}", self.describe());
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn events(&self) -> Vec<Value> {
-        self.stdout
-            .lock()
-            .unwrap()
-            .iter()
-            .filter_map(|l| serde_json::from_str(l).ok())
-            .collect()
-    }
-
-    /// The sandbox's TMPDIR as the first command printed it.
-    fn sandbox_tmpdir(&self) -> PathBuf {
-        let events = self.events();
-        let out = events
-            .iter()
-            .find_map(|e| e["output"].as_str().and_then(|o| o.strip_prefix("TMPDIR=")))
-            .unwrap_or_else(|| panic!("no TMPDIR reported: {}", self.describe()));
-        PathBuf::from(out.trim())
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn only_run(env: &Env) -> (String, PathBuf) {
-    let folders = env.run_folders();
-    assert_eq!(folders.len(), 1, "{folders:?}");
-    let dir = folders[0].clone();
-    (dir.file_name().unwrap().to_string_lossy().into_owned(), dir)
-}
-
-fn meta(run_dir: &Path) -> Value {
-    serde_json::from_slice(&std::fs::read(run_dir.join("meta.json")).unwrap()).unwrap()
-}
-
-/// The sandbox's private temporary directory is gone (bwrap's is a tmpfs inside the sandbox: the
-/// host path it reports is the host's own /tmp).
-fn assert_tmpdir_gone(case: &str, tmpdir: &Path) {
-    if tmpdir != Path::new("/tmp") {
-        assert!(!tmpdir.exists(), "{case}: {} is left", tmpdir.display());
-    }
-}
 
 #[test]
 fn sigterm_and_sighup_cancel_run_and_leave_nothing_behind() {
@@ -344,6 +67,48 @@ fn sigterm_and_sighup_cancel_run_and_leave_nothing_behind() {
     }
 }
 
+/// The reader of `run --json` goes away (like a terminal that hung up): the run is stopped and
+/// cleaned up instead of abandoned.
+#[test]
+fn a_closed_output_stops_the_run_and_cleans_up() {
+    let Some(backend) = backends("signals: closed output").first().copied() else {
+        return;
+    };
+    let env = Env::new();
+    let repo = repo(&env);
+    let script = env.write(
+        "script.json",
+        &script(json!([
+            {"text": "First a pause.", "tool_calls": [{"name": "bash", "input": {"command": "sleep 2"}}]},
+            {"tool_calls": [{"name": "bash", "input": {"command": "sleep 2"}}]},
+            {"text": "Done."}
+        ])),
+    );
+    let mut cmd = env.scripted_command(repo.to_str().unwrap(), "Pause", &script, &[]);
+    let mut child = cmd
+        .env("TB_SANDBOX", backend)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut first,
+    )
+    .unwrap();
+    assert!(first.contains("\"Status\""), "{first}");
+    // The reader is dropped with its BufReader: the next event cannot be written.
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(1));
+    let (id, dir) = only_run(&env);
+    let m = meta(&dir);
+    assert_eq!(m["status"], "cancelled", "{m}");
+    assert!(m["error"].as_str().unwrap().contains("output"), "{m}");
+    assert!(!env.home().join("work").join(id).exists());
+}
+
 /// SIGKILL, then `tiny-backspace runs` (same user, same state dir) recovers the run.
 fn sigkill_then_runs_recovers(backend: &str, as_tbuser: bool) {
     let case = format!(
@@ -364,6 +129,10 @@ fn sigkill_then_runs_recovers(backend: &str, as_tbuser: bool) {
     run.wait(30);
     let (id, dir) = only_run(&env);
     assert_eq!(meta(&dir)["status"], "running", "{case}: before recovery");
+    if backend == "bwrap" {
+        // bwrap dies with its parent, and its pid namespace with it: nothing waits for recovery.
+        sleepers.wait_all_gone(&format!("{case}, before any recovery"));
+    }
 
     let mut runs = env.command();
     runs.arg("runs");
@@ -437,6 +206,53 @@ fn recovery_leaves_a_live_run_of_another_process_alone() {
         run.signal(libc::SIGTERM);
         assert_eq!(run.wait(60).code(), Some(1), "{case}: {}", run.describe());
         sleepers.wait_all_gone(&case);
+    }
+}
+
+#[test]
+fn sighup_to_serve_cancels_its_runs_and_cleans_up() {
+    for backend in backends("signals: SIGHUP to serve") {
+        let case = format!("SIGHUP to serve on {backend}");
+        let env = Env::new();
+        let repo = repo(&env);
+        let sleepers = Sleepers::new();
+        let script = sleeper_script(&env, &sleepers);
+        let mut serve = Serve::start(&env, backend);
+        let stream = serve.post_run(&repo, &script);
+        sleepers.wait_all_started(&|| stream.lock().unwrap().clone());
+        serve.signal(libc::SIGHUP);
+        // A graceful shutdown: the run gets the grace period (1 s), then is cancelled.
+        assert_eq!(serve.wait(60).code(), Some(0), "{case}");
+        sleepers.wait_all_gone(&case);
+        let (_, dir) = only_run(&env);
+        assert_eq!(meta(&dir)["status"], "cancelled", "{case}");
+        assert!(env.leftover_workspaces().is_empty(), "{case}");
+        let stream = stream.lock().unwrap().clone();
+        assert!(stream.contains("\"type\":\"Error\""), "{case}: {stream}");
+    }
+}
+
+#[test]
+fn after_sigkill_of_serve_all_its_runs_are_recovered() {
+    for backend in backends("signals: SIGKILL of serve with two runs") {
+        let case = format!("SIGKILL of serve on {backend}");
+        let env = Env::new();
+        let repo = repo(&env);
+        let mut serve = Serve::start(&env, backend);
+        let runs: Vec<Sleepers> = (0..2).map(|_| Sleepers::new()).collect();
+        for s in &runs {
+            let stream = serve.post_run(&repo, &sleeper_script(&env, s));
+            s.wait_all_started(&|| stream.lock().unwrap().clone());
+        }
+        serve.signal(libc::SIGKILL);
+        serve.wait(30);
+        let out = env.run(&["runs"]);
+        let table = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(table.matches("interrupted").count(), 2, "{case}: {table}");
+        for s in &runs {
+            s.wait_all_gone(&case);
+        }
+        assert!(env.leftover_workspaces().is_empty(), "{case}");
     }
 }
 
