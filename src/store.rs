@@ -77,6 +77,9 @@ pub struct RunMeta {
     #[serde(default)]
     pub usage: UsageTotals,
     pub duration_ms: Option<u64>,
+    /// The workspace is kept at the end (`--keep-workspace`), also when the run is recovered.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub keep_workspace: bool,
     /// For an `interrupted` run: the status it had when its process ended (e.g. `review`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interrupted_from: Option<RunStatus>,
@@ -398,6 +401,7 @@ mod tests {
             pr_url: None,
             usage: UsageTotals::default(),
             duration_ms: None,
+            keep_workspace: false,
             interrupted_from: None,
         }
     }

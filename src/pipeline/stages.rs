@@ -158,6 +158,7 @@ impl Driver {
             pr_url: None,
             usage: Default::default(),
             duration_ms: None,
+            keep_workspace: self.request.keep_workspace,
             interrupted_from: None,
         };
         // The folder was reserved (created exclusively) when the run started; now it gets its meta.

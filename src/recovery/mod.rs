@@ -6,7 +6,8 @@
 //! concurrent `serve`, another terminal) is never touched, nor one recorded on another host, nor
 //! one without an owner record (older versions). Recovering a run: kill what is left of its
 //! sandbox (the dead process's command cgroups; without cgroups, sandboxed processes working in
-//! its workspace), remove its workspaces (landlock's private temporary directory lives inside),
+//! its workspace), remove its workspaces (landlock's private temporary directory lives inside;
+//! kept if the run was started with `--keep-workspace`),
 //! then mark it `interrupted` — with the status it had, its patch and selection kept — and close
 //! its `events.jsonl` with an `Error`, like every ended run. A run folder that never got its
 //! `meta.json` (its process died during validation) is removed. Two starts recovering at once take
@@ -109,11 +110,17 @@ fn recover_run(store: &Store, dir: &RunDir, mut meta: RunMeta, owner: &Owner) ->
     let workspaces = store.workspaces_of(&dir.id);
     let processes = procs::kill_inside(&workspaces);
     tracing::info!(run = %dir.id, cgroups, processes, "stopped what was left of the sandbox");
-    for ws in &workspaces {
-        if let Err(e) = force_remove_dir(ws) {
-            tracing::warn!(run = %dir.id, "could not remove {}: {e}", ws.display());
+    let workspace = if meta.keep_workspace {
+        let kept: Vec<String> = workspaces.iter().map(|w| w.display().to_string()).collect();
+        format!("kept its workspace ({}) as asked", kept.join(", "))
+    } else {
+        for ws in &workspaces {
+            if let Err(e) = force_remove_dir(ws) {
+                tracing::warn!(run = %dir.id, "could not remove {}: {e}", ws.display());
+            }
         }
-    }
+        "removed its workspace".to_string()
+    };
     let patch = dir.patch_path();
     let kept = if patch.is_file() {
         format!("; the patch so far is kept at {}", patch.display())
@@ -123,7 +130,7 @@ fn recover_run(store: &Store, dir: &RunDir, mut meta: RunMeta, owner: &Owner) ->
     let message = format!(
         "interrupted: the tiny-backspace process running it (pid {}) ended without finishing it \
          (killed, crashed, or the machine stopped); a later start stopped what was left of its \
-         sandbox and removed its workspace{kept}",
+         sandbox and {workspace}{kept}",
         owner.pid
     );
     meta.status = RunStatus::Interrupted;

@@ -19,6 +19,7 @@ fn meta(id: &str, status: RunStatus) -> RunMeta {
         pr_url: None,
         usage: UsageTotals::default(),
         duration_ms: None,
+        keep_workspace: false,
         interrupted_from: None,
     }
 }
@@ -161,4 +162,20 @@ fn a_run_being_recovered_by_another_start_is_skipped() {
     assert_eq!(dir.read_meta().unwrap().status, RunStatus::Running);
     drop(held);
     assert_eq!(recover(&store).len(), 1);
+}
+
+#[test]
+fn a_kept_workspace_stays_kept() {
+    let t = tempfile::tempdir().unwrap();
+    let store = Store::open(t.path()).unwrap();
+    let mut m = meta("20260101-000000-aaaa", RunStatus::Running);
+    m.keep_workspace = true;
+    let dir = store.create_run(&m).unwrap();
+    dir.write_owner(&dead_owner()).unwrap();
+    let ws = store.create_workspace(&dir.id).unwrap();
+    assert_eq!(recover(&store).len(), 1);
+    assert!(ws.is_dir());
+    let m = dir.read_meta().unwrap();
+    assert_eq!(m.status, RunStatus::Interrupted);
+    assert!(m.error.unwrap().contains("kept its workspace"));
 }

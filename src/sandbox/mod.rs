@@ -13,6 +13,7 @@
 mod bwrap;
 mod diskwatch;
 pub mod landlock;
+mod leftovers;
 mod limits;
 mod process;
 pub mod seccomp;
@@ -27,8 +28,9 @@ use tokio_util::sync::CancellationToken;
 
 pub use bwrap::{BwrapPolicy, BwrapSandbox, bwrap_args, bwrap_args_with};
 pub use landlock::LandlockSandbox;
+pub(crate) use leftovers::{cgroup_owners, kill_cgroups_of};
+pub(crate) use limits::cgroup_parents;
 pub use limits::{Enforcement, Limits, enforcement};
-pub(crate) use limits::{cgroup_owners, cgroup_parents, kill_cgroups_of};
 pub use process::{ExecOutput, Termination};
 
 /// Which isolation a run uses.
