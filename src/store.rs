@@ -250,7 +250,8 @@ impl Store {
         ))
     }
 
-    /// The workspaces [`Store::create_workspace`] may have made for `run_id`.
+    /// The workspaces [`Store::create_workspace`] may have made for `run_id`, and the clean
+    /// repository its publishing works in (`<id>-publish`).
     pub fn workspaces_of(&self, run_id: &str) -> Vec<PathBuf> {
         let Ok(entries) = std::fs::read_dir(self.work_root()) else {
             return vec![];
@@ -259,11 +260,13 @@ impl Store {
             .flatten()
             .filter(|e| {
                 let name = e.file_name();
-                let name = name.to_string_lossy();
-                name == run_id
-                    || name
-                        .strip_prefix(run_id)
-                        .and_then(|r| r.strip_prefix('.'))
+                let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(run_id)) else {
+                    return false;
+                };
+                rest.is_empty()
+                    || rest == "-publish"
+                    || rest
+                        .strip_prefix('.')
                         .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
             })
             .map(|e| e.path())
@@ -465,9 +468,12 @@ mod tests {
         assert_eq!(b.file_name().unwrap(), "20260101-000000-aaaa.1");
         assert!(std::fs::read_dir(&b).unwrap().next().is_none());
         store.create_workspace("20260101-000000-aaab").unwrap();
+        let publish = store.work_root().join(format!("{id}-publish"));
+        std::fs::create_dir(&publish).unwrap();
+        std::fs::create_dir(store.work_root().join(format!("{id}-other"))).unwrap();
         let mut mine = store.workspaces_of(id);
         mine.sort();
-        assert_eq!(mine, [a, b]);
+        assert_eq!(mine, [a, publish, b]);
     }
 
     #[test]
