@@ -35,6 +35,25 @@ pub const SCRIPT: &str = include_str!("../assets/demo/script.json");
 pub const PROMPT: &str = "Make divide() raise a ValueError with a clear message when the divisor \
 is zero, and mean() when given an empty sequence. Add tests for both and document the behaviour.";
 
+fn demo_dir(home: &Path, id: &str) -> std::io::Result<PathBuf> {
+    let parent = home.join("demo");
+    std::fs::create_dir_all(&parent)?;
+    let mut id = id.to_string();
+    for _ in 0..32 {
+        match std::fs::create_dir(parent.join(&id)) {
+            Ok(()) => return Ok(parent.join(id)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                id = crate::store::new_run_id();
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Err(std::io::Error::new(
+        std::io::ErrorKind::AlreadyExists,
+        "no free demo folder name",
+    ))
+}
+
 pub struct DemoSetup {
     /// Where the demo's files live (kept, for inspection).
     pub dir: PathBuf,
@@ -91,8 +110,13 @@ fn git(dir: &Path, args: &[&str]) -> Result<(), String> {
 }
 
 /// Creates `<home>/demo/<id>/origin.git` holding the sample project, one commit on `main`.
+/// Writes the sample project as a bare origin under `home/demo/<id>` — a folder of its own,
+/// created exclusively (a taken `id` makes way for a fresh one).
 pub fn prepare(home: &Path, id: &str) -> Result<DemoSetup, DemoError> {
-    let dir = home.join("demo").join(id);
+    let dir = demo_dir(home, id).map_err(|e| DemoError::Setup {
+        dir: home.join("demo").display().to_string(),
+        message: e.to_string(),
+    })?;
     let fail = |message: String| DemoError::Setup {
         dir: dir.display().to_string(),
         message,
@@ -143,5 +167,9 @@ mod tests {
             .unwrap();
         assert_eq!(String::from_utf8_lossy(&log.stdout).lines().count(), 1);
         assert!(!setup.dir.join("seed").exists());
+        // The same id again gets a folder of its own.
+        let second = prepare(t.path(), "x").unwrap();
+        assert_ne!(second.dir, setup.dir);
+        assert!(second.origin.join("HEAD").is_file());
     }
 }

@@ -20,6 +20,8 @@ fn main() -> color_eyre::Result<()> {
             1
         }
     };
-    drop(runtime);
+    // Every run has ended and cleaned up by now; what may still block is a read of the terminal
+    // (an approval question a signal cut short), which must not keep the process alive.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     std::process::exit(code);
 }

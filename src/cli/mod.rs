@@ -248,6 +248,11 @@ pub async fn main() -> color_eyre::Result<i32> {
         }
     };
     let _log_guard = crate::telemetry::init(&config);
+    if !matches!(cli.command, Some(Cmd::Config)) {
+        // Not on the TUI's screen nor before serve's first line (its address): the log has it.
+        let say_so = !matches!(cli.command, None | Some(Cmd::Serve(_)));
+        recover_interrupted_runs(&config, say_so);
+    }
     match cli.command {
         Some(Cmd::Run(args)) => run::run(args, config).await,
         Some(Cmd::Publish(args)) => run::publish(args, config).await,
@@ -299,6 +304,25 @@ pub async fn main() -> color_eyre::Result<i32> {
             };
             crate::tui::term::run(prefill, config).await
         }
+    }
+}
+
+/// Every start that opens the state directory first finds the runs whose process died (SIGKILL,
+/// a crash, a power cut), stops what is left of their sandboxes, removes their workspaces and marks
+/// them `interrupted` (see `recovery`). Runs of live processes are not touched.
+fn recover_interrupted_runs(config: &Config, say_so: bool) {
+    let Ok(store) = crate::store::Store::open(&config.home) else {
+        return; // the command itself reports an unusable state directory
+    };
+    let recovered = crate::recovery::recover(&store);
+    if say_so && !recovered.is_empty() {
+        let ids: Vec<&str> = recovered.iter().map(|r| r.id.as_str()).collect();
+        eprintln!(
+            "note: {} run(s) had been interrupted (their process ended without finishing them) and \
+             are now cleaned up and marked `interrupted`: {}",
+            ids.len(),
+            ids.join(", ")
+        );
     }
 }
 

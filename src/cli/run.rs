@@ -40,26 +40,20 @@ pub async fn run(args: RunArgs, config: Config) -> color_eyre::Result<i32> {
 pub async fn drive(request: RunRequest, config: Config, json: bool) -> color_eyre::Result<i32> {
     let gate = request.gate;
     let cwd = std::env::current_dir()?;
+    // SIGINT, SIGTERM and SIGHUP stop the run: it is cancelled, cleans up (sandbox, workspace)
+    // and records why; the exit code is then 1.
+    let stop = crate::signals::watch()?;
     let mut pipeline = pipeline::start(request, Arc::new(config), cwd);
-    let commands = pipeline.commands.clone();
-    // Ctrl+C cancels the run (the pipeline cleans up and reports it).
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            let _ = commands.send(Command::Cancel).await;
-        }
-    });
-    let stdout = std::io::stdout();
+    crate::signals::stop_pipeline(&stop, pipeline.commands.clone());
     let mut patch_path = None;
+    let mut output_open = true;
     while let Some(event) = pipeline.events.recv().await {
-        if json {
-            if matches!(event, Event::AiDelta { .. }) {
-                continue;
-            }
-            let mut out = stdout.lock();
-            writeln!(out, "{}", event.to_json_line())?;
-            out.flush()?;
-        } else {
-            eprint!("{}", render(&event));
+        if output_open && let Err(e) = show(&event, json) {
+            // The reader or the terminal is gone (a closed pipe, a hangup): stop the run, which
+            // still cleans up, instead of leaving it behind.
+            output_open = false;
+            let why = format!("its output could not be written ({e})");
+            let _ = pipeline.commands.send(Command::Stop(why)).await;
         }
         if let Event::Done { patch_path: p, .. } = &event {
             patch_path = p.clone();
@@ -68,8 +62,12 @@ pub async fn drive(request: RunRequest, config: Config, json: bool) -> color_eyr
             && matches!(&event, Event::Status { stage: crate::event::Stage::Review, message, .. }
                 if message.starts_with("review the diff"))
         {
-            let approve = ask("Approve this change? [y/N] ").await;
-            let command = if approve {
+            // A signal while the question waits stops the run instead (the pipeline hears it).
+            let answer = tokio::select! {
+                approve = ask("Approve this change? [y/N] ") => approve,
+                _ = stop.stopped() => continue,
+            };
+            let command = if answer {
                 Command::Approve {
                     selection: Selection::default(),
                     title: None,
@@ -84,9 +82,22 @@ pub async fn drive(request: RunRequest, config: Config, json: bool) -> color_eyr
     }
     let outcome = pipeline.task.await?;
     if !json && let Some(p) = patch_path {
-        println!("{}", crate::sanitize::visible(&p));
+        let _ = writeln!(std::io::stdout(), "{}", crate::sanitize::visible(&p));
     }
     Ok(pipeline::exit_code(&outcome))
+}
+
+/// One event: a JSON line on stdout, or a few readable lines on stderr.
+fn show(event: &Event, json: bool) -> std::io::Result<()> {
+    if !json {
+        return write!(std::io::stderr(), "{}", render(event));
+    }
+    if matches!(event, Event::AiDelta { .. }) {
+        return Ok(());
+    }
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{}", event.to_json_line())?;
+    out.flush()
 }
 
 /// `tiny-backspace demo`: prepares the sample repository and runs the recorded session on it.
@@ -188,13 +199,8 @@ pub async fn publish(args: PublishArgs, config: Config) -> color_eyre::Result<i3
             }
         }
     });
-    let cancel = tokio_util::sync::CancellationToken::new();
-    let on_signal = cancel.clone();
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            on_signal.cancel();
-        }
-    });
+    // SIGINT, SIGTERM and SIGHUP cancel publishing.
+    let cancel = crate::signals::watch()?.token();
     let request = pipeline::publish::PublishRequest {
         selection,
         title: args.pr.title,
@@ -209,8 +215,7 @@ pub async fn publish(args: PublishArgs, config: Config) -> color_eyre::Result<i3
 }
 
 async fn ask(question: &str) -> bool {
-    eprint!("{question}");
-    let _ = std::io::stderr().flush();
+    let _ = write!(std::io::stderr(), "{question}");
     tokio::task::spawn_blocking(|| {
         let mut line = String::new();
         std::io::stdin().read_line(&mut line).ok();
@@ -328,7 +333,7 @@ pub fn list_runs(config: &Config, json: bool) -> color_eyre::Result<i32> {
         return Ok(0);
     }
     println!(
-        "{:<21} {:<17} {:<10} {:<28} {:<36} PR",
+        "{:<21} {:<17} {:<11} {:<28} {:<36} PR",
         "ID", "TIME", "STATUS", "REPO", "PROMPT"
     );
     for r in runs {
@@ -350,7 +355,7 @@ pub fn list_runs(config: &Config, json: bool) -> color_eyre::Result<i32> {
             .rev()
             .collect();
         print(format!(
-            "{:<21} {:<17} {:<10} {:<28} {:<36} {}",
+            "{:<21} {:<17} {:<11} {:<28} {:<36} {}",
             r.id,
             r.created_at.format("%Y-%m-%d %H:%M"),
             r.status.as_str(),

@@ -3,7 +3,9 @@
 //!
 //! Invariants: it runs as one background tokio task that takes [`Command`]s and sends [`Event`]s on
 //! a bounded channel; front-ends hold no pipeline logic. The run folder is created only once the
-//! input is valid (bad input leaves nothing behind); the patch and meta are on disk before the gate;
+//! input is valid (bad input leaves nothing behind): its id is reserved when the run starts — an
+//! exclusively created folder holding only the owner record, invisible to listings, removed if
+//! validation fails — so two runs never share a folder; the patch and meta are on disk before the gate;
 //! the workspace is removed at the end unless kept on purpose; the last event is `Done` or `Error`.
 
 pub mod machine;
@@ -57,12 +59,21 @@ pub fn start(request: RunRequest, config: Arc<Config>, cwd: PathBuf) -> Pipeline
 }
 
 /// Like [`start`], with a run id chosen by the caller (e.g. announced before the run was queued).
+/// Should another run hold that id already, this run gets a fresh one: [`Pipeline::run_id`] is
+/// the id it really has.
 pub fn start_with_id(
     run_id: String,
     request: RunRequest,
     config: Arc<Config>,
     cwd: PathBuf,
 ) -> Pipeline {
+    let reserved = Store::open(&config.home)
+        .and_then(|store| store.reserve_run(&run_id))
+        .map_err(|e| e.to_string());
+    let run_id = match &reserved {
+        Ok(dir) => dir.id.clone(),
+        Err(_) => run_id,
+    };
     let (event_tx, events) = mpsc::channel(EVENT_CHANNEL);
     let (commands, command_rx) = mpsc::channel(16);
     let driver = Driver {
@@ -73,6 +84,7 @@ pub fn start_with_id(
         cwd,
         started: Instant::now(),
         store: None,
+        reserved,
         source: None,
         provider: None,
         sandbox_kind: None,
@@ -112,6 +124,9 @@ struct Driver {
     cwd: PathBuf,
     started: Instant,
     store: Option<Store>,
+    /// This run's folder, created exclusively at the start (or why it could not be): it gets
+    /// meta.json once the input is valid, and is removed if it never does.
+    reserved: Result<RunDir, String>,
     source: Option<RepoSource>,
     provider: Option<Arc<dyn Provider>>,
     sandbox_kind: Option<crate::sandbox::SandboxKind>,
@@ -265,6 +280,15 @@ impl Driver {
     }
 
     async fn finish(&mut self, outcome: &Outcome) {
+        if self.run_dir.is_none()
+            && let Ok(dir) = &self.reserved
+            && let Err(e) = crate::store::force_remove_dir(&dir.path)
+        {
+            tracing::warn!(
+                "could not remove the unused run folder {}: {e}",
+                dir.path.display()
+            );
+        }
         let cancelled = self.cancelled_message(None);
         let duration_ms = self.started.elapsed().as_millis() as u64;
         let patch_path = self

@@ -12,7 +12,7 @@ use crate::event::{Event, Stage};
 use crate::git::{self, CloneSpec, GitError};
 use crate::repo::RepoSource;
 use crate::sandbox::{self, SandboxKind, SandboxMounts};
-use crate::store::{RunMeta, RunStatus, Store};
+use crate::store::{RunMeta, RunStatus, Store, force_remove_dir};
 
 pub(super) enum StageError {
     Failed { message: String, retryable: bool },
@@ -38,29 +38,6 @@ impl From<GitError> for StageError {
 }
 
 type StageResult = Result<(), StageError>;
-
-/// Removes a directory tree even where the agent made parts of it read-only.
-pub(super) fn force_remove_dir(path: &std::path::Path) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    match std::fs::remove_dir_all(path) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(_) => {
-            let mut stack = vec![path.to_path_buf()];
-            while let Some(d) = stack.pop() {
-                let _ = std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755));
-                if let Ok(entries) = std::fs::read_dir(&d) {
-                    for e in entries.flatten() {
-                        if e.file_type().is_ok_and(|t| t.is_dir()) {
-                            stack.push(e.path());
-                        }
-                    }
-                }
-            }
-            std::fs::remove_dir_all(path)
-        }
-    }
-}
 
 impl Driver {
     pub(super) async fn validate(
@@ -181,9 +158,21 @@ impl Driver {
             pr_url: None,
             usage: Default::default(),
             duration_ms: None,
+            keep_workspace: self.request.keep_workspace,
+            interrupted_from: None,
         };
-        let run_dir = store
-            .create_run(&meta)
+        // The folder was reserved (created exclusively) when the run started; now it gets its meta.
+        let run_dir = match &self.reserved {
+            Ok(dir) => dir.clone(),
+            Err(e) => {
+                return Err(StageError::failed(
+                    format!("cannot create the run folder: {e}"),
+                    false,
+                ));
+            }
+        };
+        run_dir
+            .write_meta(&meta)
             .map_err(|e| StageError::failed(format!("cannot create the run folder: {e}"), false))?;
         let log = run_dir
             .open_events()
@@ -234,11 +223,11 @@ impl Driver {
         let (Some(store), Some(source)) = (&self.store, &self.source) else {
             return Err(StageError::failed("internal: clone before validate", false));
         };
-        let workspace = store.work_root().join(&self.run_id);
+        let workspace = store
+            .create_workspace(&self.run_id)
+            .map_err(|e| StageError::failed(format!("cannot create the workspace: {e}"), false))?;
         let work_tree = workspace.join("repo");
         let git_dir = workspace.join("git");
-        std::fs::create_dir_all(&workspace)
-            .map_err(|e| StageError::failed(format!("cannot create the workspace: {e}"), false))?;
         self.workspace = Some(workspace);
         let started = Instant::now();
         self.emitter
@@ -484,26 +473,5 @@ impl Driver {
                     .await;
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn force_remove_handles_read_only_dirs() {
-        use std::os::unix::fs::PermissionsExt;
-        let t = tempfile::tempdir().unwrap();
-        let d = t.path().join("ws/a/b");
-        std::fs::create_dir_all(&d).unwrap();
-        std::fs::write(d.join("f"), "x").unwrap();
-        std::fs::set_permissions(
-            t.path().join("ws/a"),
-            std::fs::Permissions::from_mode(0o555),
-        )
-        .unwrap();
-        force_remove_dir(&t.path().join("ws")).unwrap();
-        assert!(!t.path().join("ws").exists());
     }
 }

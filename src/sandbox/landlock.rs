@@ -445,9 +445,17 @@ pub struct LandlockSandbox {
 
 impl LandlockSandbox {
     pub fn new(mounts: SandboxMounts, settings: &SandboxSettings) -> Result<Self, SandboxError> {
+        // Next to the work tree, i.e. inside the run's workspace: it belongs to its run and goes
+        // with the workspace, even when this process is killed before its Drop runs.
+        let tmp_parent = mounts
+            .work_tree
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map(Path::to_path_buf)
+            .unwrap_or_else(std::env::temp_dir);
         let tmp = tempfile::Builder::new()
             .prefix("tb-sandbox-tmp-")
-            .tempdir()
+            .tempdir_in(tmp_parent)
             .map_err(|e| SandboxError::Spawn(format!("private temporary directory: {e}")))?;
         std::fs::create_dir_all(tmp.path().join("home"))
             .map_err(|e| SandboxError::Spawn(format!("private temporary directory: {e}")))?;

@@ -6,7 +6,10 @@
 //! from a `memory` cgroup, with `RLIMIT_DATA` per process as the floor. A cgroup is created per
 //! command; when the command ends every process in it is killed (`cgroup.kill` where it exists;
 //! else frozen first, so a fork bomb cannot outrun the killing, then killed until empty) and the
-//! cgroup removed, so `setsid`/`nohup` children cannot outlive it.
+//! cgroup removed, so `setsid`/`nohup` children cannot outlive it. A command cgroup is named
+//! `tiny-backspace-<pid>-<start time>-<n>` after the process that made it (see
+//! `recovery::Owner`), so that after that process died — SIGKILL runs no `Drop` — a later start
+//! finds exactly its cgroups (`sandbox::leftovers`) and nobody else's.
 
 use std::io::Write;
 use std::os::fd::{AsRawFd, RawFd};
@@ -156,6 +159,65 @@ pub(crate) struct Cgroup {
 
 static SEQ: AtomicU64 = AtomicU64::new(0);
 
+/// The start of the name of every command cgroup the process `tag` (pid-start time) makes.
+/// How every command cgroup's name starts.
+pub(super) const NAME_START: &str = "tiny-backspace-";
+
+pub(super) fn name_prefix(tag: &str) -> String {
+    format!("{NAME_START}{tag}-")
+}
+
+/// A cgroup hierarchy we may make command cgroups in.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Hierarchy {
+    Unified,
+    Pids,
+    Memory,
+    Freezer,
+}
+
+/// Each hierarchy with the directory command cgroups go in (our own cgroup there), unified first:
+/// with its `cgroup.kill` no v1 freezer is needed.
+fn hierarchy_parents() -> Vec<(Hierarchy, PathBuf)> {
+    let mut hierarchies = own_cgroups();
+    hierarchies.sort_by_key(|(ctrl, _)| !ctrl.is_empty());
+    let mut out = Vec::new();
+    for (ctrl, path) in hierarchies {
+        let rel = path.trim_start_matches('/');
+        if ctrl.is_empty() {
+            let base = [
+                Path::new("/sys/fs/cgroup"),
+                Path::new("/sys/fs/cgroup/unified"),
+            ]
+            .into_iter()
+            .find(|b| b.join("cgroup.controllers").exists());
+            if let Some(b) = base {
+                out.push((Hierarchy::Unified, b.join(rel)));
+            }
+            continue;
+        }
+        let has = |c: &str| ctrl.split(',').any(|x| x == c);
+        let v1 = if has("pids") {
+            Some((Hierarchy::Pids, "pids"))
+        } else if has("memory") {
+            Some((Hierarchy::Memory, "memory"))
+        } else if has("freezer") {
+            Some((Hierarchy::Freezer, "freezer"))
+        } else {
+            None
+        };
+        if let Some((h, mount)) = v1 {
+            out.push((h, Path::new("/sys/fs/cgroup").join(mount).join(rel)));
+        }
+    }
+    out
+}
+
+/// The directories this process makes its command cgroups in (recorded with its runs).
+pub(crate) fn cgroup_parents() -> Vec<PathBuf> {
+    hierarchy_parents().into_iter().map(|(_, p)| p).collect()
+}
+
 /// Our own cgroup path per hierarchy, from /proc/self/cgroup.
 fn own_cgroups() -> Vec<(String, String)> {
     std::fs::read_to_string("/proc/self/cgroup")
@@ -171,8 +233,8 @@ fn own_cgroups() -> Vec<(String, String)> {
         .collect()
 }
 
-fn mkdir_in(base: &Path, rel: &str, name: &str) -> Option<PathBuf> {
-    let dir = base.join(rel.trim_start_matches('/')).join(name);
+fn mkdir_in(parent: &Path, name: &str) -> Option<PathBuf> {
+    let dir = parent.join(name);
     std::fs::create_dir(&dir).ok()?;
     Some(dir)
 }
@@ -190,10 +252,14 @@ impl Cgroup {
     /// Best effort: `None` when no hierarchy lets us create a child cgroup.
     pub(crate) fn create(limits: &Limits) -> Option<Cgroup> {
         let name = format!(
-            "tiny-backspace-{}-{}",
-            std::process::id(),
+            "{}{}",
+            name_prefix(&crate::recovery::Owner::current().cgroup_tag()),
             SEQ.fetch_add(1, Ordering::Relaxed)
         );
+        Cgroup::create_named(limits, &name)
+    }
+
+    pub(super) fn create_named(limits: &Limits, name: &str) -> Option<Cgroup> {
         let mut cg = Cgroup {
             dirs: Vec::new(),
             join: Vec::new(),
@@ -202,66 +268,53 @@ impl Cgroup {
             has_pids: false,
             has_memory: false,
         };
-        let mut hierarchies = own_cgroups();
-        // The unified hierarchy first: with its `cgroup.kill` no v1 freezer is needed.
-        hierarchies.sort_by_key(|(ctrl, _)| !ctrl.is_empty());
-        for (ctrl, path) in hierarchies {
-            if ctrl.is_empty() {
-                // cgroup v2 (unified): kill support always, limits if the controllers are delegated.
-                let base = [
-                    Path::new("/sys/fs/cgroup"),
-                    Path::new("/sys/fs/cgroup/unified"),
-                ]
-                .into_iter()
-                .find(|b| b.join("cgroup.controllers").exists());
-                let Some(dir) = base.and_then(|b| mkdir_in(b, &path, &name)) else {
-                    continue;
-                };
-                let controllers =
-                    std::fs::read_to_string(dir.join("cgroup.controllers")).unwrap_or_default();
-                if controllers.split_whitespace().any(|c| c == "pids")
-                    && write(&dir.join("pids.max"), &limits.max_processes.to_string())
-                {
-                    cg.has_pids = true;
+        for (hierarchy, parent) in hierarchy_parents() {
+            match hierarchy {
+                Hierarchy::Unified => {
+                    // cgroup v2: kill support always, limits if the controllers are delegated.
+                    let Some(dir) = mkdir_in(&parent, name) else {
+                        continue;
+                    };
+                    let controllers =
+                        std::fs::read_to_string(dir.join("cgroup.controllers")).unwrap_or_default();
+                    if controllers.split_whitespace().any(|c| c == "pids")
+                        && write(&dir.join("pids.max"), &limits.max_processes.to_string())
+                    {
+                        cg.has_pids = true;
+                    }
+                    if controllers.split_whitespace().any(|c| c == "memory")
+                        && write(&dir.join("memory.max"), &limits.memory_bytes.to_string())
+                    {
+                        let _ = write(&dir.join("memory.swap.max"), "0");
+                        cg.has_memory = true;
+                    }
+                    cg.note_kill_files(&dir);
+                    cg.add(dir);
                 }
-                if controllers.split_whitespace().any(|c| c == "memory")
-                    && write(&dir.join("memory.max"), &limits.memory_bytes.to_string())
-                {
-                    let _ = write(&dir.join("memory.swap.max"), "0");
-                    cg.has_memory = true;
+                Hierarchy::Pids if !cg.has_pids => {
+                    let Some(dir) = mkdir_in(&parent, name) else {
+                        continue;
+                    };
+                    cg.has_pids = write(&dir.join("pids.max"), &limits.max_processes.to_string());
+                    cg.add(dir);
                 }
-                if dir.join("cgroup.kill").exists() {
-                    cg.kill_file = Some(dir.join("cgroup.kill"));
-                } else if dir.join("cgroup.freeze").exists() {
-                    cg.freeze = Some((dir.join("cgroup.freeze"), "1", "0"));
+                Hierarchy::Memory if !cg.has_memory => {
+                    let Some(dir) = mkdir_in(&parent, name) else {
+                        continue;
+                    };
+                    let bytes = limits.memory_bytes.to_string();
+                    cg.has_memory = write(&dir.join("memory.limit_in_bytes"), &bytes);
+                    let _ = write(&dir.join("memory.memsw.limit_in_bytes"), &bytes);
+                    cg.add(dir);
                 }
-                cg.add(dir);
-            } else if ctrl.split(',').any(|c| c == "pids") && !cg.has_pids {
-                let Some(dir) = mkdir_in(Path::new("/sys/fs/cgroup/pids"), &path, &name) else {
-                    continue;
-                };
-                cg.has_pids = write(&dir.join("pids.max"), &limits.max_processes.to_string());
-                cg.add(dir);
-            } else if ctrl.split(',').any(|c| c == "memory") && !cg.has_memory {
-                let Some(dir) = mkdir_in(Path::new("/sys/fs/cgroup/memory"), &path, &name) else {
-                    continue;
-                };
-                let bytes = limits.memory_bytes.to_string();
-                cg.has_memory = write(&dir.join("memory.limit_in_bytes"), &bytes);
-                let _ = write(&dir.join("memory.memsw.limit_in_bytes"), &bytes);
-                cg.add(dir);
-            } else if ctrl.split(',').any(|c| c == "freezer")
-                && cg.freeze.is_none()
-                && cg.kill_file.is_none()
-            {
-                let Some(dir) = mkdir_in(Path::new("/sys/fs/cgroup/freezer"), &path, &name) else {
-                    continue;
-                };
-                let state = dir.join("freezer.state");
-                if state.exists() {
-                    cg.freeze = Some((state, "FROZEN", "THAWED"));
+                Hierarchy::Freezer if cg.freeze.is_none() && cg.kill_file.is_none() => {
+                    let Some(dir) = mkdir_in(&parent, name) else {
+                        continue;
+                    };
+                    cg.note_kill_files(&dir);
+                    cg.add(dir);
                 }
-                cg.add(dir);
+                _ => {}
             }
         }
         if cg.join.is_empty() {
@@ -274,6 +327,45 @@ impl Cgroup {
             "command cgroup"
         );
         Some(cg)
+    }
+
+    /// An existing cgroup (the same name in each of `dirs`' hierarchies), to kill and remove.
+    pub(super) fn adopt(dirs: Vec<PathBuf>) -> Cgroup {
+        let mut cg = Cgroup {
+            dirs: Vec::new(),
+            join: Vec::new(),
+            kill_file: None,
+            freeze: None,
+            has_pids: false,
+            has_memory: false,
+        };
+        for dir in &dirs {
+            cg.note_kill_files(dir);
+        }
+        cg.dirs = dirs;
+        cg
+    }
+
+    /// Remembers how `dir` can kill (v2 `cgroup.kill`) or freeze (v2 `cgroup.freeze`, v1
+    /// `freezer.state`) its processes, the first way found winning.
+    fn note_kill_files(&mut self, dir: &Path) {
+        if self.kill_file.is_some() {
+            return;
+        }
+        if dir.join("cgroup.kill").exists() {
+            self.kill_file = Some(dir.join("cgroup.kill"));
+            self.freeze = None;
+            return;
+        }
+        if self.freeze.is_none() {
+            self.freeze = if dir.join("cgroup.freeze").exists() {
+                Some((dir.join("cgroup.freeze"), "1", "0"))
+            } else if dir.join("freezer.state").exists() {
+                Some((dir.join("freezer.state"), "FROZEN", "THAWED"))
+            } else {
+                None
+            };
+        }
     }
 
     fn add(&mut self, dir: PathBuf) {
@@ -289,6 +381,12 @@ impl Cgroup {
                 let _ = std::fs::remove_dir(&dir);
             }
         }
+    }
+
+    /// Its directory in each hierarchy.
+    #[cfg(test)]
+    pub(super) fn dirs(&self) -> &[PathBuf] {
+        &self.dirs
     }
 
     /// The descriptors the child writes "0" to, in `pre_exec`.

@@ -14,6 +14,7 @@ mod bwrap;
 mod diskwatch;
 mod hostns;
 pub mod landlock;
+mod leftovers;
 mod limits;
 mod process;
 pub mod seccomp;
@@ -28,6 +29,8 @@ use tokio_util::sync::CancellationToken;
 
 pub use bwrap::{BwrapPolicy, BwrapSandbox, bwrap_args, bwrap_args_with};
 pub use landlock::LandlockSandbox;
+pub(crate) use leftovers::{cgroup_owners, kill_cgroups_of};
+pub(crate) use limits::cgroup_parents;
 pub use limits::{Enforcement, Limits, enforcement};
 pub use process::{ExecOutput, Termination};
 

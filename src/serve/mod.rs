@@ -115,11 +115,17 @@ pub fn tokens_match(given: &[u8], expected: &[u8]) -> bool {
     diff == 0
 }
 
-/// Binds, prints the address and where the token is, serves until SIGTERM or Ctrl+C, then shuts
-/// down gracefully.
+/// Binds, prints the address and where the token is, serves until SIGTERM, SIGHUP or Ctrl+C, then
+/// shuts down gracefully.
 pub async fn serve(config: Config, options: ServeOptions) -> Result<(), ServeError> {
+    // SIGTERM, SIGINT and SIGHUP (a closed terminal) all shut down gracefully.
+    let signals = crate::signals::watch()?;
     let bound = bind(config, options).await?;
-    run(bound, wait_for_signal()).await;
+    run(bound, async move {
+        let signal = signals.stopped().await;
+        eprintln!("tiny-backspace serve: {} received", signal.name());
+    })
+    .await;
     eprintln!("tiny-backspace serve: stopped");
     Ok(())
 }
@@ -195,20 +201,18 @@ pub(crate) async fn run(bound: Bound, stop: impl Future<Output = ()>) {
         },
     )
     .await;
+    wait_for_runs(&state).await;
 }
 
-async fn wait_for_signal() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending().await,
-        }
-    };
-    tokio::select! {
-        _ = term => {},
-        _ = tokio::signal::ctrl_c() => {},
+/// After the last connection closed, runs may still be cleaning up (a client that left, or
+/// `--keep-running-on-disconnect`): wait for them — cancelled after the grace period — so none is
+/// cut off half-way; a run cut off anyway is recovered by the next start.
+async fn wait_for_runs(state: &AppState) {
+    let running = || state.active.lock().map(|a| a.len()).unwrap_or(0);
+    let deadline =
+        tokio::time::Instant::now() + state.options.shutdown_grace + Duration::from_secs(60);
+    while running() > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 

@@ -1,7 +1,9 @@
 //! The terminal side: raw mode and the alternate screen, the event loop, and the effects that need
 //! the terminal (editor, suspend, clipboard, browser).
 //!
-//! Invariants: every way out (return, error, panic) restores the terminal; redraws are coalesced
+//! Invariants: every way out (return, error, panic, SIGTERM/SIGHUP/SIGINT — which quit like
+//! Ctrl+C-then-quit: the run is cancelled and cleaned up, exit code 1) restores the terminal;
+//! redraws are coalesced
 //! and capped at [`FRAME`]; with nothing running and no input, the loop sleeps (no redraw) —
 //! only a running spinner wakes it, ten times a second, and syntax colors still to fill in on
 //! screen (the highlighter's per-frame budget) ask for the next frames until all are drawn; the
@@ -111,18 +113,30 @@ pub async fn run_with(
         std::thread::spawn(super::highlight::warm_up);
     }
     let (mut app, mut rx) = App::new(Arc::new(config), cwd, prefill, no_color, provider);
+    // Before the terminal changes: from here a signal cannot end the process without restoring it.
+    let stop = crate::signals::watch()?;
     install_panic_hook();
     enter()?;
     let guard = Guard;
     let mut terminal = Terminal::new(CrosstermBackend::new(std::io::stdout()))?;
     redraw_everything(&mut terminal)?;
-    let result = event_loop(&mut terminal, &mut app, &mut rx).await;
+    let result = event_loop(&mut terminal, &mut app, &mut rx, &stop).await;
     drop(guard);
+    // Not eprintln!: after a hangup the terminal is gone, and a failed write must not cut the
+    // cleanup short.
+    let mut err = std::io::stderr();
+    if let Some(signal) = stop.signal() {
+        let _ = writeln!(err, "{} received: quitting", signal.name());
+    }
     if app.busy() {
-        eprintln!("cancelling the run and cleaning up…");
+        let _ = writeln!(err, "cancelling the run and cleaning up…");
     }
     app.shutdown(Duration::from_secs(20)).await;
-    result.map(|()| 0)
+    match stop.signal() {
+        // A hangup may show first as a failed terminal read; the signal is the reason either way.
+        Some(_) => Ok(1),
+        None => result.map(|()| 0),
+    }
 }
 
 fn to_msg(e: CtEvent) -> Option<Msg> {
@@ -139,6 +153,7 @@ async fn event_loop(
     terminal: &mut Term,
     app: &mut App,
     rx: &mut tokio::sync::mpsc::Receiver<PipeMsg>,
+    stop: &crate::signals::Stop,
 ) -> color_eyre::Result<()> {
     let size = terminal.size()?;
     app.handle(Msg::Resize(size.width, size.height));
@@ -196,6 +211,8 @@ async fn event_loop(
                     dirty = true;
                 }
             }
+            // SIGTERM, SIGHUP (the terminal went away) or SIGINT: quit without asking.
+            _ = stop.stopped() => return Ok(()),
         }
         for action in pending {
             match action {
