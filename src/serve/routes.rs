@@ -156,15 +156,23 @@ async fn run_session(
             ..Default::default()
         },
     };
-    let mut p = pipeline::start_with_id(
-        run_id.clone(),
-        run_request,
-        Arc::new(config),
-        state.cwd.clone(),
-    );
-    if let Ok(mut active) = state.active.lock() {
-        active.insert(run_id.clone(), p.commands.clone());
-    }
+    // The run's folder exists as soon as it starts: hold the table while starting it, so a replay
+    // that finds the folder also finds the run live. Keyed by the folder's id (a collision at
+    // reservation picks a new one).
+    let mut p = {
+        let mut active = state.active.lock().ok();
+        let p = pipeline::start_with_id(
+            run_id.clone(),
+            run_request,
+            Arc::new(config),
+            state.cwd.clone(),
+        );
+        if let Some(active) = active.as_mut() {
+            active.insert(p.run_id.clone(), p.commands.clone());
+        }
+        p
+    };
+    let run_id = p.run_id.clone();
     tracing::info!(run = %run_id, "serve: run started");
     let mut seq: u64 = 0;
     let mut client_gone = false;
