@@ -1,0 +1,777 @@
+//! Adversarial suite, part 3: host file metadata (mode, owner, times, extended attributes, inode
+//! flags) and host IPC (SysV shared memory, message queues, semaphores; POSIX shm and queues).
+//!
+//! Landlock governs opening and changing file *contents*, not `chmod`, `chown`, `utime`,
+//! `setxattr`, inode-flag ioctls or SysV IPC, and the landlock backend shares the host's IPC
+//! namespace; the issue reproduced all of these as reaching the host. Every case runs on every
+//! backend this machine has, as the calling user and — when that is root — again as the ordinary
+//! user `tbuser` (the test binary re-executes itself as that user, see [`rerun_as_ordinary_user`]).
+//! The workspace cases check that ordinary work (`chmod +x`, `touch`, `cp -p`, `tar x`) still
+//! works and really changes the files.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod sandbox_common;
+
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use sandbox_common::*;
+use tiny_backspace::sandbox::SandboxKind;
+
+/// Set in the copy of this test binary that runs as the ordinary user.
+const CHILD_ENV: &str = "TB_HOSTMETA_CHILD";
+const ORDINARY_USER: &str = "tbuser";
+
+fn euid() -> u32 {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() }
+}
+
+/// The uid and gid of `name`, from the passwd database.
+fn user_ids(name: &str) -> Option<(u32, u32)> {
+    let c = CString::new(name).unwrap();
+    // SAFETY: getpwnam with a valid C string; the result is read at once (single-threaded use of
+    // the static buffer is acceptable in a test).
+    unsafe {
+        let pw = libc::getpwnam(c.as_ptr());
+        if pw.is_null() {
+            None
+        } else {
+            Some(((*pw).pw_uid, (*pw).pw_gid))
+        }
+    }
+}
+
+/// When this process is root (and not already the child), runs `test` again in a fresh process
+/// as the ordinary user with a HOME and TMPDIR it owns; says why if that run failed or did not
+/// run the test. A non-root run is already the ordinary-user case.
+fn rerun_as_ordinary_user(test: &str) -> Option<String> {
+    if std::env::var_os(CHILD_ENV).is_some() {
+        return None;
+    }
+    if euid() != 0 {
+        eprintln!(
+            "running as uid {}: this run is the ordinary-user case",
+            euid()
+        );
+        return None;
+    }
+    let (uid, gid) = user_ids(ORDINARY_USER).unwrap_or_else(|| {
+        panic!("running as root, the ordinary-user half needs the user `{ORDINARY_USER}`")
+    });
+    let home = tempfile::Builder::new()
+        .prefix("tb-hostmeta-user-")
+        .tempdir()
+        .unwrap();
+    std::os::unix::fs::chown(home.path(), Some(uid), Some(gid)).unwrap();
+    let exe = std::env::current_exe().unwrap();
+    let out = std::process::Command::new(&exe)
+        .args([test, "--exact", "--nocapture", "--test-threads=1"])
+        .env_clear()
+        .env(CHILD_ENV, "1")
+        .env("HOME", home.path())
+        .env("TMPDIR", home.path())
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .current_dir(home.path())
+        .uid_gid(uid, gid)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    eprintln!("--- {test} as {ORDINARY_USER} (uid {uid}) ---\n{stdout}\n{stderr}--- end ---");
+    (!(out.status.success() && stdout.contains("1 passed")))
+        .then(|| format!("{test} failed as the ordinary user {ORDINARY_USER} (output above)"))
+}
+
+/// Fails with every collected failure, after the ordinary-user run of `test`.
+fn conclude(test: &str, mut failures: Vec<String>) {
+    failures.extend(rerun_as_ordinary_user(test));
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+trait UidGid {
+    fn uid_gid(&mut self, uid: u32, gid: u32) -> &mut Self;
+}
+impl UidGid for std::process::Command {
+    fn uid_gid(&mut self, uid: u32, gid: u32) -> &mut Self {
+        use std::os::unix::process::CommandExt;
+        // std drops the supplementary groups when root switches uid.
+        self.gid(gid).uid(uid)
+    }
+}
+
+/// Everything about a host file a sandboxed command must not be able to change.
+#[derive(Debug, PartialEq, Eq)]
+struct Meta {
+    mode: u32,
+    uid: u32,
+    gid: u32,
+    nlink: u64,
+    mtime: (i64, i64),
+    xattrs: Vec<(String, Vec<u8>)>,
+    flags: Option<libc::c_long>,
+}
+
+fn xattrs(path: &Path) -> Vec<(String, Vec<u8>)> {
+    let c = CString::new(path.as_os_str().as_bytes()).unwrap();
+    let mut names = vec![0u8; 4096];
+    // SAFETY: buffers of the sizes passed.
+    let n = unsafe { libc::llistxattr(c.as_ptr(), names.as_mut_ptr().cast(), names.len()) };
+    if n <= 0 {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for name in names[..n as usize]
+        .split(|b| *b == 0)
+        .filter(|s| !s.is_empty())
+    {
+        let cname = CString::new(name).unwrap();
+        let mut value = vec![0u8; 4096];
+        // SAFETY: as above.
+        let v = unsafe {
+            libc::lgetxattr(
+                c.as_ptr(),
+                cname.as_ptr(),
+                value.as_mut_ptr().cast(),
+                value.len(),
+            )
+        };
+        value.truncate(v.max(0) as usize);
+        out.push((String::from_utf8_lossy(name).into_owned(), value));
+    }
+    out.sort();
+    out
+}
+
+/// The inode flags (`lsattr`), where the filesystem has them.
+fn inode_flags(path: &Path) -> Option<libc::c_long> {
+    const FS_IOC_GETFLAGS: libc::c_ulong = 0x8008_6601;
+    let f = std::fs::File::open(path).ok()?;
+    let mut flags: libc::c_long = 0;
+    // SAFETY: FS_IOC_GETFLAGS writes one long.
+    let r = unsafe {
+        libc::ioctl(
+            std::os::fd::AsRawFd::as_raw_fd(&f),
+            FS_IOC_GETFLAGS,
+            &mut flags,
+        )
+    };
+    (r == 0).then_some(flags)
+}
+
+fn meta(path: &Path) -> Meta {
+    let m = std::fs::symlink_metadata(path).unwrap();
+    Meta {
+        mode: m.mode(),
+        uid: m.uid(),
+        gid: m.gid(),
+        nlink: m.nlink(),
+        mtime: (m.mtime(), m.mtime_nsec()),
+        xattrs: xattrs(path),
+        flags: inode_flags(path),
+    }
+}
+
+/// A host file as an attacker would find it: the caller's, mode 0644, an old mtime and an xattr.
+fn plant_victim(path: &Path) {
+    std::fs::write(path, "host file\n").unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let f = std::fs::File::options().write(true).open(path).unwrap();
+    let old = SystemTime::UNIX_EPOCH + Duration::from_secs(946_684_800); // 2000-01-01
+    f.set_times(
+        std::fs::FileTimes::new()
+            .set_modified(old)
+            .set_accessed(old),
+    )
+    .unwrap();
+    let c = CString::new(path.as_os_str().as_bytes()).unwrap();
+    // SAFETY: valid C strings and a 4-byte value.
+    let r = unsafe {
+        libc::setxattr(
+            c.as_ptr(),
+            c"user.keep".as_ptr(),
+            c"kept".as_ptr().cast(),
+            4,
+            0,
+        )
+    };
+    assert_eq!(r, 0, "the test needs user xattrs on {}", path.display());
+}
+
+/// Tries every route to change a file's metadata; prints `HIT <route>` for each that worked.
+/// argv: path, a uid/gid that is not the caller's.
+const ATTACK_PY: &str = r#"
+import ctypes, fcntl, os, platform, struct, sys
+P, OTHER = sys.argv[1], int(sys.argv[2])
+B = P.encode()
+l = ctypes.CDLL(None, use_errno=True)
+def t(name, f):
+    try:
+        r = f()
+    except OSError as e:
+        print("refused", name, e.strerror, flush=True); return
+    if r is None or r >= 0:
+        print("HIT", name, flush=True)
+    else:
+        print("refused", name, os.strerror(ctypes.get_errno()), flush=True)
+t("chmod", lambda: os.chmod(P, 0o4777))
+t("chown", lambda: os.chown(P, OTHER, -1))
+t("chgrp", lambda: os.chown(P, -1, OTHER))
+t("lchown", lambda: os.lchown(P, OTHER, OTHER))
+t("utime", lambda: os.utime(P, (1, 1)))
+t("utime-now", lambda: os.utime(P, None))
+t("lutime", lambda: os.utime(P, (2, 2), follow_symlinks=False))
+t("setxattr", lambda: os.setxattr(P, "user.tb", b"x"))
+t("lsetxattr", lambda: os.setxattr(P, "user.tb", b"x", follow_symlinks=False))
+t("removexattr", lambda: os.removexattr(P, "user.keep"))
+t("lremovexattr", lambda: os.removexattr(P, "user.keep", follow_symlinks=False))
+if os.path.lexists("sl"): os.unlink("sl")
+os.symlink(P, "sl")
+t("chmod-via-symlink", lambda: os.chmod("sl", 0o777))
+t("utime-via-symlink", lambda: os.utime("sl", (3, 3)))
+t("setxattr-via-symlink", lambda: os.setxattr("sl", "user.tb", b"x"))
+t("hard-link", lambda: os.link(P, "hl"))
+t("mknod-char", lambda: os.mknod("dev", 0o20666, os.makedev(1, 3)))
+try:
+    fd = os.open(P, os.O_RDONLY)
+except OSError as e:
+    fd = None
+    print("no fd:", e.strerror)
+if fd is not None:
+    t("fchmod", lambda: os.fchmod(fd, 0o777))
+    t("fchown", lambda: os.fchown(fd, OTHER, OTHER))
+    t("futimens", lambda: os.utime(fd, (4, 4)))
+    t("fsetxattr", lambda: os.setxattr(fd, "user.tb", b"x"))
+    t("fremovexattr", lambda: os.removexattr(fd, "user.keep"))
+    t("chmod-proc-fd", lambda: os.chmod("/proc/self/fd/%d" % fd, 0o777))
+    t("link-proc-fd", lambda: os.link("/proc/self/fd/%d" % fd, "hl2", follow_symlinks=True))
+    def setflags():
+        buf = fcntl.ioctl(fd, 0x80086601, struct.pack("l", 0))
+        fcntl.ioctl(fd, 0x40086602, struct.pack("l", struct.unpack("l", buf)[0] | 0x40))
+    t("ioctl-setflags", setflags)
+    def fssetxattr():
+        buf = bytearray(fcntl.ioctl(fd, 0x801C581F, bytes(28)))
+        buf[0] |= 0x80
+        fcntl.ioctl(fd, 0x401C5820, bytes(buf))
+    t("ioctl-fssetxattr", fssetxattr)
+if platform.machine() == "x86_64":
+    s = l.syscall
+    ts = (ctypes.c_long * 4)(5, 0, 5, 0)
+    t("sys-chmod", lambda: s(90, B, 0o777))
+    t("sys-utime", lambda: s(132, B, (ctypes.c_long * 2)(6, 6)))
+    t("sys-utimes", lambda: s(235, B, ts))
+    t("sys-futimesat", lambda: s(261, -100, B, ts))
+    t("sys-fchmodat", lambda: s(268, -100, B, 0o777))
+    t("sys-fchmodat2-nofollow", lambda: s(452, -100, B, 0o777, 0x100))
+    t("sys-fchownat", lambda: s(260, -100, B, OTHER, OTHER, 0))
+    t("sys-utimensat", lambda: s(280, -100, B, ts, 0))
+    class XattrArgs(ctypes.Structure):
+        _fields_ = [("value", ctypes.c_uint64), ("size", ctypes.c_uint32), ("flags", ctypes.c_uint32)]
+    v = ctypes.create_string_buffer(b"x")
+    xa = XattrArgs(ctypes.cast(v, ctypes.c_void_p).value, 1, 0)
+    t("sys-setxattrat", lambda: s(463, -100, B, 0, b"user.tb", ctypes.byref(xa), 16))
+    t("sys-removexattrat", lambda: s(466, -100, B, 0, b"user.keep"))
+    fa = (ctypes.c_uint32 * 6)(0x80, 0, 0, 0, 0, 0)
+    t("sys-file_setattr", lambda: s(469, -100, B, fa, 24, 0))
+    if fd is not None:
+        E = b""
+        t("sys-fchmodat2-empty", lambda: s(452, fd, E, 0o777, 0x1000))
+        t("sys-fchownat-empty", lambda: s(260, fd, E, OTHER, OTHER, 0x1000))
+        t("sys-utimensat-empty", lambda: s(280, fd, E, ts, 0x1000))
+        t("sys-utimensat-fd", lambda: s(280, fd, None, ts, 0))
+        t("sys-setxattrat-empty", lambda: s(463, fd, E, 0x1000, b"user.tb", ctypes.byref(xa), 16))
+t("rename-in", lambda: os.rename(P, "moved"))
+print("attack done", flush=True)
+"#;
+
+/// The coreutils spelling of the issue's reproductions.
+fn attack_sh(p: &str, other: u32) -> String {
+    format!(
+        "P='{p}'\n\
+         chmod 4755 \"$P\" 2>&1 && echo 'HIT sh-chmod-4755'\n\
+         chmod 0666 \"$P\" 2>&1 && echo 'HIT sh-chmod-0666'\n\
+         chown {other} \"$P\" 2>&1 && echo 'HIT sh-chown'\n\
+         chgrp {other} \"$P\" 2>&1 && echo 'HIT sh-chgrp'\n\
+         test -e \"$P\" && touch -c -d 2011-01-01 \"$P\" 2>&1 && echo 'HIT sh-touch-d'\n\
+         test -e \"$P\" && touch -c \"$P\" 2>&1 && echo 'HIT sh-touch'\n\
+         python3 attack.py \"$P\" {other} 2>&1\n"
+    )
+}
+
+/// Where a host path appears inside a sandbox of `kind` (bwrap shows the git directory at
+/// `/workspace/.git` and hides everything else that is not a system directory).
+fn inside(kind: SandboxKind, fx: &Fixture, host: &Path) -> String {
+    match (kind, host.strip_prefix(&fx.mounts.git_dir)) {
+        (SandboxKind::Bwrap, Ok(rest)) => format!("/workspace/.git/{}", rest.display()),
+        _ => host.display().to_string(),
+    }
+}
+
+fn other_id() -> u32 {
+    if euid() == 0 { 1001 } else { 0 }
+}
+
+#[tokio::test]
+async fn host_file_metadata_cannot_be_changed() {
+    let outside = tempfile::Builder::new()
+        .prefix("tb-hostmeta-outside-")
+        .tempdir()
+        .unwrap();
+    let mut failures = Vec::new();
+    for kind in backends("host file metadata") {
+        let fx = fixture(kind, false);
+        let k = fx.kind();
+        std::fs::write(fx.mounts.work_tree.join("attack.py"), ATTACK_PY).unwrap();
+        // A file in a host directory the sandbox cannot read (like ~/.bashrc), and one it can
+        // read (the git directory, like /etc on landlock): fd-based calls need an open file.
+        let victims = [
+            outside.path().join(format!("victim-{k}")),
+            fx.mounts.git_dir.join("victim"),
+        ];
+        for v in &victims {
+            plant_victim(v);
+            let before = meta(v);
+            let out = fx.sh(&attack_sh(&inside(kind, &fx, v), other_id())).await;
+            eprintln!("[{k}] {}:\n{}", v.display(), out.output);
+            assert!(
+                out.output.contains("attack done"),
+                "[{k}] the attack did not run:\n{}",
+                out.output
+            );
+            let hits: Vec<&str> = out
+                .output
+                .lines()
+                .filter(|l| l.starts_with("HIT"))
+                .collect();
+            if !hits.is_empty() {
+                failures.push(format!("[{k}] {} changed via {hits:?}", v.display()));
+            }
+            let after = meta(v);
+            if before != after {
+                failures.push(format!(
+                    "[{k}] {}: {before:?} became {after:?}",
+                    v.display()
+                ));
+            }
+            for made in ["hl", "hl2", "moved", "dev"] {
+                if fx.mounts.work_tree.join(made).exists() {
+                    failures.push(format!("[{k}] {made} appeared in the work tree"));
+                }
+            }
+        }
+    }
+    conclude("host_file_metadata_cannot_be_changed", failures);
+}
+
+/// A host file hard-linked into the work tree by the *host* (the sandbox cannot make such a link:
+/// see the `hard-link` routes above) is still a host file: changing it through the link must
+/// fail. Landlock-only: on bwrap the link is the same inode in a writable bind mount — and the
+/// host never makes such links, so this guards the landlock supervisor's own rule.
+#[tokio::test]
+async fn a_host_file_linked_into_the_work_tree_keeps_its_metadata() {
+    let mut failures = Vec::new();
+    for kind in backends("host-made hard link") {
+        if kind != SandboxKind::Landlock {
+            continue;
+        }
+        let fx = fixture(kind, false);
+        let k = fx.kind();
+        std::fs::write(fx.mounts.work_tree.join("attack.py"), ATTACK_PY).unwrap();
+        let victim = fx.tmp.path().join("linked-victim");
+        plant_victim(&victim);
+        std::fs::hard_link(&victim, fx.mounts.work_tree.join("hostlink")).unwrap();
+        let before = meta(&victim);
+        let out = fx.sh(&attack_sh("hostlink", other_id())).await;
+        eprintln!("[{k}] hostlink:\n{}", out.output);
+        let hits: Vec<&str> = out
+            .output
+            .lines()
+            .filter(|l| l.starts_with("HIT"))
+            .collect();
+        // Linking or moving the work tree's own name within the work tree changes no metadata.
+        let hits: Vec<&str> = hits
+            .into_iter()
+            .filter(|h| !["HIT rename-in", "HIT hard-link"].contains(h))
+            .collect();
+        if !hits.is_empty() || !out.output.contains("attack done") {
+            failures.push(format!(
+                "[{k}] changed through a host-made link via {hits:?}"
+            ));
+        }
+        let after = meta(&victim);
+        // The attack's own `hl`/`hl2` links of the work-tree name are allowed (same tree).
+        if (
+            before.mode,
+            before.uid,
+            before.gid,
+            before.mtime,
+            &before.xattrs,
+            before.flags,
+        ) != (
+            after.mode,
+            after.uid,
+            after.gid,
+            after.mtime,
+            &after.xattrs,
+            after.flags,
+        ) {
+            failures.push(format!("[{k}] {before:?} became {after:?}"));
+        }
+    }
+    conclude(
+        "a_host_file_linked_into_the_work_tree_keeps_its_metadata",
+        failures,
+    );
+}
+
+/// Host IPC objects made by the test, removed again even when it fails.
+struct HostIpc {
+    shm_key: i32,
+    shm_id: i32,
+    msg_key: i32,
+    msg_id: i32,
+    sem_key: i32,
+    sem_id: i32,
+    posix_shm: PathBuf,
+    mq_name: CString,
+    secret: String,
+}
+
+impl HostIpc {
+    fn create() -> HostIpc {
+        let secret = random_token("hostipc-");
+        let key = || 0x7b00_0000 | fastrand::i32(1..0x00ff_ffff);
+        let (shm_key, msg_key, sem_key) = (key(), key(), key());
+        // SAFETY: plain SysV calls on objects this test creates; buffers outlive the calls.
+        unsafe {
+            let shm_id = libc::shmget(shm_key, 4096, libc::IPC_CREAT | libc::IPC_EXCL | 0o600);
+            assert!(shm_id >= 0, "shmget: {}", std::io::Error::last_os_error());
+            let addr = libc::shmat(shm_id, std::ptr::null(), 0);
+            assert_ne!(addr as isize, -1);
+            std::ptr::copy_nonoverlapping(secret.as_ptr(), addr.cast(), secret.len());
+            libc::shmdt(addr);
+            let msg_id = libc::msgget(msg_key, libc::IPC_CREAT | libc::IPC_EXCL | 0o600);
+            assert!(msg_id >= 0, "msgget: {}", std::io::Error::last_os_error());
+            let msg = Msg::new(&secret);
+            let r = libc::msgsnd(msg_id, (&msg as *const Msg).cast(), secret.len(), 0);
+            assert_eq!(r, 0, "msgsnd: {}", std::io::Error::last_os_error());
+            let sem_id = libc::semget(sem_key, 1, libc::IPC_CREAT | libc::IPC_EXCL | 0o600);
+            assert!(sem_id >= 0, "semget: {}", std::io::Error::last_os_error());
+            assert_eq!(libc::semctl(sem_id, 0, libc::SETVAL, 1), 0);
+            let posix_shm = PathBuf::from(format!("/dev/shm/{secret}"));
+            std::fs::write(&posix_shm, &secret).unwrap();
+            std::fs::set_permissions(&posix_shm, std::fs::Permissions::from_mode(0o600)).unwrap();
+            let mq_name = CString::new(format!("/{secret}")).unwrap();
+            let mq = libc::mq_open(
+                mq_name.as_ptr(),
+                libc::O_CREAT | libc::O_EXCL | libc::O_RDWR,
+                0o600 as libc::c_uint,
+                std::ptr::null::<libc::mq_attr>(),
+            );
+            assert!(mq >= 0, "mq_open: {}", std::io::Error::last_os_error());
+            assert_eq!(
+                libc::mq_send(mq, secret.as_ptr().cast(), secret.len(), 0),
+                0
+            );
+            libc::mq_close(mq);
+            HostIpc {
+                shm_key,
+                shm_id,
+                msg_key,
+                msg_id,
+                sem_key,
+                sem_id,
+                posix_shm,
+                mq_name,
+                secret,
+            }
+        }
+    }
+
+    /// What changed since `create`, as sentences.
+    fn damage(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        // SAFETY: as in `create`.
+        unsafe {
+            let addr = libc::shmat(self.shm_id, std::ptr::null(), libc::SHM_RDONLY);
+            if addr as isize == -1 {
+                out.push("the shared-memory segment is gone".into());
+            } else {
+                let now = std::slice::from_raw_parts(addr.cast::<u8>(), self.secret.len());
+                if now != self.secret.as_bytes() {
+                    out.push(format!("shm now holds {:?}", String::from_utf8_lossy(now)));
+                }
+                libc::shmdt(addr);
+            }
+            let mut ds: libc::msqid_ds = std::mem::zeroed();
+            if libc::msgctl(self.msg_id, libc::IPC_STAT, &mut ds) != 0 {
+                out.push("the message queue is gone".into());
+            } else if ds.msg_qnum != 1 {
+                out.push(format!("the message queue holds {} messages", ds.msg_qnum));
+            }
+            let v = libc::semctl(self.sem_id, 0, libc::GETVAL);
+            if v != 1 {
+                out.push(format!("the semaphore is {v}"));
+            }
+            let mq = libc::mq_open(self.mq_name.as_ptr(), libc::O_RDONLY);
+            let mut attr: libc::mq_attr = std::mem::zeroed();
+            if mq < 0 || libc::mq_getattr(mq, &mut attr) != 0 || attr.mq_curmsgs != 1 {
+                out.push("the POSIX message queue was changed".into());
+            }
+            if mq >= 0 {
+                libc::mq_close(mq);
+            }
+        }
+        if std::fs::read_to_string(&self.posix_shm).ok().as_deref() != Some(&self.secret) {
+            out.push("the POSIX shared-memory object was changed".into());
+        }
+        out
+    }
+}
+
+impl Drop for HostIpc {
+    fn drop(&mut self) {
+        // SAFETY: removing this test's own objects.
+        unsafe {
+            libc::shmctl(self.shm_id, libc::IPC_RMID, std::ptr::null_mut());
+            libc::msgctl(self.msg_id, libc::IPC_RMID, std::ptr::null_mut());
+            libc::semctl(self.sem_id, 0, libc::IPC_RMID);
+            libc::mq_unlink(self.mq_name.as_ptr());
+        }
+        let _ = std::fs::remove_file(&self.posix_shm);
+    }
+}
+
+#[repr(C)]
+struct Msg {
+    mtype: libc::c_long,
+    text: [u8; 128],
+}
+impl Msg {
+    fn new(s: &str) -> Msg {
+        let mut text = [0u8; 128];
+        text[..s.len()].copy_from_slice(s.as_bytes());
+        Msg { mtype: 1, text }
+    }
+}
+
+/// Reads and overwrites host IPC objects by key and by id; `HIT <route>` for each that worked.
+/// argv: shm key, shm id, msg key, msg id, sem key, sem id, posix shm path, mq name.
+const IPC_PY: &str = r#"
+import ctypes, os, sys
+a = sys.argv[1:]
+shm_key, shm_id, msg_key, msg_id, sem_key, sem_id = map(int, a[:6])
+shm_path, mq_name = a[6], a[7].encode()
+l = ctypes.CDLL(None, use_errno=True)
+l.shmat.restype = ctypes.c_void_p
+def r(name, v, extra=""):
+    if v >= 0: print("HIT", name, extra, flush=True)
+    else: print("refused", name, os.strerror(ctypes.get_errno()), flush=True)
+r("shmget", l.shmget(shm_key, 0, 0))
+p = l.shmat(shm_id, None, 0)
+if p is not None and p != ctypes.c_void_p(-1).value:
+    print("HIT shmat", ctypes.string_at(p, 40), flush=True)
+    ctypes.memmove(p, b"PWNED", 5)
+else: r("shmat", -1)
+buf = ctypes.create_string_buffer(512)
+r("shmctl-stat", l.shmctl(shm_id, 2, buf))
+r("msgget", l.msgget(msg_key, 0))
+n = l.msgrcv(msg_id, buf, 256, 0, 0o4000)
+r("msgrcv", n, buf.raw[8:8 + max(n, 0)])
+msg = ctypes.create_string_buffer(b"\x01" + b"\0" * 7 + b"PWNED")
+r("msgsnd", l.msgsnd(msg_id, msg, 5, 0o4000))
+r("semget", l.semget(sem_key, 0, 0))
+op = (ctypes.c_short * 3)(0, -1, 0o4000)
+r("semop", l.semop(sem_id, op, 1))
+r("semtimedop", l.semtimedop(sem_id, op, 1, None))
+r("semctl-setval", l.semctl(sem_id, 0, 16, 0))
+try:
+    with open(shm_path, "r+") as f:
+        print("HIT posix-shm", f.read(40), flush=True); f.seek(0); f.write("PWNED")
+except OSError as e: print("refused posix-shm", e.strerror)
+mq = l.mq_open(mq_name, os.O_RDWR)
+r("mq_open", mq)
+if mq >= 0:
+    r("mq_receive", l.mq_receive(mq, buf, 8192, None), buf.value)
+r("mq_unlink", l.mq_unlink(mq_name))
+r("shmctl-rmid", l.shmctl(shm_id, 0, None))
+r("msgctl-rmid", l.msgctl(msg_id, 0, None))
+r("semctl-rmid", l.semctl(sem_id, 0, 0))
+print("attack done", flush=True)
+"#;
+
+#[tokio::test]
+async fn host_ipc_objects_are_unreachable() {
+    let mut failures = Vec::new();
+    for kind in backends("host IPC") {
+        let ipc = HostIpc::create();
+        let fx = fixture(kind, false);
+        let k = fx.kind();
+        std::fs::write(fx.mounts.work_tree.join("ipc.py"), IPC_PY).unwrap();
+        let cmd = format!(
+            "python3 ipc.py {} {} {} {} {} {} {} {} 2>&1",
+            ipc.shm_key,
+            ipc.shm_id,
+            ipc.msg_key,
+            ipc.msg_id,
+            ipc.sem_key,
+            ipc.sem_id,
+            ipc.posix_shm.display(),
+            ipc.mq_name.to_string_lossy()
+        );
+        let out = fx.sh(&cmd).await;
+        eprintln!("[{k}] IPC:\n{}", out.output);
+        if !out.output.contains("attack done") {
+            failures.push(format!("[{k}] the IPC attack did not run"));
+        }
+        let hits: Vec<&str> = out
+            .output
+            .lines()
+            .filter(|l| l.starts_with("HIT"))
+            .collect();
+        if !hits.is_empty() {
+            failures.push(format!("[{k}] host IPC reached via {hits:?}"));
+        }
+        if out.output.contains(&ipc.secret) {
+            failures.push(format!("[{k}] a host IPC secret was read"));
+        }
+        for d in ipc.damage() {
+            failures.push(format!("[{k}] {d}"));
+        }
+    }
+    conclude("host_ipc_objects_are_unreachable", failures);
+}
+
+/// Ordinary work on the work tree's and the private temporary directory's own files still works
+/// and really changes them.
+const WORK_SH: &str = r#"set -e
+printf '#!/bin/sh\necho script-ran\n' > script.sh
+chmod +x script.sh && ./script.sh
+echo x > existing
+touch -d '2001-02-03 04:05:06 UTC' existing
+cp -p script.sh copy.sh
+mkdir -p d/sub && echo a > d/sub/f && chmod 0640 d/sub/f && touch -d '2002-01-01 UTC' d/sub/f
+chmod 0750 d/sub
+tar cf t.tar d && rm -rf d && tar xf t.tar && rm t.tar
+echo y > viafd
+python3 -c 'import os; fd = os.open("viafd", os.O_RDONLY); os.fchmod(fd, 0o600); os.utime(fd, (5, 5)); os.setxattr(fd, "user.tb", b"fd")'
+python3 -c 'import os; os.setxattr("existing", "user.tb", b"path"); os.setxattr("existing", "user.gone", b"1"); os.removexattr("existing", "user.gone")'
+echo z > target && ln -s target rel-link && chmod 0604 rel-link
+ln -s "$PWD/abs-target" abs-link && echo w > abs-target && chmod 0602 abs-link
+touch -h -d '2003-01-01 UTC' rel-link
+chmod 0640 "$PWD/existing"
+chown "$(id -u):$(id -g)" existing
+echo t > "$TMPDIR/tmpfile" && chmod 0700 "$TMPDIR/tmpfile" && touch -d '2004-01-01 UTC' "$TMPDIR/tmpfile"
+stat -c 'tmp %a %Y' "$TMPDIR/tmpfile"
+mkdir -p "$HOME/.local/bin" && printf '#!/bin/sh\necho installed-ran\n' > "$HOME/.local/bin/tool"
+chmod 755 "$HOME/.local/bin/tool" && "$HOME/.local/bin/tool"
+echo work-done
+"#;
+
+fn mode_of(p: &Path) -> u32 {
+    std::fs::symlink_metadata(p).unwrap().mode() & 0o7777
+}
+
+fn mtime_of(p: &Path) -> i64 {
+    std::fs::symlink_metadata(p).unwrap().mtime()
+}
+
+#[tokio::test]
+async fn ordinary_metadata_work_in_the_workspace_still_works() {
+    let mut failures = Vec::new();
+    for kind in backends("workspace metadata") {
+        let fx = fixture(kind, false);
+        let k = fx.kind();
+        let out = fx.sh(WORK_SH).await;
+        eprintln!("[{k}] work:\n{}", out.output);
+        let ws = &fx.mounts.work_tree;
+        let mut check = |ok: bool, what: &str| {
+            if !ok {
+                failures.push(format!("[{k}] {what}"));
+            }
+        };
+        check(
+            out.exit_code == 0 && out.output.contains("work-done"),
+            "the script failed",
+        );
+        check(
+            out.output.contains("script-ran"),
+            "chmod +x did not make it runnable",
+        );
+        check(
+            out.output.contains("installed-ran"),
+            "chmod of an installed tool in HOME",
+        );
+        check(
+            out.output.contains("tmp 700 1072915200"),
+            "chmod/touch in TMPDIR",
+        );
+        if !out.output.contains("work-done") {
+            continue;
+        }
+        check(
+            mode_of(&ws.join("script.sh")) & 0o111 == 0o111,
+            "script.sh not executable",
+        );
+        check(
+            mtime_of(&ws.join("existing")) == 981_173_106,
+            "touch -d did not set the mtime",
+        );
+        check(
+            mode_of(&ws.join("copy.sh")) == mode_of(&ws.join("script.sh"))
+                && mtime_of(&ws.join("copy.sh")) == mtime_of(&ws.join("script.sh")),
+            "cp -p did not keep mode and mtime",
+        );
+        check(
+            mode_of(&ws.join("d/sub/f")) == 0o640,
+            "tar x did not restore the mode",
+        );
+        check(
+            mode_of(&ws.join("d/sub")) == 0o750,
+            "tar x did not restore a directory mode",
+        );
+        check(
+            mtime_of(&ws.join("d/sub/f")) == 1_009_843_200,
+            "tar x did not restore the mtime",
+        );
+        check(
+            mode_of(&ws.join("viafd")) == 0o600,
+            "fchmod on an open file",
+        );
+        check(mtime_of(&ws.join("viafd")) == 5, "futimens on an open file");
+        let x = xattrs(&ws.join("viafd"));
+        check(
+            x.iter().any(|(n, v)| n == "user.tb" && v == b"fd"),
+            "fsetxattr",
+        );
+        let x = xattrs(&ws.join("existing"));
+        check(
+            x.iter().any(|(n, v)| n == "user.tb" && v == b"path") && x.len() == 1,
+            "setxattr/removexattr by path",
+        );
+        check(
+            mode_of(&ws.join("existing")) == 0o640,
+            "chmod by absolute path",
+        );
+        check(
+            mode_of(&ws.join("target")) == 0o604,
+            "chmod through a relative symlink",
+        );
+        check(
+            mode_of(&ws.join("abs-target")) == 0o602,
+            "chmod through an absolute symlink",
+        );
+        check(
+            mtime_of(&ws.join("rel-link")) == 1_041_379_200,
+            "touch -h on a symlink",
+        );
+    }
+    conclude(
+        "ordinary_metadata_work_in_the_workspace_still_works",
+        failures,
+    );
+}
