@@ -14,6 +14,8 @@ mod bwrap;
 mod diskwatch;
 pub mod landlock;
 mod limits;
+mod metadata;
+mod notify;
 mod process;
 pub mod seccomp;
 mod session;
