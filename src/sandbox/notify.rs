@@ -179,6 +179,7 @@ fn serve(listener: OwnedFd, roots: &Roots) {
             pid: notif.pid,
             nr: i64::from(notif.data.nr),
             args: notif.data.args,
+            mem: std::cell::OnceCell::new(),
         };
         let (val, error) = match metadata::handle(&call, roots) {
             Ok(v) => (v, 0),
@@ -247,6 +248,8 @@ pub(crate) struct Call {
     pid: u32,
     pub nr: i64,
     pub args: [u64; 6],
+    /// The caller's memory, opened on first use.
+    mem: std::cell::OnceCell<std::fs::File>,
 }
 
 impl Call {
@@ -277,10 +280,13 @@ impl Call {
         Ok(fd)
     }
 
-    fn mem(&self) -> Result<std::fs::File, i32> {
+    fn mem(&self) -> Result<&std::fs::File, i32> {
+        if let Some(f) = self.mem.get() {
+            return Ok(f);
+        }
         let f = std::fs::File::open(format!("/proc/{}/mem", self.pid)).map_err(|_| libc::EPERM)?;
         self.still_pending()?;
-        Ok(f)
+        Ok(self.mem.get_or_init(|| f))
     }
 
     /// `len` bytes at `addr` in the caller's memory.

@@ -3,7 +3,9 @@
 //! Invariants: the child is the leader of its own process group and every fd above 2 is marked
 //! close-on-exec before exec, so nothing of ours leaks in (the one exception, a backend's fd 3, is
 //! placed there on purpose); the child joins its cgroup, gets its rlimits and, for the Landlock
-//! backend, its confinement before exec, with async-signal-safe calls only. On timeout,
+//! backend, its confinement before exec, with async-signal-safe calls only — the seccomp listener
+//! of its metadata calls comes back over a socket pair and is handed to a supervisor thread
+//! right after the spawn, or the command is killed at once. On timeout,
 //! cancellation, output limit or workspace limit the whole group — and the cgroup, so `setsid`
 //! children too — is killed with SIGKILL and reaped before `run` returns.
 
