@@ -5,9 +5,9 @@
 //! `setxattr`, inode-flag ioctls or SysV IPC, and the landlock backend shares the host's IPC
 //! namespace; the issue reproduced all of these as reaching the host. Every case runs on every
 //! backend this machine has, as the calling user and — when that is root — again as the ordinary
-//! user `tbuser` (the test binary re-executes itself as that user, see `hostmeta::rerun_as_ordinary_user`).
-//! The workspace cases check that ordinary work (`chmod +x`, `touch`, `cp -p`, `tar x`) still
-//! works and really changes the files.
+//! user `tbuser` (the test binary re-executes itself as that user, see
+//! `hostmeta::rerun_as_ordinary_user`). The workspace cases check that ordinary work (`chmod +x`,
+//! `touch`, `cp -p`, `tar x`) still works and really changes the files.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
