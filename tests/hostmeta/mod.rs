@@ -35,8 +35,8 @@ pub fn user_ids(name: &str) -> Option<(u32, u32)> {
 }
 
 /// When this process is root (and not already the child), runs `test` again in a fresh process
-/// as the ordinary user with a HOME and TMPDIR it owns; says why if that run failed or did not
-/// run the test. A non-root run is already the ordinary-user case.
+/// as the ordinary user (`tbuser`, else `nobody`) with a HOME and TMPDIR it owns; says why if
+/// that run failed or did not run the test. A non-root run is already the ordinary-user case.
 pub fn rerun_as_ordinary_user(test: &str) -> Option<String> {
     if std::env::var_os(CHILD_ENV).is_some() {
         return None;
@@ -48,16 +48,20 @@ pub fn rerun_as_ordinary_user(test: &str) -> Option<String> {
         );
         return None;
     }
-    let (uid, gid) = user_ids(ORDINARY_USER).unwrap_or_else(|| {
-        panic!("running as root, the ordinary-user half needs the user `{ORDINARY_USER}`")
-    });
+    let (user, (uid, gid)) = [ORDINARY_USER, "nobody"]
+        .into_iter()
+        .find_map(|u| user_ids(u).map(|ids| (u, ids)))
+        .expect("running as root, the ordinary-user half needs the user `tbuser` or `nobody`");
     let home = tempfile::Builder::new()
         .prefix("tb-hostmeta-user-")
         .tempdir()
         .unwrap();
     std::os::unix::fs::chown(home.path(), Some(uid), Some(gid)).unwrap();
-    let exe = std::env::current_exe().unwrap();
-    let out = std::process::Command::new(&exe)
+    // Executed through a descriptor opened as root: the user needs no access to the directories
+    // on the way to the test binary (a checkout under /root, say), only its execute bit.
+    let exe = std::fs::File::open(std::env::current_exe().unwrap()).unwrap();
+    let program = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&exe));
+    let out = std::process::Command::new(program)
         .args([test, "--exact", "--nocapture", "--test-threads=1"])
         .env_clear()
         .env(CHILD_ENV, "1")
@@ -70,9 +74,9 @@ pub fn rerun_as_ordinary_user(test: &str) -> Option<String> {
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    eprintln!("--- {test} as {ORDINARY_USER} (uid {uid}) ---\n{stdout}\n{stderr}--- end ---");
+    eprintln!("--- {test} as {user} (uid {uid}) ---\n{stdout}\n{stderr}--- end ---");
     (!(out.status.success() && stdout.contains("1 passed")))
-        .then(|| format!("{test} failed as the ordinary user {ORDINARY_USER} (output above)"))
+        .then(|| format!("{test} failed as the ordinary user {user} (output above)"))
 }
 
 /// Fails with every collected failure, after the ordinary-user run of `test`.
