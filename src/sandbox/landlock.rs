@@ -12,10 +12,14 @@
 //! temporary directory only — no `/proc`, `/sys`, `/run`, home or host `/tmp` —, no signals or
 //! abstract sockets outside its domain, no TCP while the network is off; and the seccomp filter,
 //! which refuses `AF_UNIX` sockets always (named sockets on the host — a container runtime's, the
-//! init system's — would otherwise be reachable) and every other family while the network is off.
+//! init system's — would otherwise be reachable) and every other family while the network is off,
+//! refuses SysV IPC and POSIX message queues (the host's IPC namespace is shared), and sends every
+//! call that changes a file's mode, owner, times or extended attributes to a supervisor thread
+//! that performs it only beneath the work tree or the private temporary directory
+//! (`super::metadata`; the listener reaches the host over a socket pair, `super::notify`).
 
 use std::ffi::CString;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
@@ -24,6 +28,8 @@ use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;
 
 use super::limits::{self, Cgroup};
+use super::metadata::Roots;
+use super::notify::{self, Channel};
 use super::process::{self, ChildSetup, ExecOutput, RunSpec};
 use super::seccomp;
 use super::{ExecRequest, Sandbox, SandboxError, SandboxKind, SandboxMounts, SandboxSettings};
@@ -102,6 +108,8 @@ pub struct Confinement {
     ruleset: OwnedFd,
     seccomp: Option<Vec<libc::sock_filter>>,
     drop_caps: bool,
+    /// Where the supervisor lets metadata change; `Some` when the program notifies those calls.
+    roots: Option<Arc<Roots>>,
 }
 
 impl Confinement {
@@ -205,13 +213,16 @@ impl Confinement {
         add(&mounts.git_dir, FS_READ_FILE | FS_READ_DIR)?;
         add(&mounts.work_tree, all)?;
         add(tmp, all)?;
+        let roots = Roots::new(&[&mounts.work_tree, tmp])
+            .map_err(|e| format!("opening the work tree for the metadata supervisor: {e}"))?;
         Ok(Confinement {
             ruleset,
-            seccomp: Some(seccomp::program(seccomp::Policy {
+            seccomp: Some(seccomp::host_program(seccomp::Policy {
                 network,
                 unix_sockets: false,
             })),
             drop_caps: true,
+            roots: Some(Arc::new(roots)),
         })
     }
 
@@ -246,12 +257,20 @@ impl Confinement {
             ruleset: unsafe { OwnedFd::from_raw_fd(fd as i32) },
             seccomp: None,
             drop_caps: false,
+            roots: None,
         })
     }
 
-    /// Drops capabilities, sets `no_new_privs`, enters the Landlock domain and installs seccomp.
+    /// The supervisor's roots when commands need one (see [`Self::enter`]).
+    pub(crate) fn roots(&self) -> Option<&Arc<Roots>> {
+        self.roots.as_ref()
+    }
+
+    /// Drops capabilities, sets `no_new_privs`, enters the Landlock domain and installs seccomp;
+    /// with `notify_sock` (when [`Self::roots`] is set) the filter's listener is sent there and
+    /// closed here, so the command never holds it (without one, metadata calls get `ENOSYS`).
     /// Async-signal-safe: called in the forked child.
-    pub(crate) fn enter(&self) -> std::io::Result<()> {
+    pub(crate) fn enter(&self, notify_sock: Option<RawFd>) -> std::io::Result<()> {
         // SAFETY: plain syscalls with stack values; nothing allocates.
         unsafe {
             if self.drop_caps {
@@ -268,9 +287,15 @@ impl Confinement {
             {
                 return Err(std::io::Error::last_os_error());
             }
-            match &self.seccomp {
-                Some(prog) => seccomp::install(prog),
-                None => Ok(()),
+            match (&self.seccomp, notify_sock) {
+                (Some(prog), Some(sock)) if self.roots.is_some() => {
+                    let listener = seccomp::install_with_listener(prog)?;
+                    let sent = notify::send_fd(sock, listener);
+                    libc::close(listener);
+                    sent
+                }
+                (Some(prog), _) => seccomp::install(prog),
+                (None, _) => Ok(()),
             }
         }
     }
@@ -395,6 +420,10 @@ pub(super) fn probe() -> Result<(), SandboxError> {
                 .and_then(|_| std::fs::create_dir_all(&mounts.git_dir))
                 .map_err(|e| format!("no temporary directory: {e}"))?;
             let confine = Confinement::build(&mounts, scratch.path(), false)?;
+            // The listener's way to the host is part of what must work here.
+            let channel =
+                Channel::new().map_err(|e| format!("no socket pair for the supervisor: {e}"))?;
+            let sock = channel.child_fd();
             let mut cmd = std::process::Command::new(super::shell());
             cmd.args(["-c", "true"])
                 .env_clear()
@@ -405,9 +434,15 @@ pub(super) fn probe() -> Result<(), SandboxError> {
             // SAFETY: see Confinement::enter.
             unsafe {
                 use std::os::unix::process::CommandExt;
-                cmd.pre_exec(move || confine.enter());
+                cmd.pre_exec(move || confine.enter(Some(sock)));
             }
-            match cmd.output() {
+            let out = cmd.output();
+            if out.is_ok() {
+                channel
+                    .receive()
+                    .map_err(|e| format!("the seccomp listener did not arrive: {e}"))?;
+            }
+            match out {
                 Ok(o) if o.status.success() => Ok(()),
                 Ok(o) => Err(format!(
                     "a Landlock-confined test command failed ({})",

@@ -16,6 +16,8 @@ mod hostns;
 pub mod landlock;
 mod leftovers;
 mod limits;
+mod metadata;
+mod notify;
 mod process;
 pub mod seccomp;
 mod session;

@@ -3,7 +3,9 @@
 //! Invariants: the child is the leader of its own process group and every fd above 2 is marked
 //! close-on-exec before exec, so nothing of ours leaks in (the one exception, a backend's fd 3, is
 //! placed there on purpose); the child joins its cgroup, gets its rlimits and, for the Landlock
-//! backend, its confinement before exec, with async-signal-safe calls only. On timeout,
+//! backend, its confinement before exec, with async-signal-safe calls only — the seccomp listener
+//! of its metadata calls comes back over a socket pair and is handed to a supervisor thread
+//! right after the spawn, or the command is killed at once. On timeout,
 //! cancellation, output limit or workspace limit the whole group — and the cgroup, so `setsid`
 //! children too — is killed with SIGKILL and reaped before `run` returns.
 
@@ -23,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 use super::diskwatch::DiskWatch;
 use super::landlock::Confinement;
 use super::limits::{self, Cgroup, Rlimit};
+use super::notify::{self, Channel};
 use super::{ExecRequest, Sandbox, SandboxError, SandboxKind, SandboxMounts, SandboxSettings};
 
 /// Why a command did not end on its own.
@@ -176,6 +179,16 @@ pub(crate) fn install_setup(
     setup: ChildSetup,
     cgroup_fds: Vec<RawFd>,
 ) {
+    install_setup_with(command, setup, cgroup_fds, None);
+}
+
+/// [`install_setup`], sending the seccomp listener to `notify_sock` (see `Confinement::enter`).
+fn install_setup_with(
+    command: &mut std::process::Command,
+    setup: ChildSetup,
+    cgroup_fds: Vec<RawFd>,
+    notify_sock: Option<RawFd>,
+) {
     // SAFETY: everything in here is a plain syscall on memory prepared before the fork; nothing
     // allocates or takes a lock.
     unsafe {
@@ -196,7 +209,7 @@ pub(crate) fn install_setup(
             limits::apply_rlimits(&setup.rlimits)?;
             // Before the descriptors move: the ruleset fd may sit where one of them goes.
             if let Some(c) = &setup.confine {
-                c.enter()?;
+                c.enter(notify_sock)?;
             }
             // Move every source out of the way first, so a source may equal another's target.
             let mut moved = [-1 as RawFd; 8];
@@ -245,7 +258,16 @@ pub(crate) async fn run(
     if !setup.new_session {
         command.process_group(0);
     }
-    install_setup(&mut command, setup, cgroup_fds);
+    // The landlock backend's metadata supervisor: its listener comes back over this channel.
+    let notify = match setup.confine.as_ref().and_then(|c| c.roots()) {
+        Some(roots) => Some((
+            Channel::new().map_err(|e| SandboxError::Spawn(format!("supervisor channel: {e}")))?,
+            roots.clone(),
+        )),
+        None => None,
+    };
+    let notify_sock = notify.as_ref().map(|(ch, _)| ch.child_fd());
+    install_setup_with(&mut command, setup, cgroup_fds, notify_sock);
     let mut command = tokio::process::Command::from(command);
     command.kill_on_drop(true);
     let mut child = command
@@ -254,6 +276,22 @@ pub(crate) async fn run(
     // Our copies of the write end must go, or EOF never comes.
     drop(command);
     let pgid = child.id().map(|p| p as i32);
+    if let Some((channel, roots)) = notify
+        && let Err(e) = channel
+            .receive()
+            .and_then(|listener| notify::supervise(listener, roots))
+    {
+        if let Some(pgid) = pgid {
+            // SAFETY: plain syscall on the process group we just created.
+            unsafe {
+                libc::kill(-pgid, libc::SIGKILL);
+            }
+        }
+        let _ = child.wait().await;
+        return Err(SandboxError::Spawn(format!(
+            "the metadata supervisor could not start: {e}"
+        )));
+    }
     let mut pipe = tokio::net::unix::pipe::Receiver::from_owned_fd(reader.into())
         .map_err(|e| SandboxError::Spawn(e.to_string()))?;
 

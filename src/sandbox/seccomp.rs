@@ -11,9 +11,15 @@
 //! network is off, `socket` works for `AF_UNIX` only, and not even that when Unix sockets are
 //! refused (backends that share the host filesystem, where named sockets such as a container
 //! runtime's or the init system's are reachable; `socketpair` keeps working).
+//!
+//! [`host_program`] is for the backend that shares the host's IPC namespace and filesystem
+//! (landlock), which Landlock does not cover there: SysV IPC and POSIX message queues, inode-flag
+//! ioctls and `file_setattr` get `EPERM`, and every call that changes a file's mode, owner, times or
+//! extended attributes goes to the supervisor (`SECCOMP_RET_USER_NOTIF`, see `super::metadata`),
+//! which performs it only beneath the work tree or the private temporary directory.
 
 use std::io::Write;
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 
 use libc::sock_filter;
 
@@ -26,6 +32,7 @@ const BPF_RET_K: u16 = 0x06;
 
 const RET_ALLOW: u32 = 0x7fff_0000;
 const RET_ERRNO: u32 = 0x0005_0000;
+const RET_USER_NOTIF: u32 = 0x7fc0_0000;
 
 const OFF_NR: u32 = 0;
 const OFF_ARCH: u32 = 4;
@@ -66,6 +73,7 @@ fn denied() -> Vec<i64> {
         libc::SYS_fspick,
         libc::SYS_move_mount,
         libc::SYS_open_tree,
+        SYS_OPEN_TREE_ATTR,
         libc::SYS_mount_setattr,
         libc::SYS_unshare,
         libc::SYS_setns,
@@ -108,6 +116,84 @@ fn denied() -> Vec<i64> {
         libc::SYS_uselib,
         libc::SYS_nfsservctl,
         libc::SYS__sysctl,
+    ]);
+    v
+}
+
+// System calls newer than the libc crate knows on every architecture (the numbers are shared by
+// x86_64 and aarch64 since 424).
+pub(crate) const SYS_FCHMODAT2: i64 = 452;
+pub(crate) const SYS_SETXATTRAT: i64 = 463;
+pub(crate) const SYS_REMOVEXATTRAT: i64 = 466;
+const SYS_OPEN_TREE_ATTR: i64 = 467;
+const SYS_FILE_SETATTR: i64 = 469;
+
+/// Refused where the host's IPC namespace is shared: SysV IPC (the host's segments, queues and
+/// semaphores would be readable and writable) and POSIX message queues (`mq_unlink` is not a
+/// path operation Landlock sees). `file_setattr` sets inode flags like the ioctls below.
+fn denied_on_host() -> Vec<i64> {
+    vec![
+        libc::SYS_shmget,
+        libc::SYS_shmat,
+        libc::SYS_shmctl,
+        libc::SYS_shmdt,
+        libc::SYS_msgget,
+        libc::SYS_msgsnd,
+        libc::SYS_msgrcv,
+        libc::SYS_msgctl,
+        libc::SYS_semget,
+        libc::SYS_semop,
+        libc::SYS_semtimedop,
+        libc::SYS_semctl,
+        libc::SYS_mq_open,
+        libc::SYS_mq_unlink,
+        libc::SYS_mq_timedsend,
+        libc::SYS_mq_timedreceive,
+        libc::SYS_mq_notify,
+        libc::SYS_mq_getsetattr,
+        SYS_FILE_SETATTR,
+    ]
+}
+
+/// ioctl requests that change inode flags or attributes the owner may set on a file opened even
+/// read-only (`chattr`, project ids, fs-verity, which makes a file read-only for good).
+const DENIED_IOCTLS: [u32; 7] = [
+    0x4008_6602, // FS_IOC_SETFLAGS
+    0x4004_6602, // FS_IOC32_SETFLAGS
+    0x401c_5820, // FS_IOC_FSSETXATTR
+    0x4008_7602, // FS_IOC_SETVERSION
+    0x4004_7602, // FS_IOC32_SETVERSION
+    0x4080_6685, // FS_IOC_ENABLE_VERITY
+    0x800c_6613, // FS_IOC_SET_ENCRYPTION_POLICY
+];
+
+/// Calls that change a file's mode, owner, times or extended attributes: Landlock does not
+/// govern them, so the supervisor decides (`super::metadata`).
+pub(crate) fn notified() -> Vec<i64> {
+    let mut v = vec![
+        libc::SYS_fchmod,
+        libc::SYS_fchmodat,
+        SYS_FCHMODAT2,
+        libc::SYS_fchown,
+        libc::SYS_fchownat,
+        libc::SYS_utimensat,
+        libc::SYS_setxattr,
+        libc::SYS_lsetxattr,
+        libc::SYS_fsetxattr,
+        libc::SYS_removexattr,
+        libc::SYS_lremovexattr,
+        libc::SYS_fremovexattr,
+        SYS_SETXATTRAT,
+        SYS_REMOVEXATTRAT,
+    ];
+    #[cfg(target_arch = "x86_64")]
+    v.extend([
+        libc::SYS_chmod,
+        libc::SYS_chown,
+        libc::SYS_lchown,
+        libc::SYS_utime,
+        libc::SYS_utimes,
+        libc::SYS_futimesat,
     ]);
     v
 }
@@ -179,6 +265,17 @@ impl Asm {
 
 /// The BPF program for `policy`.
 pub fn program(policy: Policy) -> Vec<sock_filter> {
+    build(policy, false)
+}
+
+/// The program for a backend sharing the host's IPC namespace and filesystem: [`program`] plus
+/// the host rules (see the module documentation). Its metadata calls need a listener (see
+/// [`install_with_listener`]); without one they fail with `ENOSYS`.
+pub fn host_program(policy: Policy) -> Vec<sock_filter> {
+    build(policy, true)
+}
+
+fn build(policy: Policy, host: bool) -> Vec<sock_filter> {
     use Target::{Label, Next};
     let mut a = Asm::new();
     let allow = a.label();
@@ -195,6 +292,25 @@ pub fn program(policy: Policy) -> Vec<sock_filter> {
         a.jump(BPF_JEQ_K, nr as u32, Label(eperm), Next);
     }
     a.jump(BPF_JEQ_K, libc::SYS_clone3 as u32, Label(enosys), Next);
+    let notify = a.label();
+    if host {
+        for nr in denied_on_host() {
+            a.jump(BPF_JEQ_K, nr as u32, Label(eperm), Next);
+        }
+        for nr in notified() {
+            a.jump(BPF_JEQ_K, nr as u32, Label(notify), Next);
+        }
+        let not_ioctl = a.label();
+        a.jump(BPF_JEQ_K, libc::SYS_ioctl as u32, Next, Label(not_ioctl));
+        // The request is an unsigned int: its low 32 bits are what the kernel compares.
+        a.op(BPF_LD_W_ABS, arg_lo(1));
+        let (last, rest) = DENIED_IOCTLS.split_last().unwrap_or((&0, &[]));
+        for &req in rest {
+            a.jump(BPF_JEQ_K, req, Label(eperm), Next);
+        }
+        a.jump(BPF_JEQ_K, *last, Label(eperm), Label(allow));
+        a.place(not_ioctl);
+    }
 
     // clone: refuse namespace flags (arg 0 on x86_64 and aarch64).
     let not_clone = a.label();
@@ -229,6 +345,10 @@ pub fn program(policy: Policy) -> Vec<sock_filter> {
     a.op(BPF_RET_K, RET_ERRNO | libc::ENOSYS as u32);
     a.place(eafnosupport);
     a.op(BPF_RET_K, RET_ERRNO | libc::EAFNOSUPPORT as u32);
+    if host {
+        a.place(notify);
+        a.op(BPF_RET_K, RET_USER_NOTIF);
+    }
     a.finish()
 }
 
@@ -283,6 +403,35 @@ pub unsafe fn install(prog: &[sock_filter]) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Installs `prog` on the calling thread and returns the listener descriptor of its
+/// `SECCOMP_RET_USER_NOTIF` calls (close-on-exec). Async-signal-safe, like [`install`]. A
+/// notified task waits killably once the supervisor has received its call, so a signal cannot make
+/// a call the supervisor already performed run again.
+///
+/// # Safety
+/// As [`install`].
+pub unsafe fn install_with_listener(prog: &[sock_filter]) -> std::io::Result<RawFd> {
+    let fprog = libc::sock_fprog {
+        len: prog.len() as u16,
+        filter: prog.as_ptr() as *mut sock_filter,
+    };
+    let flags =
+        libc::SECCOMP_FILTER_FLAG_NEW_LISTENER | libc::SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV;
+    // SAFETY: fprog points at a valid program for the duration of the call.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_SET_MODE_FILTER,
+            flags,
+            &fprog as *const libc::sock_fprog,
+        )
+    };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(fd as RawFd)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -290,12 +439,16 @@ mod tests {
     #[test]
     fn jumps_stay_in_the_program_and_end_in_returns() {
         for network in [false, true] {
-            for unix_sockets in [false, true] {
-                let p = program(Policy {
-                    network,
-                    unix_sockets,
-                });
-                assert!(p.len() < 200);
+            for (unix_sockets, host) in [(false, false), (true, false), (false, true), (true, true)]
+            {
+                let p = build(
+                    Policy {
+                        network,
+                        unix_sockets,
+                    },
+                    host,
+                );
+                assert!(p.len() < 250, "{}", p.len());
                 for (i, f) in p.iter().enumerate() {
                     if f.code & 0x07 == 0x05 {
                         assert!(i + 1 + (f.jt as usize) < p.len());
@@ -325,5 +478,67 @@ mod tests {
         assert!(no_unix.len() > on.len());
         assert!(off.len() > on.len());
         assert_eq!(to_bytes(&off).len(), off.len() * 8);
+    }
+
+    /// Runs the BPF program (loads, conditional jumps, returns: all it uses) on one call.
+    fn verdict(prog: &[sock_filter], nr: i64, args: [u64; 6]) -> u32 {
+        let mut data = [0u32; 16];
+        data[0] = nr as u32;
+        data[1] = AUDIT_ARCH;
+        for (i, a) in args.iter().enumerate() {
+            data[4 + 2 * i] = *a as u32;
+            data[5 + 2 * i] = (*a >> 32) as u32;
+        }
+        let (mut pc, mut acc) = (0usize, 0u32);
+        loop {
+            let f = prog[pc];
+            match f.code {
+                BPF_LD_W_ABS => acc = data[f.k as usize / 4],
+                BPF_RET_K => return f.k,
+                code => {
+                    let hit = match code {
+                        BPF_JEQ_K => acc == f.k,
+                        BPF_JGE_K => acc >= f.k,
+                        BPF_JSET_K => acc & f.k != 0,
+                        other => panic!("unexpected op {other:#x}"),
+                    };
+                    pc += usize::from(if hit { f.jt } else { f.jf });
+                }
+            }
+            pc += 1;
+        }
+    }
+
+    #[test]
+    fn host_program_notifies_metadata_calls_and_refuses_ipc() {
+        let policy = Policy {
+            network: false,
+            unix_sockets: false,
+        };
+        let host = host_program(policy);
+        let plain = program(policy);
+        let eperm = RET_ERRNO | libc::EPERM as u32;
+        for nr in notified() {
+            assert_eq!(verdict(&host, nr, [0; 6]), RET_USER_NOTIF, "{nr}");
+            assert_eq!(verdict(&plain, nr, [0; 6]), RET_ALLOW, "{nr}");
+        }
+        for nr in denied_on_host() {
+            assert_eq!(verdict(&host, nr, [0; 6]), eperm, "{nr}");
+            assert_eq!(verdict(&plain, nr, [0; 6]), RET_ALLOW, "{nr}");
+        }
+        for req in DENIED_IOCTLS {
+            let args = [3, 0xffff_ffff_0000_0000 | u64::from(req), 0, 0, 0, 0];
+            assert_eq!(verdict(&host, libc::SYS_ioctl, args), eperm, "{req:#x}");
+        }
+        let tcgets = [0, 0x5401, 0, 0, 0, 0];
+        assert_eq!(verdict(&host, libc::SYS_ioctl, tcgets), RET_ALLOW);
+        for nr in [libc::SYS_read, libc::SYS_openat, libc::SYS_linkat] {
+            assert_eq!(verdict(&host, nr, [0; 6]), RET_ALLOW, "{nr}");
+        }
+        assert_eq!(verdict(&host, libc::SYS_ptrace, [0; 6]), eperm);
+        assert_eq!(
+            verdict(&host, libc::SYS_socket, [2, 1, 0, 0, 0, 0]),
+            RET_ERRNO | 97
+        );
     }
 }
