@@ -3,7 +3,10 @@
 //!
 //! Invariants: pure functions of the run's data; a branch name is always valid for git and never
 //! an option; a commit subject is at most 72 characters; the default body shows the evidence
-//! (the commands the agent ran and their exit codes — or that it ran none).
+//! (the commands the agent ran and their exit codes — or that it ran none). When review left part
+//! of the change out ([`Scope::is_partial`]), every generated part (file list, counts) describes
+//! only what is published, a left-out file is never named, the agent's summary is headed as
+//! describing the full change, and the commands are said to have run against the full change.
 
 use crate::diff;
 use crate::event::Event;
@@ -15,6 +18,91 @@ pub struct FileChange {
     pub insertions: u64,
     pub deletions: u64,
     pub binary: bool,
+}
+
+/// How much of the agent's change is published: the approved patch against the run's whole patch.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Scope {
+    pub files_in: usize,
+    pub files: usize,
+    pub hunks_in: usize,
+    pub hunks: usize,
+    /// How many hunks the files that are in have in the whole patch.
+    pub hunks_of_files_in: usize,
+}
+
+impl Scope {
+    /// Counts the files and hunks of the run's `full` patch and of its `approved` subset.
+    pub fn of(full: &str, approved: &str) -> Scope {
+        let all = diff::parse(full);
+        let kept = diff::parse(approved);
+        let hunks_of = |fs: &[diff::FilePatch]| fs.iter().map(|f| f.hunks.len()).sum::<usize>();
+        let hunks_of_files_in = all
+            .iter()
+            .filter(|f| kept.iter().any(|k| k.path == f.path))
+            .map(|f| f.hunks.len())
+            .sum();
+        Scope {
+            files_in: kept.len(),
+            files: all.len(),
+            hunks_in: hunks_of(&kept),
+            hunks: hunks_of(&all),
+            hunks_of_files_in,
+        }
+    }
+
+    /// Whether review left some of the change out.
+    pub fn is_partial(&self) -> bool {
+        self.files_in < self.files || self.hunks_in < self.hunks
+    }
+
+    /// "1 of 3 files are in this PR" (or hunks, when every file is in); `what` names the target.
+    pub fn in_this(&self, what: &str) -> String {
+        let plural = |n: usize, one: &str| {
+            if n == 1 {
+                one.to_string()
+            } else {
+                format!("{one}s")
+            }
+        };
+        if self.files_in < self.files {
+            let mut s = format!(
+                "{} of {} {}",
+                self.files_in,
+                self.files,
+                plural(self.files, "file")
+            );
+            // Hunks left out of files that are in, too.
+            if self.hunks_in < self.hunks_of_files_in {
+                s.push_str(&format!(
+                    " ({} of {} {})",
+                    self.hunks_in,
+                    self.hunks,
+                    plural(self.hunks, "hunk")
+                ));
+            }
+            format!(
+                "{s} {} in this {what}",
+                if self.files_in == 1 { "is" } else { "are" }
+            )
+        } else {
+            format!(
+                "{} of {} {} {} in this {what}",
+                self.hunks_in,
+                self.hunks,
+                plural(self.hunks, "hunk"),
+                if self.hunks_in == 1 { "is" } else { "are" }
+            )
+        }
+    }
+}
+
+/// The heading that marks the agent's summary as describing the whole change.
+fn summary_heading(scope: &Scope, what: &str) -> String {
+    format!(
+        "Agent's summary (of the full change; {})",
+        scope.in_this(what)
+    )
 }
 
 pub fn file_changes(patch: &str) -> Vec<FileChange> {
@@ -131,8 +219,16 @@ pub fn default_title(summary: &str, prompt: &str) -> String {
     truncate(line, 72)
 }
 
-/// Subject (≤ 72 chars, from the title) and a body with the details.
-pub fn commit_message(title: &str, summary: &str, prompt: &str, run_id: &str) -> String {
+/// Subject (≤ 72 chars, from the title) and a body with the details. With part of the change
+/// left out at review, the summary's details come under a heading saying they describe the full
+/// change.
+pub fn commit_message(
+    title: &str,
+    summary: &str,
+    prompt: &str,
+    run_id: &str,
+    scope: &Scope,
+) -> String {
     let subject = truncate(
         first_line(title).unwrap_or("Changes made with tiny-backspace"),
         72,
@@ -142,7 +238,12 @@ pub fn commit_message(title: &str, summary: &str, prompt: &str, run_id: &str) ->
     let skip = usize::from(first_line(summary).is_some_and(|l| title.starts_with(l)));
     let details = rest[skip.min(rest.len())..].join("\n");
     if !details.trim().is_empty() {
+        if scope.is_partial() {
+            msg.push_str(&format!("\n{}:\n", summary_heading(scope, "commit")));
+        }
         msg.push_str(&format!("\n{}\n", details.trim()));
+    } else if scope.is_partial() {
+        msg.push_str(&format!("\n{}.\n", capitalized(&scope.in_this("commit"))));
     }
     msg.push_str(&format!(
         "\nRequested: {}\n\nMade with tiny-backspace (run {run_id}).\n",
@@ -151,11 +252,22 @@ pub fn commit_message(title: &str, summary: &str, prompt: &str, run_id: &str) ->
     msg
 }
 
+fn capitalized(text: &str) -> String {
+    let mut c = text.chars();
+    match c.next() {
+        Some(f) => f.to_uppercase().chain(c).collect(),
+        None => String::new(),
+    }
+}
+
 pub struct BodyInput<'a> {
     pub summary: &'a str,
     pub prompt: &'a str,
     pub followups: &'a [String],
+    /// The files of the approved patch (what the PR carries).
     pub files: &'a [FileChange],
+    /// The approved patch against the run's whole patch.
+    pub scope: Scope,
     pub commands: &'a [CommandRun],
     pub model: &'a str,
     pub run_id: &'a str,
@@ -172,6 +284,10 @@ fn code_span(text: &str) -> String {
 pub fn pr_body(i: &BodyInput<'_>) -> String {
     let mut b = String::new();
     let summary = i.summary.trim();
+    let partial = i.scope.is_partial();
+    if partial {
+        b.push_str(&format!("### {}\n\n", summary_heading(&i.scope, "PR")));
+    }
     if summary.is_empty() {
         b.push_str("_The agent gave no summary._\n");
     } else {
@@ -182,9 +298,10 @@ pub fn pr_body(i: &BodyInput<'_>) -> String {
         .files
         .iter()
         .fold((0, 0), |(a, d), f| (a + f.insertions, d + f.deletions));
+    let n = i.files.len();
     b.push_str(&format!(
-        "\n### Files changed ({} files, +{ins} −{del})\n\n",
-        i.files.len()
+        "\n### Files changed ({n} file{}, +{ins} −{del})\n\n",
+        if n == 1 { "" } else { "s" }
     ));
     for f in i.files {
         if f.binary {
@@ -196,10 +313,24 @@ pub fn pr_body(i: &BodyInput<'_>) -> String {
             ));
         }
     }
+    if partial {
+        // Counts only: a left-out file is never named as part of this change.
+        b.push_str(&format!(
+            "\n_Left out at review: {}; {}._\n",
+            left_out(&i.scope),
+            i.scope.in_this("PR")
+        ));
+    }
     b.push_str("\n### Commands run in the sandbox\n\n");
     if i.commands.is_empty() {
         b.push_str("_The agent ran no commands: nothing was built or tested._\n");
     } else {
+        if partial {
+            b.push_str(
+                "_These ran against the agent's full change, before part of it was left out at \
+                 review: they do not show that this PR alone builds or passes._\n\n",
+            );
+        }
         for c in i.commands {
             let note = c
                 .terminated
@@ -228,6 +359,17 @@ pub fn pr_body(i: &BodyInput<'_>) -> String {
         i.model, i.run_id
     ));
     b
+}
+
+/// "2 files and 1 hunk" of the change that are not published.
+fn left_out(scope: &Scope) -> String {
+    let files = scope.files - scope.files_in.min(scope.files);
+    let hunks = scope.hunks - scope.hunks_in.min(scope.hunks);
+    let n = |k: usize, one: &str| format!("{k} {one}{}", if k == 1 { "" } else { "s" });
+    match (files, hunks) {
+        (0, h) => n(h, "hunk"),
+        (f, _) => n(f, "file"),
+    }
 }
 
 pub struct RequestPull<'a> {
@@ -318,17 +460,22 @@ mod tests {
             default_title("## Done: fixed it\n\nDetails", "p"),
             "Done: fixed it"
         );
-        let m = commit_message(&long, "Fixed it.\nAlso refactored x.", "fix it", "r1");
+        let m = commit_message(
+            &long,
+            "Fixed it.\nAlso refactored x.",
+            "fix it",
+            "r1",
+            &Scope::default(),
+        );
         let subject = m.lines().next().unwrap();
         assert!(subject.chars().count() <= 72);
         assert!(m.contains("Also refactored x.") && m.contains("Requested: fix it"));
+        assert!(!m.contains("Agent's summary"), "nothing left out: {m}");
     }
 
     #[test]
     fn body_lists_evidence() {
-        let files = file_changes(
-            "diff --git a/a.py b/a.py\n--- a/a.py\n+++ b/a.py\n@@ -1,2 +1,2 @@\n-x\n+y\n+z\n ctx\n",
-        );
+        let files = file_changes(PATCH_A);
         assert_eq!(files[0].insertions, 2);
         assert_eq!(files[0].deletions, 1);
         let events = r#"{"type":"Tool: Bash","command":"pytest -q","output":"ok","exit_code":0}
@@ -341,6 +488,7 @@ mod tests {
             prompt: "do it",
             followups: &["and more".into()],
             files: &files,
+            scope: Scope::of(PATCH_A, PATCH_A),
             commands: &commands,
             model: "scripted:x (replay)",
             run_id: "r1",
@@ -363,12 +511,124 @@ mod tests {
                 prompt: "p",
                 followups: &[],
                 files: &files,
+                scope: Scope::default(),
                 commands: &commands,
                 model: "m",
                 run_id: "r",
             }
         });
         assert!(none.contains("ran no commands"));
+        assert!(!body.contains("Agent's summary") && !body.contains("Left out"));
+    }
+
+    const PATCH_A: &str =
+        "diff --git a/a.py b/a.py\n--- a/a.py\n+++ b/a.py\n@@ -1,2 +1,2 @@\n-x\n+y\n+z\n ctx\n";
+
+    /// a.py (one hunk), tests/test_b.py (new, one hunk), b.py (two hunks).
+    fn three_files() -> String {
+        format!(
+            "{PATCH_A}diff --git a/b.py b/b.py\n--- a/b.py\n+++ b/b.py\n@@ -1,1 +1,2 @@\n x\n+y\n\
+             @@ -9,1 +10,2 @@\n x\n+z\n\
+             diff --git a/tests/test_b.py b/tests/test_b.py\nnew file mode 100644\n--- /dev/null\n\
+             +++ b/tests/test_b.py\n@@ -0,0 +1 @@\n+assert True\n"
+        )
+    }
+
+    fn body_of(full: &str, approved: &str, summary: &str) -> String {
+        let events =
+            r#"{"type":"Tool: Bash","command":"pytest -q","output":"7 passed","exit_code":0}"#;
+        pr_body(&BodyInput {
+            summary,
+            prompt: "do it",
+            followups: &[],
+            files: &file_changes(approved),
+            scope: Scope::of(full, approved),
+            commands: &commands_from_events(events),
+            model: "m",
+            run_id: "r1",
+        })
+    }
+
+    #[test]
+    fn a_left_out_file_is_never_named_and_the_summary_is_marked() {
+        let full = three_files();
+        let sel = crate::pipeline::Selection {
+            excluded_files: vec!["tests/test_b.py".into(), "b.py".into()],
+            excluded_hunks: vec![],
+        };
+        let approved = diff::filter(&full, &sel);
+        let scope = Scope::of(&full, &approved);
+        assert_eq!(
+            scope,
+            Scope {
+                files_in: 1,
+                files: 3,
+                hunks_in: 1,
+                hunks: 4,
+                hunks_of_files_in: 1,
+            }
+        );
+        assert_eq!(scope.in_this("PR"), "1 of 3 files is in this PR");
+        let body = body_of(&full, &approved, "Guarded a.py; all 7 tests pass.");
+        assert!(!body.contains("b.py"), "a left-out file is named: {body}");
+        assert!(
+            body.starts_with(
+                "### Agent's summary (of the full change; 1 of 3 files is in this PR)\n\n\
+                 Guarded a.py; all 7 tests pass.\n"
+            ),
+            "{body}"
+        );
+        assert!(body.contains("### Files changed (1 file, +2 −1)\n\n- `a.py` +2 −1\n"));
+        assert!(body.contains("_Left out at review: 2 files; 1 of 3 files is in this PR._"));
+        // The test run is evidence about the full change, and the body says so.
+        assert!(
+            body.contains("ran against the agent's full change") && body.contains("`pytest -q`"),
+            "{body}"
+        );
+        let m = commit_message(
+            "Guard a.py",
+            "Guard a.py\n\nAll 7 tests pass.",
+            "do it",
+            "r1",
+            &scope,
+        );
+        assert!(!m.contains("b.py"), "{m}");
+        assert!(
+            m.contains(
+                "Agent's summary (of the full change; 1 of 3 files is in this commit):\n\n\
+                 All 7 tests pass.\n"
+            ),
+            "{m}"
+        );
+        // Nothing but a title from the summary: the message still says part was left out.
+        let m = commit_message("Guard a.py", "Guard a.py", "do it", "r1", &scope);
+        assert!(m.contains("\n1 of 3 files is in this commit.\n"), "{m}");
+    }
+
+    #[test]
+    fn hunks_left_out_of_a_kept_file_are_counted() {
+        let full = three_files();
+        let sel = crate::pipeline::Selection {
+            excluded_files: vec![],
+            excluded_hunks: vec![("b.py".into(), 1)],
+        };
+        let approved = diff::filter(&full, &sel);
+        let scope = Scope::of(&full, &approved);
+        assert!(scope.is_partial());
+        assert_eq!(scope.in_this("PR"), "3 of 4 hunks are in this PR");
+        let body = body_of(&full, &approved, "Did it.");
+        assert!(body.contains("_Left out at review: 1 hunk; 3 of 4 hunks are in this PR._"));
+        assert!(body.contains("- `b.py` +1 −0"), "{body}");
+        let sel = crate::pipeline::Selection {
+            excluded_files: vec!["a.py".into()],
+            excluded_hunks: vec![("b.py".into(), 1)],
+        };
+        let scope = Scope::of(&full, &diff::filter(&full, &sel));
+        assert_eq!(
+            scope.in_this("PR"),
+            "2 of 3 files (2 of 4 hunks) are in this PR"
+        );
+        assert!(!Scope::of(&full, &full).is_partial());
     }
 
     #[test]
