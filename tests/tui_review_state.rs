@@ -395,3 +395,30 @@ async fn a_review_whose_process_ended_reopens_with_its_selection_and_publishes()
     assert!(show(branch).contains("Reopened and published"));
     first.app.shutdown(std::time::Duration::from_secs(30)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follow_up_that_fails_keeps_the_review() {
+    // The script has no turns for a follow-up: the model fails it.
+    let mut h = Harness::new(two_hunk_script(), "Make divide reject a zero divisor");
+    h.send(ctrl('s'));
+    h.pump_until("review", in_review).await;
+    let run_id = h.app.run_id().unwrap().to_string();
+    let selection = leave_out_calc_second_hunk(&mut h, "calc/__init__.py");
+    h.send(chr('f'));
+    h.type_str("And more");
+    h.send(ctrl('s'));
+    h.pump_until("the failed follow-up", |m| {
+        m.notice
+            .as_deref()
+            .is_some_and(|n| n.contains("follow-up failed"))
+    })
+    .await;
+    h.pump_until("review again", in_review).await;
+    assert_eq!(h.app.run_id(), Some(run_id.as_str()), "the run goes on");
+    assert_eq!(current_selection(h.model()), selection);
+    assert!(h.screen(120, 40).contains("2 of 3 hunks in the PR"));
+    assert!(
+        !h.events.iter().any(|e| matches!(e, Event::Error { .. })),
+        "the run did not end"
+    );
+}

@@ -130,6 +130,8 @@ pub struct Machine {
     after_diff: Option<Outcome>,
     /// The last failed publish of this review, the run's outcome unless a retry succeeds.
     failed_publish: Option<Outcome>,
+    /// The agent is running a follow-up (the review it came from is worth keeping).
+    following_up: bool,
     cancel_requested: bool,
 }
 
@@ -141,24 +143,28 @@ impl Machine {
             can_publish,
             after_diff: None,
             failed_publish: None,
+            following_up: false,
             cancel_requested: false,
         }
     }
 
-    /// Back at the gate after a publish that did not happen: say why, then wait for the person.
-    fn back_to_review(&mut self, why: String) -> Vec<Effect> {
+    /// Back at the gate after a publish (or a follow-up) that did not go through: say why, then
+    /// wait for the person.
+    fn back_to_review(&mut self, stage: Stage, why: String) -> Vec<Effect> {
         self.phase = Phase::Review;
         self.cancel_requested = false;
+        self.following_up = false;
         vec![
             Effect::Status {
-                stage: Stage::Publish,
+                stage,
                 message: why,
             },
             Effect::Status {
                 stage: Stage::Review,
-                message: "review the diff; approve to publish again, or reject to end the run \
-                          (the review is kept)"
-                    .into(),
+                message:
+                    "review the diff; approve to publish, or reject to end the run (the review \
+                          is kept)"
+                        .into(),
             },
         ]
     }
@@ -247,12 +253,15 @@ impl Machine {
                     message,
                     retryable,
                 });
-                self.back_to_review(why)
+                self.back_to_review(Stage::Publish, why)
             }
             (Phase::Running(Stage::Publish), Input::StageCancelled)
                 if self.gate == Gate::Interactive =>
             {
-                self.back_to_review("publishing cancelled; nothing was published".into())
+                self.back_to_review(
+                    Stage::Publish,
+                    "publishing cancelled; nothing was published".into(),
+                )
             }
             (Phase::Running(stage), Input::StageCancelled) if stage != Stage::Cleanup => {
                 self.clean_up(Outcome::Cancelled { stage })
@@ -280,12 +289,28 @@ impl Machine {
                 self.run(Stage::Diff, Effect::ComputeDiff)
             }
             (Phase::Running(Stage::Diff), Input::DiffReady { empty }) => {
-                if let Some(outcome) = self.after_diff.take() {
+                let stopped = self.after_diff.take().or_else(|| {
+                    self.cancel_requested
+                        .then_some(Outcome::Cancelled { stage: Stage::Diff })
+                });
+                if let Some(outcome) = stopped {
+                    // A follow-up that failed or was cancelled keeps the review it came from,
+                    // with whatever it changed so far in the new diff.
+                    if self.gate == Gate::Interactive && self.following_up {
+                        let why = match outcome {
+                            Outcome::Failed { message, .. } => format!(
+                                "the follow-up failed: {message}; what it changed so far is in the diff"
+                            ),
+                            _ => {
+                                "the follow-up was cancelled; what it changed so far is in the diff"
+                                    .into()
+                            }
+                        };
+                        return self.back_to_review(Stage::Agent, why);
+                    }
                     return self.clean_up(outcome);
                 }
-                if self.cancel_requested {
-                    return self.clean_up(Outcome::Cancelled { stage: Stage::Diff });
-                }
+                self.following_up = false;
                 match (self.gate, empty) {
                     (Gate::Interactive, _) => {
                         self.phase = Phase::Review;
@@ -329,6 +354,7 @@ impl Machine {
             }
             (Phase::Review, Input::Command(Command::FollowUp(text))) => {
                 self.cancel_requested = false;
+                self.following_up = true;
                 self.run(
                     Stage::Agent,
                     Effect::RunAgent {

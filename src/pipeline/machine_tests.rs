@@ -547,3 +547,75 @@ fn without_a_person_at_the_gate_a_failed_publish_still_ends_the_run() {
         }
     );
 }
+
+#[test]
+fn a_follow_up_that_fails_or_is_cancelled_keeps_the_review() {
+    let mut m = Machine::new(Gate::Interactive, true);
+    in_review(&mut m);
+    m.handle(Input::Command(Command::FollowUp("more".into())));
+    assert_eq!(
+        m.handle(Input::StageFailed {
+            message: "the model is out of turns".into(),
+            retryable: false
+        }),
+        vec![Effect::ComputeDiff],
+        "what it changed so far is diffed"
+    );
+    let fx = m.handle(Input::DiffReady { empty: false });
+    match fx.as_slice() {
+        [
+            Effect::Status {
+                stage: Stage::Agent,
+                message,
+            },
+            Effect::Status {
+                stage: Stage::Review,
+                ..
+            },
+        ] => assert!(message.contains("follow-up failed: the model is out of turns")),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(m.phase, Phase::Review);
+
+    // Cancelled (Ctrl+C while it runs): the same.
+    m.handle(Input::Command(Command::FollowUp("again".into())));
+    assert_eq!(
+        m.handle(Input::Command(Command::Cancel)),
+        vec![Effect::CancelStage]
+    );
+    assert_eq!(m.handle(Input::StageCancelled), vec![Effect::ComputeDiff]);
+    let fx = m.handle(Input::DiffReady { empty: false });
+    assert!(
+        matches!(&fx[..], [Effect::Status { stage: Stage::Agent, message }, _] if message.contains("cancelled")),
+        "{fx:?}"
+    );
+    assert_eq!(m.phase, Phase::Review);
+    // A cancel in review still ends the run.
+    assert_eq!(
+        m.handle(Input::Command(Command::Cancel)),
+        vec![Effect::CleanUp]
+    );
+}
+
+#[test]
+fn the_first_agent_run_failing_still_ends_an_interactive_run() {
+    let mut m = Machine::new(Gate::Interactive, true);
+    m.handle(Input::Start);
+    m.handle(Input::StageOk);
+    m.handle(Input::StageOk);
+    m.handle(Input::StageFailed {
+        message: "budget".into(),
+        retryable: false,
+    });
+    assert_eq!(
+        m.handle(Input::DiffReady { empty: false }),
+        vec![Effect::CleanUp]
+    );
+    assert!(matches!(
+        finish(&mut m),
+        Outcome::Failed {
+            stage: Stage::Agent,
+            ..
+        }
+    ));
+}

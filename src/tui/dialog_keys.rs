@@ -87,6 +87,7 @@ pub(super) fn overlay_key(
                     return (Some(Overlay::FollowUp(t)), vec![]);
                 }
                 model.followups.push(text.clone());
+                model.publish_note = None;
                 model.state = RunState::Running(Stage::Agent);
                 model.run_ended_ms = None;
                 model.focus = Focus::Steps;
@@ -160,6 +161,7 @@ fn pr_key(model: &mut Model, mut d: Box<PrDialog>, k: KeyEvent) -> (Option<Overl
         remember_pr_text(model, &d);
         d.error = None;
         d.phase = PrPhase::Publishing;
+        model.publish_note = None;
         model.state = RunState::Publishing;
         let body = field_text(&d.body).trim().to_string();
         let body = Some(body).filter(|b| !b.is_empty());

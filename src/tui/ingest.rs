@@ -159,8 +159,21 @@ impl Model {
                 } else if *stage == Stage::Review
                     && matches!(self.state, RunState::Publishing | RunState::Cancelling)
                 {
-                    // The publish failed or was cancelled: the pipeline kept the review.
-                    self.back_to_review();
+                    let publish_ended = self
+                        .publish_note
+                        .as_deref()
+                        .is_some_and(|n| n.starts_with("publishing "));
+                    if publish_ended || self.state == RunState::Publishing {
+                        // The publish failed or was cancelled: the pipeline kept the review.
+                        self.back_to_review();
+                    } else {
+                        // A cancelled follow-up: the review it came from is back.
+                        self.state = RunState::Review;
+                        self.quit_armed = false;
+                    }
+                }
+                if *stage == Stage::Agent && message.starts_with("the follow-up ") {
+                    self.notice = Some(message.clone());
                 }
             }
             Event::AiMessage { message, .. } => self.summary = message.clone(),
