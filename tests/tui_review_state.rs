@@ -422,3 +422,204 @@ async fn a_follow_up_that_fails_keeps_the_review() {
         "the run did not end"
     );
 }
+
+// ---- The same rules on the pure `update`: events in, model and actions out. ----
+
+mod pure {
+    use super::*;
+    use tiny_backspace::event::Stage;
+    use tiny_backspace::pipeline::Command;
+    use tiny_backspace::tui::Action;
+    use tiny_backspace::tui::update::update;
+
+    fn file(path: &str, hunks: &[&str]) -> String {
+        let mut s = format!("diff --git a/{path} b/{path}\n--- a/{path}\n+++ b/{path}\n");
+        for (i, added) in hunks.iter().enumerate() {
+            let at = 1 + i * 20;
+            s.push_str(&format!("@@ -{at},1 +{at},2 @@\n ctx{i}\n+{added}\n"));
+        }
+        s
+    }
+
+    fn status(stage: Stage, message: &str) -> Msg {
+        Msg::Pipeline(Event::Status {
+            run_id: "r1".into(),
+            stage,
+            message: message.into(),
+        })
+    }
+
+    fn diff(patch: String) -> Msg {
+        Msg::Pipeline(Event::Diff {
+            run_id: "r1".into(),
+            files: vec![],
+            patch,
+        })
+    }
+
+    /// A model in review of a.py (two hunks) and b.md, with a.py's second hunk left out.
+    fn reviewing() -> Model {
+        let mut m = prefilled_model("octo/calc", "Guard divide", false, 120, 40);
+        for msg in [
+            ctrl('s'),
+            Msg::Started("r1".into()),
+            Msg::Pipeline(Event::AiMessage {
+                message: "Guard divide\n\nAll tests pass.".into(),
+                run_id: Some("r1".into()),
+            }),
+            diff(format!(
+                "{}{}",
+                file("a.py", &["guard", "comment"]),
+                file("b.md", &["note"])
+            )),
+            status(Stage::Review, "review the diff; approve to publish"),
+        ] {
+            update(&mut m, msg);
+        }
+        assert_eq!(m.state, RunState::Review);
+        for k in [chr('n'), chr('n'), chr(' ')] {
+            update(&mut m, k);
+        }
+        assert_eq!(
+            current_selection(&m).excluded_hunks,
+            vec![("a.py".to_string(), 1)]
+        );
+        m
+    }
+
+    fn approve(m: &mut Model) -> Command {
+        match update(m, ctrl('s')).as_slice() {
+            [Action::Send(c @ Command::Approve { .. })] => c.clone(),
+            other => panic!("expected one Approve, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_failed_publish_reopens_the_dialog_with_why_and_the_same_text() {
+        let mut m = reviewing();
+        update(&mut m, chr('c'));
+        let body = field_text(&dialog(&m).body);
+        assert!(
+            body.contains("2 of 3 hunks are in this PR") && body.contains("All tests pass."),
+            "{body}"
+        );
+        let first = approve(&mut m);
+        assert_eq!(m.state, RunState::Publishing);
+        // Hidden while publishing (Esc), then the failure: the dialog comes back by itself.
+        update(&mut m, key(KeyCode::Esc));
+        assert!(matches!(m.overlay, Overlay::None));
+        update(
+            &mut m,
+            status(
+                Stage::Publish,
+                "publishing failed: GitHub said 401 Bad credentials",
+            ),
+        );
+        update(
+            &mut m,
+            status(
+                Stage::Review,
+                "review the diff; approve to publish, or reject",
+            ),
+        );
+        assert_eq!(m.state, RunState::Review);
+        let d = dialog(&m);
+        assert_eq!(d.phase, PrPhase::Editing);
+        let error = d.error.as_deref().unwrap();
+        assert!(
+            error.contains("Ctrl+S retries") && error.contains("401"),
+            "{error}"
+        );
+        assert_eq!(field_text(&d.body), body, "the text is as it was");
+        // The retry sends the same approval.
+        assert_eq!(approve(&mut m), first);
+        assert!(
+            m.log
+                .entries
+                .iter()
+                .any(|e| e.title.contains("publishing failed"))
+        );
+    }
+
+    #[test]
+    fn ctrl_c_while_publishing_cancels_the_publish_not_the_review() {
+        let mut m = reviewing();
+        update(&mut m, chr('c'));
+        approve(&mut m);
+        assert_eq!(
+            update(&mut m, ctrl('c')),
+            vec![Action::Send(Command::Cancel)]
+        );
+        assert_eq!(m.state, RunState::Cancelling);
+        update(
+            &mut m,
+            status(
+                Stage::Publish,
+                "publishing cancelled; nothing was published",
+            ),
+        );
+        update(&mut m, status(Stage::Review, "review the diff"));
+        assert_eq!(m.state, RunState::Review);
+        assert!(!m.quit_armed, "a further Ctrl+C does not quit at once");
+        assert!(
+            dialog(&m)
+                .error
+                .as_deref()
+                .unwrap()
+                .contains("Ctrl+S publishes")
+        );
+    }
+
+    #[test]
+    fn a_re_diff_keeps_the_choices_of_unchanged_hunks_and_edited_text() {
+        let mut m = reviewing();
+        update(&mut m, chr('c'));
+        update(&mut m, key(KeyCode::Tab));
+        for c in "Edited. ".chars() {
+            update(&mut m, chr(c));
+        }
+        update(&mut m, key(KeyCode::Esc));
+        assert!(m.pr_text.body.as_deref().unwrap().starts_with("Edited. "));
+        update(&mut m, chr('f'));
+        for c in "more".chars() {
+            update(&mut m, chr(c));
+        }
+        assert!(matches!(
+            update(&mut m, ctrl('s')).as_slice(),
+            [Action::Send(Command::FollowUp(_))]
+        ));
+        // The follow-up reworded b.md's hunk and added c.md; a.py is unchanged.
+        update(
+            &mut m,
+            diff(format!(
+                "{}{}{}",
+                file("a.py", &["guard", "comment"]),
+                file("b.md", &["note, reworded"]),
+                file("c.md", &["new"])
+            )),
+        );
+        update(
+            &mut m,
+            status(Stage::Review, "review the diff; approve to publish"),
+        );
+        assert_eq!(
+            current_selection(&m),
+            Selection {
+                excluded_files: vec![],
+                excluded_hunks: vec![("a.py".into(), 1)],
+            }
+        );
+        update(&mut m, chr('c'));
+        let d = dialog(&m);
+        assert!(
+            field_text(&d.body).starts_with("Edited. "),
+            "the edited body is kept"
+        );
+        // The change moved on under the edited body: the dialog says so.
+        assert!(
+            d.error.as_deref().unwrap_or("").contains("moved on"),
+            "{:?}",
+            d.error
+        );
+    }
+}

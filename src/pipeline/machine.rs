@@ -38,6 +38,25 @@ pub enum Command {
     Stop(String),
 }
 
+/// How the status that sends a run back to review begins (front-ends show it as a failure).
+pub const PUBLISH_FAILED: &str = "publishing failed: ";
+pub const PUBLISH_CANCELLED: &str = "publishing cancelled";
+pub const FOLLOW_UP_FAILED: &str = "the follow-up failed: ";
+pub const FOLLOW_UP_CANCELLED: &str = "the follow-up was cancelled";
+
+/// Whether a status message says a publish or a follow-up did not go through (the run went back
+/// to review).
+pub fn is_setback(message: &str) -> bool {
+    [
+        PUBLISH_FAILED,
+        PUBLISH_CANCELLED,
+        FOLLOW_UP_FAILED,
+        FOLLOW_UP_CANCELLED,
+    ]
+    .iter()
+    .any(|p| message.starts_with(p))
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     /// Ended without publishing (no PR asked for, rejected, or nothing changed).
@@ -247,7 +266,7 @@ impl Machine {
             (Phase::Running(Stage::Publish), Input::StageFailed { message, retryable })
                 if self.gate == Gate::Interactive =>
             {
-                let why = format!("publishing failed: {message}");
+                let why = format!("{PUBLISH_FAILED}{message}");
                 self.failed_publish = Some(Outcome::Failed {
                     stage: Stage::Publish,
                     message,
@@ -260,7 +279,7 @@ impl Machine {
             {
                 self.back_to_review(
                     Stage::Publish,
-                    "publishing cancelled; nothing was published".into(),
+                    format!("{PUBLISH_CANCELLED}; nothing was published"),
                 )
             }
             (Phase::Running(stage), Input::StageCancelled) if stage != Stage::Cleanup => {

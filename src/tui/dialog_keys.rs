@@ -112,9 +112,15 @@ fn pr_key(model: &mut Model, mut d: Box<PrDialog>, k: KeyEvent) -> (Option<Overl
     match d.phase.clone() {
         PrPhase::Editing => {}
         PrPhase::Publishing => {
-            // Publishing goes on in the background; Esc only hides the dialog.
+            // Publishing goes on in the background; Esc only hides the dialog, Ctrl+C cancels
+            // the publish (the review stays).
             if k.code == KeyCode::Esc {
                 return (None, vec![]);
+            }
+            if ctrl(&k, 'c') && model.state == RunState::Publishing {
+                model.state = RunState::Cancelling;
+                model.notice = Some("cancelling the publish… the review stays".into());
+                return (Some(Overlay::Pr(d)), vec![Action::Send(Command::Cancel)]);
             }
             return (Some(Overlay::Pr(d)), vec![]);
         }

@@ -11,7 +11,7 @@ use super::model::{
 };
 use crate::event::{Event, Stage};
 use crate::forge::text;
-use crate::pipeline::Selection;
+use crate::pipeline::{Selection, machine};
 use crate::store::RunStatus;
 
 /// The PR title and body generated for what is selected now, with the same words publishing
@@ -57,10 +57,9 @@ pub(super) fn pr_dialog(model: &Model) -> PrDialog {
         .clone()
         .unwrap_or_else(|| generated_title.clone());
     let body = kept.body.clone().unwrap_or_else(|| generated_body.clone());
-    let selection = model.diff.as_ref().map(DiffView::selection);
-    let error = match &kept.body_selection {
-        Some(s) if kept.body.is_some() && Some(s) != selection.as_ref() => Some(
-            "the selection changed since you edited the body: check what it says (Ctrl+E edits)"
+    let error = match &kept.body_based_on {
+        Some(was) if kept.body.is_some() && *was != generated_body => Some(
+            "the change or the selection moved on since you edited the body: check what it says"
                 .to_string(),
         ),
         _ => None,
@@ -90,7 +89,7 @@ pub(super) fn remember_pr_text(model: &mut Model, d: &PrDialog) {
     model.pr_text.title = edited(&title, &d.generated_title);
     let body = edited(&body, &d.generated_body);
     if body.is_some() && body != model.pr_text.body {
-        model.pr_text.body_selection = model.diff.as_ref().map(DiffView::selection);
+        model.pr_text.body_based_on = Some(d.generated_body.clone());
     }
     model.pr_text.body = body;
     model.pr_text.draft = d.draft;
@@ -162,7 +161,7 @@ impl Model {
                     let publish_ended = self
                         .publish_note
                         .as_deref()
-                        .is_some_and(|n| n.starts_with("publishing "));
+                        .is_some_and(machine::is_setback);
                     if publish_ended || self.state == RunState::Publishing {
                         // The publish failed or was cancelled: the pipeline kept the review.
                         self.back_to_review();
@@ -172,7 +171,7 @@ impl Model {
                         self.quit_armed = false;
                     }
                 }
-                if *stage == Stage::Agent && message.starts_with("the follow-up ") {
+                if *stage == Stage::Agent && machine::is_setback(message) {
                     self.notice = Some(message.clone());
                 }
             }
@@ -243,8 +242,12 @@ impl Model {
                     }
                 }
             }
-            Event::Error { message, .. } if self.reopened && self.state == RunState::Publishing => {
-                // Publishing a reopened run from its folder failed: the review stays.
+            Event::Error { message, .. }
+                if self.reopened
+                    && matches!(self.state, RunState::Publishing | RunState::Cancelling) =>
+            {
+                // Publishing a reopened run from its folder failed or was cancelled: the review
+                // stays.
                 self.publish_note = Some(message.clone());
                 self.back_to_review();
             }
@@ -317,10 +320,10 @@ impl Model {
             }
         };
         d.phase = PrPhase::Editing;
-        d.error = Some(if why.starts_with("publishing cancelled") {
+        d.error = Some(if why.starts_with(machine::PUBLISH_CANCELLED) {
             format!("{why} · Ctrl+S publishes")
         } else {
-            let detail = why.strip_prefix("publishing failed: ").unwrap_or(&why);
+            let detail = why.strip_prefix(machine::PUBLISH_FAILED).unwrap_or(&why);
             format!("publishing failed (Ctrl+S retries once it is fixed): {detail}")
         });
         self.overlay = Overlay::Pr(d);
@@ -396,10 +399,7 @@ impl Model {
                 self.pr_text = PrText {
                     title: Some(title),
                     body: Some(body),
-                    body_selection: past
-                        .selection
-                        .clone()
-                        .or_else(|| Some(Selection::default())),
+                    body_based_on: None,
                     draft,
                 };
             }

@@ -142,8 +142,9 @@ pub struct PrDialog {
 pub struct PrText {
     pub title: Option<String>,
     pub body: Option<String>,
-    /// The selection when the body was last edited (its file list may describe that one).
-    pub body_selection: Option<crate::pipeline::Selection>,
+    /// The generated body the user's edit started from: when the generated body differs now
+    /// (the selection or the change moved on), the edited one may describe the old state.
+    pub body_based_on: Option<String>,
     pub draft: bool,
 }
 
