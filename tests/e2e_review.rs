@@ -170,7 +170,11 @@ fn ctrl_s_in_review_keeps_the_diff_and_the_selection() {
     // The selection is on disk too.
     let saved = std::fs::read_to_string(runs(dir.path())[0].join("selection.json")).unwrap();
     assert!(saved.contains("calc/__init__.py"), "{saved}");
+    // Leave the prompt field (Esc and a key sent together would read as Alt+key in it).
     tmux.send(&["Escape"]);
+    wait_until(&tmux, "the focus out of the prompt", |s| {
+        !s.contains("Enter newline") && s.contains("space in/out")
+    });
     quit(&tmux, dir.path());
 }
 
