@@ -1,8 +1,11 @@
 //! How pipeline events and past runs change the model (the event half of `update`).
 //!
 //! Invariants: pure like `update` — no IO; the state only moves forward along the pipeline's own
-//! reports (a late event cannot resurrect a finished run's spinner); a PR dialog always ends in a
-//! visible outcome (created, not published, or an error next to the fields).
+//! reports (a late event cannot resurrect a finished run's spinner), except back to review when
+//! the pipeline says a publish or follow-up did not go through; a PR dialog always ends in a
+//! visible outcome (created, not published, or an error next to the fields); a re-diff keeps the
+//! choices of the hunks it did not change; the PR dialog's generated text is `forge::text`'s for
+//! the current selection, and text the user edited is kept.
 
 use super::diffview::DiffView;
 use super::model::{
