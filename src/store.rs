@@ -371,6 +371,28 @@ impl RunDir {
         self.path.join("pr.json")
     }
 
+    /// The review's include/exclude choices (`selection.json`), saved whenever they change so a
+    /// review outlives its process.
+    pub fn selection_path(&self) -> PathBuf {
+        self.path.join("selection.json")
+    }
+
+    /// Saves the review's selection (atomically: a reader sees the old one or the new one).
+    pub fn write_selection<T: Serialize>(&self, selection: &T) -> std::io::Result<()> {
+        self.write_json(&self.selection_path(), selection)
+    }
+
+    /// The saved selection, `None` when there is none yet.
+    pub fn read_selection<T: for<'de> Deserialize<'de>>(&self) -> std::io::Result<Option<T>> {
+        match std::fs::read(self.selection_path()) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(std::io::Error::other),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     pub fn write_json<T: Serialize>(&self, path: &Path, value: &T) -> std::io::Result<()> {
         let json = serde_json::to_vec_pretty(value).map_err(std::io::Error::other)?;
         write_atomic(path, &json)
@@ -491,6 +513,21 @@ mod tests {
         force_remove_dir(&t.path().join("ws")).unwrap();
         assert!(!t.path().join("ws").exists());
         force_remove_dir(&t.path().join("ws")).unwrap();
+    }
+
+    #[test]
+    fn the_selection_is_saved_and_read_back() {
+        let t = tempfile::tempdir().unwrap();
+        let store = Store::open(t.path()).unwrap();
+        let dir = store.create_run(&meta("20260101-000000-bbbb")).unwrap();
+        assert_eq!(dir.read_selection::<Vec<String>>().unwrap(), None);
+        dir.write_selection(&vec!["a".to_string()]).unwrap();
+        dir.write_selection(&vec!["b".to_string()]).unwrap();
+        assert_eq!(
+            dir.read_selection::<Vec<String>>().unwrap(),
+            Some(vec!["b".to_string()])
+        );
+        assert!(!dir.path.join("selection.tmp").exists());
     }
 
     #[test]

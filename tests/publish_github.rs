@@ -82,7 +82,10 @@ async fn run_reviewed_with(
             if let Some(f) = before.take() {
                 f(&p.run_id);
             }
-            p.commands.send(approve.take().unwrap()).await.unwrap();
+            // A failed publish goes back to review; the second time round, reject (the run
+            // then ends with the publish failure).
+            let command = approve.take().unwrap_or(Command::Reject);
+            p.commands.send(command).await.unwrap();
         }
         events.push(e);
     }

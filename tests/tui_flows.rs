@@ -268,6 +268,10 @@ async fn edit_and_rerun_starts_fresh_and_cancels_the_old_run() {
     h.send(chr('e'));
     assert_eq!(h.model().focus, Focus::Prompt);
     h.type_str(" (again)");
+    // In review the first Ctrl+S only asks: it would discard the review.
+    h.send(ctrl('s'));
+    assert_eq!(h.app.run_id(), Some(first.as_str()));
+    assert!(h.model().diff.is_some() && h.model().state == RunState::Review);
     h.send(ctrl('s'));
     let second = h.app.run_id().unwrap().to_string();
     assert_ne!(first, second);
@@ -488,8 +492,9 @@ async fn a_past_run_that_was_never_published_is_published_from_the_runs_list() {
 
     h.send(ctrl('r'));
     h.send(key(KeyCode::Enter));
-    assert!(h.model().viewing.is_some());
-    assert_eq!(h.model().state, RunState::Done { published: false });
+    // Never published, patch saved: it reopens for review (no pipeline behind it).
+    assert!(h.model().reopened && h.model().viewing.is_none());
+    assert_eq!(h.model().state, RunState::Review);
     h.send(chr('c'));
     assert!(
         matches!(h.model().overlay, Overlay::Pr(_)),

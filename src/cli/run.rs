@@ -30,6 +30,7 @@ pub async fn run(args: RunArgs, config: Config) -> color_eyre::Result<i32> {
             title: args.pr.title,
             body: args.pr.body,
             draft: args.pr.draft,
+            ..Default::default()
         },
     };
     drive(request, config, args.json).await
@@ -183,22 +184,6 @@ pub async fn publish(args: PublishArgs, config: Config) -> color_eyre::Result<i3
         eprintln!("error: {flag}: {}", crate::sanitize::visible(&e.message));
         return Ok(2);
     }
-    let (tx, mut rx) = tokio::sync::mpsc::channel(pipeline::EVENT_CHANNEL);
-    let emitter = crate::emit::Emitter::new(run_dir.id.clone(), tx);
-    emitter.attach_log(run_dir.open_events()?)?;
-    let json = args.json;
-    let printer = tokio::spawn(async move {
-        let stdout = std::io::stdout();
-        while let Some(event) = rx.recv().await {
-            if json {
-                let mut out = stdout.lock();
-                let _ = writeln!(out, "{}", event.to_json_line());
-                let _ = out.flush();
-            } else {
-                eprint!("{}", render(&event));
-            }
-        }
-    });
     // SIGINT, SIGTERM and SIGHUP cancel publishing.
     let cancel = crate::signals::watch()?.token();
     let request = pipeline::publish::PublishRequest {
@@ -207,10 +192,19 @@ pub async fn publish(args: PublishArgs, config: Config) -> color_eyre::Result<i3
         body: args.pr.body,
         draft: args.pr.draft.then_some(true),
     };
-    let ok =
-        pipeline::publish::publish_saved_run(&run_dir, &config, &emitter, request, &cancel).await;
-    drop(emitter);
-    let _ = printer.await;
+    let mut publishing =
+        pipeline::publish::publish_saved_run(run_dir, Arc::new(config), request, cancel)?;
+    let stdout = std::io::stdout();
+    while let Some(event) = publishing.events.recv().await {
+        if args.json {
+            let mut out = stdout.lock();
+            let _ = writeln!(out, "{}", event.to_json_line());
+            let _ = out.flush();
+        } else {
+            eprint!("{}", render(&event));
+        }
+    }
+    let ok = publishing.task.await.unwrap_or(false);
     Ok(if ok { 0 } else { 1 })
 }
 

@@ -12,6 +12,7 @@ use super::{ForgeError, Plan, text};
 use crate::config::Config;
 use crate::git::publish::{self as gitpub, Author};
 use crate::pipeline::Selection;
+use crate::pipeline::selection::SavedSelection;
 use crate::repo::RepoSource;
 use crate::store::{RunDir, RunMeta};
 
@@ -62,7 +63,18 @@ pub(crate) fn io(what: &str) -> impl Fn(std::io::Error) -> ForgeError + '_ {
     move |e| ForgeError::Io(format!("{what}: {e}"))
 }
 
-/// Loads (or first creates and saves) the approved patch and `pr.json`.
+fn read_full_patch(run_dir: &RunDir, meta: &RunMeta) -> Result<String, ForgeError> {
+    std::fs::read_to_string(run_dir.patch_path()).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => ForgeError::Config(format!(
+            "run {} has no saved patch (it ended before the diff); there is nothing to publish",
+            meta.id
+        )),
+        _ => ForgeError::Io(format!("reading patch.diff: {e}")),
+    })
+}
+
+/// Loads (or first creates and saves) the approved patch and `pr.json`. A new selection is also
+/// saved as the run's review selection (`selection.json`), so reopening the run shows it.
 pub fn prepare_record(
     run_dir: &RunDir,
     meta: &RunMeta,
@@ -70,23 +82,25 @@ pub fn prepare_record(
     request: &PublishRequest,
 ) -> Result<(PrRecord, String), ForgeError> {
     let saved = run_dir.pr_path().is_file() && run_dir.approved_patch_path().is_file();
-    let (mut record, patch) = if saved && request.selection.is_none() {
+    let (mut record, patch, scope) = if saved && request.selection.is_none() {
         let record: PrRecord = run_dir
             .read_json(&run_dir.pr_path())
             .map_err(io("reading pr.json"))?;
         let patch = std::fs::read_to_string(run_dir.approved_patch_path())
             .map_err(io("reading approved.diff"))?;
-        (record, patch)
+        let full = read_full_patch(run_dir, meta).unwrap_or_else(|_| patch.clone());
+        let scope = text::Scope::of(&full, &patch);
+        (record, patch, scope)
     } else {
-        let full = std::fs::read_to_string(run_dir.patch_path()).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => ForgeError::Config(format!(
-                "run {} has no saved patch (it ended before the diff); there is nothing to \
-                     publish",
-                meta.id
-            )),
-            _ => ForgeError::Io(format!("reading patch.diff: {e}")),
-        })?;
-        let patch = crate::diff::filter(&full, &request.selection.clone().unwrap_or_default());
+        let full = read_full_patch(run_dir, meta)?;
+        let selection = request.selection.clone().unwrap_or_default();
+        let patch = crate::diff::filter(&full, &selection);
+        if request.selection.is_some()
+            && let Err(e) = run_dir.write_selection(&SavedSelection::capture(&full, &selection))
+        {
+            tracing::warn!("could not save selection.json: {e}");
+        }
+        let scope = text::Scope::of(&full, &patch);
         let source = RepoSource::parse(&meta.repo, std::path::Path::new("/"))
             .map_err(|e| ForgeError::Config(e.to_string()))?;
         let (Some(base), Some(base_commit)) = (meta.base.clone(), meta.base_commit.clone()) else {
@@ -104,6 +118,7 @@ pub fn prepare_record(
             prompt: &meta.prompt,
             followups: &meta.followups,
             files: &text::file_changes(&patch),
+            scope,
             commands: &text::commands_from_events(&events),
             model: &meta.model,
             run_id: &meta.id,
@@ -132,7 +147,7 @@ pub fn prepare_record(
             pr_url: None,
             pr_number: None,
         };
-        (record, patch)
+        (record, patch, scope)
     };
     if patch.trim().is_empty() {
         return Err(ForgeError::Config(
@@ -161,6 +176,7 @@ pub fn prepare_record(
             meta.summary.as_deref().unwrap_or(""),
             &meta.prompt,
             &meta.id,
+            &scope,
         );
     }
     run_dir

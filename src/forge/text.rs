@@ -3,7 +3,10 @@
 //!
 //! Invariants: pure functions of the run's data; a branch name is always valid for git and never
 //! an option; a commit subject is at most 72 characters; the default body shows the evidence
-//! (the commands the agent ran and their exit codes — or that it ran none).
+//! (the commands the agent ran and their exit codes — or that it ran none). When review left part
+//! of the change out ([`Scope::is_partial`]), every generated part (file list, counts) describes
+//! only what is published, a left-out file is never named, the agent's summary is headed as
+//! describing the full change, and the commands are said to have run against the full change.
 
 use crate::diff;
 use crate::event::Event;
@@ -15,6 +18,91 @@ pub struct FileChange {
     pub insertions: u64,
     pub deletions: u64,
     pub binary: bool,
+}
+
+/// How much of the agent's change is published: the approved patch against the run's whole patch.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Scope {
+    pub files_in: usize,
+    pub files: usize,
+    pub hunks_in: usize,
+    pub hunks: usize,
+    /// How many hunks the files that are in have in the whole patch.
+    pub hunks_of_files_in: usize,
+}
+
+impl Scope {
+    /// Counts the files and hunks of the run's `full` patch and of its `approved` subset.
+    pub fn of(full: &str, approved: &str) -> Scope {
+        let all = diff::parse(full);
+        let kept = diff::parse(approved);
+        let hunks_of = |fs: &[diff::FilePatch]| fs.iter().map(|f| f.hunks.len()).sum::<usize>();
+        let hunks_of_files_in = all
+            .iter()
+            .filter(|f| kept.iter().any(|k| k.path == f.path))
+            .map(|f| f.hunks.len())
+            .sum();
+        Scope {
+            files_in: kept.len(),
+            files: all.len(),
+            hunks_in: hunks_of(&kept),
+            hunks: hunks_of(&all),
+            hunks_of_files_in,
+        }
+    }
+
+    /// Whether review left some of the change out.
+    pub fn is_partial(&self) -> bool {
+        self.files_in < self.files || self.hunks_in < self.hunks
+    }
+
+    /// "1 of 3 files are in this PR" (or hunks, when every file is in); `what` names the target.
+    pub fn in_this(&self, what: &str) -> String {
+        let plural = |n: usize, one: &str| {
+            if n == 1 {
+                one.to_string()
+            } else {
+                format!("{one}s")
+            }
+        };
+        if self.files_in < self.files {
+            let mut s = format!(
+                "{} of {} {}",
+                self.files_in,
+                self.files,
+                plural(self.files, "file")
+            );
+            // Hunks left out of files that are in, too.
+            if self.hunks_in < self.hunks_of_files_in {
+                s.push_str(&format!(
+                    " ({} of {} {})",
+                    self.hunks_in,
+                    self.hunks,
+                    plural(self.hunks, "hunk")
+                ));
+            }
+            format!(
+                "{s} {} in this {what}",
+                if self.files_in == 1 { "is" } else { "are" }
+            )
+        } else {
+            format!(
+                "{} of {} {} {} in this {what}",
+                self.hunks_in,
+                self.hunks,
+                plural(self.hunks, "hunk"),
+                if self.hunks_in == 1 { "is" } else { "are" }
+            )
+        }
+    }
+}
+
+/// The heading that marks the agent's summary as describing the whole change.
+fn summary_heading(scope: &Scope, what: &str) -> String {
+    format!(
+        "Agent's summary (of the full change; {})",
+        scope.in_this(what)
+    )
 }
 
 pub fn file_changes(patch: &str) -> Vec<FileChange> {
@@ -131,8 +219,16 @@ pub fn default_title(summary: &str, prompt: &str) -> String {
     truncate(line, 72)
 }
 
-/// Subject (≤ 72 chars, from the title) and a body with the details.
-pub fn commit_message(title: &str, summary: &str, prompt: &str, run_id: &str) -> String {
+/// Subject (≤ 72 chars, from the title) and a body with the details. With part of the change
+/// left out at review, the summary's details come under a heading saying they describe the full
+/// change.
+pub fn commit_message(
+    title: &str,
+    summary: &str,
+    prompt: &str,
+    run_id: &str,
+    scope: &Scope,
+) -> String {
     let subject = truncate(
         first_line(title).unwrap_or("Changes made with tiny-backspace"),
         72,
@@ -142,7 +238,12 @@ pub fn commit_message(title: &str, summary: &str, prompt: &str, run_id: &str) ->
     let skip = usize::from(first_line(summary).is_some_and(|l| title.starts_with(l)));
     let details = rest[skip.min(rest.len())..].join("\n");
     if !details.trim().is_empty() {
+        if scope.is_partial() {
+            msg.push_str(&format!("\n{}:\n", summary_heading(scope, "commit")));
+        }
         msg.push_str(&format!("\n{}\n", details.trim()));
+    } else if scope.is_partial() {
+        msg.push_str(&format!("\n{}.\n", capitalized(&scope.in_this("commit"))));
     }
     msg.push_str(&format!(
         "\nRequested: {}\n\nMade with tiny-backspace (run {run_id}).\n",
@@ -151,11 +252,22 @@ pub fn commit_message(title: &str, summary: &str, prompt: &str, run_id: &str) ->
     msg
 }
 
+fn capitalized(text: &str) -> String {
+    let mut c = text.chars();
+    match c.next() {
+        Some(f) => f.to_uppercase().chain(c).collect(),
+        None => String::new(),
+    }
+}
+
 pub struct BodyInput<'a> {
     pub summary: &'a str,
     pub prompt: &'a str,
     pub followups: &'a [String],
+    /// The files of the approved patch (what the PR carries).
     pub files: &'a [FileChange],
+    /// The approved patch against the run's whole patch.
+    pub scope: Scope,
     pub commands: &'a [CommandRun],
     pub model: &'a str,
     pub run_id: &'a str,
@@ -172,6 +284,10 @@ fn code_span(text: &str) -> String {
 pub fn pr_body(i: &BodyInput<'_>) -> String {
     let mut b = String::new();
     let summary = i.summary.trim();
+    let partial = i.scope.is_partial();
+    if partial {
+        b.push_str(&format!("### {}\n\n", summary_heading(&i.scope, "PR")));
+    }
     if summary.is_empty() {
         b.push_str("_The agent gave no summary._\n");
     } else {
@@ -182,9 +298,10 @@ pub fn pr_body(i: &BodyInput<'_>) -> String {
         .files
         .iter()
         .fold((0, 0), |(a, d), f| (a + f.insertions, d + f.deletions));
+    let n = i.files.len();
     b.push_str(&format!(
-        "\n### Files changed ({} files, +{ins} −{del})\n\n",
-        i.files.len()
+        "\n### Files changed ({n} file{}, +{ins} −{del})\n\n",
+        if n == 1 { "" } else { "s" }
     ));
     for f in i.files {
         if f.binary {
@@ -196,10 +313,24 @@ pub fn pr_body(i: &BodyInput<'_>) -> String {
             ));
         }
     }
+    if partial {
+        // Counts only: a left-out file is never named as part of this change.
+        b.push_str(&format!(
+            "\n_Left out at review: {}; {}._\n",
+            left_out(&i.scope),
+            i.scope.in_this("PR")
+        ));
+    }
     b.push_str("\n### Commands run in the sandbox\n\n");
     if i.commands.is_empty() {
         b.push_str("_The agent ran no commands: nothing was built or tested._\n");
     } else {
+        if partial {
+            b.push_str(
+                "_These ran against the agent's full change, before part of it was left out at \
+                 review: they do not show that this PR alone builds or passes._\n\n",
+            );
+        }
         for c in i.commands {
             let note = c
                 .terminated
@@ -228,6 +359,17 @@ pub fn pr_body(i: &BodyInput<'_>) -> String {
         i.model, i.run_id
     ));
     b
+}
+
+/// "2 files and 1 hunk" of the change that are not published.
+fn left_out(scope: &Scope) -> String {
+    let files = scope.files - scope.files_in.min(scope.files);
+    let hunks = scope.hunks - scope.hunks_in.min(scope.hunks);
+    let n = |k: usize, one: &str| format!("{k} {one}{}", if k == 1 { "" } else { "s" });
+    match (files, hunks) {
+        (0, h) => n(h, "hunk"),
+        (f, _) => n(f, "file"),
+    }
 }
 
 pub struct RequestPull<'a> {
@@ -288,111 +430,5 @@ pub fn request_pull(r: &RequestPull<'_>) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn branch_names_are_slugged_and_short() {
-        let b = branch_name(
-            "tb/",
-            "Make divide() reject a zero divisor, please!! And add tests for it too",
-            "20260101-120000-a3f0",
-            Some("main"),
-        );
-        assert_eq!(b, "tb/make-divide-reject-a-zero-divisor-please-a3f0");
-        assert!(b.len() <= 3 + 40 + 5);
-        assert_eq!(branch_name("", "!!!", "x-00ff", None), "change-00ff");
-        assert_eq!(branch_name("", "x", "r-1", Some("x-1")), "x-1-tb");
-    }
-
-    #[test]
-    fn titles_and_subjects_fit() {
-        let long = "word ".repeat(40);
-        let t = default_title(&long, "p");
-        assert!(t.chars().count() <= 72 && t.ends_with('…'), "{t}");
-        assert_eq!(
-            default_title("", "Fix the README typo\nmore"),
-            "Fix the README typo"
-        );
-        assert_eq!(
-            default_title("## Done: fixed it\n\nDetails", "p"),
-            "Done: fixed it"
-        );
-        let m = commit_message(&long, "Fixed it.\nAlso refactored x.", "fix it", "r1");
-        let subject = m.lines().next().unwrap();
-        assert!(subject.chars().count() <= 72);
-        assert!(m.contains("Also refactored x.") && m.contains("Requested: fix it"));
-    }
-
-    #[test]
-    fn body_lists_evidence() {
-        let files = file_changes(
-            "diff --git a/a.py b/a.py\n--- a/a.py\n+++ b/a.py\n@@ -1,2 +1,2 @@\n-x\n+y\n+z\n ctx\n",
-        );
-        assert_eq!(files[0].insertions, 2);
-        assert_eq!(files[0].deletions, 1);
-        let events = r#"{"type":"Tool: Bash","command":"pytest -q","output":"ok","exit_code":0}
-{"type":"Status","run_id":"r","stage":"agent","message":"m"}
-{"type":"Tool: Bash","command":"make lint","output":"bad","exit_code":2}"#;
-        let commands = commands_from_events(events);
-        assert_eq!(commands.len(), 2);
-        let body = pr_body(&BodyInput {
-            summary: "Did it.",
-            prompt: "do it",
-            followups: &["and more".into()],
-            files: &files,
-            commands: &commands,
-            model: "scripted:x (replay)",
-            run_id: "r1",
-        });
-        for want in [
-            "Did it.",
-            "`a.py` +2 −1",
-            "`pytest -q` → exit 0",
-            "`make lint` → exit 2",
-            "> do it",
-            "> and more",
-            "Made with tiny-backspace",
-        ] {
-            assert!(body.contains(want), "{want} in {body}");
-        }
-        let none = pr_body(&BodyInput {
-            commands: &[],
-            ..BodyInput {
-                summary: "",
-                prompt: "p",
-                followups: &[],
-                files: &files,
-                commands: &commands,
-                model: "m",
-                run_id: "r",
-            }
-        });
-        assert!(none.contains("ran no commands"));
-    }
-
-    #[test]
-    fn request_pull_shape() {
-        let files = vec![FileChange {
-            path: "a.txt".into(),
-            insertions: 1,
-            deletions: 0,
-            binary: false,
-        }];
-        let s = request_pull(&RequestPull {
-            base_commit: "abc",
-            base_subject: "base (2026-01-01)",
-            url: "/srv/repo",
-            branch: "tb/x-1",
-            commit: "def",
-            subject: "Add a",
-            message: "Add a\n\nBecause.\n",
-            author: "Ann",
-            files: &files,
-        });
-        assert!(s.starts_with("The following changes since commit abc:"));
-        assert!(s.contains("are available in the Git repository at:\n\n  /srv/repo tb/x-1"));
-        assert!(s.contains("for you to fetch changes up to def:"));
-        assert!(s.contains("1 file changed, 1 insertion(+), 0 deletions(-)"));
-    }
-}
+#[path = "text_tests.rs"]
+mod tests;

@@ -3,8 +3,11 @@
 //! Invariants: exactly one stage effect is outstanding at a time; every path ends in `CleanUp`
 //! followed by exactly one `Finish`; an agent that stops for any reason still gets its diff computed
 //! and saved before the run ends (nothing lost); cancellation while a stage runs first asks that
-//! stage to stop and waits for it, so cleanup never races a running stage.
+//! stage to stop and waits for it, so cleanup never races a running stage. With a person at the
+//! gate, a publish that fails or is cancelled goes back to review (workspace kept, another approval
+//! retries); rejecting after such a failure ends the run with that failure.
 
+pub use super::selection::Selection;
 use crate::event::Stage;
 
 /// What happens at the approval gate.
@@ -16,14 +19,6 @@ pub enum Gate {
     NoPr,
     /// `--yes`: approve everything.
     AutoApprove,
-}
-
-/// Which hunks go into the PR; the default is everything.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Selection {
-    pub excluded_files: Vec<String>,
-    /// (file path, hunk index within that file).
-    pub excluded_hunks: Vec<(String, usize)>,
 }
 
 /// What a front-end can ask of a running pipeline.
@@ -41,6 +36,25 @@ pub enum Command {
     /// Cancel, saying why (e.g. a server's time limit). The machine treats it as `Cancel`; the
     /// driver keeps the reason for the run's final error.
     Stop(String),
+}
+
+/// How the status that sends a run back to review begins (front-ends show it as a failure).
+pub const PUBLISH_FAILED: &str = "publishing failed: ";
+pub const PUBLISH_CANCELLED: &str = "publishing cancelled";
+pub const FOLLOW_UP_FAILED: &str = "the follow-up failed: ";
+pub const FOLLOW_UP_CANCELLED: &str = "the follow-up was cancelled";
+
+/// Whether a status message says a publish or a follow-up did not go through (the run went back
+/// to review).
+pub fn is_setback(message: &str) -> bool {
+    [
+        PUBLISH_FAILED,
+        PUBLISH_CANCELLED,
+        FOLLOW_UP_FAILED,
+        FOLLOW_UP_CANCELLED,
+    ]
+    .iter()
+    .any(|p| message.starts_with(p))
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -133,6 +147,10 @@ pub struct Machine {
     can_publish: bool,
     /// Why the agent stopped, held while its diff is salvaged.
     after_diff: Option<Outcome>,
+    /// The last failed publish of this review, the run's outcome unless a retry succeeds.
+    failed_publish: Option<Outcome>,
+    /// The agent is running a follow-up (the review it came from is worth keeping).
+    following_up: bool,
     cancel_requested: bool,
 }
 
@@ -143,8 +161,31 @@ impl Machine {
             gate,
             can_publish,
             after_diff: None,
+            failed_publish: None,
+            following_up: false,
             cancel_requested: false,
         }
+    }
+
+    /// Back at the gate after a publish (or a follow-up) that did not go through: say why, then
+    /// wait for the person.
+    fn back_to_review(&mut self, stage: Stage, why: String) -> Vec<Effect> {
+        self.phase = Phase::Review;
+        self.cancel_requested = false;
+        self.following_up = false;
+        vec![
+            Effect::Status {
+                stage,
+                message: why,
+            },
+            Effect::Status {
+                stage: Stage::Review,
+                message:
+                    "review the diff; approve to publish, or reject to end the run (the review \
+                          is kept)"
+                        .into(),
+            },
+        ]
     }
 
     fn run(&mut self, stage: Stage, effect: Effect) -> Vec<Effect> {
@@ -222,6 +263,25 @@ impl Machine {
                 });
                 self.run(Stage::Diff, Effect::ComputeDiff)
             }
+            (Phase::Running(Stage::Publish), Input::StageFailed { message, retryable })
+                if self.gate == Gate::Interactive =>
+            {
+                let why = format!("{PUBLISH_FAILED}{message}");
+                self.failed_publish = Some(Outcome::Failed {
+                    stage: Stage::Publish,
+                    message,
+                    retryable,
+                });
+                self.back_to_review(Stage::Publish, why)
+            }
+            (Phase::Running(Stage::Publish), Input::StageCancelled)
+                if self.gate == Gate::Interactive =>
+            {
+                self.back_to_review(
+                    Stage::Publish,
+                    format!("{PUBLISH_CANCELLED}; nothing was published"),
+                )
+            }
             (Phase::Running(stage), Input::StageCancelled) if stage != Stage::Cleanup => {
                 self.clean_up(Outcome::Cancelled { stage })
             }
@@ -248,12 +308,28 @@ impl Machine {
                 self.run(Stage::Diff, Effect::ComputeDiff)
             }
             (Phase::Running(Stage::Diff), Input::DiffReady { empty }) => {
-                if let Some(outcome) = self.after_diff.take() {
+                let stopped = self.after_diff.take().or_else(|| {
+                    self.cancel_requested
+                        .then_some(Outcome::Cancelled { stage: Stage::Diff })
+                });
+                if let Some(outcome) = stopped {
+                    // A follow-up that failed or was cancelled keeps the review it came from,
+                    // with whatever it changed so far in the new diff.
+                    if self.gate == Gate::Interactive && self.following_up {
+                        let why = match outcome {
+                            Outcome::Failed { message, .. } => format!(
+                                "the follow-up failed: {message}; what it changed so far is in the diff"
+                            ),
+                            _ => {
+                                "the follow-up was cancelled; what it changed so far is in the diff"
+                                    .into()
+                            }
+                        };
+                        return self.back_to_review(Stage::Agent, why);
+                    }
                     return self.clean_up(outcome);
                 }
-                if self.cancel_requested {
-                    return self.clean_up(Outcome::Cancelled { stage: Stage::Diff });
-                }
+                self.following_up = false;
                 match (self.gate, empty) {
                     (Gate::Interactive, _) => {
                         self.phase = Phase::Review;
@@ -289,11 +365,15 @@ impl Machine {
                     draft,
                 }),
             ) => self.approve(selection, title, body, draft),
-            (Phase::Review, Input::Command(Command::Reject)) => self.clean_up(Outcome::Finished {
-                reason: "rejected at review; patch saved".into(),
-            }),
+            (Phase::Review, Input::Command(Command::Reject)) => {
+                let outcome = self.failed_publish.take().unwrap_or(Outcome::Finished {
+                    reason: "rejected at review; patch saved".into(),
+                });
+                self.clean_up(outcome)
+            }
             (Phase::Review, Input::Command(Command::FollowUp(text))) => {
                 self.cancel_requested = false;
+                self.following_up = true;
                 self.run(
                     Stage::Agent,
                     Effect::RunAgent {
@@ -330,390 +410,5 @@ impl Machine {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn ok_through_diff(m: &mut Machine) {
-        assert_eq!(m.handle(Input::Start), vec![Effect::Validate]);
-        assert_eq!(m.handle(Input::StageOk), vec![Effect::Clone]);
-        assert_eq!(
-            m.handle(Input::StageOk),
-            vec![Effect::RunAgent { followup: None }]
-        );
-        assert_eq!(m.handle(Input::StageOk), vec![Effect::ComputeDiff]);
-    }
-
-    fn finish(m: &mut Machine) -> Outcome {
-        match m.handle(Input::StageOk).as_slice() {
-            [Effect::Finish(o)] => {
-                assert_eq!(m.phase, Phase::Done(o.clone()));
-                o.clone()
-            }
-            other => panic!("expected Finish, got {other:?}"),
-        }
-    }
-
-    #[test]
-    fn no_pr_stops_after_the_diff() {
-        let mut m = Machine::new(Gate::NoPr, true);
-        ok_through_diff(&mut m);
-        assert_eq!(
-            m.handle(Input::DiffReady { empty: false }),
-            vec![Effect::CleanUp]
-        );
-        assert!(matches!(finish(&mut m), Outcome::Finished { .. }));
-    }
-
-    #[test]
-    fn auto_approve_publishes_everything() {
-        let mut m = Machine::new(Gate::AutoApprove, true);
-        ok_through_diff(&mut m);
-        assert_eq!(
-            m.handle(Input::DiffReady { empty: false }),
-            vec![Effect::Publish {
-                selection: Selection::default(),
-                title: None,
-                body: None,
-                draft: false
-            }]
-        );
-        assert_eq!(m.phase, Phase::Running(Stage::Publish));
-        assert_eq!(m.handle(Input::StageOk), vec![Effect::CleanUp]);
-        assert_eq!(finish(&mut m), Outcome::Published);
-    }
-
-    #[test]
-    fn auto_approve_without_publisher_saves_the_patch() {
-        let mut m = Machine::new(Gate::AutoApprove, false);
-        ok_through_diff(&mut m);
-        let fx = m.handle(Input::DiffReady { empty: false });
-        assert!(matches!(
-            fx[0],
-            Effect::Status {
-                stage: Stage::Publish,
-                ..
-            }
-        ));
-        assert_eq!(fx[1], Effect::CleanUp);
-        assert!(matches!(finish(&mut m), Outcome::Finished { .. }));
-    }
-
-    #[test]
-    fn empty_diff_finishes_without_publishing() {
-        for gate in [Gate::NoPr, Gate::AutoApprove] {
-            let mut m = Machine::new(gate, true);
-            ok_through_diff(&mut m);
-            assert_eq!(
-                m.handle(Input::DiffReady { empty: true }),
-                vec![Effect::CleanUp]
-            );
-            assert!(
-                matches!(finish(&mut m), Outcome::Finished { reason } if reason.contains("nothing"))
-            );
-        }
-    }
-
-    #[test]
-    fn interactive_review_approve_with_selection() {
-        let mut m = Machine::new(Gate::Interactive, true);
-        ok_through_diff(&mut m);
-        let fx = m.handle(Input::DiffReady { empty: false });
-        assert!(matches!(
-            fx.as_slice(),
-            [Effect::Status {
-                stage: Stage::Review,
-                ..
-            }]
-        ));
-        assert_eq!(m.phase, Phase::Review);
-        // Commands that make no sense in review are ignored.
-        assert_eq!(m.handle(Input::StageOk), vec![]);
-        let sel = Selection {
-            excluded_files: vec!["a".into()],
-            excluded_hunks: vec![("b".into(), 1)],
-        };
-        let fx = m.handle(Input::Command(Command::Approve {
-            selection: sel.clone(),
-            title: Some("t".into()),
-            body: None,
-            draft: true,
-        }));
-        assert_eq!(
-            fx,
-            vec![Effect::Publish {
-                selection: sel,
-                title: Some("t".into()),
-                body: None,
-                draft: true
-            }]
-        );
-    }
-
-    #[test]
-    fn interactive_follow_up_runs_the_agent_again() {
-        let mut m = Machine::new(Gate::Interactive, true);
-        ok_through_diff(&mut m);
-        m.handle(Input::DiffReady { empty: true });
-        let fx = m.handle(Input::Command(Command::FollowUp("also x".into())));
-        assert_eq!(
-            fx,
-            vec![Effect::RunAgent {
-                followup: Some("also x".into())
-            }]
-        );
-        assert_eq!(m.handle(Input::StageOk), vec![Effect::ComputeDiff]);
-        m.handle(Input::DiffReady { empty: false });
-        assert_eq!(m.phase, Phase::Review);
-    }
-
-    #[test]
-    fn interactive_reject_and_cancel_in_review() {
-        let mut m = Machine::new(Gate::Interactive, true);
-        ok_through_diff(&mut m);
-        m.handle(Input::DiffReady { empty: false });
-        assert_eq!(
-            m.handle(Input::Command(Command::Reject)),
-            vec![Effect::CleanUp]
-        );
-        assert!(matches!(finish(&mut m), Outcome::Finished { .. }));
-
-        let mut m = Machine::new(Gate::Interactive, true);
-        ok_through_diff(&mut m);
-        m.handle(Input::DiffReady { empty: false });
-        assert_eq!(
-            m.handle(Input::Command(Command::Cancel)),
-            vec![Effect::CleanUp]
-        );
-        assert_eq!(
-            finish(&mut m),
-            Outcome::Cancelled {
-                stage: Stage::Review
-            }
-        );
-    }
-
-    #[test]
-    fn failure_in_each_stage_cleans_up_then_finishes() {
-        for (ok_steps, stage) in [(0, Stage::Validate), (1, Stage::Clone)] {
-            let mut m = Machine::new(Gate::NoPr, true);
-            m.handle(Input::Start);
-            for _ in 0..ok_steps {
-                m.handle(Input::StageOk);
-            }
-            let fx = m.handle(Input::StageFailed {
-                message: "boom".into(),
-                retryable: false,
-            });
-            assert_eq!(fx, vec![Effect::CleanUp]);
-            assert_eq!(
-                finish(&mut m),
-                Outcome::Failed {
-                    stage,
-                    message: "boom".into(),
-                    retryable: false
-                }
-            );
-        }
-    }
-
-    #[test]
-    fn agent_failure_still_saves_the_diff() {
-        let mut m = Machine::new(Gate::AutoApprove, true);
-        m.handle(Input::Start);
-        m.handle(Input::StageOk);
-        m.handle(Input::StageOk);
-        let fx = m.handle(Input::StageFailed {
-            message: "budget".into(),
-            retryable: false,
-        });
-        assert_eq!(fx, vec![Effect::ComputeDiff]);
-        // Even a non-empty diff is not published after a failure.
-        assert_eq!(
-            m.handle(Input::DiffReady { empty: false }),
-            vec![Effect::CleanUp]
-        );
-        assert_eq!(
-            finish(&mut m),
-            Outcome::Failed {
-                stage: Stage::Agent,
-                message: "budget".into(),
-                retryable: false
-            }
-        );
-    }
-
-    #[test]
-    fn diff_failure_and_publish_failure() {
-        let mut m = Machine::new(Gate::AutoApprove, true);
-        ok_through_diff(&mut m);
-        m.handle(Input::StageFailed {
-            message: "git".into(),
-            retryable: false,
-        });
-        assert!(matches!(
-            finish(&mut m),
-            Outcome::Failed {
-                stage: Stage::Diff,
-                ..
-            }
-        ));
-
-        let mut m = Machine::new(Gate::AutoApprove, true);
-        ok_through_diff(&mut m);
-        m.handle(Input::DiffReady { empty: false });
-        m.handle(Input::StageFailed {
-            message: "push rejected".into(),
-            retryable: true,
-        });
-        assert!(matches!(
-            finish(&mut m),
-            Outcome::Failed {
-                stage: Stage::Publish,
-                retryable: true,
-                ..
-            }
-        ));
-    }
-
-    #[test]
-    fn cancel_while_running_waits_for_the_stage() {
-        let mut m = Machine::new(Gate::NoPr, true);
-        m.handle(Input::Start);
-        m.handle(Input::StageOk);
-        assert_eq!(
-            m.handle(Input::Command(Command::Cancel)),
-            vec![Effect::CancelStage]
-        );
-        // A second cancel does not ask again.
-        assert_eq!(m.handle(Input::Command(Command::Cancel)), vec![]);
-        assert_eq!(m.phase, Phase::Running(Stage::Clone));
-        assert_eq!(m.handle(Input::StageCancelled), vec![Effect::CleanUp]);
-        assert_eq!(
-            finish(&mut m),
-            Outcome::Cancelled {
-                stage: Stage::Clone
-            }
-        );
-    }
-
-    #[test]
-    fn a_stop_with_a_reason_is_a_cancel_to_the_machine() {
-        let mut m = Machine::new(Gate::NoPr, true);
-        m.handle(Input::Start);
-        m.handle(Input::StageOk);
-        assert_eq!(
-            m.handle(Input::Command(Command::Stop("time limit".into()))),
-            vec![Effect::CancelStage]
-        );
-        assert_eq!(m.handle(Input::StageCancelled), vec![Effect::CleanUp]);
-        assert_eq!(
-            finish(&mut m),
-            Outcome::Cancelled {
-                stage: Stage::Clone
-            }
-        );
-    }
-
-    #[test]
-    fn cancel_racing_a_finished_clone_does_not_start_the_agent() {
-        let mut m = Machine::new(Gate::NoPr, true);
-        m.handle(Input::Start);
-        m.handle(Input::StageOk);
-        m.handle(Input::Command(Command::Cancel));
-        assert_eq!(m.handle(Input::StageOk), vec![Effect::CleanUp]);
-        assert_eq!(
-            finish(&mut m),
-            Outcome::Cancelled {
-                stage: Stage::Clone
-            }
-        );
-    }
-
-    #[test]
-    fn cancel_during_agent_salvages_the_diff() {
-        let mut m = Machine::new(Gate::NoPr, true);
-        m.handle(Input::Start);
-        m.handle(Input::StageOk);
-        m.handle(Input::StageOk);
-        assert_eq!(
-            m.handle(Input::Command(Command::Cancel)),
-            vec![Effect::CancelStage]
-        );
-        assert_eq!(m.handle(Input::StageCancelled), vec![Effect::ComputeDiff]);
-        assert_eq!(
-            m.handle(Input::DiffReady { empty: false }),
-            vec![Effect::CleanUp]
-        );
-        assert_eq!(
-            finish(&mut m),
-            Outcome::Cancelled {
-                stage: Stage::Agent
-            }
-        );
-    }
-
-    #[test]
-    fn cancel_before_start_and_after_done() {
-        let mut m = Machine::new(Gate::NoPr, true);
-        assert!(matches!(
-            m.handle(Input::Command(Command::Cancel)).as_slice(),
-            [Effect::Finish(_)]
-        ));
-        let mut m = Machine::new(Gate::NoPr, true);
-        ok_through_diff(&mut m);
-        m.handle(Input::DiffReady { empty: false });
-        finish(&mut m);
-        assert_eq!(m.handle(Input::Command(Command::Cancel)), vec![]);
-        assert_eq!(m.handle(Input::Start), vec![]);
-    }
-
-    #[test]
-    fn cancel_during_the_diff_ends_cancelled_without_review() {
-        let mut m = Machine::new(Gate::Interactive, true);
-        ok_through_diff(&mut m);
-        assert_eq!(
-            m.handle(Input::Command(Command::Cancel)),
-            vec![Effect::CancelStage]
-        );
-        assert_eq!(
-            m.handle(Input::DiffReady { empty: false }),
-            vec![Effect::CleanUp]
-        );
-        assert_eq!(finish(&mut m), Outcome::Cancelled { stage: Stage::Diff });
-    }
-
-    #[test]
-    fn a_failing_cleanup_still_finishes_with_the_run_outcome() {
-        let mut m = Machine::new(Gate::NoPr, true);
-        ok_through_diff(&mut m);
-        m.handle(Input::DiffReady { empty: false });
-        let fx = m.handle(Input::StageFailed {
-            message: "rm failed".into(),
-            retryable: false,
-        });
-        assert!(
-            matches!(fx.as_slice(), [Effect::Finish(Outcome::Finished { .. })]),
-            "{fx:?}"
-        );
-    }
-
-    #[test]
-    fn review_ignores_stage_reports_and_running_ignores_review_commands() {
-        let mut m = Machine::new(Gate::Interactive, true);
-        m.handle(Input::Start);
-        assert_eq!(m.handle(Input::Command(Command::Reject)), vec![]);
-        assert_eq!(
-            m.handle(Input::Command(Command::FollowUp("x".into()))),
-            vec![]
-        );
-        assert_eq!(m.phase, Phase::Running(Stage::Validate));
-    }
-
-    #[test]
-    fn stage_effects_are_marked() {
-        assert!(Effect::Validate.is_stage());
-        assert!(Effect::CleanUp.is_stage());
-        assert!(!Effect::CancelStage.is_stage());
-        assert!(!Effect::Finish(Outcome::Published).is_stage());
-    }
-}
+#[path = "machine_tests.rs"]
+mod tests;

@@ -10,6 +10,7 @@
 
 pub mod machine;
 pub mod publish;
+pub mod selection;
 mod stages;
 
 use std::path::PathBuf;

@@ -1,6 +1,7 @@
 //! The Publish stage: approved patch → commit on a clean checkout of the base → branch pushed from
 //! the host → pull request (GitHub) or request-pull summary (other remotes, local repositories).
-//! Also the pre-flight that runs before the agent, and `tiny-backspace publish RUN_ID`.
+//! Also the pre-flight that runs before the agent, and [`publish_saved_run`]: publishing a run
+//! from its folder, the one entry point of `publish RUN_ID`, `serve` and the TUI.
 //!
 //! Invariants: `approved.diff` and `pr.json` are in the run folder before the first network call,
 //! so nothing approved is lost to a failure; a retry reuses them (same branch, same commit) and
@@ -8,6 +9,12 @@
 //! commit is made from the base commit fetched afresh, never from the agent's workspace; the
 //! token is handed to git only for the commands that talk to the repository's own host.
 
+mod target;
+
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::stages::StageError;
@@ -15,14 +22,14 @@ use super::{Driver, Gate, Selection};
 use crate::config::Config;
 use crate::emit::Emitter;
 use crate::event::{Event, Stage};
-use crate::forge::github::GitHub;
 pub use crate::forge::record::{PrRecord, PublishRequest};
 use crate::forge::record::{author_for, io, prepare_record};
-use crate::forge::{self, ForgeError, Plan, Target, text};
+use crate::forge::{self, ForgeError, Target};
 use crate::git::GitError;
-use crate::git::publish::{self as gitpub, Author, Prepared, Remote};
+use crate::git::publish::{self as gitpub, Author, Remote};
 use crate::repo::RepoSource;
 use crate::store::{RunDir, RunStatus};
+use target::{finish, push_error};
 
 #[derive(Debug, Clone)]
 pub struct Published {
@@ -32,78 +39,6 @@ pub struct Published {
     pub pr_number: Option<u64>,
     /// For remotes without pull requests: the request-pull summary.
     pub summary: Option<String>,
-}
-
-fn push_error(e: GitError, remote: &str) -> ForgeError {
-    match e {
-        GitError::Failed { what, stderr } if what == "push" => {
-            let detail = if stderr.contains("could not read Username") {
-                format!(
-                    "{stderr} (the remote wants credentials; tiny-backspace sends the GitHub token \
-                     only to the GitHub host, so push access here must not need one)"
-                )
-            } else if stderr.contains("401") || stderr.contains("Authentication failed") {
-                format!("{stderr} (the token was not accepted for pushing)")
-            } else if stderr.contains("403") {
-                format!("{stderr} (the token may not push here: it needs write access)")
-            } else {
-                stderr
-            };
-            ForgeError::PushRejected {
-                remote: remote.to_string(),
-                detail,
-            }
-        }
-        GitError::Failed { stderr, .. }
-            if stderr.contains("Could not resolve host")
-                || stderr.contains("Failed to connect")
-                || stderr.contains("Connection refused") =>
-        {
-            ForgeError::Network {
-                what: remote.to_string(),
-                detail: stderr,
-            }
-        }
-        other => ForgeError::Git(other),
-    }
-}
-
-/// Pushes unless the branch already holds our commit; refuses to touch anyone else's branch.
-async fn push_branch(
-    prepared: &Prepared,
-    remote: &Remote,
-    branch: &str,
-    emitter: &Emitter,
-) -> Result<(), ForgeError> {
-    let existing = gitpub::remote_branch(prepared, remote, branch)
-        .await
-        .map_err(|e| push_error(e, &remote.url))?;
-    match existing {
-        Some(sha) if gitpub::is_ours(prepared, Some(remote), &sha).await => {
-            emitter
-                .status(
-                    Stage::Publish,
-                    format!("branch {branch} already holds this commit; not pushing again"),
-                )
-                .await;
-            Ok(())
-        }
-        Some(_) => Err(ForgeError::BranchTaken {
-            branch: branch.to_string(),
-            remote: remote.url.clone(),
-        }),
-        None => {
-            emitter
-                .status(
-                    Stage::Publish,
-                    format!("pushing {branch} to {}", remote.url),
-                )
-                .await;
-            gitpub::push(prepared, remote, branch)
-                .await
-                .map_err(|e| push_error(e, &remote.url))
-        }
-    }
 }
 
 /// Publishes a run from its folder. Used by the pipeline after approval and by `publish RUN_ID`.
@@ -265,228 +200,6 @@ fn remove_work_dir(work: &std::path::Path) {
     }
 }
 
-async fn finish(
-    record: &mut PrRecord,
-    plan: &Plan,
-    origin: &Remote,
-    prepared: &Prepared,
-    config: &Config,
-    emitter: &Emitter,
-    cancel: &CancellationToken,
-) -> Result<Published, ForgeError> {
-    let branch = record.branch.clone();
-    let summary = |url: &str| {
-        text::request_pull(&text::RequestPull {
-            base_commit: &prepared.base_commit,
-            base_subject: &prepared.base_line,
-            url,
-            branch: &branch,
-            commit: &prepared.commit,
-            subject: record.commit_message.lines().next().unwrap_or(""),
-            message: &record.commit_message,
-            author: record.author_name.as_deref().unwrap_or(""),
-            files: &text::file_changes(
-                &std::fs::read_to_string(prepared.git_dir.join("tb-approved.diff"))
-                    .unwrap_or_default(),
-            ),
-        })
-    };
-    let r = match &plan.target {
-        Target::Local { path } => {
-            match gitpub::local_branch(path, &branch).await {
-                Some(sha) if gitpub::is_ours(prepared, None, &sha).await => {}
-                Some(_) => {
-                    return Err(ForgeError::BranchTaken {
-                        branch,
-                        remote: path.display().to_string(),
-                    });
-                }
-                None => gitpub::create_local_branch(path, prepared, &branch).await?,
-            }
-            record.pushed_to = Some(path.display().to_string());
-            let text = summary(&path.display().to_string());
-            emitter
-                .status(
-                    Stage::Publish,
-                    format!("branch {branch} created in {}\n{text}", path.display()),
-                )
-                .await;
-            return Ok(Published {
-                branch,
-                base: record.base.clone(),
-                pr_url: None,
-                pr_number: None,
-                summary: Some(text),
-            });
-        }
-        Target::Remote { url } => {
-            push_branch(prepared, origin, &branch, emitter).await?;
-            record.pushed_to = Some(url.clone());
-            let text = summary(url);
-            emitter
-                .status(Stage::Publish, format!("branch {branch} pushed\n{text}"))
-                .await;
-            return Ok(Published {
-                branch,
-                base: record.base.clone(),
-                pr_url: None,
-                pr_number: None,
-                summary: Some(text),
-            });
-        }
-        Target::GitHub(r) => r,
-    };
-    let Some(token) = plan.token.as_ref() else {
-        return Err(ForgeError::NoToken {
-            host: r.git_host.clone(),
-        });
-    };
-    let notify_emitter = emitter.clone();
-    let notify = move |message: String| {
-        notify_emitter.emit_lossy(Event::Status {
-            run_id: notify_emitter.run_id().to_string(),
-            stage: Stage::Publish,
-            message,
-        });
-    };
-    let gh = GitHub::new(
-        &r.api_url,
-        token,
-        config.publish.max_rate_limit_wait,
-        &notify,
-        cancel.clone(),
-    )?;
-    let (push_to, head) = if plan.fork {
-        let login = plan.login.clone().unwrap_or_default();
-        emitter
-            .status(
-                Stage::Publish,
-                format!(
-                    "no push access to {}/{}: forking it to {login}",
-                    r.owner, r.name
-                ),
-            )
-            .await;
-        let fork = gh.fork(&r.owner, &r.name).await?;
-        let url = forge::check_clone_url(&fork.clone_url, &r.git_host)?;
-        // An old fork may lack the base commit; a shallow push on top of it would be refused.
-        match gh
-            .sync_fork(&fork.owner.login, &fork.name, &record.base)
-            .await
-        {
-            Ok(()) => {
-                emitter
-                    .status(
-                        Stage::Publish,
-                        format!("fork {} is up to date with {}", fork.full_name, record.base),
-                    )
-                    .await
-            }
-            Err(ForgeError::Cancelled) => return Err(ForgeError::Cancelled),
-            Err(e) => {
-                emitter
-                    .status(
-                        Stage::Publish,
-                        format!(
-                            "could not sync the fork {} ({e}); pushing anyway",
-                            fork.full_name
-                        ),
-                    )
-                    .await
-            }
-        }
-        let remote = Remote {
-            url,
-            allow: origin.allow.clone(),
-            token: Some(token.clone()),
-        };
-        (remote, format!("{}:{branch}", fork.owner.login))
-    } else {
-        (origin.clone(), format!("{}:{branch}", r.owner))
-    };
-    record.head = Some(head.clone());
-    match push_branch(prepared, &push_to, &branch, emitter).await {
-        Err(ForgeError::PushRejected { detail, .. })
-            if detail.contains("shallow update not allowed") =>
-        {
-            // The fork lacks the base's history (and could not be synced): send it along.
-            emitter
-                .status(
-                    Stage::Publish,
-                    "the fork lacks the base's history; fetching it and pushing again",
-                )
-                .await;
-            gitpub::unshallow(prepared, origin, &record.base)
-                .await
-                .map_err(|e| push_error(e, &origin.url))?;
-            push_branch(prepared, &push_to, &branch, emitter).await?;
-        }
-        other => other?,
-    }
-    record.pushed_to = Some(push_to.url.clone());
-
-    let existing = gh.find_pull(&r.owner, &r.name, &head, &record.base).await?;
-    let pull = match existing {
-        Some(p) => {
-            emitter
-                .status(
-                    Stage::Publish,
-                    format!(
-                        "an open pull request for {head} already exists: {}",
-                        p.html_url
-                    ),
-                )
-                .await;
-            p
-        }
-        None => {
-            emitter
-                .status(
-                    Stage::Publish,
-                    format!("opening a pull request into {}", record.base),
-                )
-                .await;
-            let created = gh
-                .create_pull(
-                    &r.owner,
-                    &r.name,
-                    &record.title,
-                    &head,
-                    &record.base,
-                    &record.body,
-                    record.draft,
-                )
-                .await;
-            match created {
-                Ok(p) => p,
-                Err(ForgeError::Validation { message }) if message.contains("already exists") => gh
-                    .find_pull(&r.owner, &r.name, &head, &record.base)
-                    .await?
-                    .ok_or(ForgeError::Validation { message })?,
-                Err(e) => return Err(e),
-            }
-        }
-    };
-    record.pr_url = Some(pull.html_url.clone());
-    record.pr_number = Some(pull.number);
-    emitter
-        .emit(Event::Pr {
-            run_id: record.run_id.clone(),
-            url: pull.html_url.clone(),
-            number: pull.number,
-            branch: branch.clone(),
-            base: record.base.clone(),
-        })
-        .await;
-    Ok(Published {
-        branch,
-        base: record.base.clone(),
-        pr_url: Some(pull.html_url),
-        pr_number: Some(pull.number),
-        summary: None,
-    })
-}
-
 /// The message of a failed publish: the error, then how to retry without losing anything.
 pub fn failure_message(e: &ForgeError, run_dir: &RunDir) -> String {
     format!(
@@ -497,9 +210,37 @@ pub fn failure_message(e: &ForgeError, run_dir: &RunDir) -> String {
     )
 }
 
-/// `tiny-backspace publish RUN_ID`: publishes from the run folder, records the result in
-/// `meta.json`, and ends with `Done` or `Error`. Returns whether it succeeded.
-pub async fn publish_saved_run(
+/// A publish of a saved run, running in the background (see [`publish_saved_run`]).
+pub struct SavedPublish {
+    /// Its events, also appended to the run's `events.jsonl`; the last one is `Done` or `Error`.
+    pub events: mpsc::Receiver<Event>,
+    /// Whether it published.
+    pub task: JoinHandle<bool>,
+}
+
+/// Publishes a run from its folder on a background task: the one entry point of
+/// `tiny-backspace publish RUN_ID`, `serve`'s `POST /runs/{id}/publish` and the TUI's publishing of
+/// a run whose pipeline has ended. The events go to the returned channel and to the run's
+/// `events.jsonl`; the result is recorded in `meta.json`; the last event is `Done` or `Error`.
+/// Fails only when the run's event log cannot be opened (then nothing was attempted).
+pub fn publish_saved_run(
+    run_dir: RunDir,
+    config: Arc<Config>,
+    request: PublishRequest,
+    cancel: CancellationToken,
+) -> std::io::Result<SavedPublish> {
+    let (tx, events) = mpsc::channel(super::EVENT_CHANNEL);
+    let emitter = Emitter::new(run_dir.id.clone(), tx);
+    emitter.attach_log(run_dir.open_events()?)?;
+    let task = tokio::spawn(async move {
+        publish_and_record(&run_dir, &config, &emitter, request, &cancel).await
+    });
+    Ok(SavedPublish { events, task })
+}
+
+/// Publishes from the run folder, records the result in `meta.json`, and ends with `Done` or
+/// `Error`. Returns whether it succeeded.
+async fn publish_and_record(
     run_dir: &RunDir,
     config: &Config,
     emitter: &Emitter,
@@ -550,6 +291,62 @@ pub async fn publish_saved_run(
     }
     emitter.emit(event).await;
     result.is_ok()
+}
+
+/// Loads the configuration afresh, from wherever the front-end first loaded it, so that a retried
+/// publish finds a token fixed in the meantime (in `.env` or the config file; `gh auth token` is
+/// asked on every attempt anyway). The process environment cannot change under a running process:
+/// a wrong `GITHUB_TOKEN` exported in the shell needs a restart.
+#[derive(Clone)]
+pub struct ConfigReload(Arc<dyn Fn() -> Result<Config, String> + Send + Sync>);
+
+impl ConfigReload {
+    pub fn new(load: impl Fn() -> Result<Config, String> + Send + Sync + 'static) -> Self {
+        ConfigReload(Arc::new(load))
+    }
+
+    /// `base` with the publishing settings — the token, the API URL and `[publish]` — loaded
+    /// afresh; the rest (model, sandbox, state directory) stays as the run was started.
+    pub fn publish_config(&self, base: &Config) -> Result<Config, String> {
+        let fresh = (self.0)()?;
+        let mut config = base.clone();
+        config.github_token = fresh.github_token;
+        config.github_api_url = fresh.github_api_url;
+        config.publish = fresh.publish;
+        Ok(config)
+    }
+}
+
+impl std::fmt::Debug for ConfigReload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ConfigReload(..)")
+    }
+}
+
+/// The configuration a publish attempt uses: reloaded when the front-end can, else `base`. A
+/// reload that fails is reported and `base` used.
+pub async fn config_for_publishing(
+    base: &Arc<Config>,
+    reload: Option<&ConfigReload>,
+    emitter: &Emitter,
+) -> Arc<Config> {
+    let Some(reload) = reload else {
+        return base.clone();
+    };
+    match reload.publish_config(base) {
+        Ok(c) => Arc::new(c),
+        Err(e) => {
+            emitter
+                .status(
+                    Stage::Publish,
+                    format!(
+                        "could not reload the configuration ({e}); using the one loaded at start"
+                    ),
+                )
+                .await;
+            base.clone()
+        }
+    }
 }
 
 impl Driver {
@@ -615,7 +412,13 @@ impl Driver {
             body: body.or_else(|| self.request.publish.body.clone()),
             draft: Some(draft || self.request.publish.draft || self.config.publish.draft),
         };
-        match publish(&run_dir, &self.config, &self.emitter, request, cancel).await {
+        let config = config_for_publishing(
+            &self.config,
+            self.request.publish.reload.as_ref(),
+            &self.emitter,
+        )
+        .await;
+        match publish(&run_dir, &config, &self.emitter, request, cancel).await {
             Ok(p) => {
                 if let Some(meta) = self.meta.as_mut() {
                     meta.branch = Some(p.branch);
@@ -645,10 +448,13 @@ pub fn check_selection(
     }
 }
 
-/// Title, body and draft given with the run (flags), used when the approval does not set them.
+/// Title, body and draft given with the run (flags), used when the approval does not set them;
+/// and how to reload the configuration before each publish attempt (the TUI, whose review outlives
+/// a failed attempt, sets it).
 #[derive(Debug, Clone, Default)]
 pub struct PublishOptions {
     pub title: Option<String>,
     pub body: Option<String>,
     pub draft: bool,
+    pub reload: Option<ConfigReload>,
 }

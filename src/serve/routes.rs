@@ -333,35 +333,25 @@ async fn publish_claimed(
     id: String,
     request: PublishRequest,
 ) -> Response {
-    let (tx, mut rx) = mpsc::channel(pipeline::EVENT_CHANNEL);
-    let emitter = crate::emit::Emitter::new(run_dir.id.clone(), tx);
-    let collected = tokio::spawn(async move {
-        let mut events = vec![];
-        while let Some(e) = rx.recv().await {
-            events.push(e);
-        }
-        events
-    });
-    let attached = run_dir.open_events().and_then(|f| emitter.attach_log(f));
-    let ok = match attached {
-        Ok(()) => {
-            let cancel = state.shutting_down.child_token();
-            pipeline::publish::publish_saved_run(
-                &run_dir,
-                &state.config,
-                &emitter,
-                request,
-                &cancel,
-            )
-            .await
+    let cancel = state.shutting_down.child_token();
+    let (ok, events) = match pipeline::publish::publish_saved_run(
+        run_dir,
+        state.config.clone(),
+        request,
+        cancel,
+    ) {
+        Ok(mut publishing) => {
+            let mut events = vec![];
+            while let Some(e) = publishing.events.recv().await {
+                events.push(e);
+            }
+            (publishing.task.await.unwrap_or(false), events)
         }
         Err(e) => {
             tracing::error!("cannot append to the run's events: {e}");
-            false
+            (false, vec![])
         }
     };
-    drop(emitter);
-    let events = collected.await.unwrap_or_default();
     let last = events.last().cloned();
     let events_json: Vec<Value> = events
         .iter()

@@ -4,7 +4,9 @@
 //!
 //! Invariants: at most one pipeline is current; a replaced or abandoned pipeline is cancelled and
 //! its late events are ignored (each event is tagged with its run id); effects that need the
-//! terminal (editor, suspend, clipboard, browser, quit) are handed back to the caller.
+//! terminal (editor, suspend, clipboard, browser, quit) are handed back to the caller; the
+//! review's selection is saved through the store whenever it changes; every publish attempt
+//! reloads the publishing configuration when the caller said how (a fixed token is found).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -12,12 +14,16 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
-use super::model::{Info, Model, Overlay, PastRun, PrPhase, Prefill};
+use super::model::{Info, Model, PastRun, Prefill, RunState};
 use super::update::{Action, Msg, update};
 use crate::config::Config;
 use crate::event::Event;
+use crate::forge::record::{PrRecord, PublishRequest};
 use crate::llm::Provider;
+use crate::pipeline::publish::{ConfigReload, PublishOptions};
+use crate::pipeline::selection::SavedSelection;
 use crate::pipeline::{self, Command, Gate, Outcome, RunRequest, Selection};
 use crate::store::Store;
 
@@ -48,11 +54,19 @@ pub struct App {
     current: Option<Current>,
     retired: Vec<JoinHandle<Outcome>>,
     tx: mpsc::Sender<PipeMsg>,
-    /// The selection sent with the last approval, to save what was approved.
-    approved: Option<Selection>,
-    /// A past run being published from its folder (its events are accepted too).
-    past_publish: Option<String>,
+    /// A run being published from its folder (a reopened review); its events are accepted too.
+    past_publish: Option<PastPublish>,
+    /// How to reload the configuration before publishing (set by the terminal front-end).
+    reload: Option<ConfigReload>,
+    /// The selection last saved to the store, for which run.
+    saved_selection: Option<(String, Selection)>,
     started: Instant,
+}
+
+struct PastPublish {
+    run_id: String,
+    cancel: CancellationToken,
+    task: JoinHandle<()>,
 }
 
 /// How the header names the configured model before any call was made.
@@ -112,11 +126,18 @@ impl App {
             current: None,
             retired: Vec::new(),
             tx,
-            approved: None,
             past_publish: None,
+            reload: None,
+            saved_selection: None,
             started: Instant::now(),
         };
         (app, rx)
+    }
+
+    /// Reload the publishing configuration (token, API URL, `[publish]`) this way before every
+    /// publish attempt, so a retry after fixing the token finds the new one.
+    pub fn set_config_reload(&mut self, reload: ConfigReload) {
+        self.reload = Some(reload);
     }
 
     pub fn now_ms(&self) -> u64 {
@@ -137,7 +158,9 @@ impl App {
     /// Feeds one message, performs the actions that need no terminal, returns the rest.
     pub fn handle(&mut self, msg: Msg) -> Vec<Action> {
         let actions = update(&mut self.model, msg);
-        self.perform(actions)
+        let rest = self.perform(actions);
+        self.save_selection(false);
+        rest
     }
 
     fn perform(&mut self, actions: Vec<Action>) -> Vec<Action> {
@@ -145,10 +168,14 @@ impl App {
         for a in actions {
             match a {
                 Action::Start { repo, prompt, base } => self.start(repo, prompt, base),
-                Action::Send(command) => {
-                    if let Command::Approve { selection, .. } = &command {
-                        self.approved = Some(selection.clone());
+                Action::Send(Command::Cancel)
+                    if self.current.is_none() && self.past_publish.is_some() =>
+                {
+                    if let Some(p) = &self.past_publish {
+                        p.cancel.cancel();
                     }
+                }
+                Action::Send(command) => {
                     if let Some(c) = &self.current
                         && c.commands.try_send(command).is_err()
                     {
@@ -188,7 +215,6 @@ impl App {
 
     fn start(&mut self, repo: String, prompt: String, base: Option<String>) {
         self.retire();
-        self.approved = None;
         let request = RunRequest {
             repo,
             prompt,
@@ -196,7 +222,10 @@ impl App {
             gate: Gate::Interactive,
             keep_workspace: false,
             provider: self.provider.as_ref().map(|f| f()),
-            publish: Default::default(),
+            publish: PublishOptions {
+                reload: self.reload.clone(),
+                ..Default::default()
+            },
         };
         let mut p = pipeline::start(request, self.config.clone(), self.cwd.clone());
         let run_id = p.run_id.clone();
@@ -224,8 +253,8 @@ impl App {
         update(&mut self.model, Msg::Started(run_id));
     }
 
-    /// Publishes a past run from its folder on a background task; its events come back through
-    /// the same channel as a live run's.
+    /// Publishes a run whose pipeline has ended from its folder (`publish_saved_run`, with the
+    /// configuration reloaded); its events come back through the same channel as a live run's.
     fn publish_past(
         &mut self,
         run_id: String,
@@ -234,52 +263,69 @@ impl App {
         body: Option<String>,
         draft: bool,
     ) {
+        let fail = |app: &mut App, message: String| {
+            update(
+                &mut app.model,
+                Msg::Pipeline(Event::Error {
+                    run_id: run_id.clone(),
+                    stage: crate::event::Stage::Publish,
+                    message,
+                    retryable: false,
+                }),
+            );
+        };
         let Some(run_dir) = Store::open(&self.config.home)
             .ok()
             .and_then(|s| s.run_dir(&run_id))
         else {
-            update(
-                &mut self.model,
-                Msg::Failed(format!("run {run_id} is not in the store")),
-            );
+            fail(self, format!("run {run_id} is not in the store"));
             return;
         };
-        self.past_publish = Some(run_id.clone());
-        let config = self.config.clone();
-        let ui = self.tx.clone();
-        tokio::spawn(async move {
-            let (tx, mut rx) = mpsc::channel(crate::pipeline::EVENT_CHANNEL);
-            let emitter = crate::emit::Emitter::new(run_id.clone(), tx);
-            if let Err(e) = run_dir.open_events().and_then(|f| emitter.attach_log(f)) {
-                tracing::warn!("cannot append to the run's events: {e}");
-            }
-            let forward = tokio::spawn(async move {
-                while let Some(event) = rx.recv().await {
-                    if ui
-                        .send(PipeMsg {
-                            run_id: run_id.clone(),
-                            event,
-                        })
-                        .await
-                        .is_err()
-                    {
-                        break;
-                    }
+        let config = match &self.reload {
+            Some(r) => match r.publish_config(&self.config) {
+                Ok(c) => Arc::new(c),
+                Err(e) => {
+                    self.model.notice = Some(format!(
+                        "could not reload the configuration ({e}); using the one loaded at start"
+                    ));
+                    self.config.clone()
                 }
-            });
-            let request = crate::forge::record::PublishRequest {
-                selection: Some(selection),
-                title: Some(title),
-                body,
-                draft: Some(draft),
+            },
+            None => self.config.clone(),
+        };
+        let request = PublishRequest {
+            selection: Some(selection),
+            title: Some(title),
+            body,
+            draft: Some(draft),
+        };
+        let cancel = CancellationToken::new();
+        let mut publishing =
+            match pipeline::publish::publish_saved_run(run_dir, config, request, cancel.clone()) {
+                Ok(p) => p,
+                Err(e) => {
+                    fail(self, format!("cannot append to the run's events: {e}"));
+                    return;
+                }
             };
-            let cancel = tokio_util::sync::CancellationToken::new();
-            crate::pipeline::publish::publish_saved_run(
-                &run_dir, &config, &emitter, request, &cancel,
-            )
-            .await;
-            drop(emitter);
-            let _ = forward.await;
+        let ui = self.tx.clone();
+        let id = run_id.clone();
+        let task = tokio::spawn(async move {
+            while let Some(event) = publishing.events.recv().await {
+                let m = PipeMsg {
+                    run_id: id.clone(),
+                    event,
+                };
+                if ui.send(m).await.is_err() {
+                    break;
+                }
+            }
+            let _ = publishing.task.await;
+        });
+        self.past_publish = Some(PastPublish {
+            run_id,
+            cancel,
+            task,
         });
     }
 
@@ -293,47 +339,57 @@ impl App {
 
     /// Feeds a pipeline event; events from other runs are dropped.
     pub fn pipeline_event(&mut self, m: PipeMsg) {
-        let past = self.past_publish.as_deref() == Some(m.run_id.as_str());
+        let past = self
+            .past_publish
+            .as_ref()
+            .is_some_and(|p| p.run_id == m.run_id);
         if self.run_id() != Some(m.run_id.as_str()) && !past {
             return;
         }
-        if past && matches!(m.event, Event::Done { .. } | Event::Error { .. }) {
+        let is_end = matches!(m.event, Event::Done { .. } | Event::Error { .. });
+        let new_diff = matches!(m.event, Event::Diff { .. });
+        update(&mut self.model, Msg::Pipeline(m.event));
+        if past && is_end {
             self.past_publish = None;
         }
-        let saved = match &m.event {
-            Event::Done {
-                pr_url: None,
-                branch: None,
-                patch_path: Some(p),
-                ..
-            } => self.save_approved(p),
-            _ => None,
-        };
-        let is_end = matches!(m.event, Event::Done { .. } | Event::Error { .. });
-        update(&mut self.model, Msg::Pipeline(m.event));
-        if let Some(path) = saved
-            && let Overlay::Pr(d) = &mut self.model.overlay
-            && let PrPhase::NotPublished { message, .. } = &mut d.phase
+        if is_end
+            && !past
+            && let Some(c) = self.current.take()
         {
-            message.push_str(&format!("\napproved selection: {path}"));
-        }
-        if is_end && let Some(c) = self.current.take() {
             self.retired.push(c.task);
         }
+        self.save_selection(new_diff);
     }
 
-    /// After an approval that did not publish, saves the approved part of the patch next to the
-    /// full one (`approved.diff`), so the selection is not lost.
-    fn save_approved(&mut self, patch_path: &str) -> Option<String> {
-        let selection = self.approved.take()?;
-        let full = std::fs::read_to_string(patch_path).ok()?;
-        let approved = crate::diff::filter(&full, &selection);
-        let path = std::path::Path::new(patch_path).with_file_name("approved.diff");
-        match std::fs::write(&path, approved) {
-            Ok(()) => Some(path.display().to_string()),
+    /// Saves the review's selection through the store when it changed (or the diff did), so a
+    /// review whose process ends can be reopened with it.
+    fn save_selection(&mut self, diff_changed: bool) {
+        let reviewing = matches!(self.model.state, RunState::Review | RunState::Running(_));
+        let (Some(run_id), Some(diff)) = (&self.model.run_id, &self.model.diff) else {
+            return;
+        };
+        if !reviewing || self.model.viewing.is_some() {
+            return;
+        }
+        let selection = diff.selection();
+        let unchanged = self
+            .saved_selection
+            .as_ref()
+            .is_some_and(|(id, s)| id == run_id && *s == selection);
+        if unchanged && !diff_changed {
+            return;
+        }
+        let Some(dir) = Store::open(&self.config.home)
+            .ok()
+            .and_then(|s| s.run_dir(run_id))
+        else {
+            return;
+        };
+        match dir.write_selection(&SavedSelection::capture(&diff.patch, &selection)) {
+            Ok(()) => self.saved_selection = Some((run_id.clone(), selection)),
             Err(e) => {
-                tracing::warn!("could not save approved.diff: {e}");
-                None
+                tracing::warn!("could not save selection.json: {e}");
+                self.model.notice = Some(format!("could not save the selection: {e}"));
             }
         }
     }
@@ -341,14 +397,25 @@ impl App {
     /// Cancels what is running and waits (bounded) for pipelines to clean up.
     pub async fn shutdown(&mut self, wait: Duration) {
         self.retire();
+        let publishing = self.past_publish.take().map(|p| {
+            p.cancel.cancel();
+            p.task
+        });
         let tasks = std::mem::take(&mut self.retired);
-        let all = futures::future::join_all(tasks);
+        let all = async {
+            futures::future::join_all(tasks).await;
+            if let Some(t) = publishing {
+                let _ = t.await;
+            }
+        };
         let _ = tokio::time::timeout(wait, all).await;
     }
 
     /// Whether some pipeline task is still alive (for the shutdown message).
     pub fn busy(&self) -> bool {
-        self.current.is_some() || self.retired.iter().any(|t| !t.is_finished())
+        self.current.is_some()
+            || self.past_publish.is_some()
+            || self.retired.iter().any(|t| !t.is_finished())
     }
 }
 
@@ -364,9 +431,23 @@ fn read_past(config: &Config, id: &str) -> std::io::Result<PastRun> {
         .filter_map(|l| serde_json::from_str::<Event>(l).ok())
         .collect();
     let patch = std::fs::read_to_string(dir.patch_path()).ok();
+    let selection = match (&patch, dir.read_selection::<SavedSelection>()) {
+        (Some(p), Ok(Some(saved))) => Some(saved.resolve(p).selection),
+        (_, Err(e)) => {
+            tracing::warn!("run {id}: unreadable selection.json ({e}); everything is selected");
+            None
+        }
+        _ => None,
+    };
+    let pr = dir
+        .read_json::<PrRecord>(&dir.pr_path())
+        .ok()
+        .map(|r| (r.title, r.body, r.draft));
     Ok(PastRun {
         meta,
         events,
         patch,
+        selection,
+        pr,
     })
 }

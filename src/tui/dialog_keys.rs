@@ -1,10 +1,13 @@
 //! Keys while a dialog is open: help, past runs, follow-up, quit confirmation and the PR dialog.
 //!
 //! Invariants: pure like `update`; a dialog owns the keyboard while open; the PR dialog sends
-//! exactly one `Approve` per confirmation, with the selection as it is on screen.
+//! exactly one `Approve` (or, for a reopened review, one `PublishPast`) per confirmation, with the
+//! selection as it is on screen and the text as it is in the dialog; what the user edited in the
+//! dialog is kept when it closes.
 
 use crossterm::event::{KeyCode, KeyEvent};
 
+use super::ingest::remember_pr_text;
 use super::model::{
     Field, Focus, Model, Overlay, PrDialog, PrField, PrPhase, RunState, field_text,
 };
@@ -62,7 +65,8 @@ pub(super) fn overlay_key(
                 }
                 KeyCode::Up | KeyCode::Char('k') => selected = selected.saturating_sub(1),
                 KeyCode::Enter => {
-                    if model.state.is_busy() || model.state == RunState::Review {
+                    if model.state.is_busy() || (model.state == RunState::Review && !model.reopened)
+                    {
                         model.notice = Some("finish or cancel the current run first".into());
                     } else if let Some(r) = runs.get(selected) {
                         return (None, vec![Action::OpenRun(r.id.clone())]);
@@ -82,6 +86,8 @@ pub(super) fn overlay_key(
                     model.notice = Some("type the follow-up instruction first".into());
                     return (Some(Overlay::FollowUp(t)), vec![]);
                 }
+                model.followups.push(text.clone());
+                model.publish_note = None;
                 model.state = RunState::Running(Stage::Agent);
                 model.run_ended_ms = None;
                 model.focus = Focus::Steps;
@@ -106,9 +112,15 @@ fn pr_key(model: &mut Model, mut d: Box<PrDialog>, k: KeyEvent) -> (Option<Overl
     match d.phase.clone() {
         PrPhase::Editing => {}
         PrPhase::Publishing => {
-            // Publishing goes on in the background; Esc only hides the dialog.
+            // Publishing goes on in the background; Esc only hides the dialog, Ctrl+C cancels
+            // the publish (the review stays).
             if k.code == KeyCode::Esc {
                 return (None, vec![]);
+            }
+            if ctrl(&k, 'c') && model.state == RunState::Publishing {
+                model.state = RunState::Cancelling;
+                model.notice = Some("cancelling the publish… the review stays".into());
+                return (Some(Overlay::Pr(d)), vec![Action::Send(Command::Cancel)]);
             }
             return (Some(Overlay::Pr(d)), vec![]);
         }
@@ -138,6 +150,7 @@ fn pr_key(model: &mut Model, mut d: Box<PrDialog>, k: KeyEvent) -> (Option<Overl
         }
     }
     if k.code == KeyCode::Esc {
+        remember_pr_text(model, &d);
         return (None, vec![]);
     }
     if ctrl(&k, 's') {
@@ -147,37 +160,35 @@ fn pr_key(model: &mut Model, mut d: Box<PrDialog>, k: KeyEvent) -> (Option<Overl
             d.field = PrField::Title;
             return (Some(Overlay::Pr(d)), vec![]);
         }
-        if let Some(run_id) = model.viewing.clone()
-            && model.state == (RunState::Done { published: false })
-        {
-            d.error = None;
-            d.phase = PrPhase::Publishing;
-            model.state = RunState::Publishing;
-            let body = field_text(&d.body).trim().to_string();
-            let action = Action::PublishPast {
-                run_id,
-                selection: current_selection(model),
-                title,
-                body: Some(body).filter(|b| !b.is_empty()),
-                draft: d.draft,
-            };
-            return (Some(Overlay::Pr(d)), vec![action]);
-        }
         if model.state != RunState::Review {
             d.error = Some("the run is no longer waiting for review".into());
             return (Some(Overlay::Pr(d)), vec![]);
         }
+        remember_pr_text(model, &d);
         d.error = None;
         d.phase = PrPhase::Publishing;
+        model.publish_note = None;
         model.state = RunState::Publishing;
         let body = field_text(&d.body).trim().to_string();
-        let command = Command::Approve {
-            selection: current_selection(model),
-            title: Some(title),
-            body: Some(body).filter(|b| !b.is_empty()),
-            draft: d.draft,
+        let body = Some(body).filter(|b| !b.is_empty());
+        let selection = current_selection(model);
+        // A reopened review has no pipeline: it is published from the run folder.
+        let action = match (model.reopened, model.run_id.clone()) {
+            (true, Some(run_id)) => Action::PublishPast {
+                run_id,
+                selection,
+                title,
+                body,
+                draft: d.draft,
+            },
+            _ => Action::Send(Command::Approve {
+                selection,
+                title: Some(title),
+                body,
+                draft: d.draft,
+            }),
         };
-        return (Some(Overlay::Pr(d)), vec![Action::Send(command)]);
+        return (Some(Overlay::Pr(d)), vec![action]);
     }
     if ctrl(&k, 'd') {
         d.draft = !d.draft;

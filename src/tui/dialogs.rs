@@ -24,7 +24,7 @@ pub const HELP: &[(&str, &[(&str, &str)])] = &[
             ("Tab / Shift+Tab", "move focus between panes"),
             (
                 "Ctrl+S",
-                "start the run (from the fields) · confirm a dialog",
+                "run the prompt · review: PR dialog · dialogs: confirm",
             ),
             ("Ctrl+C", "cancel the running pipeline; again (or q) quits"),
             ("Ctrl+R / r", "past runs"),
@@ -70,9 +70,13 @@ pub const HELP: &[(&str, &[(&str, &str)])] = &[
     (
         "Review",
         &[
-            ("c", "create the PR (edit title and body)"),
-            ("e", "edit the prompt and re-run from a fresh workspace"),
+            ("c / Ctrl+S", "create the PR (edit title and body)"),
+            (
+                "e",
+                "edit the prompt; Ctrl+S twice leaves the review and re-runs",
+            ),
             ("f", "send a follow-up to the same workspace"),
+            ("r", "past runs: an unpublished one reopens for review"),
         ],
     ),
     (
@@ -80,7 +84,10 @@ pub const HELP: &[(&str, &[(&str, &str)])] = &[
         &[
             ("Tab", "title → body → draft"),
             ("Ctrl+D", "toggle draft"),
-            ("Ctrl+S / Esc", "create / cancel"),
+            (
+                "Ctrl+S / Esc",
+                "create (retry after a failure) / close, text kept",
+            ),
             ("o / y", "open / copy the PR URL once created"),
         ],
     ),
@@ -334,7 +341,16 @@ pub fn pr(frame: &mut Frame, model: &Model, theme: &Theme, area: Rect, d: &PrDia
     frame.render_widget(tb, title_area);
     draw_textarea(frame, &d.title, d.field == PrField::Title, theme, ti);
     y += 3;
-    let body_h = inner.bottom().saturating_sub(y + 3).max(3);
+    // An error (a failed publish says why and how to retry) wraps over up to four lines.
+    let error = d
+        .error
+        .as_deref()
+        .map(|e| format!("✗ {}", sanitize::one_line(e)));
+    let error_h = error.as_deref().map_or(0, |e| {
+        let w = usize::from(inner.width.max(1));
+        e.chars().count().div_ceil(w).clamp(1, 4) as u16
+    });
+    let body_h = inner.bottom().saturating_sub(y + 2 + error_h).max(3);
     let body_area = Rect::new(inner.x, y, inner.width, body_h);
     let bb = field_block("Body", d.field == PrField::Body, None, theme);
     let bi = bb.inner(body_area);
@@ -354,15 +370,13 @@ pub fn pr(frame: &mut Frame, model: &Model, theme: &Theme, area: Rect, d: &PrDia
             Span::styled("  (Ctrl+D)", theme.dim()),
         ]),
     );
-    if let Some(e) = &d.error {
-        line(
-            frame,
-            &mut y,
-            Line::from(Span::styled(
-                format!("✗ {}", sanitize::one_line(e)),
-                theme.error(),
-            )),
+    if let Some(e) = error {
+        let h = error_h.min(inner.bottom().saturating_sub(y + 1));
+        frame.render_widget(
+            Paragraph::new(Span::styled(e, theme.error())).wrap(Wrap { trim: false }),
+            Rect::new(inner.x, y, inner.width, h),
         );
+        y += h;
     }
     line(
         frame,

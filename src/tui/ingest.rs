@@ -1,43 +1,116 @@
 //! How pipeline events and past runs change the model (the event half of `update`).
 //!
 //! Invariants: pure like `update` — no IO; the state only moves forward along the pipeline's own
-//! reports (a late event cannot resurrect a finished run's spinner); a PR dialog always ends in a
-//! visible outcome (created, not published, or an error next to the fields).
+//! reports (a late event cannot resurrect a finished run's spinner), except back to review when
+//! the pipeline says a publish or follow-up did not go through; a PR dialog always ends in a
+//! visible outcome (created, not published, or an error next to the fields); a re-diff keeps the
+//! choices of the hunks it did not change; the PR dialog's generated text is `forge::text`'s for
+//! the current selection, and text the user edited is kept.
 
 use super::diffview::DiffView;
 use super::model::{
-    Focus, Model, Overlay, PastRun, PrDialog, PrField, PrPhase, RunState, field_text, text_field,
+    Focus, Model, Overlay, PastRun, PrDialog, PrField, PrPhase, PrText, RunState, field_text,
+    text_field,
 };
 use crate::event::{Event, Stage};
+use crate::forge::text;
+use crate::pipeline::{Selection, machine};
 use crate::store::RunStatus;
 
+/// The PR title and body generated for what is selected now, with the same words publishing
+/// uses (`forge::text`): the file list and counts of the approved subset only, the agent's summary
+/// marked as describing the full change when part of it is left out.
+pub(super) fn generated_pr_text(model: &Model) -> (String, String) {
+    let prompt = if model.run_prompt.is_empty() {
+        field_text(&model.prompt)
+    } else {
+        model.run_prompt.clone()
+    };
+    let title_from = model.first_summary.as_deref().unwrap_or(&model.summary);
+    let title = text::default_title(title_from, &prompt);
+    let (files, scope) = match &model.diff {
+        Some(d) => {
+            let approved = crate::diff::filter(&d.patch, &d.selection());
+            (
+                text::file_changes(&approved),
+                text::Scope::of(&d.patch, &approved),
+            )
+        }
+        None => (vec![], text::Scope::default()),
+    };
+    let body = text::pr_body(&text::BodyInput {
+        summary: &model.summary,
+        prompt: &prompt,
+        followups: &model.followups,
+        files: &files,
+        scope,
+        commands: &model.commands,
+        model: &model.info.model,
+        run_id: model.run_id.as_deref().unwrap_or(""),
+    });
+    (title, body)
+}
+
+/// The PR dialog for what is selected now, with the text the user edited earlier kept.
 pub(super) fn pr_dialog(model: &Model) -> PrDialog {
-    let summary = model.summary.trim();
-    let mut lines = summary.lines();
-    let title = lines
-        .next()
-        .map(|l| l.trim().trim_end_matches('.').to_string())
-        .filter(|t| !t.is_empty())
-        .unwrap_or_else(|| {
-            field_text(&model.prompt)
-                .lines()
-                .next()
-                .unwrap_or("")
-                .to_string()
-        });
-    let mut body: String = lines.collect::<Vec<_>>().join("\n").trim().to_string();
-    if body.is_empty() {
-        body = summary.to_string();
-    }
-    let prompt = field_text(&model.prompt);
-    body.push_str(&format!("\n\nRequested: {}", prompt.trim()));
+    let (generated_title, generated_body) = generated_pr_text(model);
+    let kept = &model.pr_text;
+    let title = kept
+        .title
+        .clone()
+        .unwrap_or_else(|| generated_title.clone());
+    let body = kept.body.clone().unwrap_or_else(|| generated_body.clone());
+    let error = match &kept.body_based_on {
+        Some(was) if kept.body.is_some() && *was != generated_body => Some(
+            "the change or the selection moved on since you edited the body: check what it says"
+                .to_string(),
+        ),
+        _ => None,
+    };
+    // The body opens at its top: its first lines say what the PR is (and what it is not).
+    let mut body = text_field(body.trim(), "PR body", true);
+    body.move_cursor(ratatui_textarea::CursorMove::Top);
+    body.move_cursor(ratatui_textarea::CursorMove::Head);
     PrDialog {
         title: text_field(&title, "PR title", false),
-        body: text_field(body.trim(), "PR body", true),
-        draft: false,
+        body,
+        draft: kept.draft,
         field: PrField::Title,
         phase: PrPhase::Editing,
-        error: None,
+        error,
+        generated_title,
+        generated_body,
+    }
+}
+
+/// Keeps what the user changed in the dialog (title, body, draft) for the next time it opens.
+pub(super) fn remember_pr_text(model: &mut Model, d: &PrDialog) {
+    let title = field_text(&d.title);
+    let body = field_text(&d.body);
+    let edited =
+        |now: &str, generated: &str| (now.trim() != generated.trim()).then(|| now.to_string());
+    model.pr_text.title = edited(&title, &d.generated_title);
+    let body = edited(&body, &d.generated_body);
+    if body.is_some() && body != model.pr_text.body {
+        model.pr_text.body_based_on = Some(d.generated_body.clone());
+    }
+    model.pr_text.body = body;
+    model.pr_text.draft = d.draft;
+}
+
+/// Marks the files and hunks `selection` leaves out in `view` (paths it does not have are skipped).
+pub(super) fn apply_selection(view: &mut DiffView, selection: &Selection) {
+    view.excluded_files.clear();
+    view.excluded_hunks.clear();
+    for (i, f) in view.files.iter().enumerate() {
+        if selection.excluded_files.contains(&f.path) {
+            view.excluded_files.insert(i);
+        }
+        for (path, h) in &selection.excluded_hunks {
+            if *path == f.path && *h < f.hunks.len() {
+                view.excluded_hunks.insert((i, *h));
+            }
+        }
     }
 }
 
@@ -47,6 +120,12 @@ impl Model {
         self.log = Default::default();
         self.diff = None;
         self.summary.clear();
+        self.first_summary = None;
+        self.followups.clear();
+        self.commands.clear();
+        self.pr_text = PrText::default();
+        self.reopened = false;
+        self.rerun_armed = false;
         self.patch_path = None;
         self.pr_url = None;
         self.publish_note = None;
@@ -67,15 +146,49 @@ impl Model {
                 if *stage == Stage::Publish {
                     self.publish_note = Some(message.clone());
                 }
+                if *stage == Stage::Review
+                    && self.first_summary.is_none()
+                    && self.diff.as_ref().is_some_and(|d| !d.is_empty())
+                {
+                    self.first_summary = Some(self.summary.clone());
+                }
                 if matches!(self.state, RunState::Running(_)) {
                     self.state = if *stage == Stage::Review {
                         RunState::Review
                     } else {
                         RunState::Running(*stage)
                     };
+                } else if *stage == Stage::Review
+                    && matches!(self.state, RunState::Publishing | RunState::Cancelling)
+                {
+                    let publish_ended = self
+                        .publish_note
+                        .as_deref()
+                        .is_some_and(machine::is_setback);
+                    if publish_ended || self.state == RunState::Publishing {
+                        // The publish failed or was cancelled: the pipeline kept the review.
+                        self.back_to_review();
+                    } else {
+                        // A cancelled follow-up: the review it came from is back.
+                        self.state = RunState::Review;
+                        self.quit_armed = false;
+                    }
+                }
+                if *stage == Stage::Agent && machine::is_setback(message) {
+                    self.notice = Some(message.clone());
                 }
             }
             Event::AiMessage { message, .. } => self.summary = message.clone(),
+            Event::ToolBash {
+                command,
+                exit_code,
+                terminated,
+                ..
+            } => self.commands.push(text::CommandRun {
+                command: command.clone(),
+                exit_code: *exit_code,
+                terminated: terminated.clone(),
+            }),
             Event::Usage {
                 provider,
                 model,
@@ -100,7 +213,10 @@ impl Model {
                 };
             }
             Event::Diff { patch, .. } => {
-                let view = DiffView::new(patch.clone());
+                let mut view = DiffView::new(patch.clone());
+                if let Some(old) = self.diff.take() {
+                    self.carry_selection(&old, &mut view);
+                }
                 if self.focus != Focus::Prompt || self.state != RunState::Idle {
                     self.focus = Focus::Diff;
                 }
@@ -129,6 +245,15 @@ impl Model {
                     }
                 }
             }
+            Event::Error { message, .. }
+                if self.reopened
+                    && matches!(self.state, RunState::Publishing | RunState::Cancelling) =>
+            {
+                // Publishing a reopened run from its folder failed or was cancelled: the review
+                // stays.
+                self.publish_note = Some(message.clone());
+                self.back_to_review();
+            }
             Event::Error { message, .. } => {
                 self.run_ended_ms = Some(now);
                 self.state =
@@ -149,6 +274,7 @@ impl Model {
                 ..
             } => {
                 self.run_ended_ms = Some(now);
+                self.reopened = false;
                 self.patch_path = patch_path.clone();
                 let was_publishing = self.state == RunState::Publishing;
                 self.state = if self.state == RunState::Cancelling {
@@ -180,10 +306,60 @@ impl Model {
         }
     }
 
+    /// Back in review after a publish that did not happen; the dialog (reopened if it was hidden)
+    /// says why, with the text and draft flag as they were.
+    fn back_to_review(&mut self) {
+        self.state = RunState::Review;
+        self.quit_armed = false;
+        let why = self
+            .publish_note
+            .clone()
+            .unwrap_or_else(|| "nothing was published".into());
+        let mut d = match std::mem::replace(&mut self.overlay, Overlay::None) {
+            Overlay::Pr(d) => d,
+            other => {
+                self.overlay = other;
+                Box::new(pr_dialog(self))
+            }
+        };
+        d.phase = PrPhase::Editing;
+        d.error = Some(if why.starts_with(machine::PUBLISH_CANCELLED) {
+            format!("{why} · Ctrl+S publishes")
+        } else {
+            let detail = why.strip_prefix(machine::PUBLISH_FAILED).unwrap_or(&why);
+            format!("publishing failed (Ctrl+S retries once it is fixed): {detail}")
+        });
+        self.overlay = Overlay::Pr(d);
+    }
+
+    /// A re-diff (follow-up) keeps the choice of every hunk it did not change.
+    fn carry_selection(&mut self, old: &DiffView, new: &mut DiffView) {
+        let before = old.selection();
+        if before.is_everything() {
+            return;
+        }
+        let carried = crate::pipeline::selection::carry(&old.patch, &before, &new.patch);
+        apply_selection(new, &carried.selection);
+        self.notice = Some(match carried.changed {
+            0 => format!(
+                "the {} part{} you left out stay{} out",
+                carried.kept,
+                if carried.kept == 1 { "" } else { "s" },
+                if carried.kept == 1 { "s" } else { "" }
+            ),
+            n => format!(
+                "{} left-out part{} kept out; {n} changed by the follow-up and now in the PR: review them",
+                carried.kept,
+                if carried.kept == 1 { "" } else { "s" },
+            ),
+        });
+    }
+
     pub(super) fn load_past(&mut self, past: PastRun) {
         self.reset_run();
-        self.viewing = Some(past.meta.id.clone());
-        self.run_id = Some(past.meta.id.clone());
+        let id = past.meta.id.clone();
+        self.viewing = Some(id.clone());
+        self.run_id = Some(id.clone());
         self.repo = text_field(&past.meta.repo, "", false);
         self.base = text_field(
             past.meta.base.as_deref().unwrap_or(""),
@@ -191,22 +367,22 @@ impl Model {
             false,
         );
         self.prompt = text_field(&past.meta.prompt, "", true);
+        self.run_repo = past.meta.repo.clone();
+        self.run_base = past.meta.base.clone();
+        self.run_prompt = past.meta.prompt.clone();
+        self.followups = past.meta.followups.clone();
         self.state = RunState::Idle;
         for e in &past.events {
             self.ingest(e);
         }
         self.log.close_running(self.clock_ms, false);
-        if self.diff.is_none()
-            && let Some(p) = past.patch
-        {
+        if let Some(summary) = &past.meta.summary {
+            self.summary = summary.clone();
+        }
+        // The saved patch is the one the saved selection was made on.
+        if let Some(p) = past.patch.filter(|p| !p.trim().is_empty()) {
             self.diff = Some(DiffView::new(p));
         }
-        self.state = match past.meta.status {
-            RunStatus::Published => RunState::Done { published: true },
-            RunStatus::Failed => RunState::Failed,
-            RunStatus::Cancelled => RunState::Cancelled,
-            _ => RunState::Done { published: false },
-        };
         self.pr_url = past.meta.pr_url.clone();
         self.run_started_ms = None;
         self.focus = if self.diff.is_some() {
@@ -214,9 +390,40 @@ impl Model {
         } else {
             Focus::Steps
         };
+        // Whatever ended the run's process (a closed terminal, a quit, a failed publish), a saved
+        // patch that was never published can be reviewed and published again.
+        let reviewable = !matches!(past.meta.status, RunStatus::Published | RunStatus::Running)
+            && self.diff.is_some();
+        if reviewable {
+            if let (Some(d), Some(sel)) = (self.diff.as_mut(), &past.selection) {
+                apply_selection(d, sel);
+            }
+            if let Some((title, body, draft)) = past.pr {
+                self.pr_text = PrText {
+                    title: Some(title),
+                    body: Some(body),
+                    body_based_on: None,
+                    draft,
+                };
+            }
+            self.viewing = None;
+            self.reopened = true;
+            self.state = RunState::Review;
+            self.notice = Some(format!(
+                "run {id} ({}) reopened for review · space in/out · c creates the PR from its \
+                 folder · e edits the prompt and runs it again",
+                past.meta.status.as_str()
+            ));
+            return;
+        }
+        self.state = match past.meta.status {
+            RunStatus::Published => RunState::Done { published: true },
+            RunStatus::Failed => RunState::Failed,
+            RunStatus::Cancelled => RunState::Cancelled,
+            _ => RunState::Done { published: false },
+        };
         self.notice = Some(format!(
-            "viewing run {} (read-only) · e edits the prompt and runs it again",
-            past.meta.id
+            "viewing run {id} (read-only) · e edits the prompt and runs it again"
         ));
     }
 }

@@ -130,6 +130,22 @@ pub struct PrDialog {
     pub field: PrField,
     pub phase: PrPhase,
     pub error: Option<String>,
+    /// The title and body generated from the run and the selection when the dialog opened: text
+    /// that differs from them was edited by the user and is kept (see [`PrText`]).
+    pub generated_title: String,
+    pub generated_body: String,
+}
+
+/// PR text the user edited (and the draft flag), kept while the run is under review — across
+/// closing the dialog, selection changes and follow-ups. `None`: use the generated text.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PrText {
+    pub title: Option<String>,
+    pub body: Option<String>,
+    /// The generated body the user's edit started from: when the generated body differs now
+    /// (the selection or the change moved on), the edited one may describe the old state.
+    pub body_based_on: Option<String>,
+    pub draft: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -168,12 +184,16 @@ pub struct Prefill {
     pub base: String,
 }
 
-/// Data of a past run read from the store, for viewing.
+/// Data of a past run read from the store, for viewing or for review.
 #[derive(Debug, Clone)]
 pub struct PastRun {
     pub meta: RunMeta,
     pub events: Vec<crate::event::Event>,
     pub patch: Option<String>,
+    /// The review's saved selection, applied to `patch` (none saved: everything in).
+    pub selection: Option<crate::pipeline::Selection>,
+    /// Title, body and draft flag of the last approval (`pr.json`), if there was one.
+    pub pr: Option<(String, String, bool)>,
 }
 
 pub struct Model {
@@ -193,11 +213,27 @@ pub struct Model {
     pub run_started_ms: Option<u64>,
     pub run_ended_ms: Option<u64>,
     pub run_id: Option<String>,
-    /// The repository and base the current run was started with.
+    /// The repository, base and prompt the current run was started with.
     pub run_repo: String,
     pub run_base: Option<String>,
+    pub run_prompt: String,
+    /// Follow-ups sent to the current run, in order.
+    pub followups: Vec<String>,
     /// The model's final text (the run summary).
     pub summary: String,
+    /// The summary the run had when it first reached review (a follow-up's summary describes only
+    /// the follow-up, so the default PR title comes from this one).
+    pub first_summary: Option<String>,
+    /// The commands the agent ran, for the PR body's evidence.
+    pub commands: Vec<crate::forge::text::CommandRun>,
+    /// PR text the user edited for the current run.
+    pub pr_text: PrText,
+    /// A past run under review again (its process ended): no pipeline; publishing goes from its
+    /// folder, follow-ups are not possible.
+    pub reopened: bool,
+    /// Ctrl+S was pressed once in a text field during review: the next one discards the review
+    /// and runs again (any other key disarms).
+    pub rerun_armed: bool,
     pub patch_path: Option<String>,
     pub pr_url: Option<String>,
     /// The last publish-stage message (why nothing was published, when it was not).
@@ -271,7 +307,14 @@ impl Model {
             run_id: None,
             run_repo: String::new(),
             run_base: None,
+            run_prompt: String::new(),
+            followups: Vec::new(),
             summary: String::new(),
+            first_summary: None,
+            commands: Vec::new(),
+            pr_text: PrText::default(),
+            reopened: false,
+            rerun_armed: false,
             patch_path: None,
             pr_url: None,
             publish_note: None,
@@ -301,6 +344,8 @@ impl Model {
             RunState::Running(_) | RunState::Cancelling => {
                 Some("a run is in progress; quitting cancels it".into())
             }
+            // A reopened review has no pipeline: its patch and selection are on disk already.
+            RunState::Review if self.reopened => None,
             RunState::Review => Some("the diff is waiting for review and is not published".into()),
             RunState::Publishing => Some("publishing is in progress".into()),
             _ => None,

@@ -165,10 +165,17 @@ impl StepLog {
                     e.detail.push_str(&message);
                     cap_tail(&mut e.detail);
                     e.title = format!("{} · {message}", stage.as_str());
+                    if crate::pipeline::machine::is_setback(&message) {
+                        e.status = EntryStatus::Failed;
+                        e.duration_ms = Some(now.saturating_sub(e.started_ms));
+                    }
                     return;
                 }
                 self.close_stages(now);
-                let status = if *stage == Stage::Review {
+                let status = if crate::pipeline::machine::is_setback(&message) {
+                    // A publish or follow-up that did not go through (the run is back in review).
+                    EntryStatus::Failed
+                } else if *stage == Stage::Review {
                     EntryStatus::Info
                 } else {
                     EntryStatus::Running
@@ -376,6 +383,23 @@ mod tests {
             stage,
             message: m.into(),
         }
+    }
+
+    #[test]
+    fn a_publish_or_follow_up_that_did_not_go_through_is_marked_failed() {
+        let mut log = StepLog::default();
+        log.ingest(&status(Stage::Publish, "pushing tb/x"), 100);
+        log.ingest(&status(Stage::Publish, "publishing failed: 401"), 300);
+        assert_eq!(log.entries.len(), 1);
+        assert_eq!(log.entries[0].status, EntryStatus::Failed);
+        assert_eq!(log.entries[0].duration_ms, Some(200));
+        log.ingest(&status(Stage::Review, "review the diff"), 400);
+        assert_eq!(log.entries[0].status, EntryStatus::Failed, "stays failed");
+        log.ingest(
+            &status(Stage::Agent, "the follow-up failed: out of turns"),
+            500,
+        );
+        assert_eq!(log.entries[2].status, EntryStatus::Failed);
     }
 
     #[test]

@@ -115,6 +115,10 @@ pub async fn run_with(
     let (mut app, mut rx) = App::new(Arc::new(config), cwd, prefill, no_color, provider);
     // Before the terminal changes: from here a signal cannot end the process without restoring it.
     let stop = crate::signals::watch()?;
+    // A retried publish reads the token again (fixed in `.env`, the config file, or `gh`).
+    app.set_config_reload(crate::pipeline::publish::ConfigReload::new(|| {
+        Config::load(&crate::config::Overrides::default()).map_err(|e| e.to_string())
+    }));
     install_panic_hook();
     enter()?;
     let guard = Guard;

@@ -54,7 +54,7 @@ pub enum Action {
     Suspend,
     LoadRuns,
     OpenRun(String),
-    /// Publish a past run that never was, from its folder.
+    /// Publish a run whose pipeline has ended (a reopened review), from its folder.
     PublishPast {
         run_id: String,
         selection: crate::pipeline::Selection,
@@ -152,6 +152,7 @@ fn start_run(model: &mut Model) -> Vec<Action> {
     model.reset_run();
     model.run_repo = repo.clone();
     model.run_base = base.clone();
+    model.run_prompt = field_text(&model.prompt);
     model.state = RunState::Running(Stage::Validate);
     model.run_started_ms = Some(model.clock_ms);
     model.focus = Focus::Steps;
@@ -339,6 +340,7 @@ fn mouse(model: &mut Model, m: MouseEvent) {
 }
 
 fn key(model: &mut Model, k: KeyEvent) -> Vec<Action> {
+    let rerun_armed = std::mem::take(&mut model.rerun_armed);
     // Dialogs first: they own the keyboard.
     if !matches!(model.overlay, Overlay::None) {
         let overlay = std::mem::replace(&mut model.overlay, Overlay::None);
@@ -369,7 +371,24 @@ fn key(model: &mut Model, k: KeyEvent) -> Vec<Action> {
         return quit(model);
     }
     if ctrl(&k, 's') {
-        return start_run(model);
+        if model.state != RunState::Review {
+            return start_run(model);
+        }
+        // In review, Ctrl+S is "confirm": it opens the PR dialog. Running again from a fresh
+        // workspace (after `e`) discards the review, so it takes a second press in a text field.
+        if !model.focus.is_text() {
+            return open_pr_dialog(model);
+        }
+        if rerun_armed {
+            return start_run(model);
+        }
+        model.rerun_armed = true;
+        model.notice = Some(
+            "Ctrl+S again discards this review and runs the prompt from a fresh workspace \
+             (the diff and its selection stay saved in the run) · Esc, then c creates the PR"
+                .into(),
+        );
+        return vec![];
     }
     if ctrl(&k, 'z') {
         return vec![Action::Suspend];
@@ -411,12 +430,23 @@ fn key(model: &mut Model, k: KeyEvent) -> Vec<Action> {
                 return vec![];
             }
             model.focus = Focus::Prompt;
-            model.notice =
-                Some("edit the prompt, then Ctrl+S to run again from a fresh workspace".into());
+            model.notice = Some(if model.state == RunState::Review {
+                "edit the prompt, then Ctrl+S twice to leave this review and run again from a fresh \
+                 workspace"
+                    .into()
+            } else {
+                "edit the prompt, then Ctrl+S to run again from a fresh workspace".into()
+            });
             return vec![];
         }
         KeyCode::Char('f') => {
-            if model.state == RunState::Review {
+            if model.state == RunState::Review && model.reopened {
+                model.notice = Some(
+                    "this run's agent ended with its process: follow-ups need a live run (e edits \
+                     the prompt and runs it again)"
+                        .into(),
+                );
+            } else if model.state == RunState::Review {
                 model.overlay = Overlay::FollowUp(Box::new(text_field(
                     "",
                     "What should the agent do next? (Ctrl+S sends, Esc cancels)",
@@ -427,31 +457,7 @@ fn key(model: &mut Model, k: KeyEvent) -> Vec<Action> {
             }
             return vec![];
         }
-        KeyCode::Char('c') => {
-            match (&model.state, &model.diff) {
-                (RunState::Review, Some(d)) if !d.is_empty() => {
-                    if d.summary().hunks_in == 0 && d.summary().files_in == 0 {
-                        model.notice = Some("nothing is selected for the PR".into());
-                    } else {
-                        model.overlay = Overlay::Pr(Box::new(pr_dialog(model)));
-                    }
-                }
-                // A past run that was never published can be, from its folder.
-                (RunState::Done { published: false }, Some(d))
-                    if model.viewing.is_some() && !d.is_empty() =>
-                {
-                    if d.summary().hunks_in == 0 && d.summary().files_in == 0 {
-                        model.notice = Some("nothing is selected for the PR".into());
-                    } else {
-                        model.overlay = Overlay::Pr(Box::new(pr_dialog(model)));
-                    }
-                }
-                _ => {
-                    model.notice = Some("a PR can be created once a diff is in review".into());
-                }
-            }
-            return vec![];
-        }
+        KeyCode::Char('c') => return open_pr_dialog(model),
         KeyCode::Char('o') | KeyCode::Char('y') if model.pr_url.is_some() => {
             let url = model.pr_url.clone().unwrap_or_default();
             return vec![if k.code == KeyCode::Char('o') {
@@ -470,7 +476,23 @@ fn key(model: &mut Model, k: KeyEvent) -> Vec<Action> {
     vec![]
 }
 
-/// Keys while a dialog is open; returns the dialog to keep (or `None` to close it).
+/// `c` (and `Ctrl+S` outside text fields) in review: the PR dialog for what is selected.
+fn open_pr_dialog(model: &mut Model) -> Vec<Action> {
+    match (&model.state, &model.diff) {
+        (RunState::Review, Some(d)) if !d.is_empty() => {
+            if d.summary().hunks_in == 0 && d.summary().files_in == 0 {
+                model.notice = Some("nothing is selected for the PR".into());
+            } else {
+                model.overlay = Overlay::Pr(Box::new(pr_dialog(model)));
+            }
+        }
+        _ => {
+            model.notice = Some("a PR can be created once a diff is in review".into());
+        }
+    }
+    vec![]
+}
+
 fn cycle(f: Focus, step: isize) -> Focus {
     let n = Focus::ORDER.len() as isize;
     let i = Focus::ORDER.iter().position(|x| *x == f).unwrap_or(0) as isize;

@@ -1,0 +1,239 @@
+//! Which parts of the agent's change go into the PR, and how that choice survives a re-diff (a
+//! follow-up rewrites the patch) and the end of the process (`selection.json` in the run folder).
+//!
+//! Invariants: a [`Selection`] names hunks by position in one patch, so it is only ever applied to
+//! the patch it was made on; a [`SavedSelection`] names them by path and content instead, so a hunk
+//! a follow-up did not change keeps its choice wherever it moved, while a hunk it changed or added
+//! starts included (nobody reviewed it yet). Pure: nothing here reads or writes files.
+
+use serde::{Deserialize, Serialize};
+
+use crate::diff;
+
+/// Which hunks go into the PR; the default is everything.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Selection {
+    pub excluded_files: Vec<String>,
+    /// (file path, hunk index within that file).
+    pub excluded_hunks: Vec<(String, usize)>,
+}
+
+impl Selection {
+    pub fn is_everything(&self) -> bool {
+        self.excluded_files.is_empty() && self.excluded_hunks.is_empty()
+    }
+}
+
+/// One left-out part, recognised by its file's path and its content.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeftOut {
+    pub path: String,
+    /// The hunk's index in the patch it was chosen on (`None`: a file without hunks, e.g. binary).
+    pub hunk: Option<usize>,
+    /// FNV-1a (64 bit, hex) of the hunk's lines, or of a hunk-less file's whole text.
+    pub content: String,
+}
+
+/// A selection as saved: positional for the patch it was made on, and by content for any other.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SavedSelection {
+    pub selection: Selection,
+    pub left_out: Vec<LeftOut>,
+}
+
+/// A saved selection applied to a patch.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Resolved {
+    pub selection: Selection,
+    /// Left-out parts found again (their choice is kept).
+    pub kept: usize,
+    /// Left-out parts no longer in the patch as they were (changed or gone): now included if
+    /// still there in another form.
+    pub changed: usize,
+}
+
+fn fnv1a<'a>(chunks: impl IntoIterator<Item = &'a [u8]>) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for chunk in chunks {
+        for b in chunk {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    format!("{h:016x}")
+}
+
+fn hunk_key(h: &diff::Hunk) -> String {
+    fnv1a(h.lines.iter().map(|l| l.as_bytes()))
+}
+
+fn file_key(f: &diff::FilePatch) -> String {
+    fnv1a([f.text().as_bytes()])
+}
+
+impl SavedSelection {
+    /// Records `selection`, made on `patch`, by content.
+    pub fn capture(patch: &str, selection: &Selection) -> SavedSelection {
+        let mut left_out = Vec::new();
+        for f in diff::parse(patch) {
+            let whole = selection.excluded_files.contains(&f.path);
+            if f.hunks.is_empty() {
+                if whole {
+                    left_out.push(LeftOut {
+                        path: f.path.clone(),
+                        hunk: None,
+                        content: file_key(&f),
+                    });
+                }
+                continue;
+            }
+            for (i, h) in f.hunks.iter().enumerate() {
+                let out = whole
+                    || selection
+                        .excluded_hunks
+                        .iter()
+                        .any(|(p, k)| *p == f.path && *k == i);
+                if out {
+                    left_out.push(LeftOut {
+                        path: f.path.clone(),
+                        hunk: Some(i),
+                        content: hunk_key(h),
+                    });
+                }
+            }
+        }
+        SavedSelection {
+            selection: selection.clone(),
+            left_out,
+        }
+    }
+
+    /// The selection for `patch`: each left-out part found again (same path, same content) stays
+    /// out; everything else is in.
+    pub fn resolve(&self, patch: &str) -> Resolved {
+        let mut pool: Vec<Option<&LeftOut>> = self.left_out.iter().map(Some).collect();
+        let mut take = |path: &str, hunkless: bool, content: &str| {
+            pool.iter_mut()
+                .find(|p| {
+                    p.is_some_and(|p| {
+                        p.path == path && p.hunk.is_none() == hunkless && p.content == content
+                    })
+                })
+                .and_then(Option::take)
+                .is_some()
+        };
+        let mut selection = Selection::default();
+        let mut kept = 0;
+        for f in diff::parse(patch) {
+            if f.hunks.is_empty() {
+                if take(&f.path, true, &file_key(&f)) {
+                    kept += 1;
+                    selection.excluded_files.push(f.path.clone());
+                }
+                continue;
+            }
+            let out: Vec<usize> = (0..f.hunks.len())
+                .filter(|&i| take(&f.path, false, &hunk_key(&f.hunks[i])))
+                .collect();
+            kept += out.len();
+            if out.len() == f.hunks.len() {
+                selection.excluded_files.push(f.path.clone());
+            } else {
+                selection
+                    .excluded_hunks
+                    .extend(out.into_iter().map(|i| (f.path.clone(), i)));
+            }
+        }
+        Resolved {
+            selection,
+            kept,
+            changed: self.left_out.len() - kept,
+        }
+    }
+}
+
+/// The selection for `new_patch` that keeps every choice made on `old_patch` whose hunk is still
+/// there unchanged (a follow-up's re-diff).
+pub fn carry(old_patch: &str, old: &Selection, new_patch: &str) -> Resolved {
+    SavedSelection::capture(old_patch, old).resolve(new_patch)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(path: &str, hunks: &[(&str, &str)]) -> String {
+        let mut s = format!("diff --git a/{path} b/{path}\n--- a/{path}\n+++ b/{path}\n");
+        for (i, (ctx, add)) in hunks.iter().enumerate() {
+            let at = 1 + i * 10;
+            s.push_str(&format!("@@ -{at},1 +{at},2 @@\n {ctx}\n+{add}\n"));
+        }
+        s
+    }
+
+    #[test]
+    fn a_follow_up_keeps_the_choices_of_the_hunks_it_did_not_change() {
+        let old = format!(
+            "{}{}{}",
+            file("a.py", &[("x", "one"), ("y", "two")]),
+            file("b.py", &[("z", "three")]),
+            file("c.md", &[("w", "four")])
+        );
+        let sel = Selection {
+            excluded_files: vec!["c.md".into()],
+            excluded_hunks: vec![("a.py".into(), 1)],
+        };
+        // The follow-up adds a hunk at the top of a.py (the left-out one moves from 1 to 2),
+        // changes c.md's only hunk, and adds d.py.
+        let new = format!(
+            "{}{}{}{}",
+            file("a.py", &[("v", "zero"), ("x", "one"), ("y", "two")]),
+            file("b.py", &[("z", "three")]),
+            file("c.md", &[("w", "four, reworded")]),
+            file("d.py", &[("u", "five")])
+        );
+        let r = carry(&old, &sel, &new);
+        assert_eq!(
+            r.selection,
+            Selection {
+                excluded_files: vec![],
+                excluded_hunks: vec![("a.py".into(), 2)],
+            }
+        );
+        assert_eq!((r.kept, r.changed), (1, 1));
+        // Unchanged patch: exactly the same selection back (a whole file stays a whole file).
+        let same = carry(&old, &sel, &old);
+        assert_eq!(same.selection, sel);
+        assert_eq!((same.kept, same.changed), (2, 0));
+    }
+
+    #[test]
+    fn identical_hunks_are_matched_one_for_one() {
+        let patch = file("a.py", &[("x", "dup"), ("x", "dup")]);
+        let sel = Selection {
+            excluded_files: vec![],
+            excluded_hunks: vec![("a.py".into(), 0)],
+        };
+        let r = carry(&patch, &sel, &patch);
+        assert_eq!(r.selection.excluded_hunks, vec![("a.py".into(), 0)]);
+        assert!(r.selection.excluded_files.is_empty());
+    }
+
+    #[test]
+    fn hunkless_files_and_the_json_form() {
+        let bin = "diff --git a/i.png b/i.png\nnew file mode 100644\nBinary files /dev/null and b/i.png differ\n";
+        let patch = format!("{bin}{}", file("a.py", &[("x", "y")]));
+        let sel = Selection {
+            excluded_files: vec!["i.png".into()],
+            excluded_hunks: vec![],
+        };
+        let saved = SavedSelection::capture(&patch, &sel);
+        let json = serde_json::to_string(&saved).unwrap();
+        let back: SavedSelection = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, saved);
+        assert_eq!(back.resolve(&patch).selection, sel);
+        // Everything in: nothing is recorded, nothing is left out anywhere.
+        let all = SavedSelection::capture(&patch, &Selection::default());
+        assert!(all.left_out.is_empty() && all.resolve(&patch).selection.is_everything());
+    }
+}
