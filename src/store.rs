@@ -299,6 +299,19 @@ impl Store {
         })
     }
 
+    /// A run's folder as soon as its id is reserved, before validation has written `meta.json`
+    /// (for a caller that knows the run is live).
+    pub fn reserved_run_dir(&self, id: &str) -> Option<RunDir> {
+        if !valid_id(id) {
+            return None;
+        }
+        let path = self.root.join("runs").join(id);
+        path.is_dir().then(|| RunDir {
+            id: id.to_string(),
+            path,
+        })
+    }
+
     /// Past runs, newest first. Unreadable folders are skipped.
     pub fn list(&self) -> Vec<RunMeta> {
         let Ok(entries) = std::fs::read_dir(self.root.join("runs")) else {

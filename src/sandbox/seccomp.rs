@@ -10,7 +10,8 @@
 //! `clone3` gets `ENOSYS` so libc falls back to `clone`, whose namespace flags are checked; while the
 //! network is off, `socket` works for `AF_UNIX` only, and not even that when Unix sockets are
 //! refused (backends that share the host filesystem, where named sockets such as a container
-//! runtime's or the init system's are reachable; `socketpair` keeps working).
+//! runtime's or the init system's are reachable; `socketpair` keeps working); a `chmod` that sets
+//! the set-uid or set-gid bit gets `EPERM` (the work tree is on the host's disk).
 //!
 //! [`host_program`] is for the backend that shares the host's IPC namespace and filesystem
 //! (landlock), which Landlock does not cover there: SysV IPC and POSIX message queues, inode-flag
@@ -263,6 +264,21 @@ impl Asm {
     }
 }
 
+/// `S_ISUID | S_ISGID`.
+const SET_ID_BITS: u32 = 0o6000;
+
+/// The calls that set a file's mode, with the index of their mode argument.
+fn set_mode_calls() -> Vec<(i64, u32)> {
+    let mut calls = vec![
+        (libc::SYS_fchmod, 1),
+        (libc::SYS_fchmodat, 2),
+        (SYS_FCHMODAT2, 2),
+    ];
+    #[cfg(target_arch = "x86_64")]
+    calls.push((libc::SYS_chmod, 1));
+    calls
+}
+
 /// The BPF program for `policy`.
 pub fn program(policy: Policy) -> Vec<sock_filter> {
     build(policy, false)
@@ -310,6 +326,19 @@ fn build(policy: Policy, host: bool) -> Vec<sock_filter> {
         }
         a.jump(BPF_JEQ_K, *last, Label(eperm), Label(allow));
         a.place(not_ioctl);
+    }
+
+    // Set-id bits: the work tree is on the host's disk, so a set-uid file made there would be one
+    // on the host (owned by root for a root caller). The host program's chmods go to the
+    // supervisor, which drops these bits itself.
+    if !host {
+        for (nr, mode_arg) in set_mode_calls() {
+            let next = a.label();
+            a.jump(BPF_JEQ_K, nr as u32, Next, Label(next));
+            a.op(BPF_LD_W_ABS, arg_lo(mode_arg));
+            a.jump(BPF_JSET_K, SET_ID_BITS, Label(eperm), Label(allow));
+            a.place(next);
+        }
     }
 
     // clone: refuse namespace flags (arg 0 on x86_64 and aarch64).
@@ -507,6 +536,37 @@ mod tests {
             }
             pc += 1;
         }
+    }
+
+    #[test]
+    fn set_id_modes_are_refused_and_other_modes_pass() {
+        let eperm = RET_ERRNO | libc::EPERM as u32;
+        for network in [false, true] {
+            let prog = program(Policy {
+                network,
+                unix_sockets: true,
+            });
+            // Every jump fits the u8 offset (the assembler would clamp a longer one).
+            assert!(prog.len() < 256, "{} instructions", prog.len());
+            for (nr, arg) in set_mode_calls() {
+                let mut args = [3u64, 0, 0, 0, 0, 0];
+                for (mode, want) in [
+                    (0o755, RET_ALLOW),
+                    (0o644, RET_ALLOW),
+                    (0o4755, eperm),
+                    (0o2755, eperm),
+                    (0o6755, eperm),
+                ] {
+                    args[arg as usize] = mode;
+                    assert_eq!(verdict(&prog, nr, args), want, "{nr} {mode:o}");
+                }
+            }
+        }
+        let host = host_program(Policy {
+            network: false,
+            unix_sockets: false,
+        });
+        assert!(host.len() < 256, "{} instructions", host.len());
     }
 
     #[test]

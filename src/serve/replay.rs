@@ -107,7 +107,16 @@ pub(super) async fn run_events(
             None,
         );
     };
-    let Some(dir) = store.run_dir(&id) else {
+    let live = state
+        .active
+        .lock()
+        .map(|a| a.contains_key(&id))
+        .unwrap_or(false);
+    // A live run may still be validating: its folder exists, its meta.json not yet.
+    let dir = store
+        .run_dir(&id)
+        .or_else(|| live.then(|| store.reserved_run_dir(&id)).flatten());
+    let Some(dir) = dir else {
         return error(
             StatusCode::NOT_FOUND,
             format!("no run with id '{id}'"),
