@@ -17,17 +17,17 @@ pub struct FileChange {
     pub binary: bool,
 }
 
-pub fn file_changes(patch: &str) -> Vec<FileChange> {
+pub fn file_changes(patch: &[u8]) -> Vec<FileChange> {
     diff::parse(patch)
         .into_iter()
         .map(|f| {
             let (mut ins, mut del) = (0, 0);
             for h in &f.hunks {
                 for l in &h.lines {
-                    if l.starts_with('+') {
-                        ins += 1;
-                    } else if l.starts_with('-') {
-                        del += 1;
+                    match l.first() {
+                        Some(b'+') => ins += 1,
+                        Some(b'-') => del += 1,
+                        _ => {}
                     }
                 }
             }
@@ -327,7 +327,7 @@ mod tests {
     #[test]
     fn body_lists_evidence() {
         let files = file_changes(
-            "diff --git a/a.py b/a.py\n--- a/a.py\n+++ b/a.py\n@@ -1,2 +1,2 @@\n-x\n+y\n+z\n ctx\n",
+            b"diff --git a/a.py b/a.py\n--- a/a.py\n+++ b/a.py\n@@ -1,2 +1,2 @@\n-x\n+y\n+z\n ctx\n",
         );
         assert_eq!(files[0].insertions, 2);
         assert_eq!(files[0].deletions, 1);

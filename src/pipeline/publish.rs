@@ -286,8 +286,7 @@ async fn finish(
             message: &record.commit_message,
             author: record.author_name.as_deref().unwrap_or(""),
             files: &text::file_changes(
-                &std::fs::read_to_string(prepared.git_dir.join("tb-approved.diff"))
-                    .unwrap_or_default(),
+                &std::fs::read(prepared.git_dir.join("tb-approved.diff")).unwrap_or_default(),
             ),
         })
     };
@@ -639,7 +638,7 @@ pub fn check_selection(
     run_dir: &crate::store::RunDir,
     selection: &Selection,
 ) -> Result<(), crate::diff::SelectionError> {
-    match std::fs::read_to_string(run_dir.patch_path()) {
+    match run_dir.read_patch() {
         Ok(patch) => crate::diff::check_selection(&patch, selection),
         Err(_) => Ok(()),
     }

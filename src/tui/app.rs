@@ -310,7 +310,7 @@ impl App {
             _ => None,
         };
         let is_end = matches!(m.event, Event::Done { .. } | Event::Error { .. });
-        update(&mut self.model, Msg::Pipeline(m.event));
+        update(&mut self.model, Msg::Pipeline(whole_diff(m.event)));
         if let Some(path) = saved
             && let Overlay::Pr(d) = &mut self.model.overlay
             && let PrPhase::NotPublished { message, .. } = &mut d.phase
@@ -326,7 +326,7 @@ impl App {
     /// full one (`approved.diff`), so the selection is not lost.
     fn save_approved(&mut self, patch_path: &str) -> Option<String> {
         let selection = self.approved.take()?;
-        let full = std::fs::read_to_string(patch_path).ok()?;
+        let full = std::fs::read(patch_path).ok()?;
         let approved = crate::diff::filter(&full, &selection);
         let path = std::path::Path::new(patch_path).with_file_name("approved.diff");
         match std::fs::write(&path, approved) {
@@ -362,11 +362,95 @@ fn read_past(config: &Config, id: &str) -> std::io::Result<PastRun> {
         .unwrap_or_default()
         .lines()
         .filter_map(|l| serde_json::from_str::<Event>(l).ok())
+        .map(whole_diff)
         .collect();
-    let patch = std::fs::read_to_string(dir.patch_path()).ok();
+    // Drawn lossily: the bytes stay in the run folder.
+    let patch = dir
+        .read_patch()
+        .ok()
+        .map(|p| String::from_utf8_lossy(&p).into_owned());
     Ok(PastRun {
         meta,
         events,
         patch,
     })
+}
+
+/// A `Diff` event whose patch was cut to keep the event small, with the whole patch read from
+/// the run folder (decoded for drawing); other events as they are.
+fn whole_diff(event: Event) -> Event {
+    match event {
+        Event::Diff {
+            run_id,
+            files,
+            patch_truncated: true,
+            patch_path: Some(path),
+            files_truncated,
+            patch,
+            patch_base64,
+        } => match std::fs::read(&path) {
+            Ok(bytes) => Event::Diff {
+                run_id,
+                files,
+                patch: String::from_utf8_lossy(&bytes).into_owned(),
+                patch_base64: None,
+                patch_truncated: false,
+                patch_path: Some(path),
+                files_truncated,
+            },
+            Err(e) => {
+                tracing::warn!("could not read the whole patch {path}: {e}");
+                Event::Diff {
+                    run_id,
+                    files,
+                    patch,
+                    patch_base64,
+                    patch_truncated: true,
+                    patch_path: Some(path),
+                    files_truncated,
+                }
+            }
+        },
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cut_diff_is_drawn_from_the_whole_patch_in_the_run_folder() {
+        let t = tempfile::tempdir().unwrap();
+        let path = t.path().join("patch.diff");
+        std::fs::write(
+            &path,
+            b"diff --git a/a b/a\n+caf\xe9\ndiff --git a/b b/b\n+x\n",
+        )
+        .unwrap();
+        let cut = Event::Diff {
+            run_id: "r".into(),
+            files: vec![],
+            patch: "diff --git a/a b/a\n+caf\u{fffd}\n".into(),
+            patch_base64: Some("ZGlmZg==".into()),
+            patch_truncated: true,
+            patch_path: Some(path.display().to_string()),
+            files_truncated: false,
+        };
+        let Event::Diff {
+            patch,
+            patch_truncated,
+            ..
+        } = whole_diff(cut)
+        else {
+            panic!("still a Diff");
+        };
+        assert!(!patch_truncated);
+        assert_eq!(
+            patch,
+            "diff --git a/a b/a\n+caf\u{fffd}\ndiff --git a/b b/b\n+x\n"
+        );
+        let whole = Event::diff("r", vec![], b"diff --git a/a b/a\n", None);
+        assert_eq!(whole_diff(whole.clone()), whole);
+    }
 }

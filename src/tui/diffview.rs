@@ -7,6 +7,7 @@
 //! [`DiffMode`]; [`DiffView::selection`] lists exactly the excluded files and hunks, with a
 //! file counted as excluded when it was switched off as a whole or every hunk of it was.
 
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 
 use super::sidebyside::SbsIndex;
@@ -73,7 +74,7 @@ pub struct Summary {
 
 impl DiffView {
     pub fn new(patch: String) -> DiffView {
-        let files = diff::parse(&patch);
+        let files = diff::parse(patch.as_bytes());
         let mut info = Vec::with_capacity(files.len());
         let notes: Vec<Vec<String>> = files.iter().map(rows::file_notes).collect();
         let counts: Vec<usize> = notes.iter().map(Vec::len).collect();
@@ -107,13 +108,11 @@ impl DiffView {
                 f.hunks
                     .iter()
                     .map(|h| {
-                        h.lines
-                            .iter()
-                            .fold((0, 0), |(a, r), l| match l.as_bytes().first() {
-                                Some(b'+') => (a + 1, r),
-                                Some(b'-') => (a, r + 1),
-                                _ => (a, r),
-                            })
+                        h.lines.iter().fold((0, 0), |(a, r), l| match l.first() {
+                            Some(b'+') => (a + 1, r),
+                            Some(b'-') => (a, r + 1),
+                            _ => (a, r),
+                        })
                     })
                     .collect()
             })
@@ -381,24 +380,29 @@ impl DiffView {
         self.scroll_into_view(height);
     }
 
-    /// The body text of a hunk line row (without its newline).
-    pub fn line_text(&self, row: &Row) -> &str {
-        self.files
-            .get(row.file as usize)
-            .and_then(|f| f.hunks.get(row.hunk as usize))
-            .and_then(|h| h.lines.get(row.line as usize))
-            .map_or("", |l| l.trim_end_matches(['\n', '\r']))
+    /// The body text of a hunk line row (without its newline), decoded for display.
+    pub fn line_text(&self, row: &Row) -> Cow<'_, str> {
+        self.text_at(row, row.line).unwrap_or_default()
     }
 
-    pub fn partner_text(&self, row: &Row) -> Option<&str> {
+    pub fn partner_text(&self, row: &Row) -> Option<Cow<'_, str>> {
         if row.pair == NONE {
             return None;
         }
-        self.files
+        self.text_at(row, row.pair)
+    }
+
+    fn text_at(&self, row: &Row, line: u32) -> Option<Cow<'_, str>> {
+        let bytes = self
+            .files
             .get(row.file as usize)
             .and_then(|f| f.hunks.get(row.hunk as usize))
-            .and_then(|h| h.lines.get(row.pair as usize))
-            .map(|l| l.trim_end_matches(['\n', '\r']))
+            .and_then(|h| h.lines.get(line as usize))?;
+        let mut end = bytes.len();
+        while end > 0 && matches!(bytes[end - 1], b'\n' | b'\r') {
+            end -= 1;
+        }
+        Some(String::from_utf8_lossy(&bytes[..end]))
     }
 }
 
