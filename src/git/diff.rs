@@ -215,48 +215,9 @@ impl HostRepo {
         self.run_with_input(&["add", "--all"], add, &[1]).await?;
 
         let mut raw = self.raw_entries(&base).await?;
-        let (patch, sizes) = match self.patch(&base, limits.max_patch_bytes).await? {
-            PatchRead::Whole { patch, sizes } => (Some(patch), sizes),
-            PatchRead::Over { sizes } => (None, sizes),
-        };
-        let dropped = choose_left_out(&sizes, limits);
-        let patch = match patch {
-            Some(p) if dropped.is_empty() => p,
-            _ => {
-                if sizes.len() != raw.len() {
-                    // The listing and the patch disagree: no safe way to say what to leave out.
-                    return Err(GitError::PatchTooLarge {
-                        limit_mb: limits.max_patch_bytes >> 20,
-                    });
-                }
-                let mut paths: Vec<&[u8]> = Vec::new();
-                for (i, reason) in &dropped {
-                    let e = &raw[*i];
-                    paths.push(&e.path);
-                    if let Some(old) = &e.old_path {
-                        paths.push(old);
-                    }
-                    left_out.push((
-                        LeftOut {
-                            path: lossy(&e.path),
-                            reason: *reason,
-                            size: Some(sizes[*i]),
-                        },
-                        e.status,
-                    ));
-                }
-                self.restore_base(&base, &paths).await?;
-                raw = self.raw_entries(&base).await?;
-                match self.patch(&base, limits.max_patch_bytes).await? {
-                    PatchRead::Whole { patch, .. } => patch,
-                    PatchRead::Over { .. } => {
-                        return Err(GitError::PatchTooLarge {
-                            limit_mb: limits.max_patch_bytes >> 20,
-                        });
-                    }
-                }
-            }
-        };
+        let patch = self
+            .patch_within(&base, limits, &mut raw, &mut left_out)
+            .await?;
         let counts = self.numstat(&base).await?;
         let mut files: Vec<FileStat> = raw
             .iter()
@@ -288,8 +249,58 @@ impl HostRepo {
         })
     }
 
-    /// The nested repositories and large files worth telling about (not ignored by git, and —
-    /// for files — different from the base), with the status letter git would have given them.
+    /// The patch of what is staged, within `limits`: files over them are put back to the base in
+    /// the index (the largest first for the patch limit) and added to `left_out`; `raw` is the
+    /// listing of what stays.
+    async fn patch_within(
+        &self,
+        base: &str,
+        limits: &DiffLimits,
+        raw: &mut Vec<RawEntry>,
+        left_out: &mut Vec<(LeftOut, u8)>,
+    ) -> Result<Vec<u8>, GitError> {
+        let too_large = || GitError::PatchTooLarge {
+            limit_mb: limits.max_patch_bytes >> 20,
+        };
+        let (patch, sizes) = match self.patch(base, limits.max_patch_bytes).await? {
+            PatchRead::Whole { patch, sizes } => (Some(patch), sizes),
+            PatchRead::Over { sizes } => (None, sizes),
+        };
+        let dropped = choose_left_out(&sizes, limits);
+        if let Some(p) = patch.filter(|_| dropped.is_empty()) {
+            return Ok(p);
+        }
+        if sizes.len() != raw.len() {
+            // The listing and the patch disagree: no safe way to say what to leave out.
+            return Err(too_large());
+        }
+        let mut paths: Vec<&[u8]> = Vec::new();
+        for (i, reason) in &dropped {
+            let e = &raw[*i];
+            paths.push(&e.path);
+            if let Some(old) = &e.old_path {
+                paths.push(old);
+            }
+            left_out.push((
+                LeftOut {
+                    path: lossy(&e.path),
+                    reason: *reason,
+                    size: Some(sizes[*i]),
+                },
+                e.status,
+            ));
+        }
+        self.restore_base(base, &paths).await?;
+        *raw = self.raw_entries(base).await?;
+        match self.patch(base, limits.max_patch_bytes).await? {
+            PatchRead::Whole { patch, .. } => Ok(patch),
+            PatchRead::Over { .. } => Err(too_large()),
+        }
+    }
+
+    /// The nested repositories, reserved names and large files worth telling about (not ignored
+    /// by git, and — for files — different from the base), with the status letter git would
+    /// have given them.
     async fn classify(
         &self,
         base: &str,

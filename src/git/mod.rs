@@ -15,7 +15,7 @@ mod listing;
 mod output;
 pub mod publish;
 mod refresh;
-pub mod scan;
+mod scan;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
