@@ -310,11 +310,7 @@ fn big_diff() {
     let t = Instant::now();
     update(
         &mut m,
-        Msg::Pipeline(Event::Diff {
-            run_id: "b".into(),
-            files: vec![],
-            patch,
-        }),
+        Msg::Pipeline(Event::diff("b", vec![], patch.as_bytes(), None)),
     );
     update(
         &mut m,

@@ -107,6 +107,16 @@ struct FileConfig {
     server: ServerFile,
     #[serde(default)]
     publish: PublishFile,
+    #[serde(default)]
+    diff: DiffFile,
+}
+
+/// `[diff]`: how large a patch may get.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DiffFile {
+    max_file_mb: Option<u64>,
+    max_patch_mb: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -240,6 +250,8 @@ pub struct Config {
     /// Model-layer tunables: retries, timeouts, default models, prices (`[llm]` in the file).
     pub llm: crate::llm::settings::LlmSettings,
     pub publish: PublishSettings,
+    /// Patch limits (`[diff]`: `max_file_mb`, `max_patch_mb`).
+    pub diff: crate::git::DiffLimits,
     pub config_file: Option<PathBuf>,
     /// Where each shown value came from, for `tiny-backspace config`.
     sources: BTreeMap<&'static str, Source>,
@@ -537,6 +549,33 @@ impl Config {
             clone.max_size_bytes = v << 20;
         }
 
+        let mut diff = crate::git::DiffLimits::default();
+        let megabytes = |key: &str, v: String| -> Result<u64, ConfigError> {
+            match v.trim().parse::<u64>() {
+                Ok(n) if n > 0 => Ok(n << 20),
+                _ => Err(ConfigError::Value {
+                    key: key.into(),
+                    message: format!("'{v}' is not a whole number of MB (at least 1)"),
+                }),
+            }
+        };
+        if let Some(v) = pick(
+            "diff_max_file_mb",
+            None,
+            &["TB_DIFF_MAX_FILE_MB"],
+            file.diff.max_file_mb.map(|n| n.to_string()),
+        ) {
+            diff.max_file_bytes = megabytes("diff.max_file_mb", v)?;
+        }
+        if let Some(v) = pick(
+            "diff_max_patch_mb",
+            None,
+            &["TB_DIFF_MAX_PATCH_MB"],
+            file.diff.max_patch_mb.map(|n| n.to_string()),
+        ) {
+            diff.max_patch_bytes = megabytes("diff.max_patch_mb", v)?;
+        }
+
         let mut publish = PublishSettings::default();
         if let Some(p) = pick(
             "branch_prefix",
@@ -607,6 +646,7 @@ impl Config {
             clone,
             llm: file.llm,
             publish,
+            diff,
             config_file,
             sources,
         })
@@ -784,6 +824,16 @@ impl Config {
             "",
         );
         line(
+            "diff max file",
+            format!("{} MB", self.diff.max_file_bytes >> 20),
+            self.source("diff_max_file_mb"),
+        );
+        line(
+            "diff max patch",
+            format!("{} MB", self.diff.max_patch_bytes >> 20),
+            self.source("diff_max_patch_mb"),
+        );
+        line(
             "branch prefix",
             self.publish.branch_prefix.clone(),
             self.source("branch_prefix"),
@@ -954,6 +1004,32 @@ mod tests {
             let env = env_of(&pairs);
             let e = Config::load_from(&Overrides::default(), &env, None, None).unwrap_err();
             assert!(e.to_string().contains("server_host"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn diff_limits_come_from_the_file_and_the_environment() {
+        let t = tempfile::tempdir().unwrap();
+        let file = t.path().join("config.toml");
+        std::fs::write(&file, "[diff]\nmax_file_mb = 3\nmax_patch_mb = 20\n").unwrap();
+        let c = Config::load_from(&Overrides::default(), &env_of(&[]), None, None).unwrap();
+        assert_eq!(c.diff, crate::git::DiffLimits::default());
+        assert_eq!(c.diff.max_file_bytes, 10 << 20);
+        let c = Config::load_from(&Overrides::default(), &env_of(&[]), None, Some(&file)).unwrap();
+        assert_eq!(
+            (c.diff.max_file_bytes, c.diff.max_patch_bytes),
+            (3 << 20, 20 << 20)
+        );
+        let env = env_of(&[("TB_DIFF_MAX_FILE_MB", "200")]);
+        let c = Config::load_from(&Overrides::default(), &env, None, Some(&file)).unwrap();
+        assert_eq!(c.diff.max_file_bytes, 200 << 20);
+        assert_eq!(c.source("diff_max_file_mb"), "environment");
+        assert!(c.render().contains("diff max file"), "{}", c.render());
+        for bad in ["0", "ten", "-1"] {
+            let pairs = [("TB_DIFF_MAX_PATCH_MB", bad)];
+            let e =
+                Config::load_from(&Overrides::default(), &env_of(&pairs), None, None).unwrap_err();
+            assert!(e.to_string().contains("diff.max_patch_mb"), "{bad}: {e}");
         }
     }
 

@@ -34,7 +34,7 @@ impl Stage {
 }
 
 /// One changed file in a `Diff` event.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileStat {
     pub path: String,
     /// `added`, `modified`, `deleted`, `renamed`, `copied`, `type-changed`.
@@ -47,6 +47,14 @@ pub struct FileStat {
     /// The previous path for renames and copies.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub old_path: Option<String>,
+    /// Why this change is not in the patch (nor the pull request): `too_large` (over
+    /// `diff.max_file_mb`), `patch_too_large` (left out to keep the patch under
+    /// `diff.max_patch_mb`), `nested_repository` (a directory holding a `.git`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub left_out: Option<String>,
+    /// What a reviewer should know about the file (codes such as `too_large`, `git_control`).
+    #[serde(default)]
+    pub warnings: Vec<String>,
 }
 
 /// Token counts and cost, per model call (`Usage`) or summed (`Done`).
@@ -161,10 +169,24 @@ pub enum Event {
         cache_write_tokens: u64,
         cost_usd: Option<f64>,
     },
+    /// The work's changes. Build it with [`Event::diff`], which keeps the line a few MB at most.
     Diff {
         run_id: String,
         files: Vec<FileStat>,
+        /// The patch as text: exact where it is UTF-8, lossy (U+FFFD) where it is not.
         patch: String,
+        /// The exact bytes of `patch`, in base64, when they are not UTF-8 (else absent).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        patch_base64: Option<String>,
+        /// `patch` holds only the first files (whole ones); the whole patch is at `patch_path`.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        patch_truncated: bool,
+        /// The run folder's `patch.diff`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        patch_path: Option<String>,
+        /// `files` lists those left out and then as many of the others as fit.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        files_truncated: bool,
     },
     #[serde(rename = "PR")]
     Pr {
@@ -193,7 +215,69 @@ pub enum Event {
     },
 }
 
+/// The most a `Diff` event carries of its patch (text and base64, as JSON) and of its file list,
+/// so that no event line is more than a few MB.
+pub const DIFF_PATCH_INLINE_MAX: usize = 2 << 20;
+pub const DIFF_FILES_INLINE_MAX: usize = 1 << 20;
+
+/// The length of `s` as a JSON string (serde_json escapes `"`, `\` and control characters).
+fn json_len(s: &str) -> usize {
+    2 + s
+        .chars()
+        .map(|c| match c {
+            '"' | '\\' | '\n' | '\r' | '\t' | '\u{8}' | '\u{c}' => 2,
+            c if (c as u32) < 0x20 => 6,
+            c => c.len_utf8(),
+        })
+        .sum::<usize>()
+}
+
 impl Event {
+    /// A `Diff` event for `patch` (bytes): the text, its exact base64 twin when the bytes are
+    /// not UTF-8, and — past [`DIFF_PATCH_INLINE_MAX`] — only the first whole files, with
+    /// `patch_truncated` set and `patch_path` saying where the rest is.
+    pub fn diff(
+        run_id: &str,
+        files: Vec<FileStat>,
+        patch: &[u8],
+        patch_path: Option<String>,
+    ) -> Event {
+        use base64::Engine as _;
+        let cost = |bytes: &[u8]| match std::str::from_utf8(bytes) {
+            Ok(text) => json_len(text),
+            Err(_) => json_len(&String::from_utf8_lossy(bytes)) + bytes.len().div_ceil(3) * 4 + 20,
+        };
+        let mut end = patch.len();
+        let mut patch_truncated = false;
+        if cost(patch) > DIFF_PATCH_INLINE_MAX {
+            patch_truncated = true;
+            end = 0;
+            let mut used = 0;
+            for r in crate::diff::file_ranges(patch) {
+                let c = cost(&patch[r.clone()]);
+                if used + c > DIFF_PATCH_INLINE_MAX {
+                    break;
+                }
+                used += c;
+                end = r.end;
+            }
+        }
+        let shown = &patch[..end];
+        let patch_base64 = std::str::from_utf8(shown)
+            .is_err()
+            .then(|| base64::engine::general_purpose::STANDARD.encode(shown));
+        let (files, files_truncated) = bound_files(files);
+        Event::Diff {
+            run_id: run_id.to_string(),
+            files,
+            patch: String::from_utf8_lossy(shown).into_owned(),
+            patch_base64,
+            patch_truncated,
+            patch_path,
+            files_truncated,
+        }
+    }
+
     /// The wire name of this event's type.
     pub fn type_name(&self) -> &'static str {
         match self {
@@ -220,6 +304,31 @@ impl Event {
             format!(r#"{{"type":"Error","stage":"agent","message":"event encoding failed: {e}","retryable":false}}"#)
         })
     }
+}
+
+/// The files a `Diff` event lists: all, or — past [`DIFF_FILES_INLINE_MAX`] — those left out
+/// and then as many others as fit, in their order.
+fn bound_files(files: Vec<FileStat>) -> (Vec<FileStat>, bool) {
+    let cost = |f: &FileStat| serde_json::to_string(f).map_or(0, |s| s.len()) + 1;
+    if files.iter().map(cost).sum::<usize>() <= DIFF_FILES_INLINE_MAX {
+        return (files, false);
+    }
+    let mut used: usize = files
+        .iter()
+        .filter(|f| f.left_out.is_some())
+        .map(cost)
+        .sum();
+    let kept = files
+        .into_iter()
+        .filter(|f| {
+            if f.left_out.is_some() {
+                return true;
+            }
+            used += cost(f);
+            used <= DIFF_FILES_INLINE_MAX
+        })
+        .collect();
+    (kept, true)
 }
 
 #[cfg(test)]
@@ -300,11 +409,18 @@ mod tests {
                 stage: Stage::Clone,
                 message: "m".into(),
             },
-            Event::Diff {
-                run_id: "r".into(),
-                files: vec![],
-                patch: String::new(),
-            },
+            Event::diff("r", vec![], b"", None),
+            Event::diff(
+                "r",
+                vec![FileStat {
+                    path: "a".into(),
+                    left_out: Some("too_large".into()),
+                    warnings: vec!["too_large".into()],
+                    ..FileStat::default()
+                }],
+                b"x\xff\n",
+                Some("/p".into()),
+            ),
             Event::Pr {
                 run_id: "r".into(),
                 url: "u".into(),
@@ -334,6 +450,82 @@ mod tests {
             let back: Event = serde_json::from_value(v).unwrap();
             assert_eq!(back, e);
         }
+    }
+
+    #[test]
+    fn a_diff_event_carries_exact_bytes_and_stays_small() {
+        use base64::Engine as _;
+        let e = Event::diff("r", vec![FileStat::default()], b"caf\xe9\n", None);
+        let v = serde_json::to_value(&e).unwrap();
+        assert_eq!(v["patch"], "caf\u{fffd}\n");
+        let exact = base64::engine::general_purpose::STANDARD
+            .decode(v["patch_base64"].as_str().unwrap())
+            .unwrap();
+        assert_eq!(exact, b"caf\xe9\n");
+        assert_eq!(
+            v["files"][0]["warnings"],
+            json!([]),
+            "warnings always present"
+        );
+        let utf8 = serde_json::to_value(Event::diff("r", vec![], "é\n".as_bytes(), None)).unwrap();
+        assert!(utf8.get("patch_base64").is_none() && utf8.get("patch_truncated").is_none());
+
+        // A big patch: whole files up to the limit, then the path of the rest.
+        let file = |i: usize| {
+            format!(
+                "diff --git a/f{i} b/f{i}\n@@ -0,0 +1 @@\n+{}\n",
+                "\u{1}".repeat(100_000)
+            )
+        };
+        let patch: String = (0..20).map(file).collect();
+        let e = Event::diff(
+            "r",
+            vec![],
+            patch.as_bytes(),
+            Some("/run/patch.diff".into()),
+        );
+        let line = e.to_json_line();
+        assert!(line.len() <= 3 << 20, "{} bytes", line.len());
+        let Event::Diff {
+            patch: shown,
+            patch_truncated,
+            ..
+        } = &e
+        else {
+            panic!()
+        };
+        assert!(*patch_truncated);
+        assert!(patch.starts_with(shown.as_str()) && shown.ends_with("\n") && !shown.is_empty());
+        assert_eq!(
+            crate::diff::file_ranges(shown.as_bytes()).len(),
+            3,
+            "each file costs ~600 kB"
+        );
+
+        // A long file list keeps those left out.
+        let mut files: Vec<FileStat> = (0..40_000)
+            .map(|i| FileStat {
+                path: format!("{i:0>40}"),
+                ..FileStat::default()
+            })
+            .collect();
+        files.push(FileStat {
+            path: "big.bin".into(),
+            left_out: Some("too_large".into()),
+            ..FileStat::default()
+        });
+        let e = Event::diff("r", files, b"", None);
+        assert!(e.to_json_line().len() <= 2 << 20);
+        let Event::Diff {
+            files,
+            files_truncated,
+            ..
+        } = &e
+        else {
+            panic!()
+        };
+        assert!(*files_truncated);
+        assert_eq!(files.last().unwrap().path, "big.bin");
     }
 
     #[test]

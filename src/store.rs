@@ -366,8 +366,14 @@ impl RunDir {
         serde_json::from_slice(&bytes).map_err(std::io::Error::other)
     }
 
-    pub fn write_patch(&self, patch: &str) -> std::io::Result<()> {
-        write_atomic(&self.patch_path(), patch.as_bytes())
+    /// Saves the run's patch: bytes, exactly as git wrote them (files need not be UTF-8).
+    pub fn write_patch(&self, patch: &[u8]) -> std::io::Result<()> {
+        write_atomic(&self.patch_path(), patch)
+    }
+
+    /// The run's patch, as bytes.
+    pub fn read_patch(&self) -> std::io::Result<Vec<u8>> {
+        std::fs::read(self.patch_path())
     }
 
     /// The patch the user approved (the run's patch minus deselected files and hunks).
@@ -375,8 +381,12 @@ impl RunDir {
         self.path.join("approved.diff")
     }
 
-    pub fn write_approved_patch(&self, patch: &str) -> std::io::Result<()> {
-        write_atomic(&self.approved_patch_path(), patch.as_bytes())
+    pub fn write_approved_patch(&self, patch: &[u8]) -> std::io::Result<()> {
+        write_atomic(&self.approved_patch_path(), patch)
+    }
+
+    pub fn read_approved_patch(&self) -> std::io::Result<Vec<u8>> {
+        std::fs::read(self.approved_patch_path())
     }
 
     /// The pull request's text and where publishing got to (written before any network call).
@@ -449,13 +459,13 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         let store = Store::open(t.path()).unwrap();
         let a = store.create_run(&meta("20260101-000000-aaaa")).unwrap();
-        a.write_patch("diff").unwrap();
+        a.write_patch(b"diff \xe9").unwrap();
         let mut m = a.read_meta().unwrap();
         m.status = RunStatus::Finished;
         a.write_meta(&m).unwrap();
         assert_eq!(store.list().len(), 1);
         assert_eq!(store.list()[0].status, RunStatus::Finished);
-        assert_eq!(std::fs::read_to_string(a.patch_path()).unwrap(), "diff");
+        assert_eq!(a.read_patch().unwrap(), b"diff \xe9");
         assert!(store.run_dir("../x").is_none());
         assert!(store.run_dir("20260101-000000-aaaa").is_some());
     }
@@ -465,7 +475,7 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         let store = Store::open(t.path()).unwrap();
         let first = store.create_run(&meta("20260101-000000-aaaa")).unwrap();
-        first.write_patch("first's patch").unwrap();
+        first.write_patch(b"first's patch").unwrap();
         // The same id again, as from a second process in the same second: an error, not a merge.
         let again = store.create_run(&meta("20260101-000000-aaaa")).unwrap_err();
         assert_eq!(again.kind(), std::io::ErrorKind::AlreadyExists);

@@ -264,13 +264,20 @@ fn nested_repositories_the_agent_makes_are_left_out_of_the_diff() {
     );
     let evs = events(&out.stdout);
     let diff = evs.iter().find(|e| e["type"] == "Diff").unwrap();
-    let paths: Vec<&str> = diff["files"]
+    let paths: Vec<(&str, Option<&str>)> = diff["files"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|f| f["path"].as_str().unwrap())
+        .map(|f| (f["path"].as_str().unwrap(), f["left_out"].as_str()))
         .collect();
-    assert_eq!(paths, ["kept.txt"]);
+    assert_eq!(
+        paths,
+        [
+            ("kept.txt", None),
+            ("empty-repo", Some("nested_repository")),
+            ("fixture", Some("nested_repository"))
+        ]
+    );
     assert!(evs.iter().any(|e| {
         e["message"]
             .as_str()

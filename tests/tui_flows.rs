@@ -382,11 +382,12 @@ async fn paste_editor_mouse_and_help() {
     for i in 0..500 {
         patch.push_str(&format!("+line {i}\n"));
     }
-    h.send(Msg::Pipeline(Event::Diff {
-        run_id: "x".into(),
-        files: vec![],
-        patch,
-    }));
+    h.send(Msg::Pipeline(Event::diff(
+        "x",
+        vec![],
+        patch.as_bytes(),
+        None,
+    )));
     let wheel = MouseEvent {
         kind: MouseEventKind::ScrollDown,
         column: 100,

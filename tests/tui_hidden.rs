@@ -47,11 +47,7 @@ fn review(w: u16, h: u16, no_color: bool) -> Model {
     let mut m = tui_support::prefilled_model("octo/calc", "p", no_color, w, h);
     update(&mut m, ctrl('s'));
     for e in [
-        Event::Diff {
-            run_id: "r".into(),
-            files: vec![],
-            patch: PATCH.into(),
-        },
+        Event::diff("r", vec![], PATCH.as_bytes(), None),
         Event::Status {
             run_id: "r".into(),
             stage: Stage::Review,

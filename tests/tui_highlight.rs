@@ -40,11 +40,7 @@ fn review(no_color: bool) -> Model {
     let mut m = tui_support::prefilled_model("octo/calc", "p", no_color, W, H);
     update(&mut m, ctrl('s'));
     for e in [
-        Event::Diff {
-            run_id: "r".into(),
-            files: vec![],
-            patch: patch(),
-        },
+        Event::diff("r", vec![], patch().as_bytes(), None),
         Event::Status {
             run_id: "r".into(),
             stage: Stage::Review,

@@ -450,11 +450,7 @@ mod pure {
     }
 
     fn diff(patch: String) -> Msg {
-        Msg::Pipeline(Event::Diff {
-            run_id: "r1".into(),
-            files: vec![],
-            patch,
-        })
+        Msg::Pipeline(Event::diff("r1", vec![], patch.as_bytes(), None))
     }
 
     /// A model in review of a.py (two hunks) and b.md, with a.py's second hunk left out.

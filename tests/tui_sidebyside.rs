@@ -49,11 +49,7 @@ fn model(w: u16, h: u16) -> Model {
 }
 
 fn diff(patch: &str) -> Msg {
-    Msg::Pipeline(Event::Diff {
-        run_id: "r".into(),
-        files: vec![],
-        patch: patch.into(),
-    })
+    Msg::Pipeline(Event::diff("r", vec![], patch.as_bytes(), None))
 }
 
 /// A model in review of `patch` at `w`×`h`.

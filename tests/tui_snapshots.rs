@@ -164,18 +164,18 @@ fn review(w: u16, h: u16, no_color: bool) -> Model {
                 run_id: Some("r1".into()),
             }),
             status(Stage::Diff, "5 files changed, +6 −1"),
-            ev(Event::Diff {
-                run_id: "r1".into(),
-                files: vec![FileStat {
+            ev(Event::diff(
+                "r1",
+                vec![FileStat {
                     path: "calc/__init__.py".into(),
                     status: "modified".into(),
                     insertions: 4,
                     deletions: 1,
-                    binary: false,
-                    old_path: None,
+                    ..FileStat::default()
                 }],
-                patch: PATCH.into(),
-            }),
+                PATCH.as_bytes(),
+                None,
+            )),
             Msg::Tick(41_500),
             status(Stage::Review, "review the diff; approve to publish"),
             // Leave the second hunk of calc/__init__.py out of the PR.

@@ -201,11 +201,7 @@ fn space_changes_the_selection_only_in_review() {
     let patch = "diff --git a/a b/a\n--- a/a\n+++ b/a\n@@ -1 +1 @@\n-x\n+y\n";
     update(
         &mut m,
-        Msg::Pipeline(Event::Diff {
-            run_id: "r".into(),
-            files: vec![],
-            patch: patch.into(),
-        }),
+        Msg::Pipeline(Event::diff("r", vec![], patch.as_bytes(), None)),
     );
     assert_eq!(m.focus, Focus::Diff);
     update(&mut m, chr('n'));

@@ -281,10 +281,13 @@ fn render_raw(event: &Event) -> String {
         Event::Diff { files, .. } => {
             let mut s = format!("· diff     {} files\n", files.len());
             for f in files {
-                s.push_str(&format!(
-                    "    {:<9} {} +{} −{}\n",
-                    f.status, f.path, f.insertions, f.deletions
-                ));
+                match &f.left_out {
+                    Some(why) => s.push_str(&format!("    left out  {} ({why})\n", f.path)),
+                    None => s.push_str(&format!(
+                        "    {:<9} {} +{} −{}\n",
+                        f.status, f.path, f.insertions, f.deletions
+                    )),
+                }
             }
             s
         }

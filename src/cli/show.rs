@@ -4,7 +4,8 @@
 //! Invariants: read-only (nothing in the run folder changes); the patch is printed verbatim except
 //! for the `#` marker line before each hunk and for control and invisible characters, which are
 //! shown as stand-ins (`␛`, `␍`, `<U+202E>`: [`crate::sanitize::visible`]) so that the terminal
-//! neither obeys nor hides them; what a reader sees is what would be published.
+//! neither obeys nor hides them; what a reader sees is what would be published — decoded for the
+//! terminal (bytes that are not UTF-8 show as U+FFFD; `patch.diff` has them).
 
 use std::fmt::Write as _;
 
@@ -24,17 +25,17 @@ pub fn show(config: &Config, run_id: &str) -> color_eyre::Result<i32> {
         return Ok(2);
     };
     let meta = run_dir.read_meta()?;
-    let patch = std::fs::read_to_string(run_dir.patch_path()).ok();
+    let patch = run_dir.read_patch().ok();
     print!("{}", render(&run_dir, &meta, patch.as_deref()));
     Ok(0)
 }
 
 /// The text `show` prints, with every control and invisible character shown.
-pub fn render(run_dir: &RunDir, meta: &RunMeta, patch: Option<&str>) -> String {
+pub fn render(run_dir: &RunDir, meta: &RunMeta, patch: Option<&[u8]>) -> String {
     visible(&render_raw(run_dir, meta, patch)).into_owned()
 }
 
-fn render_raw(run_dir: &RunDir, meta: &RunMeta, patch: Option<&str>) -> String {
+fn render_raw(run_dir: &RunDir, meta: &RunMeta, patch: Option<&[u8]>) -> String {
     let mut out = String::new();
     let base = match (&meta.base, &meta.base_commit) {
         (Some(b), Some(c)) => format!(" @ {b} ({})", &c[..c.len().min(12)]),
@@ -61,7 +62,7 @@ fn render_raw(run_dir: &RunDir, meta: &RunMeta, patch: Option<&str>) -> String {
         let _ = writeln!(out, "pr       {u}");
     }
     let _ = writeln!(out, "folder   {}", run_dir.path.display());
-    let Some(patch) = patch.filter(|p| !p.trim().is_empty()) else {
+    let Some(patch) = patch.filter(|p| !p.iter().all(u8::is_ascii_whitespace)) else {
         let _ = writeln!(out, "\nNo changes were saved for this run.");
         return out;
     };
@@ -74,13 +75,16 @@ fn render_raw(run_dir: &RunDir, meta: &RunMeta, patch: Option<&str>) -> String {
         files.len(),
         meta.id
     );
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
     for f in &files {
-        out.push_str(&f.header.concat());
+        for l in &f.header {
+            out.push_str(&text(l));
+        }
         for (i, h) in f.hunks.iter().enumerate() {
             let _ = writeln!(out, "# {}:{}", f.path, i + 1);
-            out.push_str(&h.header);
+            out.push_str(&text(&h.header));
             for l in &h.lines {
-                out.push_str(l);
+                out.push_str(&text(l));
             }
         }
     }
@@ -122,7 +126,7 @@ mod tests {
             id: meta.id.clone(),
             path: "/state/runs/20260101-000000-abcd".into(),
         };
-        let text = render(&dir, &meta, Some(patch));
+        let text = render(&dir, &meta, Some(patch.as_bytes()));
         assert!(
             text.contains("repo     octo/calc @ main (0123456789ab)"),
             "{text}"
@@ -141,12 +145,12 @@ mod tests {
             .map(|l| format!("{l}\n"))
             .collect();
         assert_eq!(unmarked, patch);
-        assert!(render(&dir, &meta, Some("")).contains("No changes were saved"));
+        assert!(render(&dir, &meta, Some(b"")).contains("No changes were saved"));
 
         // Control and invisible characters in the patch are shown, the rest stays exact.
         let evil = "diff --git a/e.txt b/e.txt\n--- a/e.txt\n+++ b/e.txt\n@@ -1 +1 @@\n-x\r\n\
                     +\x1b]0;t\x07 \u{202E}x\r\n";
-        let text = render(&dir, &meta, Some(evil));
+        let text = render(&dir, &meta, Some(evil.as_bytes()));
         let body = &text[text.find("diff --git").unwrap()..];
         let unmarked: String = body
             .lines()

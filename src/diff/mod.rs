@@ -1,27 +1,39 @@
 //! The unified patch as data: files and hunks parsed from `git diff --binary` output, and the
-//! approved subset of it rebuilt as a patch.
+//! approved subset of it rebuilt as a patch ([`filter`]).
 //!
-//! Invariants: parsing never loses bytes — joining every file's `text()` gives back the original
-//! patch; a filtered patch keeps each kept file's header verbatim and renumbers the new-side start
-//! of kept hunks so that `git apply` accepts it exactly (no fuzz needed).
+//! Invariants: a patch is bytes (files need not be UTF-8: Latin-1, invalid sequences, CRLF) and
+//! parsing never loses one — concatenating every file's [`FilePatch::bytes`] gives back the
+//! original patch. Text is decoded (lossily) only to be drawn: [`Hunk::line_text`], the
+//! `section`, and paths (git quotes unusual paths, so they are ASCII in the patch; unquoted, they
+//! are kept as git's raw bytes decoded lossily, the same way `--name-status -z` is read).
 
 pub mod rows;
+mod select;
 pub mod warnings;
 
-use crate::pipeline::Selection;
+use std::borrow::Cow;
+
+pub use select::{SelectionError, check_selection, filter};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Hunk {
-    /// The `@@ -a,b +c,d @@ …` line.
-    pub header: String,
+    /// The `@@ -a,b +c,d @@ …` line, newline included.
+    pub header: Vec<u8>,
     pub old_start: u64,
     pub old_len: u64,
     pub new_start: u64,
     pub new_len: u64,
-    /// The text after the second `@@` (often the enclosing function).
+    /// The text after the second `@@` (often the enclosing function), decoded for display.
     pub section: String,
-    /// Body lines, each with its `' '`, `'+'`, `'-'` or `'\'` prefix and its newline.
-    pub lines: Vec<String>,
+    /// Body lines, each with its `' '`, `'+'`, `'-'` or `'\'` prefix and its newline, verbatim.
+    pub lines: Vec<Vec<u8>>,
+}
+
+impl Hunk {
+    /// Body line `i` decoded for display (borrowed when it is valid UTF-8).
+    pub fn line_text(&self, i: usize) -> Option<Cow<'_, str>> {
+        self.lines.get(i).map(|l| String::from_utf8_lossy(l))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,88 +41,209 @@ pub struct FilePatch {
     /// The path after the change (the old path for deletions).
     pub path: String,
     pub old_path: Option<String>,
-    /// Lines from `diff --git` up to the first hunk, newlines included.
-    pub header: Vec<String>,
+    /// Lines from `diff --git` up to the first hunk, newlines included, verbatim.
+    pub header: Vec<Vec<u8>>,
     pub hunks: Vec<Hunk>,
     pub binary: bool,
 }
 
 impl FilePatch {
-    pub fn text(&self) -> String {
-        let mut s: String = self.header.concat();
-        for h in &self.hunks {
-            s.push_str(&h.header);
-            s.extend(h.lines.iter().map(String::as_str));
+    /// This file's part of the patch, exactly as parsed.
+    pub fn bytes(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.write_to(&mut out);
+        out
+    }
+
+    pub fn write_to(&self, out: &mut Vec<u8>) {
+        for l in &self.header {
+            out.extend_from_slice(l);
         }
-        s
+        for h in &self.hunks {
+            out.extend_from_slice(&h.header);
+            for l in &h.lines {
+                out.extend_from_slice(l);
+            }
+        }
+    }
+
+    /// The first header line starting with `prefix`, without it and decoded for display.
+    pub fn header_value(&self, prefix: &str) -> Option<String> {
+        self.header.iter().find_map(|l| {
+            l.strip_prefix(prefix.as_bytes())
+                .map(|v| String::from_utf8_lossy(v).trim_end().to_string())
+        })
+    }
+
+    pub fn header_has(&self, prefix: &str) -> bool {
+        self.header.iter().any(|l| l.starts_with(prefix.as_bytes()))
     }
 
     pub fn is_new(&self) -> bool {
-        self.header.iter().any(|l| l.starts_with("new file mode"))
+        self.header_has("new file mode")
     }
 
     pub fn is_deleted(&self) -> bool {
-        self.header
-            .iter()
-            .any(|l| l.starts_with("deleted file mode"))
+        self.header_has("deleted file mode")
     }
 }
 
-fn parse_range(s: &str) -> (u64, u64) {
-    let mut it = s.splitn(2, ',');
-    let start = it.next().and_then(|v| v.parse().ok()).unwrap_or(0);
-    let len = it.next().map_or(1, |v| v.parse().unwrap_or(0));
-    (start, len)
+/// Where the ranges and the rest of a hunk header are.
+pub(crate) struct HunkHeader {
+    pub old_start: u64,
+    pub old_len: u64,
+    pub new_start: u64,
+    pub new_len: u64,
+    /// Offset of what follows the closing `@@` (a space and the section, then the newline).
+    pub tail: usize,
+}
+
+fn parse_range(s: &[u8]) -> (u64, u64) {
+    let num = |b: &[u8]| std::str::from_utf8(b).ok().and_then(|v| v.parse().ok());
+    match s.iter().position(|b| *b == b',') {
+        Some(i) => (num(&s[..i]).unwrap_or(0), num(&s[i + 1..]).unwrap_or(0)),
+        None => (num(s).unwrap_or(0), 1),
+    }
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
 }
 
 /// Parses `@@ -a,b +c,d @@ section`.
-pub fn parse_hunk_header(line: &str) -> Option<(u64, u64, u64, u64, String)> {
-    let rest = line.strip_prefix("@@ -")?;
-    let (ranges, section) = rest.split_once(" @@")?;
-    let (old, new) = ranges.split_once(" +")?;
-    let (os, ol) = parse_range(old);
-    let (ns, nl) = parse_range(new);
-    Some((
-        os,
-        ol,
-        ns,
-        nl,
-        section.trim_end_matches('\n').trim_start().to_string(),
-    ))
+pub(crate) fn parse_hunk_header(line: &[u8]) -> Option<HunkHeader> {
+    let rest = line.strip_prefix(b"@@ -")?;
+    let close = find(rest, b" @@")?;
+    let ranges = &rest[..close];
+    let plus = find(ranges, b" +")?;
+    let (old_start, old_len) = parse_range(&ranges[..plus]);
+    let (new_start, new_len) = parse_range(&ranges[plus + 2..]);
+    Some(HunkHeader {
+        old_start,
+        old_len,
+        new_start,
+        new_len,
+        tail: 4 + close + 3,
+    })
 }
 
-fn unquote(path: &str) -> String {
-    let p = path.trim_end_matches(['\n', '\r', '\t']);
-    let p = p
-        .strip_prefix('"')
-        .and_then(|q| q.strip_suffix('"'))
-        .unwrap_or(p);
-    p.to_string()
+/// Undoes git's C-style quoting of a path (`"a/caf\303\251"` → the raw bytes); an unquoted
+/// path is returned as it is.
+pub fn unquote(raw: &[u8]) -> Vec<u8> {
+    let Some(inner) = raw.strip_prefix(b"\"").and_then(|r| r.strip_suffix(b"\"")) else {
+        return raw.to_vec();
+    };
+    let mut out = Vec::with_capacity(inner.len());
+    let mut i = 0;
+    while i < inner.len() {
+        let c = inner[i];
+        i += 1;
+        if c != b'\\' || i >= inner.len() {
+            out.push(c);
+            continue;
+        }
+        let e = inner[i];
+        i += 1;
+        out.push(match e {
+            b'a' => 0x07,
+            b'b' => 0x08,
+            b't' => b'\t',
+            b'n' => b'\n',
+            b'v' => 0x0b,
+            b'f' => 0x0c,
+            b'r' => b'\r',
+            b'0'..=b'7' => {
+                let mut v = u32::from(e - b'0');
+                for _ in 0..2 {
+                    match inner.get(i) {
+                        Some(d @ b'0'..=b'7') => {
+                            v = v * 8 + u32::from(d - b'0');
+                            i += 1;
+                        }
+                        _ => break,
+                    }
+                }
+                (v & 0xff) as u8
+            }
+            other => other,
+        });
+    }
+    out
 }
 
-fn path_after(line: &str, prefix: &str) -> Option<String> {
-    let rest = line.strip_prefix(prefix)?;
-    let rest = unquote(rest);
-    if rest == "/dev/null" {
+fn path_string(raw: &[u8]) -> String {
+    String::from_utf8_lossy(&unquote(raw)).into_owned()
+}
+
+fn trim_eol(l: &[u8]) -> &[u8] {
+    let mut l = l;
+    while let [rest @ .., b'\n' | b'\r' | b'\t'] = l {
+        l = rest;
+    }
+    l
+}
+
+/// The path of a `--- a/x` / `+++ b/x` line (`None` for `/dev/null`).
+fn path_after(line: &[u8], prefix: &[u8]) -> Option<String> {
+    let rest = unquote(trim_eol(line.strip_prefix(prefix)?));
+    if rest == b"/dev/null" {
         return None;
     }
-    Some(
-        rest.strip_prefix("a/")
-            .or_else(|| rest.strip_prefix("b/"))
-            .unwrap_or(&rest)
-            .to_string(),
-    )
+    let rest = rest
+        .strip_prefix(b"a/")
+        .or_else(|| rest.strip_prefix(b"b/"))
+        .unwrap_or(&rest);
+    Some(String::from_utf8_lossy(rest).into_owned())
+}
+
+/// The `b/` side of a `diff --git a/x b/y` line (for mode-only and binary changes).
+fn new_path_of_git_line(line: &[u8]) -> Option<String> {
+    let rest = trim_eol(line.strip_prefix(b"diff --git ")?);
+    let second = if rest.starts_with(b"\"") {
+        // `"a/…" "b/…"` or `"a/…" b/…`: the first quoted string ends at an unescaped quote.
+        let mut i = 1;
+        while i < rest.len() && rest[i] != b'"' {
+            i += if rest[i] == b'\\' { 2 } else { 1 };
+        }
+        rest.get(i + 2..)?
+    } else if let Some(q) = find(rest, b" \"b/") {
+        &rest[q + 1..]
+    } else {
+        &rest[find(rest, b" b/")? + 1..]
+    };
+    let second = unquote(second);
+    Some(String::from_utf8_lossy(second.strip_prefix(b"b/").unwrap_or(&second)).into_owned())
+}
+
+/// Where each file's part of `patch` is (from one `diff --git` line to the next), without
+/// parsing it; bytes before the first file are in none.
+pub fn file_ranges(patch: &[u8]) -> Vec<std::ops::Range<usize>> {
+    let mut starts = Vec::new();
+    let mut at = 0;
+    for line in patch.split_inclusive(|b| *b == b'\n') {
+        if line.starts_with(b"diff --git ") {
+            starts.push(at);
+        }
+        at += line.len();
+    }
+    let ends = starts.iter().skip(1).copied().chain([patch.len()]);
+    starts
+        .iter()
+        .copied()
+        .zip(ends)
+        .map(|(s, e)| s..e)
+        .collect()
 }
 
 /// Splits a patch into files and hunks.
-pub fn parse(patch: &str) -> Vec<FilePatch> {
+pub fn parse(patch: &[u8]) -> Vec<FilePatch> {
     let mut files: Vec<FilePatch> = Vec::new();
-    for line in patch.split_inclusive('\n') {
-        if line.starts_with("diff --git ") {
+    for line in patch.split_inclusive(|b| *b == b'\n') {
+        if line.starts_with(b"diff --git ") {
             files.push(FilePatch {
                 path: String::new(),
                 old_path: None,
-                header: vec![line.to_string()],
+                header: vec![line.to_vec()],
                 hunks: vec![],
                 binary: false,
             });
@@ -120,57 +253,50 @@ pub fn parse(patch: &str) -> Vec<FilePatch> {
             continue;
         };
         if let Some(hunk) = file.hunks.last_mut()
-            && !line.starts_with("@@ ")
+            && !line.starts_with(b"@@ ")
         {
-            hunk.lines.push(line.to_string());
+            hunk.lines.push(line.to_vec());
             continue;
         }
-        if line.starts_with("@@ ")
-            && let Some((os, ol, ns, nl, section)) = parse_hunk_header(line)
+        if line.starts_with(b"@@ ")
+            && let Some(h) = parse_hunk_header(line)
         {
+            let section = String::from_utf8_lossy(trim_eol(&line[h.tail..]))
+                .trim_start()
+                .to_string();
             file.hunks.push(Hunk {
-                header: line.to_string(),
-                old_start: os,
-                old_len: ol,
-                new_start: ns,
-                new_len: nl,
+                header: line.to_vec(),
+                old_start: h.old_start,
+                old_len: h.old_len,
+                new_start: h.new_start,
+                new_len: h.new_len,
                 section,
                 lines: vec![],
             });
             continue;
         }
-        file.header.push(line.to_string());
-        if line.starts_with("GIT binary patch") || line.starts_with("Binary files ") {
+        if line.starts_with(b"GIT binary patch") || line.starts_with(b"Binary files ") {
             file.binary = true;
         }
+        file.header.push(line.to_vec());
     }
     for f in &mut files {
         let mut old = None;
         let mut new = None;
         for l in &f.header {
-            if let Some(p) = l
-                .strip_prefix("rename from ")
-                .or_else(|| l.strip_prefix("copy from "))
-            {
-                old = Some(unquote(p));
-            } else if let Some(p) = l
-                .strip_prefix("rename to ")
-                .or_else(|| l.strip_prefix("copy to "))
-            {
-                new = Some(unquote(p));
-            } else if l.starts_with("--- ") {
-                old = old.or(path_after(l, "--- "));
-            } else if l.starts_with("+++ ") {
-                new = new.or(path_after(l, "+++ "));
+            let value = |p: &str| l.strip_prefix(p.as_bytes()).map(trim_eol);
+            if let Some(p) = value("rename from ").or_else(|| value("copy from ")) {
+                old = Some(path_string(p));
+            } else if let Some(p) = value("rename to ").or_else(|| value("copy to ")) {
+                new = Some(path_string(p));
+            } else if l.starts_with(b"--- ") {
+                old = old.or(path_after(l, b"--- "));
+            } else if l.starts_with(b"+++ ") {
+                new = new.or(path_after(l, b"+++ "));
             }
         }
         if new.is_none() && old.is_none() {
-            // Mode-only or binary changes: take the b/ side of the `diff --git` line.
-            let first = f.header.first().map(String::as_str).unwrap_or("");
-            let rest = first.trim_start_matches("diff --git ").trim_end();
-            if let Some(idx) = rest.find(" b/") {
-                new = Some(unquote(&rest[idx + 3..]));
-            }
+            new = f.header.first().and_then(|l| new_path_of_git_line(l));
         }
         f.path = new.clone().or(old.clone()).unwrap_or_default();
         f.old_path = old.filter(|o| Some(o) != new.as_ref() && new.is_some());
@@ -178,150 +304,11 @@ pub fn parse(patch: &str) -> Vec<FilePatch> {
     files
 }
 
-/// The patch with the excluded files and hunks left out.
-pub fn filter(patch: &str, selection: &Selection) -> String {
-    if selection.excluded_files.is_empty() && selection.excluded_hunks.is_empty() {
-        return patch.to_string();
-    }
-    let mut out = String::new();
-    for file in parse(patch) {
-        if selection.excluded_files.contains(&file.path) {
-            continue;
-        }
-        let excluded = |i: usize| {
-            selection
-                .excluded_hunks
-                .iter()
-                .any(|(p, h)| *p == file.path && *h == i)
-        };
-        if file.hunks.is_empty() || !(0..file.hunks.len()).any(excluded) {
-            out.push_str(&file.text());
-            continue;
-        }
-        let kept: Vec<(usize, &Hunk)> = file
-            .hunks
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| !excluded(*i))
-            .collect();
-        // A new or deleted file cannot be applied in part of a single hunk; all-out means no file.
-        if kept.is_empty() {
-            continue;
-        }
-        out.push_str(&file.header.concat());
-        let mut delta: i64 = 0;
-        for (_, h) in kept {
-            // git numbers an empty side by the line before it.
-            let base = h.old_start as i64 + delta;
-            let new_start = match (h.old_len, h.new_len) {
-                (0, _) => base + 1,
-                (_, 0) => base - 1,
-                _ => base,
-            }
-            .max(0);
-            let old = if h.old_len == 1 {
-                format!("{}", h.old_start)
-            } else {
-                format!("{},{}", h.old_start, h.old_len)
-            };
-            let new = if h.new_len == 1 {
-                format!("{new_start}")
-            } else {
-                format!("{new_start},{}", h.new_len)
-            };
-            let section = if h.section.is_empty() {
-                String::new()
-            } else {
-                format!(" {}", h.section)
-            };
-            out.push_str(&format!("@@ -{old} +{new} @@{section}\n"));
-            out.extend(h.lines.iter().map(String::as_str));
-            delta += h.new_len as i64 - h.old_len as i64;
-        }
-    }
-    out
-}
-
-/// A selection that names a file or hunk the patch does not have.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{message}")]
-pub struct SelectionError {
-    /// Whether an excluded hunk (rather than an excluded file) was wrong.
-    pub in_hunks: bool,
-    pub message: String,
-}
-
-/// Checks that every file and hunk `selection` names is in `patch`, so a mistyped path is an error
-/// rather than a PR that quietly keeps what was meant to go. Hunks count from 0.
-pub fn check_selection(patch: &str, selection: &Selection) -> Result<(), SelectionError> {
-    let files = parse(patch);
-    let listing = || {
-        let shown: Vec<String> = files
-            .iter()
-            .map(|f| format!("{} ({} hunks)", f.path, f.hunks.len()))
-            .collect();
-        shown.join(", ")
-    };
-    let find = |path: &str| files.iter().find(|f| f.path == path);
-    let missing = |path: &str, in_hunks| SelectionError {
-        in_hunks,
-        message: format!(
-            "'{path}' is not in the run's patch; its files are: {}",
-            listing()
-        ),
-    };
-    for path in &selection.excluded_files {
-        if find(path).is_none() {
-            return Err(missing(path, false));
-        }
-    }
-    for (path, hunk) in &selection.excluded_hunks {
-        match find(path) {
-            None => return Err(missing(path, true)),
-            Some(f) if *hunk >= f.hunks.len() => {
-                return Err(SelectionError {
-                    in_hunks: true,
-                    message: format!(
-                        "'{path}' has {} hunks in the run's patch; hunk number {} (counting from 1) is not one of them",
-                        f.hunks.len(),
-                        hunk + 1
-                    ),
-                });
-            }
-            Some(_) => {}
-        }
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_selection_naming_what_is_not_there_is_refused() {
-        let sel = |files: &[&str], hunks: &[(&str, usize)]| Selection {
-            excluded_files: files.iter().map(|f| f.to_string()).collect(),
-            excluded_hunks: hunks.iter().map(|(p, h)| (p.to_string(), *h)).collect(),
-        };
-        assert_eq!(
-            check_selection(PATCH, &sel(&["NOTES.md"], &[("calc.py", 1)])),
-            Ok(())
-        );
-        let err = check_selection(PATCH, &sel(&["calc.rs"], &[])).unwrap_err();
-        assert!(!err.in_hunks);
-        assert!(
-            err.message.contains("'calc.rs'") && err.message.contains("calc.py (2 hunks)"),
-            "{err}"
-        );
-        let err = check_selection(PATCH, &sel(&[], &[("calc.py", 2)])).unwrap_err();
-        assert!(err.in_hunks);
-        assert!(err.message.contains("has 2 hunks"), "{err}");
-        let err = check_selection(PATCH, &sel(&[], &[("nope.py", 0)])).unwrap_err();
-        assert!(err.in_hunks && err.message.contains("'nope.py'"), "{err}");
-    }
-
-    const PATCH: &str = "diff --git a/calc.py b/calc.py
+    pub(super) const PATCH: &str = "diff --git a/calc.py b/calc.py
 index 1111111..2222222 100644
 --- a/calc.py
 +++ b/calc.py
@@ -348,9 +335,13 @@ rename from old.txt
 rename to new.txt
 ";
 
+    fn joined(files: &[FilePatch]) -> Vec<u8> {
+        files.iter().flat_map(FilePatch::bytes).collect()
+    }
+
     #[test]
     fn parse_round_trips_and_finds_paths() {
-        let files = parse(PATCH);
+        let files = parse(PATCH.as_bytes());
         assert_eq!(files.len(), 3);
         assert_eq!(files[0].path, "calc.py");
         assert_eq!(files[0].hunks.len(), 2);
@@ -363,103 +354,44 @@ rename to new.txt
         assert!(files[1].is_new());
         assert_eq!(files[2].path, "new.txt");
         assert_eq!(files[2].old_path.as_deref(), Some("old.txt"));
-        let joined: String = files.iter().map(FilePatch::text).collect();
-        assert_eq!(joined, PATCH);
-    }
-
-    #[test]
-    fn filter_nothing_is_identity() {
-        assert_eq!(filter(PATCH, &Selection::default()), PATCH);
-    }
-
-    #[test]
-    fn filter_drops_a_hunk_and_renumbers_the_rest() {
-        let sel = Selection {
-            excluded_files: vec![],
-            excluded_hunks: vec![("calc.py".into(), 0)],
-        };
-        let out = filter(PATCH, &sel);
-        assert!(!out.contains("raise ValueError"));
-        assert!(out.contains("@@ -10,2 +10,3 @@ def mul(a, b):\n"), "{out}");
-        assert!(out.contains("NOTES.md"));
-    }
-
-    #[test]
-    fn every_single_hunk_exclusion_applies_with_git() {
-        use std::process::Command;
-        let t = tempfile::tempdir().unwrap();
-        let git = |args: &[&str]| {
-            let out = Command::new("git")
-                .args(args)
-                .current_dir(t.path())
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "git {args:?}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            String::from_utf8(out.stdout).unwrap()
-        };
-        git(&["init", "-q"]);
-        let before: String = (1..=40).map(|i| format!("line {i}\n")).collect();
-        std::fs::write(t.path().join("f.txt"), &before).unwrap();
-        git(&["add", "."]);
-        git(&[
-            "-c",
-            "user.name=t",
-            "-c",
-            "user.email=t@t",
-            "commit",
-            "-qm",
-            "base",
-        ]);
-        let mut lines: Vec<String> = before.lines().map(str::to_string).collect();
-        lines.insert(2, "inserted early".into()); // pure insertion
-        lines.retain(|l| l != "line 15" && l != "line 16"); // pure deletion
-        lines
-            .iter_mut()
-            .filter(|l| *l == "line 30")
-            .for_each(|l| *l = "changed 30".into());
-        lines.push("appended".into());
-        std::fs::write(t.path().join("f.txt"), lines.join("\n") + "\n").unwrap();
-        let patch = git(&["diff", "-U1"]);
-        let hunks = parse(&patch)[0].hunks.len();
-        assert_eq!(hunks, 4, "{patch}");
-        std::fs::write(t.path().join("full.diff"), &patch).unwrap();
-        for skip in 0..hunks {
-            let sel = Selection {
-                excluded_files: vec![],
-                excluded_hunks: vec![("f.txt".into(), skip)],
-            };
-            let filtered = filter(&patch, &sel);
-            git(&["checkout", "-q", "--", "f.txt"]);
-            std::fs::write(t.path().join("p.diff"), &filtered).unwrap();
-            git(&["apply", "--check", "-C1", "p.diff"]);
-            git(&["apply", "p.diff"]);
-            // Exact numbering: git's own diff of the result has the very same hunks.
-            let actual = git(&["diff", "-U1"]);
-            assert_eq!(
-                parse(&actual)[0].hunks,
-                parse(&filtered)[0].hunks,
-                "skip {skip}"
-            );
+        assert_eq!(joined(&files), PATCH.as_bytes());
+        let ranges = file_ranges(PATCH.as_bytes());
+        assert_eq!(ranges.len(), 3);
+        for (r, f) in ranges.iter().zip(&files) {
+            assert_eq!(&PATCH.as_bytes()[r.clone()], f.bytes().as_slice());
         }
     }
 
     #[test]
-    fn filter_drops_files() {
-        let sel = Selection {
-            excluded_files: vec!["NOTES.md".into()],
-            excluded_hunks: vec![],
-        };
-        let out = filter(PATCH, &sel);
-        assert!(!out.contains("NOTES.md"));
-        assert!(out.contains("rename to new.txt"));
-        let sel = Selection {
-            excluded_files: vec![],
-            excluded_hunks: vec![("NOTES.md".into(), 0)],
-        };
-        assert!(!filter(PATCH, &sel).contains("NOTES.md"));
+    fn bytes_that_are_not_utf8_survive_and_are_drawn_lossily() {
+        let patch: &[u8] = b"diff --git a/l.txt b/l.txt\n--- a/l.txt\n+++ b/l.txt\n\
+            @@ -1,2 +1,2 @@ caf\xe9\n-caf\xe9\r\n+th\xff\xfe\r\n \xc3(\n\\ No newline at end of file\n";
+        let files = parse(patch);
+        assert_eq!(joined(&files), patch);
+        let h = &files[0].hunks[0];
+        assert_eq!(h.lines[1], b"+th\xff\xfe\r\n");
+        assert_eq!(h.line_text(1).unwrap(), "+th\u{fffd}\u{fffd}\r\n");
+        assert_eq!(h.section, "caf\u{fffd}");
+        assert_eq!(h.lines.len(), 4);
+    }
+
+    #[test]
+    fn quoted_paths_are_unquoted_to_their_bytes() {
+        assert_eq!(
+            unquote(br#""a/caf\303\251 \"x\"\t""#),
+            b"a/caf\xc3\xa9 \"x\"\t"
+        );
+        assert_eq!(unquote(b"plain name"), b"plain name");
+        let patch: &[u8] = b"diff --git \"a/caf\\303\\251.txt\" \"b/caf\\303\\251.txt\"\n\
+            --- \"a/caf\\303\\251.txt\"\n+++ \"b/caf\\303\\251.txt\"\n@@ -1 +1 @@\n-a\n+b\n\
+            diff --git \"a/\\351t\\351.bin\" \"b/\\351t\\351.bin\"\nindex 1..2 100644\n\
+            Binary files differ\n\
+            diff --git a/with space b/with space\nold mode 100644\nnew mode 100755\n";
+        let files = parse(patch);
+        assert_eq!(files[0].path, "café.txt");
+        assert_eq!(files[1].path, "\u{fffd}t\u{fffd}.bin");
+        assert!(files[1].binary);
+        assert_eq!(files[2].path, "with space");
+        assert_eq!(joined(&files), patch);
     }
 }

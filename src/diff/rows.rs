@@ -72,12 +72,11 @@ pub fn file_status(f: &FilePatch) -> FileStatus {
         FileStatus::Added
     } else if f.is_deleted() {
         FileStatus::Deleted
-    } else if f.header.iter().any(|l| l.starts_with("rename from ")) {
+    } else if f.header_has("rename from ") {
         FileStatus::Renamed
-    } else if f.header.iter().any(|l| l.starts_with("copy from ")) {
+    } else if f.header_has("copy from ") {
         FileStatus::Copied
-    } else if f.hunks.is_empty() && !f.binary && f.header.iter().any(|l| l.starts_with("new mode "))
-    {
+    } else if f.hunks.is_empty() && !f.binary && f.header_has("new mode ") {
         FileStatus::ModeChanged
     } else {
         FileStatus::Modified
@@ -90,7 +89,7 @@ pub fn counts(f: &FilePatch) -> (u64, u64) {
     let mut del = 0;
     for h in &f.hunks {
         for l in &h.lines {
-            match l.as_bytes().first() {
+            match l.first() {
                 Some(b'+') => add += 1,
                 Some(b'-') => del += 1,
                 _ => {}
@@ -106,6 +105,7 @@ pub fn file_notes(f: &FilePatch) -> Vec<String> {
     let mut old_mode = None;
     let mut new_mode = None;
     for l in &f.header {
+        let l = String::from_utf8_lossy(l);
         let l = l.trim_end();
         if let Some(m) = l.strip_prefix("old mode ") {
             old_mode = Some(m.to_string());
@@ -116,11 +116,7 @@ pub fn file_notes(f: &FilePatch) -> Vec<String> {
         } else if let Some(m) = l.strip_prefix("deleted file mode ") {
             notes.push(format!("deleted file (mode {m})"));
         } else if let Some(p) = l.strip_prefix("rename from ") {
-            let sim = f.header.iter().find_map(|h| {
-                h.trim_end()
-                    .strip_prefix("similarity index ")
-                    .map(str::to_string)
-            });
+            let sim = f.header_value("similarity index ");
             match sim {
                 Some(s) => notes.push(format!("renamed from {p} ({s} similar)")),
                 None => notes.push(format!("renamed from {p}")),
@@ -185,7 +181,7 @@ pub fn build_rows(files: &[FilePatch], note_counts: &[usize]) -> Vec<Row> {
             let mut old = h.old_start as u32;
             let mut new = h.new_start as u32;
             for (li, l) in h.lines.iter().enumerate() {
-                let (kind, o, n) = match l.as_bytes().first() {
+                let (kind, o, n) = match l.first() {
                     Some(b'+') => {
                         new += 1;
                         (RowKind::Added, NONE, new - 1)
@@ -328,7 +324,7 @@ HcmV?d00001
 ";
 
     fn rows_for(patch: &str) -> (Vec<FilePatch>, Vec<Row>) {
-        let files = parse(patch);
+        let files = parse(patch.as_bytes());
         let notes: Vec<usize> = files.iter().map(|f| file_notes(f).len()).collect();
         let rows = build_rows(&files, &notes);
         (files, rows)

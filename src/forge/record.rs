@@ -63,8 +63,8 @@ pub(crate) fn io(what: &str) -> impl Fn(std::io::Error) -> ForgeError + '_ {
     move |e| ForgeError::Io(format!("{what}: {e}"))
 }
 
-fn read_full_patch(run_dir: &RunDir, meta: &RunMeta) -> Result<String, ForgeError> {
-    std::fs::read_to_string(run_dir.patch_path()).map_err(|e| match e.kind() {
+fn read_full_patch(run_dir: &RunDir, meta: &RunMeta) -> Result<Vec<u8>, ForgeError> {
+    run_dir.read_patch().map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => ForgeError::Config(format!(
             "run {} has no saved patch (it ended before the diff); there is nothing to publish",
             meta.id
@@ -80,13 +80,14 @@ pub fn prepare_record(
     meta: &RunMeta,
     config: &Config,
     request: &PublishRequest,
-) -> Result<(PrRecord, String), ForgeError> {
+) -> Result<(PrRecord, Vec<u8>), ForgeError> {
     let saved = run_dir.pr_path().is_file() && run_dir.approved_patch_path().is_file();
     let (mut record, patch, scope) = if saved && request.selection.is_none() {
         let record: PrRecord = run_dir
             .read_json(&run_dir.pr_path())
             .map_err(io("reading pr.json"))?;
-        let patch = std::fs::read_to_string(run_dir.approved_patch_path())
+        let patch = run_dir
+            .read_approved_patch()
             .map_err(io("reading approved.diff"))?;
         let full = read_full_patch(run_dir, meta).unwrap_or_else(|_| patch.clone());
         let scope = text::Scope::of(&full, &patch);
@@ -149,7 +150,7 @@ pub fn prepare_record(
         };
         (record, patch, scope)
     };
-    if patch.trim().is_empty() {
+    if patch.iter().all(u8::is_ascii_whitespace) {
         return Err(ForgeError::Config(
             "the approved selection is empty: every file and hunk was left out, so there is \
              nothing to publish"

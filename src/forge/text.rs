@@ -33,7 +33,7 @@ pub struct Scope {
 
 impl Scope {
     /// Counts the files and hunks of the run's `full` patch and of its `approved` subset.
-    pub fn of(full: &str, approved: &str) -> Scope {
+    pub fn of(full: &[u8], approved: &[u8]) -> Scope {
         let all = diff::parse(full);
         let kept = diff::parse(approved);
         let hunks_of = |fs: &[diff::FilePatch]| fs.iter().map(|f| f.hunks.len()).sum::<usize>();
@@ -105,17 +105,17 @@ fn summary_heading(scope: &Scope, what: &str) -> String {
     )
 }
 
-pub fn file_changes(patch: &str) -> Vec<FileChange> {
+pub fn file_changes(patch: &[u8]) -> Vec<FileChange> {
     diff::parse(patch)
         .into_iter()
         .map(|f| {
             let (mut ins, mut del) = (0, 0);
             for h in &f.hunks {
                 for l in &h.lines {
-                    if l.starts_with('+') {
-                        ins += 1;
-                    } else if l.starts_with('-') {
-                        del += 1;
+                    match l.first() {
+                        Some(b'+') => ins += 1,
+                        Some(b'-') => del += 1,
+                        _ => {}
                     }
                 }
             }

@@ -44,7 +44,7 @@ fn titles_and_subjects_fit() {
 
 #[test]
 fn body_lists_evidence() {
-    let files = file_changes(PATCH_A);
+    let files = file_changes(PATCH_A.as_bytes());
     assert_eq!(files[0].insertions, 2);
     assert_eq!(files[0].deletions, 1);
     let events = r#"{"type":"Tool: Bash","command":"pytest -q","output":"ok","exit_code":0}
@@ -57,7 +57,7 @@ fn body_lists_evidence() {
         prompt: "do it",
         followups: &["and more".into()],
         files: &files,
-        scope: Scope::of(PATCH_A, PATCH_A),
+        scope: Scope::of(PATCH_A.as_bytes(), PATCH_A.as_bytes()),
         commands: &commands,
         model: "scripted:x (replay)",
         run_id: "r1",
@@ -103,7 +103,7 @@ fn three_files() -> String {
     )
 }
 
-fn body_of(full: &str, approved: &str, summary: &str) -> String {
+fn body_of(full: &[u8], approved: &[u8], summary: &str) -> String {
     let events = r#"{"type":"Tool: Bash","command":"pytest -q","output":"7 passed","exit_code":0}"#;
     pr_body(&BodyInput {
         summary,
@@ -119,7 +119,7 @@ fn body_of(full: &str, approved: &str, summary: &str) -> String {
 
 #[test]
 fn a_left_out_file_is_never_named_and_the_summary_is_marked() {
-    let full = three_files();
+    let full = three_files().into_bytes();
     let sel = crate::pipeline::Selection {
         excluded_files: vec!["tests/test_b.py".into(), "b.py".into()],
         excluded_hunks: vec![],
@@ -175,7 +175,7 @@ fn a_left_out_file_is_never_named_and_the_summary_is_marked() {
 
 #[test]
 fn hunks_left_out_of_a_kept_file_are_counted() {
-    let full = three_files();
+    let full = three_files().into_bytes();
     let sel = crate::pipeline::Selection {
         excluded_files: vec![],
         excluded_hunks: vec![("b.py".into(), 1)],

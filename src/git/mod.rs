@@ -3,13 +3,19 @@
 //! Invariants: every git process runs with system and global configuration ignored, hooks, fsmonitor,
 //! pagers and external diff/textconv drivers off, a restricted `GIT_ALLOW_PROTOCOL`, no terminal
 //! prompts, and URLs passed after `--`. The git directory lives outside the work tree the agent can
-//! write, so nothing the agent plants can make these commands execute code on the host. The `-c`
-//! overrides also reach the git processes started for nested repositories the agent may plant in
-//! the work tree (whose own `core.fsmonitor` a host `git add` would otherwise run); see
+//! write, so nothing the agent plants can make these commands execute code on the host. Attributes
+//! come from nowhere the agent can write ([`attrs`]) and no line-ending conversion applies, so the
+//! work tree is staged byte for byte; host git never enters a nested repository the agent planted
+//! ([`scan`]). The `-c` overrides also reach any git process started for a nested repository; see
 //! `tests/sandbox_git.rs`.
 
+pub mod attrs;
 mod diff;
+mod listing;
+mod output;
 pub mod publish;
+mod refresh;
+mod scan;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -18,7 +24,9 @@ use std::time::Duration;
 use tokio::io::AsyncReadExt;
 use tokio_util::sync::CancellationToken;
 
-pub use diff::{IndexRefresh, WorkDiff, parse_name_status, parse_numstat, worktree_walker};
+pub use diff::{DiffLimits, LeftOut, LeftOutReason, WorkDiff, worktree_walker};
+pub use listing::parse_numstat;
+pub use refresh::IndexRefresh;
 
 #[derive(Debug, thiserror::Error)]
 pub enum GitError {
@@ -33,6 +41,15 @@ pub enum GitError {
          the config file if you really mean to work on it"
     )]
     TooLarge { limit_mb: u64 },
+    #[error("git {what} printed more than {limit_bytes} bytes; stopped rather than fill memory")]
+    TooMuchOutput { what: String, limit_bytes: u64 },
+    #[error(
+        "the patch stays over the {limit_mb} MB limit even with its largest files left out; \
+         raise `diff.max_patch_mb` (TB_DIFF_MAX_PATCH_MB) if you really mean to review it"
+    )]
+    PatchTooLarge { limit_mb: u64 },
+    #[error("reading the work tree: {0}")]
+    WorkTree(#[source] std::io::Error),
     #[error("cancelled")]
     Cancelled,
 }
@@ -51,6 +68,8 @@ impl GitError {
 pub struct HostRepo {
     pub git_dir: PathBuf,
     pub work_tree: Option<PathBuf>,
+    /// The empty tree in this repository's hash: `GIT_ATTR_SOURCE` of every command.
+    attr_source: Option<String>,
 }
 
 /// Configuration that wins over anything a repository's files could say.
@@ -62,6 +81,14 @@ const SAFE_CONFIG: &[&str] = &[
     "core.askPass=",
     "core.sshCommand=false",
     "core.attributesFile=/dev/null",
+    // What is in the work tree is staged byte for byte (attributes: see `attrs`).
+    "core.autocrlf=false",
+    "core.safecrlf=false",
+    "core.eol=lf",
+    "core.quotePath=true",
+    "diff.noprefix=false",
+    "diff.mnemonicPrefix=false",
+    "diff.relative=false",
     "core.excludesFile=",
     "diff.external=",
     "credential.helper=",
@@ -145,8 +172,31 @@ pub fn offer_token(cmd: &mut tokio::process::Command, token: Option<&crate::conf
 }
 
 impl HostRepo {
+    /// The repository at `git_dir`, with attributes from nowhere the agent can write
+    /// ([`attrs`]): the pins written to its `info/attributes`, the empty tree as attribute source.
+    pub async fn open(git_dir: PathBuf, work_tree: Option<PathBuf>) -> Result<HostRepo, GitError> {
+        attrs::write_pins(&git_dir).map_err(GitError::WorkTree)?;
+        let mut repo = HostRepo {
+            git_dir,
+            work_tree,
+            attr_source: None,
+        };
+        let empty = repo.empty_tree().await?;
+        if empty.is_empty() {
+            return Err(GitError::Failed {
+                what: "hash-object".into(),
+                stderr: "no id for the empty tree".into(),
+            });
+        }
+        repo.attr_source = Some(empty);
+        Ok(repo)
+    }
+
     pub fn command(&self) -> tokio::process::Command {
         let mut cmd = hardened_command("file");
+        if let Some(tree) = &self.attr_source {
+            cmd.env("GIT_ATTR_SOURCE", tree);
+        }
         cmd.env("GIT_DIR", &self.git_dir);
         match &self.work_tree {
             Some(w) => {
@@ -307,6 +357,10 @@ pub async fn clone(
     // Parallel checkout: writing files dominates cloning large trees here.
     cmd.args(["-c", "checkout.workers=8"]);
     cmd.args(["clone", "--progress", "--no-tags", "--single-branch"]);
+    // The checkout ignores the repository's attributes too: the work tree holds the blobs' bytes,
+    // the same bytes the diff stages back.
+    let template = attrs::clone_template().map_err(GitError::WorkTree)?;
+    cmd.arg(format!("--template={}", template.path().display()));
     // A local clone copies (hard-links) objects instead of packing them: no history is
     // transferred over a wire, so shallowness would only cost time.
     if !spec.local {
@@ -394,11 +448,9 @@ pub async fn clone(
     let _ = std::fs::remove_file(&dot_git);
     std::fs::create_dir_all(&dot_git).map_err(|e| GitError::Spawn(e.to_string()))?;
 
+    drop(template);
     write_artifact_excludes(git_dir);
-    let repo = HostRepo {
-        git_dir: git_dir.to_path_buf(),
-        work_tree: Some(work_tree.to_path_buf()),
-    };
+    let repo = HostRepo::open(git_dir.to_path_buf(), Some(work_tree.to_path_buf())).await?;
     let base_commit = repo.head_commit().await;
     let branch = repo.head_branch().await;
     Ok(Cloned {

@@ -3,7 +3,9 @@
 //! tree is ever checked out), a commit, and a push of one branch.
 //!
 //! Invariants: every command is [`hardened_command`] (no hooks, no global/system config, no
-//! pagers or external drivers, restricted protocols, URLs after `--`); the token reaches git only
+//! pagers or external drivers, restricted protocols, URLs after `--`); the patch is applied as the
+//! bytes it is, with attributes from nowhere ([`super::attrs`]: pins and the empty tree as
+//! attribute source), so nothing converts it on the way into the commit; the token reaches git only
 //! through the environment of that one command, read by a one-shot
 //! credential helper — never in a URL, `.git/config`, arguments, logs or events; pushes never
 //! force; commits are reproducible (fixed author, committer and dates), so a retried publish makes
@@ -113,7 +115,7 @@ pub async fn prepare(
     origin: &Remote,
     base_commit: &str,
     base_branch: Option<&str>,
-    patch: &str,
+    patch: &[u8],
     message: &str,
     author: &Author,
     unix_time: i64,
@@ -125,6 +127,8 @@ pub async fn prepare(
     let mut init = hardened_command("file");
     init.args(["init", "--quiet", "--bare", "--"]).arg(dir);
     run(init, "init", None).await?;
+    super::attrs::write_pins(dir).map_err(GitError::WorkTree)?;
+    let empty_tree = git(dir, &["hash-object", "-t", "tree", "--stdin"]).await?;
 
     let mut fetch = command(dir, Some(origin));
     fetch.args([
@@ -162,7 +166,9 @@ pub async fn prepare(
     std::fs::write(&patch_file, patch).map_err(|e| GitError::Spawn(e.to_string()))?;
     let with_index = |args: &[&str]| {
         let mut cmd = command(dir, None);
-        cmd.env("GIT_INDEX_FILE", &index).args(args);
+        cmd.env("GIT_INDEX_FILE", &index)
+            .env("GIT_ATTR_SOURCE", &empty_tree)
+            .args(args);
         cmd
     };
     run(with_index(&["read-tree", base_commit]), "read-tree", None).await?;

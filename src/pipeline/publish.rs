@@ -442,7 +442,7 @@ pub fn check_selection(
     run_dir: &crate::store::RunDir,
     selection: &Selection,
 ) -> Result<(), crate::diff::SelectionError> {
-    match std::fs::read_to_string(run_dir.patch_path()) {
+    match run_dir.read_patch() {
         Ok(patch) => crate::diff::check_selection(&patch, selection),
         Err(_) => Ok(()),
     }

@@ -63,17 +63,24 @@ fn fnv1a<'a>(chunks: impl IntoIterator<Item = &'a [u8]>) -> String {
     format!("{h:016x}")
 }
 
+// Keys hash the content as decoded for drawing, so a patch read as bytes from the run folder and
+// the same patch as the TUI holds it (decoded) give the same keys.
 fn hunk_key(h: &diff::Hunk) -> String {
-    fnv1a(h.lines.iter().map(|l| l.as_bytes()))
+    let lines: Vec<String> = h
+        .lines
+        .iter()
+        .map(|l| String::from_utf8_lossy(l).into_owned())
+        .collect();
+    fnv1a(lines.iter().map(String::as_bytes))
 }
 
 fn file_key(f: &diff::FilePatch) -> String {
-    fnv1a([f.text().as_bytes()])
+    fnv1a([String::from_utf8_lossy(&f.bytes()).as_bytes()])
 }
 
 impl SavedSelection {
     /// Records `selection`, made on `patch`, by content.
-    pub fn capture(patch: &str, selection: &Selection) -> SavedSelection {
+    pub fn capture(patch: &[u8], selection: &Selection) -> SavedSelection {
         let mut left_out = Vec::new();
         for f in diff::parse(patch) {
             let whole = selection.excluded_files.contains(&f.path);
@@ -110,7 +117,7 @@ impl SavedSelection {
 
     /// The selection for `patch`: each left-out part found again (same path, same content) stays
     /// out; everything else is in.
-    pub fn resolve(&self, patch: &str) -> Resolved {
+    pub fn resolve(&self, patch: &[u8]) -> Resolved {
         let mut pool: Vec<Option<&LeftOut>> = self.left_out.iter().map(Some).collect();
         let mut take = |path: &str, hunkless: bool, content: &str| {
             pool.iter_mut()
@@ -154,7 +161,7 @@ impl SavedSelection {
 
 /// The selection for `new_patch` that keeps every choice made on `old_patch` whose hunk is still
 /// there unchanged (a follow-up's re-diff).
-pub fn carry(old_patch: &str, old: &Selection, new_patch: &str) -> Resolved {
+pub fn carry(old_patch: &[u8], old: &Selection, new_patch: &[u8]) -> Resolved {
     SavedSelection::capture(old_patch, old).resolve(new_patch)
 }
 
@@ -192,7 +199,7 @@ mod tests {
             file("c.md", &[("w", "four, reworded")]),
             file("d.py", &[("u", "five")])
         );
-        let r = carry(&old, &sel, &new);
+        let r = carry(old.as_bytes(), &sel, new.as_bytes());
         assert_eq!(
             r.selection,
             Selection {
@@ -202,7 +209,7 @@ mod tests {
         );
         assert_eq!((r.kept, r.changed), (1, 1));
         // Unchanged patch: exactly the same selection back (a whole file stays a whole file).
-        let same = carry(&old, &sel, &old);
+        let same = carry(old.as_bytes(), &sel, old.as_bytes());
         assert_eq!(same.selection, sel);
         assert_eq!((same.kept, same.changed), (2, 0));
     }
@@ -214,7 +221,7 @@ mod tests {
             excluded_files: vec![],
             excluded_hunks: vec![("a.py".into(), 0)],
         };
-        let r = carry(&patch, &sel, &patch);
+        let r = carry(patch.as_bytes(), &sel, patch.as_bytes());
         assert_eq!(r.selection.excluded_hunks, vec![("a.py".into(), 0)]);
         assert!(r.selection.excluded_files.is_empty());
     }
@@ -227,13 +234,13 @@ mod tests {
             excluded_files: vec!["i.png".into()],
             excluded_hunks: vec![],
         };
-        let saved = SavedSelection::capture(&patch, &sel);
+        let saved = SavedSelection::capture(patch.as_bytes(), &sel);
         let json = serde_json::to_string(&saved).unwrap();
         let back: SavedSelection = serde_json::from_str(&json).unwrap();
         assert_eq!(back, saved);
-        assert_eq!(back.resolve(&patch).selection, sel);
+        assert_eq!(back.resolve(patch.as_bytes()).selection, sel);
         // Everything in: nothing is recorded, nothing is left out anywhere.
-        let all = SavedSelection::capture(&patch, &Selection::default());
-        assert!(all.left_out.is_empty() && all.resolve(&patch).selection.is_everything());
+        let all = SavedSelection::capture(patch.as_bytes(), &Selection::default());
+        assert!(all.left_out.is_empty() && all.resolve(patch.as_bytes()).selection.is_everything());
     }
 }

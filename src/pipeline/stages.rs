@@ -382,7 +382,11 @@ impl Driver {
                 retryable: false,
             };
         };
-        let diff = match cloned.repo.work_diff(cloned.base_commit.as_deref()).await {
+        let diff = match cloned
+            .repo
+            .work_diff(cloned.base_commit.as_deref(), &self.config.diff)
+            .await
+        {
             Ok(d) => d,
             Err(e) => {
                 return super::Input::StageFailed {
@@ -405,34 +409,29 @@ impl Driver {
             meta.status = RunStatus::Review;
         }
         self.save_meta();
-        if !diff.left_out.is_empty() {
-            self.emitter
-                .status(
-                    Stage::Diff,
-                    format!(
-                        "left out of the diff: {} (a repository of its own inside the work tree)",
-                        diff.left_out.join(", ")
-                    ),
-                )
-                .await;
+        for message in diff.left_out_messages(&self.config.diff) {
+            self.emitter.status(Stage::Diff, message).await;
         }
-        let empty = diff.patch.trim().is_empty();
-        let (ins, del) = diff
-            .files
-            .iter()
-            .fold((0, 0), |(i, d), f| (i + f.insertions, d + f.deletions));
+        let empty = diff.patch.iter().all(u8::is_ascii_whitespace);
+        let in_patch = || diff.files.iter().filter(|f| f.left_out.is_none());
+        let (ins, del) = in_patch().fold((0, 0), |(i, d), f| (i + f.insertions, d + f.deletions));
         self.emitter
             .status(
                 Stage::Diff,
-                format!("{} files changed, +{ins} −{del}", diff.files.len()),
+                format!("{} files changed, +{ins} −{del}", in_patch().count()),
             )
             .await;
+        let patch_path = self
+            .run_dir
+            .as_ref()
+            .map(|d| d.patch_path().display().to_string());
         self.emitter
-            .emit(Event::Diff {
-                run_id: self.run_id.clone(),
-                files: diff.files.clone(),
-                patch: diff.patch.clone(),
-            })
+            .emit(Event::diff(
+                &self.run_id,
+                diff.files.clone(),
+                &diff.patch,
+                patch_path,
+            ))
             .await;
         self.diff = Some(diff);
         super::Input::DiffReady { empty }

@@ -64,7 +64,7 @@ fn a_dead_owners_open_runs_are_interrupted_cleaned_and_keep_their_patch() {
     let store = Store::open(t.path()).unwrap();
     let dead = dead_owner();
     let review = run(&store, "20260101-000000-aaaa", RunStatus::Review, &dead);
-    review.write_patch("diff --git a/x b/x\n").unwrap();
+    review.write_patch(b"diff --git a/x b/x\n").unwrap();
     let running = run(&store, "20260101-000000-bbbb", RunStatus::Running, &dead);
     // A stray second workspace of the same run goes too.
     store.create_workspace("20260101-000000-bbbb").unwrap();

@@ -348,7 +348,7 @@ impl App {
         }
         let is_end = matches!(m.event, Event::Done { .. } | Event::Error { .. });
         let new_diff = matches!(m.event, Event::Diff { .. });
-        update(&mut self.model, Msg::Pipeline(m.event));
+        update(&mut self.model, Msg::Pipeline(whole_diff(m.event)));
         if past && is_end {
             self.past_publish = None;
         }
@@ -385,7 +385,7 @@ impl App {
         else {
             return;
         };
-        match dir.write_selection(&SavedSelection::capture(&diff.patch, &selection)) {
+        match dir.write_selection(&SavedSelection::capture(diff.patch.as_bytes(), &selection)) {
             Ok(()) => self.saved_selection = Some((run_id.clone(), selection)),
             Err(e) => {
                 tracing::warn!("could not save selection.json: {e}");
@@ -429,9 +429,10 @@ fn read_past(config: &Config, id: &str) -> std::io::Result<PastRun> {
         .unwrap_or_default()
         .lines()
         .filter_map(|l| serde_json::from_str::<Event>(l).ok())
+        .map(whole_diff)
         .collect();
-    let patch = std::fs::read_to_string(dir.patch_path()).ok();
-    let selection = match (&patch, dir.read_selection::<SavedSelection>()) {
+    let raw = dir.read_patch().ok();
+    let selection = match (&raw, dir.read_selection::<SavedSelection>()) {
         (Some(p), Ok(Some(saved))) => Some(saved.resolve(p).selection),
         (_, Err(e)) => {
             tracing::warn!("run {id}: unreadable selection.json ({e}); everything is selected");
@@ -439,6 +440,8 @@ fn read_past(config: &Config, id: &str) -> std::io::Result<PastRun> {
         }
         _ => None,
     };
+    // Drawn lossily: the bytes stay in the run folder.
+    let patch = raw.map(|p| String::from_utf8_lossy(&p).into_owned());
     let pr = dir
         .read_json::<PrRecord>(&dir.pr_path())
         .ok()
@@ -450,4 +453,83 @@ fn read_past(config: &Config, id: &str) -> std::io::Result<PastRun> {
         selection,
         pr,
     })
+}
+
+/// A `Diff` event whose patch was cut to keep the event small, with the whole patch read from
+/// the run folder (decoded for drawing); other events as they are.
+fn whole_diff(event: Event) -> Event {
+    match event {
+        Event::Diff {
+            run_id,
+            files,
+            patch_truncated: true,
+            patch_path: Some(path),
+            files_truncated,
+            patch,
+            patch_base64,
+        } => match std::fs::read(&path) {
+            Ok(bytes) => Event::Diff {
+                run_id,
+                files,
+                patch: String::from_utf8_lossy(&bytes).into_owned(),
+                patch_base64: None,
+                patch_truncated: false,
+                patch_path: Some(path),
+                files_truncated,
+            },
+            Err(e) => {
+                tracing::warn!("could not read the whole patch {path}: {e}");
+                Event::Diff {
+                    run_id,
+                    files,
+                    patch,
+                    patch_base64,
+                    patch_truncated: true,
+                    patch_path: Some(path),
+                    files_truncated,
+                }
+            }
+        },
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cut_diff_is_drawn_from_the_whole_patch_in_the_run_folder() {
+        let t = tempfile::tempdir().unwrap();
+        let path = t.path().join("patch.diff");
+        std::fs::write(
+            &path,
+            b"diff --git a/a b/a\n+caf\xe9\ndiff --git a/b b/b\n+x\n",
+        )
+        .unwrap();
+        let cut = Event::Diff {
+            run_id: "r".into(),
+            files: vec![],
+            patch: "diff --git a/a b/a\n+caf\u{fffd}\n".into(),
+            patch_base64: Some("ZGlmZg==".into()),
+            patch_truncated: true,
+            patch_path: Some(path.display().to_string()),
+            files_truncated: false,
+        };
+        let Event::Diff {
+            patch,
+            patch_truncated,
+            ..
+        } = whole_diff(cut)
+        else {
+            panic!("still a Diff");
+        };
+        assert!(!patch_truncated);
+        assert_eq!(
+            patch,
+            "diff --git a/a b/a\n+caf\u{fffd}\ndiff --git a/b b/b\n+x\n"
+        );
+        let whole = Event::diff("r", vec![], b"diff --git a/a b/a\n", None);
+        assert_eq!(whole_diff(whole.clone()), whole);
+    }
 }

@@ -404,8 +404,10 @@ pub(super) fn word_ranges(d: &DiffView, row: &Row) -> Option<(rows::Spans, rows:
     if !d.hunk_included(row.file as usize, row.hunk as usize) {
         return None;
     }
-    let body = d.line_text(row).get(1..).unwrap_or("");
-    let partner = d.partner_text(row)?.get(1..).unwrap_or("");
+    let line = d.line_text(row);
+    let body = line.get(1..).unwrap_or("");
+    let partner_line = d.partner_text(row)?;
+    let partner = partner_line.get(1..).unwrap_or("");
     match row.kind {
         RowKind::Removed => rows::intraline(body, partner),
         RowKind::Added => rows::intraline(partner, body),

@@ -7,6 +7,7 @@
 //! [`DiffMode`]; [`DiffView::selection`] lists exactly the excluded files and hunks, with a
 //! file counted as excluded when it was switched off as a whole or every hunk of it was.
 
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 
 use super::sidebyside::SbsIndex;
@@ -77,7 +78,7 @@ pub struct Summary {
 
 impl DiffView {
     pub fn new(patch: String) -> DiffView {
-        let files = diff::parse(&patch);
+        let files = diff::parse(patch.as_bytes());
         let mut info = Vec::with_capacity(files.len());
         let notes: Vec<Vec<String>> = files.iter().map(rows::file_notes).collect();
         let counts: Vec<usize> = notes.iter().map(Vec::len).collect();
@@ -112,13 +113,11 @@ impl DiffView {
                 f.hunks
                     .iter()
                     .map(|h| {
-                        h.lines
-                            .iter()
-                            .fold((0, 0), |(a, r), l| match l.as_bytes().first() {
-                                Some(b'+') => (a + 1, r),
-                                Some(b'-') => (a, r + 1),
-                                _ => (a, r),
-                            })
+                        h.lines.iter().fold((0, 0), |(a, r), l| match l.first() {
+                            Some(b'+') => (a + 1, r),
+                            Some(b'-') => (a, r + 1),
+                            _ => (a, r),
+                        })
                     })
                     .collect()
             })
@@ -386,18 +385,20 @@ impl DiffView {
         self.scroll_into_view(height);
     }
 
-    fn raw_line(&self, row: &Row, line: u32) -> Option<&str> {
+    fn raw_line(&self, row: &Row, line: u32) -> Option<&[u8]> {
         self.files
             .get(row.file as usize)
             .and_then(|f| f.hunks.get(row.hunk as usize))
             .and_then(|h| h.lines.get(line as usize))
-            .map(String::as_str)
+            .map(Vec::as_slice)
     }
 
-    /// The body text of a hunk line row, without its line ending (`\n` or `\r\n`).
-    pub fn line_text(&self, row: &Row) -> &str {
-        self.raw_line(row, row.line)
-            .map_or("", |l| split_ending(l).0)
+    /// The body text of a hunk line row, without its line ending (`\n` or `\r\n`), decoded for
+    /// display.
+    pub fn line_text(&self, row: &Row) -> Cow<'_, str> {
+        self.raw_line(row, row.line).map_or(Cow::Borrowed(""), |l| {
+            String::from_utf8_lossy(split_ending(l).0)
+        })
     }
 
     /// Whether the row's line ends in CRLF (drawn as a visible `␍`).
@@ -406,19 +407,20 @@ impl DiffView {
             .is_some_and(|l| split_ending(l).1)
     }
 
-    pub fn partner_text(&self, row: &Row) -> Option<&str> {
+    pub fn partner_text(&self, row: &Row) -> Option<Cow<'_, str>> {
         if row.pair == NONE {
             return None;
         }
-        self.raw_line(row, row.pair).map(|l| split_ending(l).0)
+        self.raw_line(row, row.pair)
+            .map(|l| String::from_utf8_lossy(split_ending(l).0))
     }
 }
 
 /// A patch line without its `\n`, and whether a `\r` came before it (removed too). Only one CR
 /// counts as the ending: any other is content, and drawn as such.
-fn split_ending(line: &str) -> (&str, bool) {
-    let l = line.strip_suffix('\n').unwrap_or(line);
-    match l.strip_suffix('\r') {
+fn split_ending(line: &[u8]) -> (&[u8], bool) {
+    let l = line.strip_suffix(b"\n").unwrap_or(line);
+    match l.strip_suffix(b"\r") {
         Some(t) => (t, true),
         None => (l, false),
     }
@@ -428,12 +430,12 @@ fn split_ending(line: &str) -> (&str, bool) {
 fn file_warnings(f: &FilePatch) -> Vec<Warning> {
     let mut scan = Scanner::new(f.path.as_bytes());
     for l in &f.header {
-        scan.line(l.as_bytes());
+        scan.line(l);
     }
     for h in &f.hunks {
-        scan.line(h.header.as_bytes());
+        scan.line(&h.header);
         for l in &h.lines {
-            scan.line(l.as_bytes());
+            scan.line(l);
         }
     }
     scan.finish()

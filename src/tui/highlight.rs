@@ -194,7 +194,7 @@ impl Highlighter {
         file: u32,
         hunk: u32,
         path: &str,
-        lines: &[String],
+        lines: &[Vec<u8>],
         line: usize,
     ) -> Option<Runs> {
         let mut cache = self.cache.borrow_mut();
@@ -237,11 +237,13 @@ impl Progress {
 
     /// Highlights the lines after the last one done, through line `upto`, taking their cost
     /// from `budget`; `false` when the budget ran out before `upto`.
-    fn advance(&mut self, lines: &[String], upto: usize, budget: &Cell<usize>) -> bool {
+    fn advance(&mut self, lines: &[Vec<u8>], upto: usize, budget: &Cell<usize>) -> bool {
         while self.runs.len() <= upto {
             let Some(l) = lines.get(self.runs.len()) else {
                 return true;
             };
+            // Drawn as the diff pane draws it: decoded lossily.
+            let l = String::from_utf8_lossy(l);
             let mut chars = l.chars();
             let sign = chars.next().unwrap_or(' ');
             let body = chars.as_str().trim_end_matches(['\n', '\r']);
@@ -286,8 +288,8 @@ impl Progress {
 mod tests {
     use super::*;
 
-    fn lines(v: &[&str]) -> Vec<String> {
-        v.iter().map(|s| s.to_string()).collect()
+    fn lines(v: &[&str]) -> Vec<Vec<u8>> {
+        v.iter().map(|s| s.as_bytes().to_vec()).collect()
     }
 
     #[test]
@@ -298,9 +300,9 @@ mod tests {
         assert!(first.len() > 1, "keyword and name differ: {first:?}");
         assert_eq!(first.last().unwrap().0.end, "def divide(a, b):".len());
         assert!(h.line(0, 1, "notes.unknownext", &lines, 0).is_none());
-        let long = vec![format!("+{}\n", "x".repeat(MAX_LINE_BYTES + 1))];
+        let long = vec![format!("+{}\n", "x".repeat(MAX_LINE_BYTES + 1)).into_bytes()];
         assert!(h.line(0, 2, "a.py", &long, 0).is_none());
-        let many = vec!["+x\n".to_string(); MAX_HUNK_LINES + 1];
+        let many = vec![b"+x\n".to_vec(); MAX_HUNK_LINES + 1];
         assert!(h.line(0, 3, "a.py", &many, 0).is_none());
         assert!(h.line(0, 0, "calc.py", &lines, 2).is_none(), "past the end");
     }
@@ -379,13 +381,14 @@ mod tests {
         // 60 short context lines (one unit each: both sides share a state) with a string from
         // line 10 to line 30, so the parser state carried from frame to frame matters; lines
         // 8..60 are on screen.
-        let hunk: Vec<String> = (0..60)
+        let hunk: Vec<Vec<u8>> = (0..60)
             .map(|i| match i {
                 10 => " s = \"\"\"open\n".to_string(),
                 30 => " close\"\"\"\n".to_string(),
                 _ if i % 2 == 0 => format!(" def f_{i}(a, b): return a / b\n"),
                 _ => format!(" x_{i} = [1, 2]  # note\n"),
             })
+            .map(String::into_bytes)
             .collect();
         let screen = 8..60;
         let full = unbudgeted();
@@ -441,8 +444,8 @@ mod tests {
         assert_eq!(line_cost(UNIT_BYTES), 1);
         assert_eq!(line_cost(UNIT_BYTES + 1), 2);
         // 300-byte lines cost 4 units: four of them fill a frame.
-        let long: Vec<String> = (0..6)
-            .map(|i| format!("+x_{i} = \"{}\"\n", "y".repeat(290)))
+        let long: Vec<Vec<u8>> = (0..6)
+            .map(|i| format!("+x_{i} = \"{}\"\n", "y".repeat(290)).into_bytes())
             .collect();
         let h = Highlighter::default();
         h.begin_frame();
@@ -450,9 +453,10 @@ mod tests {
         assert!(h.take_pending());
         assert_eq!(parsed(&h, (0, 0)), FRAME_BUDGET / 4);
         // Sides in different states: each context line is parsed twice, for 2 units.
-        let split: Vec<String> = ["-s = \"\"\"open\n".to_string(), "+s = 1\n".to_string()]
+        let split: Vec<Vec<u8>> = ["-s = \"\"\"open\n".to_string(), "+s = 1\n".to_string()]
             .into_iter()
             .chain((0..20).map(|i| format!(" x = {i}\n")))
+            .map(String::into_bytes)
             .collect();
         h.begin_frame();
         assert!(h.line(0, 1, "a.py", &split, 21).is_none());

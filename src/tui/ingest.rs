@@ -30,10 +30,10 @@ pub(super) fn generated_pr_text(model: &Model) -> (String, String) {
     let title = text::default_title(title_from, &prompt);
     let (files, scope) = match &model.diff {
         Some(d) => {
-            let approved = crate::diff::filter(&d.patch, &d.selection());
+            let approved = crate::diff::filter(d.patch.as_bytes(), &d.selection());
             (
                 text::file_changes(&approved),
-                text::Scope::of(&d.patch, &approved),
+                text::Scope::of(d.patch.as_bytes(), &approved),
             )
         }
         None => (vec![], text::Scope::default()),
@@ -338,7 +338,8 @@ impl Model {
         if before.is_everything() {
             return;
         }
-        let carried = crate::pipeline::selection::carry(&old.patch, &before, &new.patch);
+        let carried =
+            crate::pipeline::selection::carry(old.patch.as_bytes(), &before, new.patch.as_bytes());
         apply_selection(new, &carried.selection);
         self.notice = Some(match carried.changed {
             0 => format!(

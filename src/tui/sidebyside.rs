@@ -241,7 +241,7 @@ mod tests {
     use crate::diff::rows::{build_rows, file_notes};
 
     fn index(patch: &str) -> (Vec<Row>, SbsIndex) {
-        let files = crate::diff::parse(patch);
+        let files = crate::diff::parse(patch.as_bytes());
         let notes: Vec<usize> = files.iter().map(|f| file_notes(f).len()).collect();
         let rows = build_rows(&files, &notes);
         let ix = SbsIndex::build(&rows);

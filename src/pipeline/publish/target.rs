@@ -109,8 +109,7 @@ pub(super) async fn finish(
             message: &record.commit_message,
             author: record.author_name.as_deref().unwrap_or(""),
             files: &text::file_changes(
-                &std::fs::read_to_string(prepared.git_dir.join("tb-approved.diff"))
-                    .unwrap_or_default(),
+                &std::fs::read(prepared.git_dir.join("tb-approved.diff")).unwrap_or_default(),
             ),
         })
     };
