@@ -187,3 +187,67 @@ fn a_planted_dot_git_is_never_followed_whatever_hides_it() {
         assert!(f["warnings"].is_array(), "warnings always present: {f}");
     }
 }
+
+#[test]
+fn the_diff_event_names_what_a_reviewer_must_not_miss() {
+    let env = Env::new();
+    let repo = make_repo(
+        &env.path("src"),
+        "main",
+        &[("notes.txt", "one\ntwo\nthree\n"), ("plain.py", "x = 1\n")],
+    );
+    // U+202E (right-to-left override) and U+200B (zero-width space) in a new file, an LF file
+    // turned CRLF, a `.gitattributes`, and an ordinary edit that must stay unwarned.
+    let s = env.write(
+        "script.json",
+        &script(json!([
+            {"tool_calls": [{"name": "write_file", "input": {"path": "access.js",
+                "content": "/*\u{202E} } \u{2066}if (isAdmin)\u{2069} \u{2066} begin admins only */\nvar token\u{200B} = 1;\n"}},
+                {"name": "bash", "input": {"command":
+                    "sed -i 's/$/\\r/' notes.txt && printf '*.js -diff\\n' > .gitattributes && \
+                     echo 'y = 2' >> plain.py"}}]},
+            {"text": "Done."}
+        ])),
+    );
+    let out = env.run_scripted(&repo, "p", &s, &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let evs = events(&out.stdout);
+    let files = diff_event(&evs)["files"].as_array().unwrap().clone();
+    let warnings = |path: &str| -> Vec<String> {
+        let f = files
+            .iter()
+            .find(|f| f["path"] == path)
+            .unwrap_or_else(|| panic!("{path} in {files:?}"));
+        f["warnings"]
+            .as_array()
+            .unwrap_or_else(|| panic!("warnings always present: {f}"))
+            .iter()
+            .map(|w| w.as_str().unwrap().to_string())
+            .collect()
+    };
+    assert!(
+        warnings("access.js").contains(&"hidden_unicode".to_string()),
+        "{:?}",
+        warnings("access.js")
+    );
+    assert!(
+        warnings("notes.txt").contains(&"line_endings".to_string()),
+        "{:?}",
+        warnings("notes.txt")
+    );
+    assert!(
+        warnings(".gitattributes").contains(&"git_control".to_string()),
+        "{:?}",
+        warnings(".gitattributes")
+    );
+    assert!(
+        warnings("plain.py").is_empty(),
+        "{:?}",
+        warnings("plain.py")
+    );
+}

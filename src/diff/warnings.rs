@@ -107,6 +107,23 @@ pub fn file_warnings(path: &[u8], file_patch: &[u8]) -> Vec<Warning> {
     scan.finish()
 }
 
+/// Adds each file's warnings, from its part of `patch`, to its entry in `files` (by path), after
+/// those already there (e.g. `too_large` on a file left out of the patch), without repeats.
+pub fn annotate(files: &mut [crate::event::FileStat], patch: &[u8]) {
+    for f in super::parse(patch) {
+        let found = file_warnings(f.path.as_bytes(), &f.bytes());
+        let Some(stat) = files.iter_mut().find(|s| s.path == f.path) else {
+            continue;
+        };
+        for w in found {
+            let code = w.code();
+            if !stat.warnings.iter().any(|c| c == code) {
+                stat.warnings.push(code.to_string());
+            }
+        }
+    }
+}
+
 /// The warnings a path alone earns: `hidden_unicode`, `control_chars`, `git_control`.
 pub fn path_warnings(path: &[u8]) -> Vec<Warning> {
     let mut found = Found::default();

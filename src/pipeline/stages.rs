@@ -382,7 +382,7 @@ impl Driver {
                 retryable: false,
             };
         };
-        let diff = match cloned
+        let mut diff = match cloned
             .repo
             .work_diff(cloned.base_commit.as_deref(), &self.config.diff)
             .await
@@ -395,6 +395,8 @@ impl Driver {
                 };
             }
         };
+        // What a reviewer must not miss: hidden characters, line endings, git-control files.
+        crate::diff::warnings::annotate(&mut diff.files, &diff.patch);
         if let Some(dir) = &self.run_dir
             && let Err(e) = dir.write_patch(&diff.patch)
         {
