@@ -300,10 +300,35 @@ impl Event {
 
     pub fn to_json_line(&self) -> String {
         // Serializing these plain structs cannot fail; fall back to a valid JSON error object anyway.
-        serde_json::to_string(self).unwrap_or_else(|e| {
+        let line = serde_json::to_string(self).unwrap_or_else(|e| {
             format!(r#"{{"type":"Error","stage":"agent","message":"event encoding failed: {e}","retryable":false}}"#)
-        })
+        });
+        escape_for_terminals(line)
     }
+}
+
+/// serde escapes C0 controls but writes C1 controls (U+009B is a CSI to some terminals) and
+/// invisible or bidi characters as they are: escaped as `\uXXXX` (same JSON value), so a JSON line
+/// shown in a terminal can neither drive it nor hide text. They can only occur inside strings.
+fn escape_for_terminals(line: String) -> String {
+    let needs = |c: char| {
+        ('\u{80}'..='\u{9F}').contains(&c) || crate::sanitize::is_hidden(c) || c == '\u{7F}'
+    };
+    if !line.chars().any(needs) {
+        return line;
+    }
+    let mut out = String::with_capacity(line.len() + 16);
+    for c in line.chars() {
+        if needs(c) {
+            let mut units = [0u16; 2];
+            for u in c.encode_utf16(&mut units) {
+                out.push_str(&format!("\\u{u:04x}"));
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// The files a `Diff` event lists: all, or — past [`DIFF_FILES_INLINE_MAX`] — those left out
@@ -333,6 +358,29 @@ fn bound_files(files: Vec<FileStat>) -> (Vec<FileStat>, bool) {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn json_lines_escape_c1_and_invisible_characters_and_keep_the_value() {
+        let text = "a\u{9b}2J\u{202E}b\u{200B}c\u{E0041}\u{7f}é";
+        let e = Event::AiMessage {
+            message: text.into(),
+            run_id: None,
+        };
+        let line = e.to_json_line();
+        assert!(
+            line.is_ascii()
+                || !line.chars().any(|c| {
+                    ('\u{80}'..='\u{9F}').contains(&c) || crate::sanitize::is_hidden(c)
+                }),
+            "{line}"
+        );
+        assert!(
+            line.contains("\\u009b") && line.contains("\\u202e") && line.contains("\\udb40\\udc41"),
+            "{line}"
+        );
+        let back: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(back["message"], text);
+    }
+
     use super::*;
     use serde_json::json;
 

@@ -173,3 +173,80 @@ async fn publishing_everything_keeps_the_plain_text() {
     let message = git(dir, &["log", "-1", "--format=%B", &branch]);
     assert!(!message.contains("full change"), "{message}");
 }
+
+/// A run that adds a file with bidi controls (Trojan Source) and a plain note, saved for review.
+async fn warned_run(env: &Env, dir: &std::path::Path) -> String {
+    let model = format!(
+        "scripted:{}",
+        env.script(json!([
+            {"tool_calls": [
+                {"name": "write_file", "input": {"path": "access.js",
+                    "content": "var isAdmin = false;\n/*\u{202E} } \u{2066}if (isAdmin)\u{2069} \u{2066} admins only */\n"}},
+                {"name": "write_file", "input": {"path": "NOTES.md", "content": "plain\n"}}
+            ]},
+            {"text": "Added notes."}
+        ]))
+        .display()
+    );
+    let out = env
+        .tb(
+            &[
+                "run",
+                "--repo",
+                dir.to_str().unwrap(),
+                "--prompt",
+                "p",
+                "--no-pr",
+                "--json",
+                "--model",
+                &model,
+            ],
+            &env.base_env(),
+        )
+        .await;
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    out.run_id()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publishing_a_warned_file_needs_an_explicit_yes_and_names_it_first() {
+    let env = Env::new(true).await;
+    let local = tempfile::tempdir().unwrap();
+    let dir = local.path();
+    local_repo(dir);
+    let run_id = warned_run(&env, dir).await;
+    let branches = || git(dir, &["branch", "--list"]).lines().count();
+
+    // Refused before anything is pushed, naming the file and what is wrong with it.
+    let refused = env.publish(&run_id, &[]).await;
+    assert_eq!(refused.code, 2, "{}\n{}", refused.stdout, refused.stderr);
+    assert!(
+        refused
+            .stderr
+            .contains("access.js (hidden or bidi characters)")
+            && refused.stderr.contains("--accept-warnings"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(branches(), 1, "nothing was pushed");
+
+    // Left out, nothing warned remains: it publishes, and a plain retry of that publish (the
+    // saved approved patch) is not refused either.
+    let without = env.publish(&run_id, &["--exclude", "access.js"]).await;
+    assert_eq!(without.code, 0, "{}\n{}", without.stdout, without.stderr);
+    assert_eq!(branches(), 2);
+    let retry = env.publish(&run_id, &[]).await;
+    assert_eq!(retry.code, 0, "{}\n{}", retry.stdout, retry.stderr);
+
+    // Accepted explicitly (another run): publishes, and the publish log names the warning.
+    let run_id = warned_run(&env, dir).await;
+    let accepted = env.publish(&run_id, &["--accept-warnings"]).await;
+    assert_eq!(accepted.code, 0, "{}\n{}", accepted.stdout, accepted.stderr);
+    assert!(
+        accepted
+            .stdout
+            .contains("publishing files with warnings: access.js"),
+        "{}",
+        accepted.stdout
+    );
+}

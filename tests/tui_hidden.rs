@@ -175,3 +175,24 @@ fn without_color_the_stand_ins_are_reversed() {
         assert_warning_style(&buf, s, true);
     }
 }
+
+#[test]
+fn the_pr_dialog_names_the_warned_files_in_the_pr_before_confirming() {
+    let mut m = review(120, 40, false);
+    update(&mut m, chr('c'));
+    let text = render_text(&m, 120, 40);
+    for want in [
+        "⚠ in this PR: access.js (hidden or bidi characters",
+        "⚠ in this PR: notes.txt (line endings change",
+        "⚠ in this PR: .gitattributes (git configuration",
+    ] {
+        assert!(text.contains(want), "{want}:\n{text}");
+    }
+    // A file left out of the PR is no longer named there.
+    let mut m = review(120, 40, false);
+    update(&mut m, chr(' ')); // the cursor starts on access.js's file header
+    update(&mut m, chr('c'));
+    let text = render_text(&m, 120, 40);
+    assert!(!text.contains("⚠ in this PR: access.js"), "{text}");
+    assert!(text.contains("⚠ in this PR: notes.txt"), "{text}");
+}

@@ -220,6 +220,10 @@ pub struct PublishArgs {
     /// Leave the N-th hunk (from 1, in the order of patch.diff) of PATH out (repeatable).
     #[arg(long = "exclude-hunk", value_name = "PATH:N", value_parser = parse_hunk_ref)]
     pub exclude_hunks: Vec<(String, usize)>,
+    /// Publish even though files in it carry warnings (hidden or bidi characters, control
+    /// characters, line-ending changes, git-control files); without it such a publish is refused.
+    #[arg(long)]
+    pub accept_warnings: bool,
     #[command(flatten)]
     pub pr: PrTextArgs,
 }

@@ -184,6 +184,19 @@ pub async fn publish(args: PublishArgs, config: Config) -> color_eyre::Result<i3
         eprintln!("error: {flag}: {}", crate::sanitize::visible(&e.message));
         return Ok(2);
     }
+    // Named before anything is pushed; publishing them takes an explicit yes.
+    let warned = pipeline::publish::warned_files_of_run(&run_dir, selection.as_ref());
+    if !warned.is_empty() && !args.accept_warnings {
+        let message = format!(
+            "error: files in this publish carry warnings a reviewer must not miss: {}. Read them \
+             with `tiny-backspace show {}`, then publish again with --accept-warnings, or leave \
+             them out with --exclude PATH",
+            pipeline::publish::describe_warned(&warned),
+            run_dir.id
+        );
+        eprintln!("{}", crate::sanitize::visible(&message));
+        return Ok(2);
+    }
     // SIGINT, SIGTERM and SIGHUP cancel publishing.
     let cancel = crate::signals::watch()?.token();
     let request = pipeline::publish::PublishRequest {
@@ -281,13 +294,27 @@ fn render_raw(event: &Event) -> String {
         Event::Diff { files, .. } => {
             let mut s = format!("· diff     {} files\n", files.len());
             for f in files {
+                let warned = if f.warnings.is_empty() {
+                    String::new()
+                } else {
+                    format!("  ⚠ {}", f.warnings.join(", "))
+                };
                 match &f.left_out {
-                    Some(why) => s.push_str(&format!("    left out  {} ({why})\n", f.path)),
+                    Some(why) => s.push_str(&format!("    left out  {} ({why}){warned}\n", f.path)),
                     None => s.push_str(&format!(
-                        "    {:<9} {} +{} −{}\n",
+                        "    {:<9} {} +{} −{}{warned}\n",
                         f.status, f.path, f.insertions, f.deletions
                     )),
                 }
+            }
+            let warned = files
+                .iter()
+                .filter(|f| f.left_out.is_none() && !f.warnings.is_empty())
+                .count();
+            if warned > 0 {
+                s.push_str(&format!(
+                    "    ⚠ {warned} file(s) carry warnings (marked above): read them before approving\n"
+                ));
             }
             s
         }

@@ -74,6 +74,18 @@ async fn publish_inner(
 ) -> Result<Published, ForgeError> {
     let meta = run_dir.read_meta().map_err(io("reading meta.json"))?;
     let (mut record, patch) = prepare_record(run_dir, &meta, config, &request)?;
+    let warned = warned_files(&patch);
+    if !warned.is_empty() {
+        emitter
+            .status(
+                Stage::Publish,
+                format!(
+                    "⚠ publishing files with warnings: {}",
+                    describe_warned(&warned)
+                ),
+            )
+            .await;
+    }
     let save = |r: &PrRecord| {
         run_dir
             .write_json(&run_dir.pr_path(), r)
@@ -446,6 +458,46 @@ pub fn check_selection(
         Ok(patch) => crate::diff::check_selection(&patch, selection),
         Err(_) => Ok(()),
     }
+}
+
+/// The files of `patch` that carry warnings (hidden characters, line endings, git-control files,
+/// …), each with what is wrong, as a reviewer must hear it before publishing.
+pub fn warned_files(patch: &[u8]) -> Vec<(String, Vec<crate::diff::warnings::Warning>)> {
+    crate::diff::parse(patch)
+        .into_iter()
+        .filter_map(|f| {
+            let found = crate::diff::warnings::file_warnings(f.path.as_bytes(), &f.bytes());
+            (!found.is_empty()).then_some((f.path, found))
+        })
+        .collect()
+}
+
+/// The warned files of what a saved run would publish with `selection`: without one, the approved
+/// patch a previous attempt saved (as publishing reuses it), else all of it.
+pub fn warned_files_of_run(
+    run_dir: &crate::store::RunDir,
+    selection: Option<&Selection>,
+) -> Vec<(String, Vec<crate::diff::warnings::Warning>)> {
+    let saved = run_dir.pr_path().is_file() && run_dir.approved_patch_path().is_file();
+    let patch = match selection {
+        None if saved => run_dir.read_approved_patch(),
+        _ => run_dir
+            .read_patch()
+            .map(|full| crate::diff::filter(&full, selection.unwrap_or(&Selection::default()))),
+    };
+    patch.map(|p| warned_files(&p)).unwrap_or_default()
+}
+
+/// One line naming warned files: `a.js (hidden or bidi characters), .gitattributes (git …)`.
+pub fn describe_warned(warned: &[(String, Vec<crate::diff::warnings::Warning>)]) -> String {
+    warned
+        .iter()
+        .map(|(path, ws)| {
+            let why: Vec<&str> = ws.iter().map(|w| w.describe()).collect();
+            format!("{path} ({})", why.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Title, body and draft given with the run (flags), used when the approval does not set them;

@@ -238,6 +238,37 @@ pub fn pr(frame: &mut Frame, model: &Model, theme: &Theme, area: Rect, d: &PrDia
                 theme.dim(),
             )),
         );
+        // Named before the user confirms: warned files that are in the PR.
+        let warned: Vec<String> = diff
+            .files
+            .iter()
+            .zip(&diff.info)
+            .enumerate()
+            .filter(|(i, (_, info))| {
+                !info.warnings.is_empty() && diff.file_included(*i) != Some(false)
+            })
+            .map(|(_, (f, info))| {
+                let why: Vec<&str> = info.warnings.iter().map(|w| w.describe()).collect();
+                format!("{} ({})", sanitize::one_line(&f.path), why.join(", "))
+            })
+            .collect();
+        // One line each, the first few; the rest counted.
+        const SHOWN: usize = 3;
+        for (i, w) in warned.iter().take(SHOWN).enumerate() {
+            let more = if i + 1 == SHOWN && warned.len() > SHOWN {
+                format!("  (+{} more warned files)", warned.len() - SHOWN)
+            } else {
+                String::new()
+            };
+            line(
+                frame,
+                &mut y,
+                Line::from(Span::styled(
+                    format!("⚠ in this PR: {w}{more}"),
+                    theme.warning(),
+                )),
+            );
+        }
     }
     match &d.phase {
         PrPhase::Created {
