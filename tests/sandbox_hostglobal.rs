@@ -369,8 +369,11 @@ fn host_global_state_as_ordinary_user() {
     let (user, group) = ordinary_user();
     let home = tempfile::tempdir().unwrap();
     std::os::unix::fs::chown(home.path(), Some(user), Some(group)).unwrap();
-    let exe = std::env::current_exe().unwrap();
-    let mut cmd = std::process::Command::new(&exe);
+    // Executed through a descriptor opened as root: the user needs no access to the directories
+    // on the way to the test binary (a checkout under /root, as CI's may be), only its execute bit.
+    let exe = std::fs::File::open(std::env::current_exe().unwrap()).unwrap();
+    let program = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&exe));
+    let mut cmd = std::process::Command::new(program);
     cmd.args([
         "host_global_state_as_ordinary_user",
         "--exact",
