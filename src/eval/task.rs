@@ -162,7 +162,7 @@ fn hidden_path(raw: &str) -> Result<String, FieldError> {
     if parts.is_empty() {
         return bad("names the whole repository");
     }
-    if parts.iter().any(|p| *p == "..") {
+    if parts.contains(&"..") {
         return bad("must not contain `..`");
     }
     if parts[0].starts_with('-') || parts.iter().any(|p| p.chars().any(char::is_control)) {
