@@ -234,3 +234,50 @@ fn repeats_run_concurrently_and_resume_skips_what_is_done() {
     assert_eq!(rows.len(), 6);
     assert_eq!(rows.iter().filter(|r| r["repeat"] == 3).count(), 2);
 }
+
+#[test]
+fn the_polyglot_converter_writes_task_lines_from_an_exercise_layout() {
+    let env = Env::new();
+    let dir = env.path("bench/python/exercises/practice/two-fer");
+    env.write(
+        "bench/python/exercises/practice/two-fer/.docs/instructions.md",
+        "Say two-fer.",
+    );
+    env.write(
+        "bench/python/exercises/practice/two-fer/.meta/config.json",
+        r#"{"files": {"solution": ["two_fer.py"], "test": ["two_fer_test.py"]}}"#,
+    );
+    env.write(
+        "bench/python/exercises/practice/two-fer/two_fer_test.py",
+        "",
+    );
+    assert!(dir.is_dir());
+    let out = env.path("poly.jsonl");
+    let run = env
+        .command()
+        .args(["eval", "--polyglot"])
+        .arg(env.path("bench"))
+        .args(["--languages", "python", "--out-tasks"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(0), "{stderr}");
+    let text = std::fs::read_to_string(&out).unwrap();
+    let task: Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    assert_eq!(task["id"], "python-two-fer");
+    assert_eq!(
+        task["hidden_paths"],
+        serde_json::json!([".meta", "two_fer_test.py"])
+    );
+    let bad = env
+        .command()
+        .args(["eval", "--polyglot"])
+        .arg(env.path("bench"))
+        .args(["--languages", "cobol", "--out-tasks"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown language `cobol`"));
+}
