@@ -32,6 +32,26 @@ pub enum RepoError {
     NoBase(String),
     #[error("hidden path `{0}` is not in the base commit (a typo would show the agent the tests)")]
     HiddenMissing(String),
+    #[error(
+        "{0} is below a folder every sandbox may read (/usr, /opt, /etc, …): the agent could read \
+         the hidden files there; move it elsewhere"
+    )]
+    SandboxReadable(PathBuf),
+}
+
+/// Folders a sandbox may read besides its work tree (docs/sandbox.md, "what the sandbox sees"):
+/// nothing holding hidden files may live below them.
+const SANDBOX_READABLE: &[&str] = &[
+    "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/opt", "/nix", "/etc",
+];
+
+/// Refuses `path` when a sandbox could read it (checked on the resolved path).
+pub fn check_private(path: &Path) -> Result<(), RepoError> {
+    let real = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+    if real == Path::new("/") || SANDBOX_READABLE.iter().any(|d| real.starts_with(d)) {
+        return Err(RepoError::SandboxReadable(real));
+    }
+    Ok(())
 }
 
 /// The task's repository as read-only input: its git directory and the base commit.
@@ -99,6 +119,7 @@ pub async fn open_source(
         repo.to_string()
     };
     let git_dir = if near.is_dir() && !is_repo {
+        check_private(&near)?;
         snapshot(&near, &scratch.join("source.git")).await?
     } else {
         open_existing(&input, tasks_dir, scratch).await?
@@ -196,8 +217,11 @@ async fn open_existing(
 ) -> Result<PathBuf, RepoError> {
     Ok(match RepoSource::parse(input, tasks_dir)? {
         RepoSource::Local { path } => {
+            check_private(&path)?;
             let dir = git(&[], Some(&path), &["rev-parse", "--absolute-git-dir"], None).await?;
-            PathBuf::from(dir)
+            let dir = PathBuf::from(dir);
+            check_private(&dir)?;
+            dir
         }
         remote => {
             let dest = scratch.join("source.git");
@@ -494,6 +518,16 @@ mod tests {
             .await
             .unwrap();
         assert!(failed.is_err_and(|why| why.contains("code.py")));
+    }
+
+    #[test]
+    fn sources_where_a_sandbox_can_read_are_refused() {
+        for p in ["/usr/share", "/opt/bench", "/etc", "/"] {
+            assert!(check_private(Path::new(p)).is_err(), "{p}");
+        }
+        let tmp = tempfile::tempdir().unwrap();
+        check_private(tmp.path()).unwrap();
+        check_private(Path::new("/usrlocal-not-a-prefix")).unwrap();
     }
 
     #[test]

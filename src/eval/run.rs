@@ -82,6 +82,10 @@ pub async fn run_task(ctx: &Context, task: &Task, repeat: u32) -> Option<TaskRes
         Ok(s) => s,
         Err(e) => return Some(setup_error(result, format!("scratch folder: {e}"))),
     };
+    // It will hold the task's repository, hidden files included.
+    if let Err(e) = super::repo::check_private(scratch.path()) {
+        return Some(setup_error(result, format!("scratch folder: {e}")));
+    }
     let prepared = prepare(ctx, task, scratch.path()).await;
     let (source, derived, provider, spec) = match prepared {
         Ok(p) => p,
