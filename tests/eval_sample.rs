@@ -281,3 +281,56 @@ fn the_polyglot_converter_writes_task_lines_from_an_exercise_layout() {
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown language `cobol`"));
 }
+
+#[test]
+fn a_signal_stops_the_running_task_which_is_then_not_recorded() {
+    let env = Env::new();
+    let s = sample();
+    let slow = env.write(
+        "slow.json",
+        r#"{"turns": [{"text": "thinking", "delay_ms": 60000, "tool_calls": [{"name": "list_files", "input": {}}]}, {"text": "done"}]}"#,
+    );
+    let task = serde_json::json!({
+        "id": "slow", "repo": s.join("project"), "prompt": "fix it",
+        "test_cmd": "true", "hidden_paths": ["tests/hidden"],
+        "model": format!("scripted:{}", slow.display()),
+    });
+    let tasks = env.write("tasks.jsonl", &format!("{task}\n"));
+    let out = env.path("ev");
+    let mut child = env
+        .command()
+        .arg("eval")
+        .arg("--tasks")
+        .arg(&tasks)
+        .arg("--out")
+        .arg(&out)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait (generously) until the run is under way: its events file exists.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !env
+        .run_folders()
+        .iter()
+        .any(|r| r.join("events.jsonl").is_file())
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the run never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let kill = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("--resume"), "{stderr}");
+    let recorded = std::fs::read_to_string(out.join("results.jsonl")).unwrap_or_default();
+    assert_eq!(recorded, "", "a stopped task must not be recorded");
+    assert_eq!(env.leftover_workspaces(), Vec::<String>::new());
+}
