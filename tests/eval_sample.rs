@@ -297,7 +297,7 @@ fn a_signal_stops_the_running_task_which_is_then_not_recorded() {
     });
     let tasks = env.write("tasks.jsonl", &format!("{task}\n"));
     let out = env.path("ev");
-    let mut child = env
+    let child = env
         .command()
         .arg("eval")
         .arg("--tasks")
