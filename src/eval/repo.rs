@@ -151,7 +151,7 @@ pub async fn open_source(
 /// Commits the files of `folder` (as git would add them, build artifacts left out) into a new
 /// bare repository at `dest`, on `main`.
 async fn snapshot(folder: &Path, dest: &Path) -> Result<PathBuf, RepoError> {
-    init_bare(dest).await?;
+    init_bare(dest, None).await?;
     let exclude = dest.join("info/exclude");
     std::fs::create_dir_all(dest.join("info")).map_err(RepoError::Io)?;
     std::fs::write(&exclude, "__pycache__/\n*.py[co]\n").map_err(RepoError::Io)?;
@@ -176,9 +176,14 @@ async fn snapshot(folder: &Path, dest: &Path) -> Result<PathBuf, RepoError> {
     Ok(dest.to_path_buf())
 }
 
-async fn init_bare(dest: &Path) -> Result<(), RepoError> {
+/// A new bare repository at `dest`, in `format` (`sha1`, `sha256`) when given.
+async fn init_bare(dest: &Path, format: Option<&str>) -> Result<(), RepoError> {
     let mut init = hardened_command("file");
-    init.args(["init", "--bare", "--quiet", "--"]).arg(dest);
+    init.args(["init", "--bare", "--quiet"]);
+    if let Some(f) = format {
+        init.arg(format!("--object-format={f}"));
+    }
+    init.arg("--").arg(dest);
     let out = init.output().await.map_err(RepoError::Spawn)?;
     if !out.status.success() {
         return Err(RepoError::Git {
@@ -279,7 +284,15 @@ impl Source {
     /// Builds the repository the agent works on at `dest` (a new bare repository; its branch is
     /// `main`).
     pub async fn derive(&self, dest: &Path, hidden: &[String]) -> Result<(), RepoError> {
-        init_bare(dest).await?;
+        // The same hash as the source, whose objects it borrows while it is built.
+        let format = git(
+            &[dir_env(&self.git_dir)],
+            None,
+            &["rev-parse", "--show-object-format"],
+            None,
+        )
+        .await?;
+        init_bare(dest, Some(&format)).await?;
         let objects = git(
             &[dir_env(&self.git_dir)],
             None,
@@ -352,7 +365,7 @@ impl Source {
         let work = dir.join("repo");
         let git_dir = dir.join("git");
         std::fs::create_dir_all(&work).map_err(RepoError::Io)?;
-        init_bare(&git_dir).await?;
+        init_bare(&git_dir, None).await?;
         let index = dir.join("index");
         self.index_without(&index, Some(&work), hidden).await?;
         let env = [
@@ -518,6 +531,31 @@ mod tests {
             .await
             .unwrap();
         assert!(failed.is_err_and(|why| why.contains("code.py")));
+    }
+
+    #[tokio::test]
+    async fn a_sha256_repository_derives_in_its_own_hash() {
+        let tmp = tempfile::tempdir().unwrap();
+        let origin = tmp.path().join("origin");
+        std::fs::create_dir_all(origin.join("t")).unwrap();
+        sh_git(&origin, &["init", "-q", "--object-format=sha256"]);
+        std::fs::write(origin.join("t/secret.py"), "ORACLE\n").unwrap();
+        std::fs::write(origin.join("code.py"), "x = 1\n").unwrap();
+        sh_git(&origin, &["add", "-A"]);
+        sh_git(&origin, &["commit", "-qm", "one"]);
+        let source = open_source("origin", None, tmp.path(), tmp.path())
+            .await
+            .unwrap();
+        let derived = tmp.path().join("derived.git");
+        source.derive(&derived, &["t".into()]).await.unwrap();
+        let d = derived.to_str().unwrap();
+        let head = sh_git(tmp.path(), &["--git-dir", d, "rev-parse", "HEAD"]);
+        assert_eq!(head.trim().len(), 64, "{head}");
+        let files = sh_git(
+            tmp.path(),
+            &["--git-dir", d, "ls-tree", "-r", "--name-only", "HEAD"],
+        );
+        assert_eq!(files, "code.py\n");
     }
 
     #[test]
