@@ -131,7 +131,12 @@ pub enum Cmd {
     Config,
     /// Measure the agent on a file of tasks, each graded by its own tests in a fresh sandbox.
     #[command(
-        after_help = "Each line of the tasks file: {\"id\", \"repo\", \"base\"?, \"prompt\", \"setup\"?,         \"test_cmd\", \"hidden_paths\"?: [...], \"model\"?}. Results: DIR/results.jsonl, one line per task         and repeat; test output: DIR/logs/.\n\nExamples:\n  tiny-backspace eval --tasks assets/eval/tasks.jsonl --out /tmp/ev\n          tiny-backspace eval --tasks tasks.jsonl --out ev --model anthropic:claude-sonnet-4-5 --jobs 2 --repeat 3 --max-cost 0.50\n          tiny-backspace eval --polyglot polyglot-benchmark --languages python,go --out-tasks polyglot.jsonl\n\n        Exit codes: 0 done (resolved or not), 1 stopped by a signal, 2 bad input. See docs/eval.md."
+        after_help = "Each line of the tasks file: {\"id\", \"repo\", \"base\"?, \"prompt\", \"setup\"?, \
+        \"test_cmd\", \"hidden_paths\"?: [...], \"model\"?}.\nResults: DIR/results.jsonl, one line per task \
+        and repeat; test output: DIR/logs/.\n\nExamples:\n  tiny-backspace eval --tasks assets/eval/tasks.jsonl --out /tmp/ev\n  \
+        tiny-backspace eval --tasks tasks.jsonl --out ev --model anthropic:claude-sonnet-4-5 --jobs 2 --repeat 3 --max-cost 0.50\n  \
+        tiny-backspace eval --polyglot polyglot-benchmark --languages python,go --out-tasks polyglot.jsonl\n\n\
+        Exit codes: 0 done (resolved or not), 1 stopped by a signal, 2 bad input. See docs/eval.md."
     )]
     Eval(EvalArgs),
 }
