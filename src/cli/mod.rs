@@ -129,6 +129,55 @@ pub enum Cmd {
         Examples:\n  tiny-backspace config\n  TB_MODEL=openai:gpt-4.1 tiny-backspace config --network"
     )]
     Config,
+    /// Measure the agent on a file of tasks, each graded by its own tests in a fresh sandbox.
+    #[command(
+        after_help = "Each line of the tasks file: {\"id\", \"repo\", \"base\"?, \"prompt\", \"setup\"?, \
+        \"test_cmd\", \"hidden_paths\"?: [...], \"model\"?}.\nResults: DIR/results.jsonl, one line per task \
+        and repeat; test output: DIR/logs/.\n\nExamples:\n  tiny-backspace eval --tasks assets/eval/tasks.jsonl --out /tmp/ev\n  \
+        tiny-backspace eval --tasks tasks.jsonl --out ev --model anthropic:claude-sonnet-4-5 --jobs 2 --repeat 3 --max-cost 0.50\n  \
+        tiny-backspace eval --polyglot polyglot-benchmark --languages python,go --out-tasks polyglot.jsonl\n\n\
+        Exit codes: 0 done (resolved or not), 1 stopped by a signal, 2 bad input. See docs/eval.md."
+    )]
+    Eval(EvalArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct EvalArgs {
+    /// The tasks, one JSON object per line.
+    #[arg(long, value_name = "FILE.jsonl", required_unless_present = "polyglot")]
+    pub tasks: Option<PathBuf>,
+    /// Where results.jsonl and the test logs go.
+    #[arg(long, value_name = "DIR", required_unless_present = "polyglot")]
+    pub out: Option<PathBuf>,
+    /// Tasks run at once.
+    #[arg(long, default_value_t = 1)]
+    pub jobs: usize,
+    /// Run every task K times (results carry `repeat` 1..K).
+    #[arg(long, value_name = "K", default_value_t = 1)]
+    pub repeat: u32,
+    /// Skip the (task, repeat) pairs already in DIR/results.jsonl.
+    #[arg(long)]
+    pub resume: bool,
+    /// Stop a task's run once its cost passes this many USD.
+    #[arg(long, value_name = "USD")]
+    pub max_cost: Option<f64>,
+    /// Time limit of the setup and of the test command, each (90s, 10m…).
+    #[arg(long, default_value = "10m", value_parser = parse_duration)]
+    pub test_timeout: std::time::Duration,
+    /// Convert the Aider polyglot benchmark checked out at DIR into a tasks file (--out-tasks).
+    #[arg(
+        long,
+        value_name = "DIR",
+        requires = "out_tasks",
+        conflicts_with = "tasks"
+    )]
+    pub polyglot: Option<PathBuf>,
+    /// With --polyglot: the languages to take, comma-separated (default: all it knows).
+    #[arg(long, value_delimiter = ',')]
+    pub languages: Vec<String>,
+    /// With --polyglot: the tasks file to write.
+    #[arg(long, value_name = "FILE.jsonl")]
+    pub out_tasks: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -295,6 +344,7 @@ pub async fn main() -> color_eyre::Result<i32> {
                 }
             }
         }
+        Some(Cmd::Eval(args)) => eval(args, cli.global.model.clone(), config).await,
         Some(Cmd::Config) => {
             // Values come from the environment, `.env` and the config file: shown, not obeyed.
             print!("{}", visible(&config.render()));
@@ -309,6 +359,36 @@ pub async fn main() -> color_eyre::Result<i32> {
             crate::tui::term::run(prefill, config).await
         }
     }
+}
+
+/// `tiny-backspace eval`: the converter with --polyglot, else the evaluation.
+async fn eval(
+    args: EvalArgs,
+    flag_model: Option<String>,
+    config: Config,
+) -> color_eyre::Result<i32> {
+    if let (Some(root), Some(out)) = (&args.polyglot, &args.out_tasks) {
+        return Ok(crate::eval::polyglot::convert_cli(
+            root,
+            &args.languages,
+            out,
+        ));
+    }
+    let (Some(tasks), Some(out)) = (args.tasks, args.out) else {
+        eprintln!("error: eval needs --tasks FILE.jsonl and --out DIR");
+        return Ok(2);
+    };
+    let options = crate::eval::EvalOptions {
+        tasks,
+        out,
+        jobs: args.jobs,
+        model: flag_model,
+        repeat: args.repeat,
+        resume: args.resume,
+        max_cost: args.max_cost,
+        test_timeout: args.test_timeout,
+    };
+    crate::eval::eval(options, config).await
 }
 
 /// Every start that opens the state directory first finds the runs whose process died (SIGKILL,
