@@ -72,7 +72,7 @@ fn workspace() -> Ws {
 
 async fn call(ws: &Ws, name: &str, input: Value) -> (String, bool, Option<Event>) {
     let o = ws.tools.call(name, &input, &CancellationToken::new()).await;
-    (o.content, o.is_error, o.event)
+    (o.content, o.is_error, o.events.into_iter().next())
 }
 
 #[tokio::test]

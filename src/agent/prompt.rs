@@ -24,7 +24,10 @@ test layout and dependencies already in use. Add or update tests for the behavio
 4. Verify. Run the project's tests, build or linters with bash when possible (look for how CI or \
 the README runs them). If something fails, read the output, fix the cause and run again. Never \
 claim a test passed unless you ran it and saw it pass.
-5. Finish by answering without any tool call. That final message becomes the pull request \
+5. Keep going until the task is done and verified; do not stop to ask the user questions, since \
+nobody answers during the run. When something is ambiguous, choose the most reasonable reading, \
+state that assumption in your summary and go on.
+6. Finish by answering without any tool call. That final message becomes the pull request \
 description: first line a short imperative title (under 72 characters), then a blank line, then \
 what changed and why, how you verified it (the commands and their results), and anything the \
 reviewer should look at or that is left undone.

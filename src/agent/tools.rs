@@ -85,12 +85,13 @@ pub fn specs() -> Vec<ToolSpec> {
     ]
 }
 
-/// What a tool call produced: the text for the model and, when it ran, the event that reports it.
+/// What a tool call produced: the text for the model and, when it ran, the events that report it
+/// (one per edit for a multi-edit `edit_file`).
 #[derive(Debug, Clone)]
 pub struct ToolOutcome {
     pub content: String,
     pub is_error: bool,
-    pub event: Option<Event>,
+    pub events: Vec<Event>,
 }
 
 pub struct Toolbox {
@@ -136,35 +137,131 @@ pub fn cap_text(text: &str, max: usize) -> String {
     format!("{head}\n[… {} characters cut …]\n{tail}", count - 2 * half)
 }
 
+/// What a tool's input should look like, from its schema: `path: string, offset?: integer`.
+pub fn expected_input(name: &str) -> Option<String> {
+    let specs = specs();
+    let spec = specs.iter().find(|s| s.name == name)?;
+    let required: Vec<&str> = spec.input_schema["required"]
+        .as_array()
+        .map(|r| r.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let props = spec.input_schema["properties"].as_object()?;
+    let fields: Vec<String> = props
+        .iter()
+        .map(|(k, v)| {
+            let opt = if required.contains(&k.as_str()) {
+                ""
+            } else {
+                "?"
+            };
+            let ty = v["type"].as_str().unwrap_or("any");
+            format!("{k}{opt}: {ty}")
+        })
+        .collect();
+    Some(format!(
+        "{name} expects a JSON object {{{}}}",
+        fields.join(", ")
+    ))
+}
+
+/// Checks the input's shape against the tool's schema (required keys, scalar types) so every
+/// tool reports the same, complete message.
+fn check_input(name: &str, input: &Value) -> Result<(), String> {
+    if let Some(e) = crate::llm::input_error(input) {
+        return Err(format!(
+            "the input of this {name} call could not be read: {e}"
+        ));
+    }
+    let specs = specs();
+    let Some(spec) = specs.iter().find(|s| s.name == name) else {
+        return Ok(());
+    };
+    let Some(obj) = input.as_object() else {
+        return Err(format!(
+            "the input of this {name} call is not a JSON object"
+        ));
+    };
+    for key in spec.input_schema["required"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        let key = key.as_str().unwrap_or_default();
+        if !obj.contains_key(key) {
+            return Err(format!(
+                "this {name} call is missing its required input '{key}'"
+            ));
+        }
+    }
+    for (key, schema) in spec.input_schema["properties"]
+        .as_object()
+        .into_iter()
+        .flatten()
+    {
+        let Some(v) = obj.get(key) else { continue };
+        let ok = match schema["type"].as_str() {
+            Some("string") => v.is_string(),
+            // Lenient like the tools themselves: "10" is read as 10.
+            Some("integer") => v.is_u64() || v.as_str().is_some_and(|s| s.parse::<u64>().is_ok()),
+            Some("boolean") => v.is_boolean(),
+            Some("array") => v.is_array(),
+            _ => true,
+        };
+        if !ok {
+            let want = schema["type"].as_str().unwrap_or("value");
+            return Err(format!("in this {name} call, '{key}' must be a {want}"));
+        }
+    }
+    Ok(())
+}
+
 impl Toolbox {
     pub async fn call(&self, name: &str, input: &Value, cancel: &CancellationToken) -> ToolOutcome {
-        let result = match name {
-            "read_file" => self.read_file(input),
-            "list_files" => self.list_files(input),
-            "search" => self.search(input),
-            "edit_file" => self.edit_file(input),
-            "write_file" => self.write_file(input),
-            "bash" => self.bash(input, cancel).await,
-            other => tool_err(format!(
-                "there is no tool named '{other}'; the tools are read_file, list_files, search, \
-                 edit_file, write_file and bash"
-            )),
+        let result = match check_input(name, input) {
+            Err(e) => {
+                let hint = expected_input(name).unwrap_or_default();
+                tool_err(format!(
+                    "not run: {e}. {hint}; send the call again with complete, valid JSON"
+                ))
+            }
+            Ok(()) => self.dispatch(name, input, cancel).await,
         };
         match result {
-            Ok((content, event)) => ToolOutcome {
+            Ok((content, events)) => ToolOutcome {
                 content: cap_text(&content, self.output_cap_chars),
                 is_error: false,
-                event: Some(event),
+                events,
             },
             Err(ToolError(message)) => ToolOutcome {
                 content: cap_text(&message, self.output_cap_chars),
                 is_error: true,
-                event: Some(Event::ToolError {
+                events: vec![Event::ToolError {
                     run_id: self.run_id.clone(),
                     tool: name.to_string(),
                     message,
-                }),
+                }],
             },
+        }
+    }
+
+    async fn dispatch(
+        &self,
+        name: &str,
+        input: &Value,
+        cancel: &CancellationToken,
+    ) -> Result<(String, Vec<Event>), ToolError> {
+        let one = |r: Result<(String, Event), ToolError>| r.map(|(c, e)| (c, vec![e]));
+        match name {
+            "read_file" => one(self.read_file(input)),
+            "list_files" => one(self.list_files(input)),
+            "search" => one(self.search(input)),
+            "edit_file" => self.edit_file(input, cancel).await,
+            "write_file" => one(self.write_file(input)),
+            "bash" => one(self.bash(input, cancel).await),
+            other => tool_err(format!(
+                "there is no tool named '{other}'; the tools are read_file, list_files, search, \
+                 edit_file, write_file and bash"
+            )),
         }
     }
 
@@ -214,7 +311,15 @@ impl Toolbox {
         ))
     }
 
-    fn edit_file(&self, input: &Value) -> Result<(String, Event), ToolError> {
+    async fn edit_file(
+        &self,
+        input: &Value,
+        _cancel: &CancellationToken,
+    ) -> Result<(String, Vec<Event>), ToolError> {
+        self.edit_one(input).map(|(c, e)| (c, vec![e]))
+    }
+
+    fn edit_one(&self, input: &Value) -> Result<(String, Event), ToolError> {
         let path = str_arg(input, "path")?;
         let old_str = str_arg(input, "old_str")?;
         let new_str = str_arg(input, "new_str")?;
