@@ -8,7 +8,10 @@
 //! answered with a note (and its interrupted tool call is never run) and the loop goes on. One
 //! turn before a budget runs out the model is told that this is its last turn (`steer.rs`).
 
+pub mod check;
+pub mod edit;
 pub mod fs;
+pub mod input;
 pub mod prompt;
 pub mod steer;
 pub mod tools;

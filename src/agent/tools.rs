@@ -9,7 +9,10 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
+use super::check;
+use super::edit;
 use super::fs::{ToolError, WorkspaceFs, tool_err};
+use super::input::{check_input, edit_specs, expected_input, opt_str, opt_u64, str_arg};
 use crate::event::Event;
 use crate::llm::ToolSpec;
 use crate::sandbox::{ExecRequest, Sandbox, SandboxSettings};
@@ -19,6 +22,8 @@ const MAX_LINE_CHARS: usize = 2000;
 const LIST_CAP: usize = 1000;
 const SEARCH_CAP: usize = 200;
 const SEARCH_FILE_MAX: u64 = 2 * 1024 * 1024;
+/// Lines of the edited region shown after an edit.
+const SNIPPET_LINES: usize = 60;
 
 /// The tool schemas sent to the model.
 pub fn specs() -> Vec<ToolSpec> {
@@ -56,13 +61,26 @@ pub fn specs() -> Vec<ToolSpec> {
             name: "edit_file",
             description: "Replace old_str with new_str in a file. old_str must match the file's text \
                 exactly (whitespace included) and exactly once, unless replace_all is true. \
-                An empty old_str creates a new file with new_str as its content.",
+                An empty old_str creates a new file with new_str as its content. For several \
+                changes to one file, give edits: [{old_str, new_str, replace_all?}, ...] instead; \
+                they apply in order, all or none. Match lines as read_file shows them: a file \
+                with CRLF line endings keeps them. When old_str is not found exactly, a match \
+                ignoring trailing whitespace, a uniform indentation shift or typographic quotes \
+                and dashes is used if it finds exactly one place. The result shows the edited \
+                region with line numbers, and says if the file stopped parsing (Python, \
+                JavaScript, shell, Go).",
             input_schema: json!({"type": "object", "properties": {
                 "path": {"type": "string"},
                 "old_str": {"type": "string"},
                 "new_str": {"type": "string"},
-                "replace_all": {"type": "boolean"}
-            }, "required": ["path", "old_str", "new_str"]}),
+                "replace_all": {"type": "boolean"},
+                "edits": {"type": "array", "description": "Several replacements, instead of old_str/new_str",
+                    "items": {"type": "object", "properties": {
+                        "old_str": {"type": "string"},
+                        "new_str": {"type": "string"},
+                        "replace_all": {"type": "boolean"}
+                    }, "required": ["old_str", "new_str"]}}
+            }, "required": ["path"]}),
         },
         ToolSpec {
             name: "write_file",
@@ -103,28 +121,6 @@ pub struct Toolbox {
     pub output_cap_chars: usize,
 }
 
-fn str_arg<'a>(input: &'a Value, key: &str) -> Result<&'a str, ToolError> {
-    match input.get(key) {
-        Some(Value::String(s)) => Ok(s),
-        Some(_) => tool_err(format!("'{key}' must be a string")),
-        None => tool_err(format!("missing required input '{key}'")),
-    }
-}
-
-fn opt_str<'a>(input: &'a Value, key: &str) -> Option<&'a str> {
-    input
-        .get(key)
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
-}
-
-fn opt_u64(input: &Value, key: &str) -> Option<u64> {
-    input.get(key).and_then(|v| {
-        v.as_u64()
-            .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
-    })
-}
-
 /// Keeps the head and tail of `text` within `max` characters, saying how much was cut.
 pub fn cap_text(text: &str, max: usize) -> String {
     let count = text.chars().count();
@@ -135,84 +131,6 @@ pub fn cap_text(text: &str, max: usize) -> String {
     let head: String = text.chars().take(half).collect();
     let tail: String = text.chars().skip(count - half).collect();
     format!("{head}\n[… {} characters cut …]\n{tail}", count - 2 * half)
-}
-
-/// What a tool's input should look like, from its schema: `path: string, offset?: integer`.
-pub fn expected_input(name: &str) -> Option<String> {
-    let specs = specs();
-    let spec = specs.iter().find(|s| s.name == name)?;
-    let required: Vec<&str> = spec.input_schema["required"]
-        .as_array()
-        .map(|r| r.iter().filter_map(Value::as_str).collect())
-        .unwrap_or_default();
-    let props = spec.input_schema["properties"].as_object()?;
-    let fields: Vec<String> = props
-        .iter()
-        .map(|(k, v)| {
-            let opt = if required.contains(&k.as_str()) {
-                ""
-            } else {
-                "?"
-            };
-            let ty = v["type"].as_str().unwrap_or("any");
-            format!("{k}{opt}: {ty}")
-        })
-        .collect();
-    Some(format!(
-        "{name} expects a JSON object {{{}}}",
-        fields.join(", ")
-    ))
-}
-
-/// Checks the input's shape against the tool's schema (required keys, scalar types) so every
-/// tool reports the same, complete message.
-fn check_input(name: &str, input: &Value) -> Result<(), String> {
-    if let Some(e) = crate::llm::input_error(input) {
-        return Err(format!(
-            "the input of this {name} call could not be read: {e}"
-        ));
-    }
-    let specs = specs();
-    let Some(spec) = specs.iter().find(|s| s.name == name) else {
-        return Ok(());
-    };
-    let Some(obj) = input.as_object() else {
-        return Err(format!(
-            "the input of this {name} call is not a JSON object"
-        ));
-    };
-    for key in spec.input_schema["required"]
-        .as_array()
-        .into_iter()
-        .flatten()
-    {
-        let key = key.as_str().unwrap_or_default();
-        if !obj.contains_key(key) {
-            return Err(format!(
-                "this {name} call is missing its required input '{key}'"
-            ));
-        }
-    }
-    for (key, schema) in spec.input_schema["properties"]
-        .as_object()
-        .into_iter()
-        .flatten()
-    {
-        let Some(v) = obj.get(key) else { continue };
-        let ok = match schema["type"].as_str() {
-            Some("string") => v.is_string(),
-            // Lenient like the tools themselves: "10" is read as 10.
-            Some("integer") => v.is_u64() || v.as_str().is_some_and(|s| s.parse::<u64>().is_ok()),
-            Some("boolean") => v.is_boolean(),
-            Some("array") => v.is_array(),
-            _ => true,
-        };
-        if !ok {
-            let want = schema["type"].as_str().unwrap_or("value");
-            return Err(format!("in this {name} call, '{key}' must be a {want}"));
-        }
-    }
-    Ok(())
 }
 
 impl Toolbox {
@@ -314,59 +232,77 @@ impl Toolbox {
     async fn edit_file(
         &self,
         input: &Value,
-        _cancel: &CancellationToken,
+        cancel: &CancellationToken,
     ) -> Result<(String, Vec<Event>), ToolError> {
-        self.edit_one(input).map(|(c, e)| (c, vec![e]))
-    }
-
-    fn edit_one(&self, input: &Value) -> Result<(String, Event), ToolError> {
         let path = str_arg(input, "path")?;
-        let old_str = str_arg(input, "old_str")?;
-        let new_str = str_arg(input, "new_str")?;
-        let replace_all = input
-            .get("replace_all")
-            .and_then(Value::as_bool)
-            .unwrap_or(false);
-        let event = Event::ToolEdit {
-            filepath: path.to_string(),
-            old_str: old_str.to_string(),
-            new_str: new_str.to_string(),
-            run_id: self.rid(),
-        };
-        if old_str.is_empty() {
+        let edits = edit_specs(input)?;
+        let events: Vec<Event> = edits
+            .iter()
+            .map(|e| Event::ToolEdit {
+                filepath: path.to_string(),
+                old_str: e.old_str.clone(),
+                new_str: e.new_str.clone(),
+                run_id: self.rid(),
+            })
+            .collect();
+        if let [single] = edits.as_slice()
+            && single.old_str.is_empty()
+        {
             if self.fs.exists(path)? && !self.fs.read_text(path)?.is_empty() {
                 return tool_err(format!(
                     "'{path}' already exists; give old_str to edit it, or use write_file to replace it"
                 ));
             }
-            self.fs.write_text(path, new_str)?;
-            return Ok((
-                format!("Created {path} ({} lines)", new_str.lines().count()),
-                event,
-            ));
+            self.fs.write_text(path, &single.new_str)?;
+            let mut out = format!("Created {path} ({} lines)", single.new_str.lines().count());
+            out.push_str(&self.syntax_note(path, None, cancel).await?);
+            return Ok((out, events));
         }
-        let text = self.fs.read_text(path)?;
-        let count = text.matches(old_str).count();
-        let updated = match (count, replace_all) {
-            (0, _) => {
-                return tool_err(format!(
-                    "old_str was not found in '{path}'; read the file again and copy the exact text, \
-                     whitespace and indentation included"
-                ));
-            }
-            (1, _) => text.replacen(old_str, new_str, 1),
-            (n, false) => {
-                return tool_err(format!(
-                    "old_str matches {n} places in '{path}'; include more surrounding lines to make it \
-                     unique, or set replace_all to true"
-                ));
-            }
-            (_, true) => text.replace(old_str, new_str),
+        let original = self.fs.read_text(path)?;
+        let applied = edit::apply_all(path, &original, &edits).map_err(ToolError)?;
+        self.fs.write_text(path, &applied.text)?;
+        let mut out = format!(
+            "Edited {path} ({} edit{}{}{}). The edited region now reads:\n{}",
+            edits.len(),
+            if edits.len() == 1 { "" } else { "s" },
+            if applied.notes.is_empty() { "" } else { "; " },
+            applied.notes.join("; "),
+            edit::snippet(&original, &applied.text, SNIPPET_LINES)
+        );
+        out.push_str(
+            &self
+                .syntax_note(path, Some((&original, &applied.text)), cancel)
+                .await?,
+        );
+        Ok((out, events))
+    }
+
+    /// A note when the file no longer parses and did parse before the edit (`versions`: the text
+    /// before and after; `None` for a new file). The file holds the new text when this returns.
+    async fn syntax_note(
+        &self,
+        path: &str,
+        versions: Option<(&str, &str)>,
+        cancel: &CancellationToken,
+    ) -> Result<String, ToolError> {
+        let sandbox = self.sandbox.as_ref();
+        let settings = &self.sandbox_settings;
+        let Some((program, error)) = check::syntax_error(sandbox, settings, path, cancel).await
+        else {
+            return Ok(String::new());
         };
-        self.fs.write_text(path, &updated)?;
-        Ok((
-            format!("Edited {path}: replaced {count} occurrence(s)"),
-            event,
+        if let Some((before, after)) = versions {
+            // Checked against the file as it was: an error already there is not the edit's.
+            self.fs.write_text(path, before)?;
+            let earlier = check::syntax_error(sandbox, settings, path, cancel).await;
+            self.fs.write_text(path, after)?;
+            if earlier.is_some() {
+                return Ok(String::new());
+            }
+        }
+        Ok(format!(
+            "\nWarning: after this change the file no longer parses ({program}):\n{error}\nFix it \
+             before going on."
         ))
     }
 
@@ -374,7 +310,15 @@ impl Toolbox {
         let path = str_arg(input, "path")?;
         let content = str_arg(input, "content")?;
         let existed = self.fs.exists(path)?;
-        self.fs.write_text(path, content)?;
+        // Overwriting a CRLF file with `\n` lines (as read_file shows them) keeps its endings.
+        let crlf = existed
+            && !content.contains('\r')
+            && self.fs.read_text(path).is_ok_and(|t| edit::is_crlf(&t));
+        if crlf {
+            self.fs.write_text(path, &content.replace('\n', "\r\n"))?;
+        } else {
+            self.fs.write_text(path, content)?;
+        }
         let verb = if existed { "Overwrote" } else { "Created" };
         Ok((
             format!("{verb} {path} ({} lines)", content.lines().count()),
