@@ -13,6 +13,7 @@ pub mod edit;
 pub mod fs;
 pub mod input;
 pub mod prompt;
+pub mod search;
 pub mod steer;
 pub mod tools;
 

@@ -13,6 +13,7 @@ use super::check;
 use super::edit;
 use super::fs::{ToolError, WorkspaceFs, tool_err};
 use super::input::{check_input, edit_specs, expected_input, opt_str, opt_u64, str_arg};
+use super::search;
 use crate::event::Event;
 use crate::llm::ToolSpec;
 use crate::sandbox::{ExecRequest, Sandbox, SandboxSettings};
@@ -20,8 +21,6 @@ use crate::sandbox::{ExecRequest, Sandbox, SandboxSettings};
 const READ_DEFAULT_LINES: usize = 2000;
 const MAX_LINE_CHARS: usize = 2000;
 const LIST_CAP: usize = 1000;
-const SEARCH_CAP: usize = 200;
-const SEARCH_FILE_MAX: u64 = 2 * 1024 * 1024;
 /// Lines of the edited region shown after an edit.
 const SNIPPET_LINES: usize = 60;
 
@@ -50,11 +49,13 @@ pub fn specs() -> Vec<ToolSpec> {
         ToolSpec {
             name: "search",
             description: "Search file contents with a regular expression (Rust regex syntax), \
-                respecting .gitignore. Returns `path:line: text` for each match.",
+                respecting .gitignore. Returns `path:line: text` for each match; with context, \
+                the lines around it as `path-line- text`, groups separated by `--`.",
             input_schema: json!({"type": "object", "properties": {
                 "pattern": {"type": "string", "description": "Regular expression"},
                 "path": {"type": "string", "description": "Directory or file to search in"},
-                "glob": {"type": "string", "description": "Only search files matching this glob, e.g. *.ts"}
+                "glob": {"type": "string", "description": "Only search files matching this glob, e.g. *.ts"},
+                "context": {"type": "integer", "minimum": 0, "maximum": 10, "description": "Lines shown before and after each match (default 0, at most 10)"}
             }, "required": ["pattern"]}),
         },
         ToolSpec {
@@ -172,7 +173,7 @@ impl Toolbox {
         match name {
             "read_file" => one(self.read_file(input)),
             "list_files" => one(self.list_files(input)),
-            "search" => one(self.search(input)),
+            "search" => one(search::run(self, input)),
             "edit_file" => self.edit_file(input, cancel).await,
             "write_file" => one(self.write_file(input)),
             "bash" => one(self.bash(input, cancel).await),
@@ -196,7 +197,17 @@ impl Toolbox {
             .unwrap_or(READ_DEFAULT_LINES)
             .max(1);
         let total = text.lines().count();
+        if total > 0 && offset > total {
+            return tool_err(format!(
+                "'{path}' has {total} lines; offset {offset} is past the end"
+            ));
+        }
+        // Whole lines only, within what one result may carry (room kept for the footer), so a
+        // long file is paged instead of cut in the middle.
+        let budget = self.output_cap_chars.saturating_sub(200).max(1);
         let mut out = String::new();
+        let mut used = 0usize;
+        let mut last = offset - 1;
         for (i, line) in text.lines().enumerate().skip(offset - 1).take(limit) {
             let line: String = if line.chars().count() > MAX_LINE_CHARS {
                 format!(
@@ -206,18 +217,21 @@ impl Toolbox {
             } else {
                 line.to_string()
             };
-            out.push_str(&format!("{}\t{}\n", i + 1, line));
+            let entry = format!("{}\t{}\n", i + 1, line);
+            let chars = entry.chars().count();
+            if used + chars > budget && last >= offset {
+                break;
+            }
+            used += chars;
+            out.push_str(&entry);
+            last = i + 1;
         }
         if total == 0 {
             out.push_str("(empty file)\n");
-        } else if offset > total {
-            return tool_err(format!(
-                "'{path}' has {total} lines; offset {offset} is past the end"
-            ));
-        } else if offset - 1 + limit < total {
+        } else if last < total {
             out.push_str(&format!(
-                "[showing lines {offset}-{} of {total}; use offset to read more]\n",
-                offset - 1 + limit
+                "[showing lines {offset}-{last} of {total}; continue at offset {}]\n",
+                last + 1
             ));
         }
         Ok((
@@ -331,7 +345,7 @@ impl Toolbox {
         ))
     }
 
-    fn walker(
+    pub(super) fn walker(
         &self,
         path: Option<&str>,
         glob: Option<&str>,
@@ -351,7 +365,7 @@ impl Toolbox {
         Ok((abs, builder.build()))
     }
 
-    fn relative_display(&self, p: &std::path::Path) -> Option<String> {
+    pub(super) fn relative_display(&self, p: &std::path::Path) -> Option<String> {
         p.strip_prefix(self.fs.root_path())
             .ok()
             .map(|r| r.to_string_lossy().into_owned())
@@ -397,76 +411,6 @@ impl Toolbox {
                 path: path.unwrap_or(".").to_string(),
                 pattern: pattern.map(str::to_string),
                 entries: total as u64,
-            },
-        ))
-    }
-
-    fn search(&self, input: &Value) -> Result<(String, Event), ToolError> {
-        let pattern = str_arg(input, "pattern")?;
-        let re = regex::RegexBuilder::new(pattern)
-            .size_limit(10 << 20)
-            .build()
-            .map_err(|e| ToolError(format!("invalid regular expression: {e}")))?;
-        let path = opt_str(input, "path");
-        let glob = opt_str(input, "glob");
-        let single_file = match path {
-            Some(p) => {
-                let rel = self.fs.relative(p)?;
-                self.fs
-                    .dir()
-                    .metadata(&rel)
-                    .map(|m| m.is_file())
-                    .unwrap_or(false)
-            }
-            None => false,
-        };
-        let files: Vec<String> = if single_file {
-            vec![path.unwrap_or_default().to_string()]
-        } else {
-            let (_, walk) = self.walker(path, glob)?;
-            walk.flatten()
-                .filter(|e| e.file_type().is_some_and(|t| t.is_file()))
-                .filter(|e| {
-                    e.metadata()
-                        .map(|m| m.len() <= SEARCH_FILE_MAX)
-                        .unwrap_or(false)
-                })
-                .filter_map(|e| self.relative_display(e.path()))
-                .collect()
-        };
-        let mut out = String::new();
-        let mut matches = 0usize;
-        for file in &files {
-            // Through the capability: a file swapped for a symlink is not followed out.
-            let Ok(text) = self.fs.read_text(file) else {
-                continue;
-            };
-            for (i, line) in text.lines().enumerate() {
-                if re.is_match(line) {
-                    matches += 1;
-                    if matches <= SEARCH_CAP {
-                        let shown: String = line.chars().take(300).collect();
-                        out.push_str(&format!("{file}:{}: {shown}\n", i + 1));
-                    }
-                }
-            }
-        }
-        if matches > SEARCH_CAP {
-            out.push_str(&format!(
-                "[… {} more matches; narrow the pattern or path]\n",
-                matches - SEARCH_CAP
-            ));
-        }
-        if matches == 0 {
-            out = format!("no matches for /{pattern}/ in {} files", files.len());
-        }
-        Ok((
-            out,
-            Event::ToolSearch {
-                run_id: self.run_id.clone(),
-                pattern: pattern.to_string(),
-                path: path.map(str::to_string),
-                matches: matches as u64,
             },
         ))
     }
