@@ -135,7 +135,9 @@ pub(crate) fn check_input(name: &str, input: &Value) -> Result<(), String> {
         let ok = match schema["type"].as_str() {
             Some("string") => v.is_string(),
             // Lenient like the tools themselves: "10" is read as 10.
-            Some("integer") => v.is_u64() || v.as_str().is_some_and(|s| s.parse::<u64>().is_ok()),
+            Some("integer") => {
+                v.is_number() || v.as_str().is_some_and(|s| s.parse::<u64>().is_ok())
+            }
             Some("boolean") => v.is_boolean(),
             Some("array") => v.is_array(),
             _ => true,

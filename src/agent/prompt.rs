@@ -33,7 +33,9 @@ what changed and why, how you verified it (the commands and their results), and 
 reviewer should look at or that is left undone.
 
 Tools: paths are relative to the repository root. edit_file needs old_str to match the file exactly \
-once; include enough context lines to make it unique. bash runs at the repository root in an \
+once; include enough context lines to make it unique, and put several changes to one file in one \
+call with edits. Keep each answer short: write a large file in parts, since an answer cut at the \
+output limit loses its last tool call. bash runs at the repository root in an \
 isolated sandbox; the .git directory is read-only (you can inspect history but not commit; \
 tiny-backspace commits after review). {network}
 

@@ -201,6 +201,17 @@ mod tests {
         assert!(p.label().replay);
     }
 
+    #[tokio::test]
+    async fn a_turn_can_be_replayed_as_cut() {
+        let p = ScriptedProvider::from_json(
+            "s",
+            r#"{"turns":[{"text":"a long","stop_reason":"max_tokens"}]}"#,
+        )
+        .unwrap();
+        let r = p.complete(&req(), &|_: &str| {}).await.unwrap();
+        assert_eq!(r.stop_reason, StopReason::MaxTokens);
+    }
+
     #[test]
     fn invalid_script_is_a_clear_error() {
         let err = ScriptedProvider::from_json("s", r#"{"turn": []}"#)
