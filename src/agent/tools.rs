@@ -1,8 +1,9 @@
 //! The six tools of the agent's contract: their schemas and their host-side execution.
 //!
-//! Invariants: tool names and inputs are exactly those of the design contract; file tools go through
-//! [`WorkspaceFs`]; `bash` goes through the run's [`Sandbox`] and nowhere else; every tool that ran
-//! returns the event that reports it, and a refused call returns an error the model can act on.
+//! Invariants: tool names and inputs are those of the design contract (inputs are only ever added:
+//! `edit_file.edits`, `search.context`); file tools go through [`WorkspaceFs`]; `bash` and the
+//! post-edit syntax checks go through the run's [`Sandbox`] and nowhere else; every tool that ran
+//! returns the events that report it, and a refused call returns an error the model can act on.
 
 use std::sync::Arc;
 
