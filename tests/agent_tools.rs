@@ -72,7 +72,7 @@ fn workspace() -> Ws {
 
 async fn call(ws: &Ws, name: &str, input: Value) -> (String, bool, Option<Event>) {
     let o = ws.tools.call(name, &input, &CancellationToken::new()).await;
-    (o.content, o.is_error, o.event)
+    (o.content, o.is_error, o.events.into_iter().next())
 }
 
 #[tokio::test]
@@ -343,4 +343,70 @@ async fn refusals_are_errors_the_model_can_act_on() {
     assert!(!err);
     let (out, err, _) = call(&ws, "read_file", json!({"path": "planted"})).await;
     assert!(err && out.contains("outside"), "{out}");
+}
+
+#[tokio::test]
+async fn read_file_pages_long_files_at_line_boundaries() {
+    let ws = workspace();
+    let text: String = (1..=300)
+        .map(|i| format!("line {i:03} of a long file\n"))
+        .collect();
+    std::fs::write(ws.root.join("long.txt"), &text).unwrap();
+    let (out, err, _) = call(&ws, "read_file", json!({"path": "long.txt"})).await;
+    assert!(!err, "{out}");
+    assert!(out.chars().count() <= 2000, "within the cap: {}", out.len());
+    assert!(!out.contains("characters cut"), "never cut mid-line: {out}");
+    let (body, footer) = out.trim_end().rsplit_once('\n').unwrap();
+    let shown = body.lines().count();
+    for (i, line) in body.lines().enumerate() {
+        assert_eq!(line, format!("{}\tline {:03} of a long file", i + 1, i + 1));
+    }
+    assert_eq!(
+        footer,
+        format!(
+            "[showing lines 1-{shown} of 300; continue at offset {}]",
+            shown + 1
+        )
+    );
+    let (next, _, _) = call(
+        &ws,
+        "read_file",
+        json!({"path": "long.txt", "offset": shown + 1}),
+    )
+    .await;
+    assert!(
+        next.starts_with(&format!("{}\tline {:03} of", shown + 1, shown + 1)),
+        "{next}"
+    );
+}
+
+#[tokio::test]
+async fn search_shows_context_lines() {
+    let ws = workspace();
+    std::fs::write(
+        ws.root.join("c.py"),
+        "a = 1\nb = 2\nhit = 3\nc = 4\nd = 5\ne = 6\nf = 7\nhit = 8\n",
+    )
+    .unwrap();
+    let (out, err, ev) = call(
+        &ws,
+        "search",
+        json!({"pattern": "^hit", "path": "c.py", "context": 1}),
+    )
+    .await;
+    assert!(!err, "{out}");
+    assert_eq!(
+        out,
+        "c.py-2- b = 2\nc.py:3: hit = 3\nc.py-4- c = 4\n--\nc.py-7- f = 7\nc.py:8: hit = 8\n"
+    );
+    assert!(matches!(ev, Some(Event::ToolSearch { matches: 2, .. })));
+    // Overlapping context is merged; the size is capped at 10 lines each side.
+    let (out, _, _) = call(
+        &ws,
+        "search",
+        json!({"pattern": "^hit", "path": "c.py", "context": 99}),
+    )
+    .await;
+    assert_eq!(out.lines().count(), 8, "{out}");
+    assert!(!out.contains("--"), "{out}");
 }

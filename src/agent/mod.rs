@@ -4,9 +4,17 @@
 //! fallback provider continues the same one; each tool call runs once and its result is appended
 //! before the next model call; turn, token and wall-time budgets and cancellation are checked at
 //! every await point, and a run that hits one ends with an error that says which and what to do.
+//! A text-only answer ends the run unless it was cut at the output-token limit: a cut turn is
+//! answered with a note (and its interrupted tool call is never run) and the loop goes on. One
+//! turn before a budget runs out the model is told that this is its last turn (`steer.rs`).
 
+pub mod check;
+pub mod edit;
 pub mod fs;
+pub mod input;
 pub mod prompt;
+pub mod search;
+pub mod steer;
 pub mod tools;
 
 use std::time::Duration;
@@ -16,7 +24,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::emit::Emitter;
 use crate::event::{Event, UsageTotals};
-use crate::llm::{Block, ChatRequest, LlmError, Message, Observer, Provider, Role, ToolSpec};
+use crate::llm::{
+    Block, ChatRequest, LlmError, Message, Observer, Provider, Role, StopReason, ToolSpec,
+};
 use tools::Toolbox;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -97,6 +107,7 @@ impl AgentRun<'_> {
                  kept — raise agent.max_minutes or narrow the prompt"
             ))
         };
+        let mut wrap_up = steer::WrapUp::default();
         loop {
             if turns >= self.limits.max_turns {
                 return Err(AgentError::Budget(format!(
@@ -106,6 +117,14 @@ impl AgentRun<'_> {
                 )));
             }
             turns += 1;
+            let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if let Some(note) =
+                wrap_up.note(self.limits, turns, run_usage.fresh_tokens(), remaining)
+            {
+                push_user_text(conversation, &note);
+            }
+            let turn_started = tokio::time::Instant::now();
+            let fresh_before = run_usage.fresh_tokens();
             let request = ChatRequest {
                 system: self.system,
                 tools: &specs,
@@ -135,6 +154,8 @@ impl AgentRun<'_> {
                 })
                 .await;
 
+            // A turn cut at the output limit is never the end: the model is told and continues.
+            let cut = response.stop_reason == StopReason::MaxTokens;
             let mut blocks = Vec::new();
             if !response.text.trim().is_empty() {
                 blocks.push(Block::Text(response.text.clone()));
@@ -146,12 +167,16 @@ impl AgentRun<'_> {
                     .await;
             }
             blocks.extend(response.tool_calls.iter().cloned().map(Block::ToolCall));
+            if blocks.is_empty() && cut {
+                // Providers refuse an empty assistant message.
+                blocks.push(Block::Text("(output cut before any text)".into()));
+            }
             conversation.push(Message {
                 role: Role::Assistant,
                 blocks,
             });
 
-            if response.tool_calls.is_empty() {
+            if response.tool_calls.is_empty() && !cut {
                 return Ok(AgentOutcome {
                     summary: response.text.trim().to_string(),
                     usage: run_usage,
@@ -169,10 +194,36 @@ impl AgentRun<'_> {
                     self.limits.max_total_tokens
                 )));
             }
+            // The call the output limit interrupted is the last one of a cut turn.
+            let cut_call = response.tool_calls.last().filter(|_| cut);
+            if cut {
+                self.emitter
+                    .emit(Event::Status {
+                        run_id: self.emitter.run_id().to_string(),
+                        stage: crate::event::Stage::Agent,
+                        message: format!(
+                            "the model's answer was cut at the output-token limit ({} tokens); \
+                             it is asked to continue in smaller steps",
+                            self.limits.max_output_tokens
+                        ),
+                    })
+                    .await;
+            }
             let mut results = Vec::new();
             for call in &response.tool_calls {
                 if stop.is_none() && self.cancel.is_cancelled() {
                     stop = Some(AgentError::Cancelled);
+                }
+                if cut_call.is_some_and(|c| c.id == call.id) {
+                    results.push(Block::ToolResult {
+                        call_id: call.id.clone(),
+                        content: steer::cut_call_result(
+                            &call.name,
+                            crate::llm::input_error(&call.input),
+                        ),
+                        is_error: true,
+                    });
+                    continue;
                 }
                 let outcome = if stop.is_some() {
                     None
@@ -193,7 +244,7 @@ impl AgentRun<'_> {
                     });
                     continue;
                 };
-                if let Some(event) = outcome.event {
+                for event in outcome.events {
                     self.emitter.emit(event).await;
                 }
                 results.push(Block::ToolResult {
@@ -202,10 +253,20 @@ impl AgentRun<'_> {
                     is_error: outcome.is_error,
                 });
             }
+            if cut {
+                results.push(Block::Text(steer::cut_notice(
+                    self.limits.max_output_tokens,
+                    cut_call.map(|c| c.name.as_str()),
+                )));
+            }
             conversation.push(Message {
                 role: Role::User,
                 blocks: results,
             });
+            wrap_up.record_turn(
+                turn_started.elapsed(),
+                run_usage.fresh_tokens().saturating_sub(fresh_before),
+            );
             if let Some(e) = stop.or(self.cancel.is_cancelled().then_some(AgentError::Cancelled)) {
                 return Err(e);
             }

@@ -1,15 +1,20 @@
 //! The six tools of the agent's contract: their schemas and their host-side execution.
 //!
-//! Invariants: tool names and inputs are exactly those of the design contract; file tools go through
-//! [`WorkspaceFs`]; `bash` goes through the run's [`Sandbox`] and nowhere else; every tool that ran
-//! returns the event that reports it, and a refused call returns an error the model can act on.
+//! Invariants: tool names and inputs are those of the design contract (inputs are only ever added:
+//! `edit_file.edits`, `search.context`); file tools go through [`WorkspaceFs`]; `bash` and the
+//! post-edit syntax checks go through the run's [`Sandbox`] and nowhere else; every tool that ran
+//! returns the events that report it, and a refused call returns an error the model can act on.
 
 use std::sync::Arc;
 
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
+use super::check;
+use super::edit;
 use super::fs::{ToolError, WorkspaceFs, tool_err};
+use super::input::{check_input, edit_specs, expected_input, opt_str, opt_u64, str_arg};
+use super::search;
 use crate::event::Event;
 use crate::llm::ToolSpec;
 use crate::sandbox::{ExecRequest, Sandbox, SandboxSettings};
@@ -17,8 +22,8 @@ use crate::sandbox::{ExecRequest, Sandbox, SandboxSettings};
 const READ_DEFAULT_LINES: usize = 2000;
 const MAX_LINE_CHARS: usize = 2000;
 const LIST_CAP: usize = 1000;
-const SEARCH_CAP: usize = 200;
-const SEARCH_FILE_MAX: u64 = 2 * 1024 * 1024;
+/// Lines of the edited region shown after an edit.
+const SNIPPET_LINES: usize = 60;
 
 /// The tool schemas sent to the model.
 pub fn specs() -> Vec<ToolSpec> {
@@ -45,24 +50,39 @@ pub fn specs() -> Vec<ToolSpec> {
         ToolSpec {
             name: "search",
             description: "Search file contents with a regular expression (Rust regex syntax), \
-                respecting .gitignore. Returns `path:line: text` for each match.",
+                respecting .gitignore. Returns `path:line: text` for each match; with context, \
+                the lines around it as `path-line- text`, groups separated by `--`.",
             input_schema: json!({"type": "object", "properties": {
                 "pattern": {"type": "string", "description": "Regular expression"},
                 "path": {"type": "string", "description": "Directory or file to search in"},
-                "glob": {"type": "string", "description": "Only search files matching this glob, e.g. *.ts"}
+                "glob": {"type": "string", "description": "Only search files matching this glob, e.g. *.ts"},
+                "context": {"type": "integer", "minimum": 0, "maximum": 10, "description": "Lines shown before and after each match (default 0, at most 10)"}
             }, "required": ["pattern"]}),
         },
         ToolSpec {
             name: "edit_file",
             description: "Replace old_str with new_str in a file. old_str must match the file's text \
                 exactly (whitespace included) and exactly once, unless replace_all is true. \
-                An empty old_str creates a new file with new_str as its content.",
+                An empty old_str creates a new file with new_str as its content. For several \
+                changes to one file, give edits: [{old_str, new_str, replace_all?}, ...] instead; \
+                they apply in order, all or none. Match lines as read_file shows them: a file \
+                with CRLF line endings keeps them. When old_str is not found exactly, a match \
+                ignoring trailing whitespace, a uniform indentation shift or typographic quotes \
+                and dashes is used if it finds exactly one place. The result shows the edited \
+                region with line numbers, and says if the file stopped parsing (Python, \
+                JavaScript, shell, Go).",
             input_schema: json!({"type": "object", "properties": {
                 "path": {"type": "string"},
                 "old_str": {"type": "string"},
                 "new_str": {"type": "string"},
-                "replace_all": {"type": "boolean"}
-            }, "required": ["path", "old_str", "new_str"]}),
+                "replace_all": {"type": "boolean"},
+                "edits": {"type": "array", "description": "Several replacements, instead of old_str/new_str",
+                    "items": {"type": "object", "properties": {
+                        "old_str": {"type": "string"},
+                        "new_str": {"type": "string"},
+                        "replace_all": {"type": "boolean"}
+                    }, "required": ["old_str", "new_str"]}}
+            }, "required": ["path"]}),
         },
         ToolSpec {
             name: "write_file",
@@ -85,12 +105,13 @@ pub fn specs() -> Vec<ToolSpec> {
     ]
 }
 
-/// What a tool call produced: the text for the model and, when it ran, the event that reports it.
+/// What a tool call produced: the text for the model and, when it ran, the events that report it
+/// (one per edit for a multi-edit `edit_file`).
 #[derive(Debug, Clone)]
 pub struct ToolOutcome {
     pub content: String,
     pub is_error: bool,
-    pub event: Option<Event>,
+    pub events: Vec<Event>,
 }
 
 pub struct Toolbox {
@@ -100,28 +121,6 @@ pub struct Toolbox {
     pub run_id: String,
     /// Cap on what one tool result may send to the model.
     pub output_cap_chars: usize,
-}
-
-fn str_arg<'a>(input: &'a Value, key: &str) -> Result<&'a str, ToolError> {
-    match input.get(key) {
-        Some(Value::String(s)) => Ok(s),
-        Some(_) => tool_err(format!("'{key}' must be a string")),
-        None => tool_err(format!("missing required input '{key}'")),
-    }
-}
-
-fn opt_str<'a>(input: &'a Value, key: &str) -> Option<&'a str> {
-    input
-        .get(key)
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
-}
-
-fn opt_u64(input: &Value, key: &str) -> Option<u64> {
-    input.get(key).and_then(|v| {
-        v.as_u64()
-            .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
-    })
 }
 
 /// Keeps the head and tail of `text` within `max` characters, saying how much was cut.
@@ -138,33 +137,51 @@ pub fn cap_text(text: &str, max: usize) -> String {
 
 impl Toolbox {
     pub async fn call(&self, name: &str, input: &Value, cancel: &CancellationToken) -> ToolOutcome {
-        let result = match name {
-            "read_file" => self.read_file(input),
-            "list_files" => self.list_files(input),
-            "search" => self.search(input),
-            "edit_file" => self.edit_file(input),
-            "write_file" => self.write_file(input),
-            "bash" => self.bash(input, cancel).await,
-            other => tool_err(format!(
-                "there is no tool named '{other}'; the tools are read_file, list_files, search, \
-                 edit_file, write_file and bash"
-            )),
+        let result = match check_input(name, input) {
+            Err(e) => {
+                let hint = expected_input(name).unwrap_or_default();
+                tool_err(format!(
+                    "not run: {e}. {hint}; send the call again with complete, valid JSON"
+                ))
+            }
+            Ok(()) => self.dispatch(name, input, cancel).await,
         };
         match result {
-            Ok((content, event)) => ToolOutcome {
+            Ok((content, events)) => ToolOutcome {
                 content: cap_text(&content, self.output_cap_chars),
                 is_error: false,
-                event: Some(event),
+                events,
             },
             Err(ToolError(message)) => ToolOutcome {
                 content: cap_text(&message, self.output_cap_chars),
                 is_error: true,
-                event: Some(Event::ToolError {
+                events: vec![Event::ToolError {
                     run_id: self.run_id.clone(),
                     tool: name.to_string(),
                     message,
-                }),
+                }],
             },
+        }
+    }
+
+    async fn dispatch(
+        &self,
+        name: &str,
+        input: &Value,
+        cancel: &CancellationToken,
+    ) -> Result<(String, Vec<Event>), ToolError> {
+        let one = |r: Result<(String, Event), ToolError>| r.map(|(c, e)| (c, vec![e]));
+        match name {
+            "read_file" => one(self.read_file(input)),
+            "list_files" => one(self.list_files(input)),
+            "search" => one(search::run(self, input)),
+            "edit_file" => self.edit_file(input, cancel).await,
+            "write_file" => one(self.write_file(input)),
+            "bash" => one(self.bash(input, cancel).await),
+            other => tool_err(format!(
+                "there is no tool named '{other}'; the tools are read_file, list_files, search, \
+                 edit_file, write_file and bash"
+            )),
         }
     }
 
@@ -181,7 +198,17 @@ impl Toolbox {
             .unwrap_or(READ_DEFAULT_LINES)
             .max(1);
         let total = text.lines().count();
+        if total > 0 && offset > total {
+            return tool_err(format!(
+                "'{path}' has {total} lines; offset {offset} is past the end"
+            ));
+        }
+        // Whole lines only, within what one result may carry (room kept for the footer), so a
+        // long file is paged instead of cut in the middle.
+        let budget = self.output_cap_chars.saturating_sub(200).max(1);
         let mut out = String::new();
+        let mut used = 0usize;
+        let mut last = offset - 1;
         for (i, line) in text.lines().enumerate().skip(offset - 1).take(limit) {
             let line: String = if line.chars().count() > MAX_LINE_CHARS {
                 format!(
@@ -191,18 +218,21 @@ impl Toolbox {
             } else {
                 line.to_string()
             };
-            out.push_str(&format!("{}\t{}\n", i + 1, line));
+            let entry = format!("{}\t{}\n", i + 1, line);
+            let chars = entry.chars().count();
+            if used + chars > budget && last >= offset {
+                break;
+            }
+            used += chars;
+            out.push_str(&entry);
+            last = i + 1;
         }
         if total == 0 {
             out.push_str("(empty file)\n");
-        } else if offset > total {
-            return tool_err(format!(
-                "'{path}' has {total} lines; offset {offset} is past the end"
-            ));
-        } else if offset - 1 + limit < total {
+        } else if last < total {
             out.push_str(&format!(
-                "[showing lines {offset}-{} of {total}; use offset to read more]\n",
-                offset - 1 + limit
+                "[showing lines {offset}-{last} of {total}; continue at offset {}]\n",
+                last + 1
             ));
         }
         Ok((
@@ -214,54 +244,80 @@ impl Toolbox {
         ))
     }
 
-    fn edit_file(&self, input: &Value) -> Result<(String, Event), ToolError> {
+    async fn edit_file(
+        &self,
+        input: &Value,
+        cancel: &CancellationToken,
+    ) -> Result<(String, Vec<Event>), ToolError> {
         let path = str_arg(input, "path")?;
-        let old_str = str_arg(input, "old_str")?;
-        let new_str = str_arg(input, "new_str")?;
-        let replace_all = input
-            .get("replace_all")
-            .and_then(Value::as_bool)
-            .unwrap_or(false);
-        let event = Event::ToolEdit {
-            filepath: path.to_string(),
-            old_str: old_str.to_string(),
-            new_str: new_str.to_string(),
-            run_id: self.rid(),
-        };
-        if old_str.is_empty() {
+        let edits = edit_specs(input)?;
+        let events: Vec<Event> = edits
+            .iter()
+            .map(|e| Event::ToolEdit {
+                filepath: path.to_string(),
+                old_str: e.old_str.clone(),
+                new_str: e.new_str.clone(),
+                run_id: self.rid(),
+            })
+            .collect();
+        if let [single] = edits.as_slice()
+            && single.old_str.is_empty()
+        {
             if self.fs.exists(path)? && !self.fs.read_text(path)?.is_empty() {
                 return tool_err(format!(
                     "'{path}' already exists; give old_str to edit it, or use write_file to replace it"
                 ));
             }
-            self.fs.write_text(path, new_str)?;
-            return Ok((
-                format!("Created {path} ({} lines)", new_str.lines().count()),
-                event,
-            ));
+            self.fs.write_text(path, &single.new_str)?;
+            let mut out = format!("Created {path} ({} lines)", single.new_str.lines().count());
+            out.push_str(&self.syntax_note(path, None, cancel).await?);
+            return Ok((out, events));
         }
-        let text = self.fs.read_text(path)?;
-        let count = text.matches(old_str).count();
-        let updated = match (count, replace_all) {
-            (0, _) => {
-                return tool_err(format!(
-                    "old_str was not found in '{path}'; read the file again and copy the exact text, \
-                     whitespace and indentation included"
-                ));
-            }
-            (1, _) => text.replacen(old_str, new_str, 1),
-            (n, false) => {
-                return tool_err(format!(
-                    "old_str matches {n} places in '{path}'; include more surrounding lines to make it \
-                     unique, or set replace_all to true"
-                ));
-            }
-            (_, true) => text.replace(old_str, new_str),
+        let original = self.fs.read_text(path)?;
+        let applied = edit::apply_all(path, &original, &edits).map_err(ToolError)?;
+        self.fs.write_text(path, &applied.text)?;
+        let mut out = format!(
+            "Edited {path} ({} edit{}{}{}). The edited region now reads:\n{}",
+            edits.len(),
+            if edits.len() == 1 { "" } else { "s" },
+            if applied.notes.is_empty() { "" } else { "; " },
+            applied.notes.join("; "),
+            edit::snippet(&original, &applied.text, SNIPPET_LINES)
+        );
+        out.push_str(
+            &self
+                .syntax_note(path, Some((&original, &applied.text)), cancel)
+                .await?,
+        );
+        Ok((out, events))
+    }
+
+    /// A note when the file no longer parses and did parse before the edit (`versions`: the text
+    /// before and after; `None` for a new file). The file holds the new text when this returns.
+    async fn syntax_note(
+        &self,
+        path: &str,
+        versions: Option<(&str, &str)>,
+        cancel: &CancellationToken,
+    ) -> Result<String, ToolError> {
+        let sandbox = self.sandbox.as_ref();
+        let settings = &self.sandbox_settings;
+        let Some((program, error)) = check::syntax_error(sandbox, settings, path, cancel).await
+        else {
+            return Ok(String::new());
         };
-        self.fs.write_text(path, &updated)?;
-        Ok((
-            format!("Edited {path}: replaced {count} occurrence(s)"),
-            event,
+        if let Some((before, after)) = versions {
+            // Checked against the file as it was: an error already there is not the edit's.
+            self.fs.write_text(path, before)?;
+            let earlier = check::syntax_error(sandbox, settings, path, cancel).await;
+            self.fs.write_text(path, after)?;
+            if earlier.is_some() {
+                return Ok(String::new());
+            }
+        }
+        Ok(format!(
+            "\nWarning: after this change the file no longer parses ({program}):\n{error}\nFix it \
+             before going on."
         ))
     }
 
@@ -269,7 +325,15 @@ impl Toolbox {
         let path = str_arg(input, "path")?;
         let content = str_arg(input, "content")?;
         let existed = self.fs.exists(path)?;
-        self.fs.write_text(path, content)?;
+        // Overwriting a CRLF file with `\n` lines (as read_file shows them) keeps its endings.
+        let crlf = existed
+            && !content.contains('\r')
+            && self.fs.read_text(path).is_ok_and(|t| edit::is_crlf(&t));
+        if crlf {
+            self.fs.write_text(path, &content.replace('\n', "\r\n"))?;
+        } else {
+            self.fs.write_text(path, content)?;
+        }
         let verb = if existed { "Overwrote" } else { "Created" };
         Ok((
             format!("{verb} {path} ({} lines)", content.lines().count()),
@@ -282,7 +346,7 @@ impl Toolbox {
         ))
     }
 
-    fn walker(
+    pub(super) fn walker(
         &self,
         path: Option<&str>,
         glob: Option<&str>,
@@ -302,7 +366,7 @@ impl Toolbox {
         Ok((abs, builder.build()))
     }
 
-    fn relative_display(&self, p: &std::path::Path) -> Option<String> {
+    pub(super) fn relative_display(&self, p: &std::path::Path) -> Option<String> {
         p.strip_prefix(self.fs.root_path())
             .ok()
             .map(|r| r.to_string_lossy().into_owned())
@@ -348,76 +412,6 @@ impl Toolbox {
                 path: path.unwrap_or(".").to_string(),
                 pattern: pattern.map(str::to_string),
                 entries: total as u64,
-            },
-        ))
-    }
-
-    fn search(&self, input: &Value) -> Result<(String, Event), ToolError> {
-        let pattern = str_arg(input, "pattern")?;
-        let re = regex::RegexBuilder::new(pattern)
-            .size_limit(10 << 20)
-            .build()
-            .map_err(|e| ToolError(format!("invalid regular expression: {e}")))?;
-        let path = opt_str(input, "path");
-        let glob = opt_str(input, "glob");
-        let single_file = match path {
-            Some(p) => {
-                let rel = self.fs.relative(p)?;
-                self.fs
-                    .dir()
-                    .metadata(&rel)
-                    .map(|m| m.is_file())
-                    .unwrap_or(false)
-            }
-            None => false,
-        };
-        let files: Vec<String> = if single_file {
-            vec![path.unwrap_or_default().to_string()]
-        } else {
-            let (_, walk) = self.walker(path, glob)?;
-            walk.flatten()
-                .filter(|e| e.file_type().is_some_and(|t| t.is_file()))
-                .filter(|e| {
-                    e.metadata()
-                        .map(|m| m.len() <= SEARCH_FILE_MAX)
-                        .unwrap_or(false)
-                })
-                .filter_map(|e| self.relative_display(e.path()))
-                .collect()
-        };
-        let mut out = String::new();
-        let mut matches = 0usize;
-        for file in &files {
-            // Through the capability: a file swapped for a symlink is not followed out.
-            let Ok(text) = self.fs.read_text(file) else {
-                continue;
-            };
-            for (i, line) in text.lines().enumerate() {
-                if re.is_match(line) {
-                    matches += 1;
-                    if matches <= SEARCH_CAP {
-                        let shown: String = line.chars().take(300).collect();
-                        out.push_str(&format!("{file}:{}: {shown}\n", i + 1));
-                    }
-                }
-            }
-        }
-        if matches > SEARCH_CAP {
-            out.push_str(&format!(
-                "[… {} more matches; narrow the pattern or path]\n",
-                matches - SEARCH_CAP
-            ));
-        }
-        if matches == 0 {
-            out = format!("no matches for /{pattern}/ in {} files", files.len());
-        }
-        Ok((
-            out,
-            Event::ToolSearch {
-                run_id: self.run_id.clone(),
-                pattern: pattern.to_string(),
-                path: path.map(str::to_string),
-                matches: matches as u64,
             },
         ))
     }

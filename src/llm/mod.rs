@@ -195,7 +195,9 @@ pub trait Provider: Send + Sync {
 }
 
 /// Tool input as streamed JSON; an empty input is `{}`, and input that is not a JSON object is
-/// handed on wrapped so the tool reports the problem to the model instead of the run failing.
+/// handed on wrapped (`{"invalid_input", "error"}`, see [`input_error`]) so the agent reports the
+/// parser's own error to the model instead of the run failing. The wrapped form is still an object,
+/// so every wire format can send the call back in the conversation.
 pub fn parse_tool_input(json: &str) -> Value {
     if json.trim().is_empty() {
         return Value::Object(Map::new());
@@ -209,6 +211,16 @@ pub fn parse_tool_input(json: &str) -> Value {
             json!({"invalid_input": json, "error": format!("the tool input is not valid JSON: {e}")})
         }
     }
+}
+
+/// The parser's error for a tool input that [`parse_tool_input`] could not read (cut or broken
+/// JSON, or not an object); `None` for a real input.
+pub fn input_error(input: &Value) -> Option<&str> {
+    let o = input.as_object()?;
+    if o.len() != 2 || !o.get("invalid_input").is_some_and(Value::is_string) {
+        return None;
+    }
+    o.get("error").and_then(Value::as_str)
 }
 
 #[cfg(test)]
@@ -245,5 +257,13 @@ mod tests {
         assert_eq!(parse_tool_input(r#"{"a":1}"#), json!({"a":1}));
         assert!(parse_tool_input("{\"a\":").get("invalid_input").is_some());
         assert!(parse_tool_input("[1]").get("invalid_input").is_some());
+        let cut = parse_tool_input(r#"{"path": "a.py", "content": "def f("#);
+        let e = input_error(&cut).unwrap();
+        assert!(e.contains("EOF while parsing a string"), "{e}");
+        assert_eq!(input_error(&json!({"path": "a"})), None);
+        assert_eq!(
+            input_error(&json!({"invalid_input": 1, "error": "x"})),
+            None
+        );
     }
 }

@@ -390,14 +390,12 @@ impl Turn {
                 input: parse_tool_input(&call.arguments),
             });
         }
-        let stop_reason = if !tool_calls.is_empty() {
-            StopReason::ToolUse
-        } else {
-            match self.finish_reason.as_deref() {
-                None | Some("stop" | "end_turn" | "eos" | "stop_sequence") => StopReason::EndTurn,
-                Some("length" | "max_tokens") => StopReason::MaxTokens,
-                Some(other) => StopReason::Other(other.to_string()),
-            }
+        // A cut turn stays cut even with tool calls: the last one may be incomplete.
+        let stop_reason = match self.finish_reason.as_deref() {
+            Some("length" | "max_tokens") => StopReason::MaxTokens,
+            _ if !tool_calls.is_empty() => StopReason::ToolUse,
+            None | Some("stop" | "end_turn" | "eos" | "stop_sequence") => StopReason::EndTurn,
+            Some(other) => StopReason::Other(other.to_string()),
         };
         Ok(ChatResponse {
             text: self.text,

@@ -34,6 +34,9 @@ pub struct ScriptTurn {
     /// Test hook: token counts to report for this turn (a replay costs nothing).
     #[serde(default)]
     pub usage: Option<ScriptUsage>,
+    /// Test hook: `"max_tokens"` replays a turn cut at the output-token limit.
+    #[serde(default)]
+    pub stop_reason: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -145,10 +148,10 @@ impl Provider for ScriptedProvider {
                 },
             })
             .collect();
-        let stop_reason = if tool_calls.is_empty() {
-            StopReason::EndTurn
-        } else {
-            StopReason::ToolUse
+        let stop_reason = match turn.stop_reason.as_deref() {
+            Some("max_tokens") => StopReason::MaxTokens,
+            _ if !tool_calls.is_empty() => StopReason::ToolUse,
+            _ => StopReason::EndTurn,
         };
         Ok(ChatResponse {
             text,
@@ -196,6 +199,17 @@ mod tests {
         let err = p.complete(&req(), &|_: &str| {}).await.unwrap_err();
         assert!(err.to_string().contains("2 turns"), "{err}");
         assert!(p.label().replay);
+    }
+
+    #[tokio::test]
+    async fn a_turn_can_be_replayed_as_cut() {
+        let p = ScriptedProvider::from_json(
+            "s",
+            r#"{"turns":[{"text":"a long","stop_reason":"max_tokens"}]}"#,
+        )
+        .unwrap();
+        let r = p.complete(&req(), &|_: &str| {}).await.unwrap();
+        assert_eq!(r.stop_reason, StopReason::MaxTokens);
     }
 
     #[test]

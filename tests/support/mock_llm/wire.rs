@@ -51,6 +51,32 @@ fn event(name: &str, data: Value) -> Vec<u8> {
 
 /// An Anthropic Messages stream for `turn`, one event per chunk.
 pub fn anthropic_stream(turn: &Turn, number: usize, usage: Usage) -> Vec<Vec<u8>> {
+    anthropic_stream_cut(turn, number, usage, None)
+}
+
+/// The last tool call's JSON input ends after `keep` characters, and the turn's stop reason says
+/// why: the output-token limit (`max_tokens`), or nothing (a model that sent broken JSON).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CutInput {
+    pub keep: usize,
+    pub max_tokens: bool,
+}
+
+fn input_text(input: &Value, i: usize, calls: usize, cut: Option<CutInput>) -> String {
+    let full = input.to_string();
+    match cut {
+        Some(c) if i + 1 == calls => full.chars().take(c.keep).collect(),
+        _ => full,
+    }
+}
+
+/// [`anthropic_stream`] with the last tool call's input cut.
+pub fn anthropic_stream_cut(
+    turn: &Turn,
+    number: usize,
+    usage: Usage,
+    cut: Option<CutInput>,
+) -> Vec<Vec<u8>> {
     let mut out = vec![event(
         "message_start",
         json!({"type": "message_start", "message": {"id": format!("msg_{number}"), "type": "message",
@@ -79,7 +105,7 @@ pub fn anthropic_stream(turn: &Turn, number: usize, usage: Usage) -> Vec<Vec<u8>
             json!({"type": "content_block_start", "index": index,
             "content_block": {"type": "tool_use", "id": id, "name": name, "input": {}}}),
         ));
-        for p in pieces(&input.to_string(), 9) {
+        for p in pieces(&input_text(input, i, turn.calls.len(), cut), 9) {
             out.push(event(
                 "content_block_delta",
                 json!({"type": "content_block_delta", "index": index,
@@ -92,7 +118,9 @@ pub fn anthropic_stream(turn: &Turn, number: usize, usage: Usage) -> Vec<Vec<u8>
         ));
         index += 1;
     }
-    let stop = if turn.calls.is_empty() {
+    let stop = if cut.is_some_and(|c| c.max_tokens) {
+        "max_tokens"
+    } else if turn.calls.is_empty() {
         "end_turn"
     } else {
         "tool_use"
@@ -111,6 +139,16 @@ fn chunk(number: usize, delta: Value, finish: Value) -> Vec<u8> {
 
 /// An OpenAI Chat Completions stream for `turn`, one SSE event per chunk.
 pub fn openai_stream(turn: &Turn, number: usize, usage: Usage) -> Vec<Vec<u8>> {
+    openai_stream_cut(turn, number, usage, None)
+}
+
+/// [`openai_stream`] with the last tool call's input cut (`length` when at the token limit).
+pub fn openai_stream_cut(
+    turn: &Turn,
+    number: usize,
+    usage: Usage,
+    cut: Option<CutInput>,
+) -> Vec<Vec<u8>> {
     let mut out = vec![chunk(
         number,
         json!({"role": "assistant", "content": ""}),
@@ -126,7 +164,7 @@ pub fn openai_stream(turn: &Turn, number: usize, usage: Usage) -> Vec<Vec<u8>> {
             "type": "function", "function": {"name": name, "arguments": ""}}]}),
             Value::Null,
         ));
-        for p in pieces(&input.to_string(), 9) {
+        for p in pieces(&input_text(input, i, turn.calls.len(), cut), 9) {
             out.push(chunk(
                 number,
                 json!({"tool_calls": [{"index": i, "function": {"arguments": p}}]}),
@@ -134,7 +172,9 @@ pub fn openai_stream(turn: &Turn, number: usize, usage: Usage) -> Vec<Vec<u8>> {
             ));
         }
     }
-    let finish = if turn.calls.is_empty() {
+    let finish = if cut.is_some_and(|c| c.max_tokens) {
+        "length"
+    } else if turn.calls.is_empty() {
         "stop"
     } else {
         "tool_calls"
@@ -169,6 +209,8 @@ pub enum Fault {
     Malformed(usize),
     /// After this many events, an Anthropic `error` event of this type.
     ErrorEvent(usize, &'static str),
+    /// A complete stream whose last tool call's input is cut (see [`CutInput`]).
+    CutInput(CutInput),
 }
 
 impl Fault {
@@ -214,6 +256,8 @@ impl Fault {
                 c.extend(stream.iter().skip(*n).cloned());
                 Reply::sse(c)
             }
+            // Built by the model itself (it needs the turn); here the stream is already cut.
+            Fault::CutInput(_) => Reply::sse(stream),
             Fault::ErrorEvent(n, kind) => {
                 let mut c = head(*n);
                 c.push(event(
@@ -284,6 +328,25 @@ impl Model {
                 body: format!(r#"{{"error":{{"message":"the mock has no turn {n}"}}}}"#),
             };
         };
+        let failing = self
+            .fail_from
+            .lock()
+            .unwrap()
+            .clone()
+            .filter(|(from, _)| n >= *from);
+        let planned = if failing.is_some() {
+            None
+        } else {
+            self.faults
+                .lock()
+                .unwrap()
+                .get_mut(&n)
+                .and_then(|q| q.pop_front())
+        };
+        let cut = match &planned {
+            Some(Fault::CutInput(c)) => Some(*c),
+            _ => None,
+        };
         let stream = match self.format {
             Format::Anthropic => {
                 let row = self.ledger.lock().unwrap().account(&req.body);
@@ -294,7 +357,7 @@ impl Model {
                     cache_read: row.cached / 4,
                     cache_write: row.written / 4,
                 };
-                anthropic_stream(turn, n, usage)
+                anthropic_stream_cut(turn, n, usage, cut)
             }
             Format::OpenAi => {
                 let bytes = req.raw_body.len() as u64;
@@ -303,20 +366,12 @@ impl Model {
                     output: turn.text.len() as u64 / 4 + 1,
                     ..Default::default()
                 };
-                openai_stream(turn, n, usage)
+                openai_stream_cut(turn, n, usage, cut)
             }
         };
-        if let Some((from, fault)) = self.fail_from.lock().unwrap().clone()
-            && n >= from
-        {
+        if let Some((_, fault)) = failing {
             return fault.reply(stream);
         }
-        let planned = self
-            .faults
-            .lock()
-            .unwrap()
-            .get_mut(&n)
-            .and_then(|q| q.pop_front());
         match planned {
             Some(f) => f.reply(stream),
             None => Reply::sse(stream),
