@@ -34,13 +34,52 @@ fn marker(inc: Option<bool>) -> &'static str {
     }
 }
 
-pub fn title(d: &DiffView) -> String {
+/// The pane title for a pane `width` wide: the long form where it fits, else a short one that
+/// keeps the totals.
+pub fn title(d: &DiffView, width: usize) -> String {
     let s = d.summary();
     let files = if s.files == 1 { "file" } else { "files" };
-    format!(
+    let long = format!(
         " Diff · {} {files} · {} of {} hunks in the PR · +{} −{} ",
         s.files, s.hunks_in, s.hunks, s.added, s.removed
+    );
+    if long.chars().count() + 2 <= width {
+        return long;
+    }
+    format!(
+        " Diff · {} {files} · {}/{} hunks in PR · +{} −{} ",
+        s.files, s.hunks_in, s.hunks, s.added, s.removed
     )
+}
+
+/// Cuts a row wider than `width` columns to fit, ending it with `…` so a cut is visible.
+pub(super) fn ellipsize(line: Line<'_>, width: usize) -> Line<'_> {
+    if line.width() <= width || width == 0 {
+        return line;
+    }
+    let mut room = width - 1;
+    let mut spans = Vec::with_capacity(line.spans.len() + 1);
+    for span in line.spans {
+        let w = span.width();
+        if w <= room {
+            room -= w;
+            spans.push(span);
+            continue;
+        }
+        let mut cut = String::new();
+        for c in span.content.chars() {
+            let cw = Span::raw(c.to_string()).width();
+            if cw > room {
+                break;
+            }
+            room -= cw;
+            cut.push(c);
+        }
+        spans.push(Span::styled(cut, span.style));
+        spans.push(Span::styled("…", span.style));
+        break;
+    }
+    Line::from(spans)
 }
 
 pub fn draw(frame: &mut Frame, model: &Model, theme: &Theme, p: &Panes) {
@@ -61,7 +100,10 @@ pub fn draw(frame: &mut Frame, model: &Model, theme: &Theme, p: &Panes) {
     let block = Block::default()
         .borders(Borders::ALL)
         .border_style(theme.border(focused))
-        .title(Span::styled(title(d), theme.title(focused)));
+        .title(Span::styled(
+            title(d, p.diff.width as usize),
+            theme.title(focused),
+        ));
     frame.render_widget(block, p.diff);
     if d.is_empty() {
         frame.render_widget(
@@ -99,7 +141,10 @@ pub fn draw(frame: &mut Frame, model: &Model, theme: &Theme, p: &Panes) {
     }
     let end = (top + h).min(d.rows.len());
     let lines: Vec<Line> = (top..end)
-        .map(|i| row_line(d, &d.rows[i], i == d.cursor && focused, editable, theme, w))
+        .map(|i| {
+            let l = row_line(d, &d.rows[i], i == d.cursor && focused, editable, theme, w);
+            ellipsize(l, w)
+        })
         .collect();
     frame.render_widget(Paragraph::new(lines), p.body);
 }

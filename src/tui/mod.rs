@@ -17,6 +17,7 @@ pub mod highlight;
 mod ingest;
 pub mod layout;
 pub mod model;
+mod pane_keys;
 pub mod sanitize;
 pub mod sidebyside;
 pub mod steplog;

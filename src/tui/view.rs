@@ -14,7 +14,9 @@ use ratatui_textarea::TextArea;
 use super::diffview::DiffMode;
 use super::layout::{self, MIN_H, MIN_W, Panes};
 use super::model::{Focus, Model, Overlay, RunState};
-use super::steplog::{Entry, EntryKind, EntryStatus, fmt_duration};
+use super::steplog::{
+    Entry, EntryKind, EntryStatus, detail_room, detail_row_count, detail_rows, fmt_duration,
+};
 use super::theme::Theme;
 use super::{dialogs, diffpane, sanitize, sidebyside};
 
@@ -85,12 +87,16 @@ fn header(frame: &mut Frame, model: &Model, theme: &Theme, area: Rect) {
         .clone()
         .unwrap_or_else(|| super::model::field_text(&model.base));
     let mut left = vec![Span::styled(" tiny-backspace", theme.bold())];
-    if !repo.trim().is_empty() {
-        left.push(Span::raw(format!(" · {}", sanitize::one_line(repo.trim()))));
-        if !base.trim().is_empty() {
-            left.push(Span::raw(format!(" @ {}", sanitize::one_line(base.trim()))));
-        }
-    }
+    let repo_part =
+        (!repo.trim().is_empty()).then(|| format!(" · {}", sanitize::one_line(repo.trim())));
+    let base_part = (repo_part.is_some() && !base.trim().is_empty())
+        .then(|| format!(" @ {}", sanitize::one_line(base.trim())));
+    left.extend(
+        repo_part
+            .iter()
+            .chain(base_part.iter())
+            .map(|p| Span::raw(p.clone())),
+    );
     let net = if model.info.sandbox == "none" {
         "host network"
     } else if model.info.network {
@@ -137,6 +143,17 @@ fn header(frame: &mut Frame, model: &Model, theme: &Theme, area: Rect) {
     }
     frame.render_widget(Block::default().style(theme.header()), area);
     let rw = (right.chars().count() as u16).min(area.width);
+    // What does not fit goes whole: first `@ base`, then the repository is cut with `…`.
+    let room = area.width.saturating_sub(rw + 1) as usize;
+    let width = |l: &[Span]| l.iter().map(|s| s.content.chars().count()).sum::<usize>();
+    if width(&left) > room && left.len() == 3 {
+        left.pop();
+    }
+    if width(&left) > room && left.len() == 2 {
+        let keep = room.saturating_sub(width(&left[..1]) + 1);
+        let cut: String = left[1].content.chars().take(keep).collect();
+        left[1] = Span::raw(format!("{cut}…"));
+    }
     let left_area = Rect::new(area.x, area.y, area.width.saturating_sub(rw + 1), 1);
     frame.render_widget(Paragraph::new(Line::from(left)), left_area);
     frame.render_widget(
@@ -309,13 +326,34 @@ fn inputs(frame: &mut Frame, model: &Model, theme: &Theme, p: &Panes) {
 
 fn entry_lines(
     e: &Entry,
-    idx: usize,
     selected: bool,
     model: &Model,
     theme: &Theme,
     width: usize,
 ) -> Vec<Line<'static>> {
-    let _ = idx;
+    let mut out = vec![entry_title(e, selected, model, theme, width)];
+    if e.expanded {
+        out.extend(detail_rows(e, detail_room(width)).map(|r| detail_line(e, r, theme)));
+    }
+    out
+}
+
+fn detail_line(e: &Entry, row: String, theme: &Theme) -> Line<'static> {
+    let style = if e.kind == EntryKind::Model {
+        theme.model_text()
+    } else {
+        theme.dim()
+    };
+    Line::from(Span::styled(format!("    {row}"), style))
+}
+
+fn entry_title(
+    e: &Entry,
+    selected: bool,
+    model: &Model,
+    theme: &Theme,
+    width: usize,
+) -> Line<'static> {
     let (icon, icon_style) = match (e.kind, e.status) {
         (EntryKind::Model, _) => ("◆", theme.model_text()),
         (_, EntryStatus::Running) => (
@@ -368,7 +406,13 @@ fn entry_lines(
     } else {
         Style::default()
     };
-    let mut out = vec![Line::from(vec![
+    let fold = if expandable && !e.expanded {
+        " ▹"
+    } else {
+        ""
+    };
+    let title = fit_title(e, title, width.saturating_sub(3 + fold.chars().count()));
+    Line::from(vec![
         Span::styled(marker.to_string(), sel),
         Span::styled(format!("{icon} "), icon_style),
         Span::styled(
@@ -379,46 +423,64 @@ fn entry_lines(
                 Style::default()
             }),
         ),
-        Span::styled(
-            if expandable && !e.expanded {
-                " ▹"
-            } else {
-                ""
-            }
-            .to_string(),
-            theme.dim(),
-        ),
-    ])];
-    if e.expanded {
-        let room = width.saturating_sub(4).max(10);
-        let skip = if e.kind == EntryKind::Model { 1 } else { 0 };
-        for l in e.detail.lines().skip(skip).take(400) {
-            let chars: Vec<char> = l.chars().collect();
-            if chars.is_empty() {
-                out.push(Line::raw(""));
-            }
-            for chunk in chars.chunks(room) {
-                out.push(Line::from(Span::styled(
-                    format!("    {}", chunk.iter().collect::<String>()),
-                    if e.kind == EntryKind::Model {
-                        theme.model_text()
-                    } else {
-                        theme.dim()
-                    },
-                )));
-            }
+        Span::styled(fold.to_string(), theme.dim()),
+    ])
+}
+
+/// A step title cut to `room` columns with `…`; a command's result (`→ exit 1 · 2.0s`) or an
+/// edit's counts stay visible and the command or path is cut instead.
+fn fit_title(e: &Entry, title: String, room: usize) -> String {
+    let n = title.chars().count();
+    if n <= room || room < 2 {
+        return title;
+    }
+    let tail_at = match e.kind {
+        EntryKind::Bash | EntryKind::Search | EntryKind::List => title.rfind(" → "),
+        EntryKind::Edit => title.rfind(" (+"),
+        _ => None,
+    };
+    if let Some(at) = tail_at {
+        let tail = &title[at..];
+        let tail_n = tail.chars().count();
+        if tail_n + 2 <= room {
+            let head: String = title[..at].chars().take(room - tail_n - 1).collect();
+            return format!("{head}…{tail}");
         }
     }
-    out
+    let mut cut: String = title.chars().take(room - 1).collect();
+    cut.push('…');
+    cut
+}
+
+/// The selected entry when it is expanded and too long to show whole next to its neighbours: it
+/// is drawn from its title down, scrolled by the log's `scroll` (rows skipped, rows in all).
+fn pinned(model: &Model, h: usize, w: usize) -> Option<(usize, usize, usize)> {
+    let a = model.log.selected?;
+    let e = model.log.entries.get(a)?;
+    if !e.expanded {
+        return None;
+    }
+    let rows = detail_row_count(e, detail_room(w));
+    if rows < h.div_ceil(2) {
+        return None;
+    }
+    let visible = h.saturating_sub(1);
+    Some((a, model.log.scroll.min(rows.saturating_sub(visible)), rows))
 }
 
 fn steps(frame: &mut Frame, model: &Model, theme: &Theme, area: Rect) {
     let focused = model.focus == Focus::Steps;
+    let h = area.height.saturating_sub(2) as usize;
+    let w = area.width.saturating_sub(2) as usize;
+    let pin = pinned(model, h, w);
     let mut title = " Steps ".to_string();
     if model.log.dropped > 0 {
         title = format!(" Steps · {} earlier not shown ", model.log.dropped);
     }
-    if model.log.selected.is_some() {
+    if let Some((_, skip, rows)) = pin {
+        let last = (skip + h.saturating_sub(1)).min(rows);
+        title.push_str(&format!("· lines {}–{last} of {rows} ", skip + 1));
+    } else if model.log.selected.is_some() {
         title.push_str("· scrolled (G follows) ");
     }
     let block = Block::default()
@@ -427,8 +489,6 @@ fn steps(frame: &mut Frame, model: &Model, theme: &Theme, area: Rect) {
         .title(Span::styled(title, theme.title(focused)));
     let inner = block.inner(area);
     frame.render_widget(block, area);
-    let h = inner.height as usize;
-    let w = inner.width as usize;
     let entries = &model.log.entries;
     if entries.is_empty() {
         let hint = if model.state == RunState::Idle {
@@ -439,6 +499,24 @@ fn steps(frame: &mut Frame, model: &Model, theme: &Theme, area: Rect) {
         frame.render_widget(Paragraph::new(Span::styled(hint, theme.dim())), inner);
         return;
     }
+    if let Some((a, skip, _)) = pin {
+        let e = &entries[a];
+        let mut lines = vec![entry_title(e, true, model, theme, w)];
+        lines.extend(
+            detail_rows(e, detail_room(w))
+                .skip(skip)
+                .take(h.saturating_sub(1))
+                .map(|r| detail_line(e, r, theme)),
+        );
+        let mut j = a + 1;
+        while lines.len() < h && j < entries.len() {
+            lines.extend(entry_lines(&entries[j], false, model, theme, w));
+            j += 1;
+        }
+        lines.truncate(h);
+        frame.render_widget(Paragraph::new(lines), inner);
+        return;
+    }
     let sel = model.log.selected;
     let anchor = sel.unwrap_or(entries.len() - 1).min(entries.len() - 1);
     // Lines before (and including) the anchor, newest last.
@@ -447,7 +525,7 @@ fn steps(frame: &mut Frame, model: &Model, theme: &Theme, area: Rect) {
     let mut i = anchor as isize;
     while i >= 0 && before.len() < budget_before {
         let e = &entries[i as usize];
-        let mut ls = entry_lines(e, i as usize, sel == Some(i as usize), model, theme, w);
+        let mut ls = entry_lines(e, sel == Some(i as usize), model, theme, w);
         if i as usize == anchor && ls.len() > h {
             ls.truncate(h);
         }
@@ -462,12 +540,12 @@ fn steps(frame: &mut Frame, model: &Model, theme: &Theme, area: Rect) {
     let mut lines = before;
     let mut j = anchor + 1;
     while lines.len() < h && j < entries.len() {
-        lines.extend(entry_lines(&entries[j], j, false, model, theme, w));
+        lines.extend(entry_lines(&entries[j], false, model, theme, w));
         j += 1;
     }
     // Fill remaining room with older entries.
     while lines.len() < h && i >= 0 {
-        let mut ls = entry_lines(&entries[i as usize], i as usize, false, model, theme, w);
+        let mut ls = entry_lines(&entries[i as usize], false, model, theme, w);
         while let Some(l) = ls.pop() {
             if lines.len() >= h {
                 break;
