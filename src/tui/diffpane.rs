@@ -200,15 +200,17 @@ fn placeholder<'a>(model: &Model, theme: &Theme) -> Vec<Line<'a>> {
             {
                 v.push(Line::raw(""));
                 v.push(Line::from(vec![
-                    Span::styled("now: ", theme.dim()),
+                    // The pipeline reports a tool when it has finished, so this is the last
+                    // step done, not the one running.
+                    Span::styled("last step: ", theme.dim()),
                     Span::styled(e.title.clone(), theme.bold()),
                 ]));
                 if e.kind == EntryKind::Edit {
                     for l in e.detail.lines().take(40) {
-                        let st = if l.starts_with('+') {
-                            theme.added()
-                        } else {
-                            theme.removed()
+                        let st = match l.chars().next() {
+                            Some('+') => theme.added(),
+                            Some('-') => theme.removed(),
+                            _ => theme.dim(),
                         };
                         v.push(Line::from(Span::styled(l.to_string(), st)));
                     }
