@@ -409,3 +409,40 @@ fn a_click_focuses_the_pane_and_picks_the_row_and_the_wheel_scrolls() {
     let d = m.diff.as_ref().unwrap();
     assert_eq!(d.cursor_line(), d.top + 2);
 }
+
+#[test]
+fn a_past_run_shows_its_own_repository_in_the_header() {
+    let mut m = model(120, 30);
+    update(&mut m, ctrl('s'));
+    update(
+        &mut m,
+        Msg::Pipeline(Event::Error {
+            run_id: "r".into(),
+            stage: Stage::Clone,
+            message: "no such repository".into(),
+            retryable: false,
+        }),
+    );
+    let meta: tiny_backspace::store::RunMeta = serde_json::from_value(serde_json::json!({
+        "id": "20260101-000000-abcd", "created_at": "2026-01-01T00:00:00Z",
+        "repo": "octo/other-project", "base": "develop", "base_commit": null,
+        "prompt": "Old prompt", "model": "scripted:old.json", "sandbox": "bwrap",
+        "status": "failed", "summary": null, "error": "x", "branch": null, "pr_url": null,
+        "duration_ms": 1000
+    }))
+    .unwrap();
+    update(
+        &mut m,
+        Msg::PastRun(Box::new(tiny_backspace::tui::model::PastRun {
+            meta,
+            events: vec![],
+            patch: None,
+            selection: None,
+            pr: None,
+        })),
+    );
+    let screen = render_text(&m, 120, 30);
+    let header = screen.lines().next().unwrap();
+    assert!(header.contains("octo/other-project @ develop"), "{header}");
+    assert!(!header.contains("octo/calc"), "{header}");
+}
