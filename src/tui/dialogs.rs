@@ -47,10 +47,10 @@ pub const HELP: &[(&str, &[(&str, &str)])] = &[
     (
         "Steps",
         &[
-            ("j/k ↑/↓", "select a step"),
-            ("Enter", "expand / collapse its full output"),
+            ("j/k ↑/↓", "select a step · in a long expanded one: line by line"),
+            ("Enter", "expand / collapse its full output (PgUp/PgDn pages)"),
             ("G / End", "follow the tail · g / Home: top"),
-            ("mouse wheel", "scroll"),
+            ("mouse", "click focuses a pane or picks a row · wheel scrolls"),
         ],
     ),
     (
@@ -88,7 +88,8 @@ pub const HELP: &[(&str, &[(&str, &str)])] = &[
                 "Ctrl+S / Esc",
                 "create (retry after a failure) / close, text kept",
             ),
-            ("o / y", "open / copy the PR URL once created"),
+            ("o / y", "open / send the PR URL to the clipboard (OSC 52)"),
+            ("c", "after publishing: show the outcome again"),
         ],
     ),
 ];
