@@ -47,10 +47,19 @@ pub const HELP: &[(&str, &[(&str, &str)])] = &[
     (
         "Steps",
         &[
-            ("j/k ↑/↓", "select a step · in a long expanded one: line by line"),
-            ("Enter", "expand / collapse its full output (PgUp/PgDn pages)"),
+            (
+                "j/k ↑/↓",
+                "select a step · in a long expanded one: line by line",
+            ),
+            (
+                "Enter",
+                "expand / collapse its full output (PgUp/PgDn pages)",
+            ),
             ("G / End", "follow the tail · g / Home: top"),
-            ("mouse", "click focuses a pane or picks a row · wheel scrolls"),
+            (
+                "mouse",
+                "click focuses a pane or picks a row · wheel scrolls",
+            ),
         ],
     ),
     (
