@@ -195,6 +195,20 @@ fn pr_dialog_keeps_edits_across_esc_and_opens_the_body_at_its_top() {
         (0, 0),
         "the kept body opens at its top too"
     );
+    // Back from $EDITOR too.
+    update(&mut m, key(KeyCode::Tab));
+    update(
+        &mut m,
+        Msg::EditorDone(
+            tiny_backspace::tui::model::Field::PrBody,
+            Some("one\ntwo\nthree\n".into()),
+        ),
+    );
+    let Overlay::Pr(d) = &m.overlay else {
+        panic!("no PR dialog");
+    };
+    assert_eq!(field_text(&d.body), "one\ntwo\nthree");
+    assert_eq!(d.body.cursor(), (0, 0));
 }
 
 #[test]

@@ -229,7 +229,10 @@ fn apply(model: &mut Model, msg: Msg) -> Vec<Action> {
                             if field == Field::PrTitle {
                                 d.title = text_field(t.lines().next().unwrap_or(""), "", false);
                             } else {
+                                // Back from the editor the body shows from its top, as it opens.
                                 d.body = text_field(t, "", true);
+                                d.body.move_cursor(ratatui_textarea::CursorMove::Top);
+                                d.body.move_cursor(ratatui_textarea::CursorMove::Head);
                             }
                         }
                     }

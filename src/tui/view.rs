@@ -324,16 +324,37 @@ fn inputs(frame: &mut Frame, model: &Model, theme: &Theme, p: &Panes) {
     }
 }
 
+/// Which rows of an expanded entry to build: only what a pane of `h` rows can show, so a frame
+/// costs the same whatever the size of the outputs in the log.
+#[derive(Clone, Copy)]
+enum Rows {
+    /// The title and the first rows.
+    Head(usize),
+    /// The title (when it fits) and the last rows.
+    Tail(usize),
+}
+
 fn entry_lines(
     e: &Entry,
     selected: bool,
     model: &Model,
     theme: &Theme,
     width: usize,
+    rows: Rows,
 ) -> Vec<Line<'static>> {
     let mut out = vec![entry_title(e, selected, model, theme, width)];
     if e.expanded {
-        out.extend(detail_rows(e, detail_room(width)).map(|r| detail_line(e, r, theme)));
+        let room = detail_room(width);
+        let (skip, take) = match rows {
+            Rows::Head(h) => (0, h),
+            Rows::Tail(h) => (detail_row_count(e, room).saturating_sub(h), h),
+        };
+        out.extend(
+            detail_rows(e, room)
+                .skip(skip)
+                .take(take)
+                .map(|r| detail_line(e, r, theme)),
+        );
     }
     out
 }
@@ -510,7 +531,14 @@ fn steps(frame: &mut Frame, model: &Model, theme: &Theme, area: Rect) {
         );
         let mut j = a + 1;
         while lines.len() < h && j < entries.len() {
-            lines.extend(entry_lines(&entries[j], false, model, theme, w));
+            lines.extend(entry_lines(
+                &entries[j],
+                false,
+                model,
+                theme,
+                w,
+                Rows::Head(h),
+            ));
             j += 1;
         }
         lines.truncate(h);
@@ -525,7 +553,12 @@ fn steps(frame: &mut Frame, model: &Model, theme: &Theme, area: Rect) {
     let mut i = anchor as isize;
     while i >= 0 && before.len() < budget_before {
         let e = &entries[i as usize];
-        let mut ls = entry_lines(e, sel == Some(i as usize), model, theme, w);
+        let rows = if i as usize == anchor {
+            Rows::Head(h)
+        } else {
+            Rows::Tail(h)
+        };
+        let mut ls = entry_lines(e, sel == Some(i as usize), model, theme, w, rows);
         if i as usize == anchor && ls.len() > h {
             ls.truncate(h);
         }
@@ -540,12 +573,19 @@ fn steps(frame: &mut Frame, model: &Model, theme: &Theme, area: Rect) {
     let mut lines = before;
     let mut j = anchor + 1;
     while lines.len() < h && j < entries.len() {
-        lines.extend(entry_lines(&entries[j], false, model, theme, w));
+        lines.extend(entry_lines(
+            &entries[j],
+            false,
+            model,
+            theme,
+            w,
+            Rows::Head(h),
+        ));
         j += 1;
     }
     // Fill remaining room with older entries.
     while lines.len() < h && i >= 0 {
-        let mut ls = entry_lines(&entries[i as usize], false, model, theme, w);
+        let mut ls = entry_lines(&entries[i as usize], false, model, theme, w, Rows::Tail(h));
         while let Some(l) = ls.pop() {
             if lines.len() >= h {
                 break;
