@@ -460,3 +460,36 @@ fn a_past_run_shows_its_own_repository_in_the_header() {
     assert!(header.contains("octo/other-project @ develop"), "{header}");
     assert!(!header.contains("octo/calc"), "{header}");
 }
+
+#[test]
+fn the_wheel_scrolls_the_diff_view_and_leaves_a_visible_cursor_where_it_is() {
+    let mut m = model(100, 30);
+    update(&mut m, ctrl('s'));
+    let added: String = (1..=200).map(|i| format!("+line {i}\n")).collect();
+    let patch =
+        format!("diff --git a/a.py b/a.py\n--- a/a.py\n+++ b/a.py\n@@ -0,0 +1,200 @@\n{added}");
+    update(
+        &mut m,
+        Msg::Pipeline(Event::diff("r", vec![], patch.as_bytes(), None)),
+    );
+    m.side_by_side = false;
+    update(&mut m, Msg::Resize(100, 30));
+    for _ in 0..8 {
+        update(&mut m, chr('j'));
+    }
+    let (cursor, top) = {
+        let d = m.diff.as_ref().unwrap();
+        (d.cursor, d.top)
+    };
+    let p = tiny_backspace::tui::layout::panes(ratatui::layout::Rect::new(0, 0, 100, 30), 1);
+    let wheel = Msg::Mouse(MouseEvent {
+        kind: MouseEventKind::ScrollDown,
+        column: p.body.x + 5,
+        row: p.body.y + 3,
+        modifiers: KeyModifiers::NONE,
+    });
+    update(&mut m, wheel);
+    let d = m.diff.as_ref().unwrap();
+    assert_eq!(d.top, top + 3, "the view moved");
+    assert_eq!(d.cursor, cursor, "the cursor, still on screen, stayed");
+}
