@@ -21,6 +21,7 @@ mod pane_keys;
 pub mod sanitize;
 pub mod sidebyside;
 pub mod steplog;
+mod stepview;
 pub mod term;
 mod theme;
 pub mod update;
