@@ -37,7 +37,13 @@ async fn run_review_deselect_and_approve_saves_only_the_selection() {
 
     let screen = h.screen(120, 40);
     assert!(screen.contains("Read calc/__init__.py"), "{screen}");
-    assert!(screen.contains("Edit calc/__init__.py (+4 −2)"), "{screen}");
+    // An edit counts its lines the way the diff does: +2 and +1 here, +3 −0 in the diff.
+    assert!(screen.contains("Edit calc/__init__.py (+2 −0)"), "{screen}");
+    assert!(screen.contains("Edit calc/__init__.py (+1 −0)"), "{screen}");
+    assert!(
+        line_with(&screen, "calc/__init__.py  +3 −0").contains("M"),
+        "{screen}"
+    );
     assert!(
         screen.contains("Bash echo checks pass → exit 0"),
         "{screen}"

@@ -140,6 +140,11 @@ impl App {
         self.reload = Some(reload);
     }
 
+    /// Leaves `d` out of the UI clock: the process was stopped (`Ctrl+Z`) and did no work.
+    pub fn skip_clock(&mut self, d: Duration) {
+        self.started += d;
+    }
+
     pub fn now_ms(&self) -> u64 {
         self.started.elapsed().as_millis() as u64
     }

@@ -22,31 +22,25 @@ pub(super) fn overlay_key(
 ) -> (Option<Overlay>, Vec<Action>) {
     match overlay {
         Overlay::None => (None, vec![]),
-        Overlay::Help { scroll } => match k.code {
-            KeyCode::Esc | KeyCode::Char('?' | 'q') | KeyCode::F(1) => (None, vec![]),
-            KeyCode::Down | KeyCode::Char('j') => {
-                (Some(Overlay::Help { scroll: scroll + 1 }), vec![])
-            }
-            KeyCode::Up | KeyCode::Char('k') => (
+        Overlay::Help { scroll } => {
+            let max = super::dialogs::help_max_scroll(model.width, model.height);
+            let scroll = match k.code {
+                KeyCode::Esc | KeyCode::Char('?' | 'q') | KeyCode::F(1) => return (None, vec![]),
+                KeyCode::Down | KeyCode::Char('j') => scroll + 1,
+                KeyCode::Up | KeyCode::Char('k') => scroll.saturating_sub(1),
+                KeyCode::PageDown | KeyCode::Char(' ') => scroll + 10,
+                KeyCode::PageUp => scroll.saturating_sub(10),
+                KeyCode::End | KeyCode::Char('G') => max,
+                KeyCode::Home | KeyCode::Char('g') => 0,
+                _ => scroll,
+            };
+            (
                 Some(Overlay::Help {
-                    scroll: scroll.saturating_sub(1),
+                    scroll: scroll.min(max),
                 }),
                 vec![],
-            ),
-            KeyCode::PageDown | KeyCode::Char(' ') => (
-                Some(Overlay::Help {
-                    scroll: scroll + 10,
-                }),
-                vec![],
-            ),
-            KeyCode::PageUp => (
-                Some(Overlay::Help {
-                    scroll: scroll.saturating_sub(10),
-                }),
-                vec![],
-            ),
-            _ => (Some(Overlay::Help { scroll }), vec![]),
-        },
+            )
+        }
         Overlay::ConfirmQuit { reason } => {
             if matches!(k.code, KeyCode::Char('y' | 'Y' | 'q') | KeyCode::Enter) || ctrl(&k, 'c') {
                 model.should_quit = true;
@@ -89,7 +83,7 @@ pub(super) fn overlay_key(
                 model.followups.push(text.clone());
                 model.publish_note = None;
                 model.state = RunState::Running(Stage::Agent);
-                model.run_ended_ms = None;
+                model.resume_clock();
                 model.focus = Focus::Steps;
                 model.log.selected = None;
                 return (None, vec![Action::Send(Command::FollowUp(text))]);
@@ -128,25 +122,39 @@ fn pr_key(model: &mut Model, mut d: Box<PrDialog>, k: KeyEvent) -> (Option<Overl
             return match k.code {
                 KeyCode::Char('o') => (Some(Overlay::Pr(d)), vec![Action::OpenUrl(url)]),
                 KeyCode::Char('y') => {
-                    model.notice = Some("PR URL copied to the clipboard".into());
+                    model.notice = Some("PR URL sent to the terminal's clipboard (OSC 52)".into());
                     (Some(Overlay::Pr(d)), vec![Action::Copy(url)])
                 }
-                KeyCode::Esc | KeyCode::Enter | KeyCode::Char('q') => (None, vec![]),
+                KeyCode::Esc | KeyCode::Enter | KeyCode::Char('q') => {
+                    model.published = Some(d);
+                    (None, vec![])
+                }
                 _ => (Some(Overlay::Pr(d)), vec![]),
             };
         }
-        PrPhase::NotPublished {
-            branch: Some(_),
-            message,
-        } if k.code == KeyCode::Char('y') => {
-            model.notice = Some("request-pull summary copied to the clipboard".into());
-            return (Some(Overlay::Pr(d)), vec![Action::Copy(message)]);
-        }
-        PrPhase::NotPublished { .. } => {
-            return match k.code {
-                KeyCode::Esc | KeyCode::Enter | KeyCode::Char('q') => (None, vec![]),
-                _ => (Some(Overlay::Pr(d)), vec![]),
-            };
+        PrPhase::NotPublished { branch, message } => {
+            match k.code {
+                KeyCode::Char('y') if branch.is_some() => {
+                    model.notice = Some(
+                        "request-pull summary sent to the terminal's clipboard (OSC 52)".into(),
+                    );
+                    return (Some(Overlay::Pr(d)), vec![Action::Copy(message)]);
+                }
+                KeyCode::Esc | KeyCode::Enter | KeyCode::Char('q') => {
+                    model.published = Some(d);
+                    return (None, vec![]);
+                }
+                KeyCode::Down | KeyCode::Char('j') => d.scroll = d.scroll.saturating_add(1),
+                KeyCode::Up | KeyCode::Char('k') => d.scroll = d.scroll.saturating_sub(1),
+                KeyCode::PageDown | KeyCode::Char(' ') => d.scroll = d.scroll.saturating_add(10),
+                KeyCode::PageUp => d.scroll = d.scroll.saturating_sub(10),
+                KeyCode::Home | KeyCode::Char('g') => d.scroll = 0,
+                _ => {}
+            }
+            // No further than its last line at the top (the view stops earlier when it wraps).
+            let lines = u16::try_from(message.lines().count()).unwrap_or(u16::MAX);
+            d.scroll = d.scroll.min(lines.saturating_sub(1));
+            return (Some(Overlay::Pr(d)), vec![]);
         }
     }
     if k.code == KeyCode::Esc {
@@ -168,6 +176,7 @@ fn pr_key(model: &mut Model, mut d: Box<PrDialog>, k: KeyEvent) -> (Option<Overl
         d.error = None;
         d.phase = PrPhase::Publishing;
         model.publish_note = None;
+        model.resume_clock();
         model.state = RunState::Publishing;
         let body = field_text(&d.body).trim().to_string();
         let body = Some(body).filter(|b| !b.is_empty());

@@ -47,10 +47,19 @@ pub const HELP: &[(&str, &[(&str, &str)])] = &[
     (
         "Steps",
         &[
-            ("j/k ↑/↓", "select a step"),
-            ("Enter", "expand / collapse its full output"),
+            (
+                "j/k ↑/↓",
+                "select a step · in a long expanded one: line by line",
+            ),
+            (
+                "Enter",
+                "expand / collapse its full output (PgUp/PgDn pages)",
+            ),
             ("G / End", "follow the tail · g / Home: top"),
-            ("mouse wheel", "scroll"),
+            (
+                "mouse",
+                "click focuses a pane or picks a row · wheel scrolls",
+            ),
         ],
     ),
     (
@@ -88,10 +97,26 @@ pub const HELP: &[(&str, &[(&str, &str)])] = &[
                 "Ctrl+S / Esc",
                 "create (retry after a failure) / close, text kept",
             ),
-            ("o / y", "open / copy the PR URL once created"),
+            ("o / y", "open / send the PR URL to the clipboard (OSC 52)"),
+            ("c", "after publishing: show the outcome again"),
         ],
     ),
 ];
+
+/// How far the help scrolls on a `width`×`height` screen: to its last line, no further (0 when
+/// it fits, or shows in two columns).
+pub fn help_max_scroll(width: u16, height: u16) -> u16 {
+    let total = HELP.iter().map(|(_, keys)| keys.len() + 1).sum::<usize>() as u16;
+    let area = Rect::new(0, 0, width, height);
+    let r = centered(area, 100, total + 2);
+    let inner_h = r.height.saturating_sub(2);
+    let wide = r.width >= 100 + 2 || area.width >= 160;
+    if total <= inner_h || wide {
+        0
+    } else {
+        total - inner_h
+    }
+}
 
 pub fn help(frame: &mut Frame, theme: &Theme, area: Rect, scroll: u16) {
     let mut lines: Vec<Line> = Vec::new();
@@ -334,15 +359,30 @@ pub fn pr(frame: &mut Frame, model: &Model, theme: &Theme, area: Rect, d: &PrDia
                 inner.width,
                 inner.bottom().saturating_sub(y + 1),
             );
+            let text = sanitize::clean(message).into_owned();
+            // Rows after wrapping (a close estimate: by characters), so the scroll stops with
+            // the last line at the bottom.
+            let rows = wrapped_rows(&text, rest.width);
+            let max = u16::try_from(rows.saturating_sub(usize::from(rest.height))).unwrap_or(0);
             frame.render_widget(
-                Paragraph::new(sanitize::clean(message).into_owned()).wrap(Wrap { trim: false }),
+                Paragraph::new(text)
+                    .wrap(Wrap { trim: false })
+                    .scroll((d.scroll.min(max), 0)),
                 rest,
             );
             let last = Rect::new(inner.x, inner.bottom().saturating_sub(1), inner.width, 1);
-            let keys: &[(&str, &str)] = if branch.is_some() {
-                &[("y", "copy the request-pull summary"), ("Esc", "close")]
-            } else {
-                &[("Esc", "close")]
+            let keys: &[(&str, &str)] = match (branch.is_some(), max > 0) {
+                (true, true) => &[
+                    ("j/k", "scroll"),
+                    ("y", "copy the request-pull summary"),
+                    ("Esc", "close · c reopens"),
+                ],
+                (true, false) => &[
+                    ("y", "copy the request-pull summary"),
+                    ("Esc", "close · c reopens"),
+                ],
+                (false, true) => &[("j/k", "scroll"), ("Esc", "close")],
+                (false, false) => &[("Esc", "close")],
             };
             frame.render_widget(Paragraph::new(keys_line(theme, keys)), last);
             return;
@@ -372,14 +412,17 @@ pub fn pr(frame: &mut Frame, model: &Model, theme: &Theme, area: Rect, d: &PrDia
     frame.render_widget(tb, title_area);
     draw_textarea(frame, &d.title, d.field == PrField::Title, theme, ti);
     y += 3;
-    // An error (a failed publish says why and how to retry) wraps over up to four lines.
+    // An error (a failed publish says why and how to retry) is shown whole, wrapped; the body
+    // gives way to it down to three rows.
     let error = d
         .error
         .as_deref()
         .map(|e| format!("✗ {}", sanitize::one_line(e)));
     let error_h = error.as_deref().map_or(0, |e| {
-        let w = usize::from(inner.width.max(1));
-        e.chars().count().div_ceil(w).clamp(1, 4) as u16
+        let room = inner.bottom().saturating_sub(y + 2 + 3);
+        u16::try_from(wrapped_rows(e, inner.width))
+            .unwrap_or(u16::MAX)
+            .clamp(1, room.max(1))
     });
     let body_h = inner.bottom().saturating_sub(y + 2 + error_h).max(3);
     let body_area = Rect::new(inner.x, y, inner.width, body_h);
@@ -422,6 +465,33 @@ pub fn pr(frame: &mut Frame, model: &Model, theme: &Theme, area: Rect, d: &PrDia
             ],
         ),
     );
+}
+
+/// The rows `text` takes wrapped at word boundaries in `width` columns (as `Wrap` does, give or
+/// take a character's width).
+fn wrapped_rows(text: &str, width: u16) -> usize {
+    let w = usize::from(width.max(1));
+    text.lines()
+        .map(|line| {
+            let (mut rows, mut col) = (1, 0);
+            for word in line.split(' ') {
+                let n = word.chars().count();
+                let need = if col == 0 { n } else { col + 1 + n };
+                if need <= w {
+                    col = need;
+                    continue;
+                }
+                if col > 0 {
+                    rows += 1;
+                }
+                // A word longer than the line is broken over several.
+                let extra = n.saturating_sub(1) / w;
+                rows += extra;
+                col = n - extra * w;
+            }
+            rows
+        })
+        .sum()
 }
 
 fn keys_line<'a>(theme: &Theme, keys: &[(&'a str, &'a str)]) -> Line<'a> {

@@ -34,13 +34,52 @@ fn marker(inc: Option<bool>) -> &'static str {
     }
 }
 
-pub fn title(d: &DiffView) -> String {
+/// The pane title for a pane `width` wide: the long form where it fits, else a short one that
+/// keeps the totals.
+pub fn title(d: &DiffView, width: usize) -> String {
     let s = d.summary();
     let files = if s.files == 1 { "file" } else { "files" };
-    format!(
+    let long = format!(
         " Diff · {} {files} · {} of {} hunks in the PR · +{} −{} ",
         s.files, s.hunks_in, s.hunks, s.added, s.removed
+    );
+    if long.chars().count() + 2 <= width {
+        return long;
+    }
+    format!(
+        " Diff · {} {files} · {}/{} hunks in PR · +{} −{} ",
+        s.files, s.hunks_in, s.hunks, s.added, s.removed
     )
+}
+
+/// Cuts a row wider than `width` columns to fit, ending it with `…` so a cut is visible.
+pub(super) fn ellipsize(line: Line<'_>, width: usize) -> Line<'_> {
+    if line.width() <= width || width == 0 {
+        return line;
+    }
+    let mut room = width - 1;
+    let mut spans = Vec::with_capacity(line.spans.len() + 1);
+    for span in line.spans {
+        let w = span.width();
+        if w <= room {
+            room -= w;
+            spans.push(span);
+            continue;
+        }
+        let mut cut = String::new();
+        for c in span.content.chars() {
+            let cw = Span::raw(c.to_string()).width();
+            if cw > room {
+                break;
+            }
+            room -= cw;
+            cut.push(c);
+        }
+        spans.push(Span::styled(cut, span.style));
+        spans.push(Span::styled("…", span.style));
+        break;
+    }
+    Line::from(spans)
 }
 
 pub fn draw(frame: &mut Frame, model: &Model, theme: &Theme, p: &Panes) {
@@ -61,7 +100,10 @@ pub fn draw(frame: &mut Frame, model: &Model, theme: &Theme, p: &Panes) {
     let block = Block::default()
         .borders(Borders::ALL)
         .border_style(theme.border(focused))
-        .title(Span::styled(title(d), theme.title(focused)));
+        .title(Span::styled(
+            title(d, p.diff.width as usize),
+            theme.title(focused),
+        ));
     frame.render_widget(block, p.diff);
     if d.is_empty() {
         frame.render_widget(
@@ -99,7 +141,10 @@ pub fn draw(frame: &mut Frame, model: &Model, theme: &Theme, p: &Panes) {
     }
     let end = (top + h).min(d.rows.len());
     let lines: Vec<Line> = (top..end)
-        .map(|i| row_line(d, &d.rows[i], i == d.cursor && focused, editable, theme, w))
+        .map(|i| {
+            let l = row_line(d, &d.rows[i], i == d.cursor && focused, editable, theme, w);
+            ellipsize(l, w)
+        })
         .collect();
     frame.render_widget(Paragraph::new(lines), p.body);
 }
@@ -155,15 +200,17 @@ fn placeholder<'a>(model: &Model, theme: &Theme) -> Vec<Line<'a>> {
             {
                 v.push(Line::raw(""));
                 v.push(Line::from(vec![
-                    Span::styled("now: ", theme.dim()),
+                    // The pipeline reports a tool when it has finished, so this is the last
+                    // step done, not the one running.
+                    Span::styled("last step: ", theme.dim()),
                     Span::styled(e.title.clone(), theme.bold()),
                 ]));
                 if e.kind == EntryKind::Edit {
                     for l in e.detail.lines().take(40) {
-                        let st = if l.starts_with('+') {
-                            theme.added()
-                        } else {
-                            theme.removed()
+                        let st = match l.chars().next() {
+                            Some('+') => theme.added(),
+                            Some('-') => theme.removed(),
+                            _ => theme.dim(),
                         };
                         v.push(Line::from(Span::styled(l.to_string(), st)));
                     }

@@ -80,6 +80,7 @@ pub(super) fn pr_dialog(model: &Model) -> PrDialog {
         error,
         generated_title,
         generated_body,
+        scroll: 0,
     }
 }
 
@@ -129,8 +130,10 @@ impl Model {
         self.patch_path = None;
         self.pr_url = None;
         self.publish_note = None;
+        self.published = None;
         self.run_id = None;
         self.run_ended_ms = None;
+        self.run_waited_ms = 0;
         self.info.tokens = 0;
         self.info.cost_usd = None;
         self.quit_armed = false;
@@ -139,6 +142,24 @@ impl Model {
     }
 
     pub(super) fn ingest(&mut self, event: &Event) {
+        self.ingest_event(event);
+        if self.state == RunState::Review {
+            // Review waits for the human: the clock shows the work only.
+            self.stop_clock();
+        }
+        if !self.state.is_busy() {
+            self.quit_armed = false;
+            if self
+                .notice
+                .as_deref()
+                .is_some_and(|n| n.starts_with("cancelling"))
+            {
+                self.notice = None;
+            }
+        }
+    }
+
+    fn ingest_event(&mut self, event: &Event) {
         let now = self.clock_ms;
         self.log.ingest(event, now);
         match event {
@@ -255,7 +276,7 @@ impl Model {
                 self.back_to_review();
             }
             Event::Error { message, .. } => {
-                self.run_ended_ms = Some(now);
+                self.stop_clock();
                 self.state =
                     if self.state == RunState::Cancelling || message.starts_with("cancelled") {
                         RunState::Cancelled
@@ -273,7 +294,7 @@ impl Model {
                 branch,
                 ..
             } => {
-                self.run_ended_ms = Some(now);
+                self.stop_clock();
                 self.reopened = false;
                 self.patch_path = patch_path.clone();
                 let was_publishing = self.state == RunState::Publishing;

@@ -134,6 +134,8 @@ pub struct PrDialog {
     /// that differs from them was edited by the user and is kept (see [`PrText`]).
     pub generated_title: String,
     pub generated_body: String,
+    /// Lines of a long outcome (the request-pull summary) scrolled past.
+    pub scroll: u16,
 }
 
 /// PR text the user edited (and the draft flag), kept while the run is under review — across
@@ -211,7 +213,11 @@ pub struct Model {
     /// The UI clock (ms since the app started), set by `Msg::Tick`.
     pub clock_ms: u64,
     pub run_started_ms: Option<u64>,
+    /// When the run's clock stopped: its end, or the start of a wait for the human (review).
     pub run_ended_ms: Option<u64>,
+    /// Time the run spent waiting in review before a follow-up or a publish went on: not work,
+    /// so left out of the clock.
+    pub run_waited_ms: u64,
     pub run_id: Option<String>,
     /// The repository, base and prompt the current run was started with.
     pub run_repo: String,
@@ -238,6 +244,9 @@ pub struct Model {
     pub pr_url: Option<String>,
     /// The last publish-stage message (why nothing was published, when it was not).
     pub publish_note: Option<String>,
+    /// The PR dialog after publishing (created, or a branch and its summary), kept so `c` shows it
+    /// again once it was closed.
+    pub published: Option<Box<PrDialog>>,
     pub no_color: bool,
     pub width: u16,
     pub height: u16,
@@ -304,6 +313,7 @@ impl Model {
             clock_ms: 0,
             run_started_ms: None,
             run_ended_ms: None,
+            run_waited_ms: 0,
             run_id: None,
             run_repo: String::new(),
             run_base: None,
@@ -318,6 +328,7 @@ impl Model {
             patch_path: None,
             pr_url: None,
             publish_note: None,
+            published: None,
             no_color,
             width: 80,
             height: 24,
@@ -334,8 +345,23 @@ impl Model {
         Some(
             self.run_ended_ms
                 .unwrap_or(self.clock_ms)
-                .saturating_sub(start),
+                .saturating_sub(start)
+                .saturating_sub(self.run_waited_ms),
         )
+    }
+
+    /// Stops the run's clock: the run's work ended or waits for the human (review).
+    pub fn stop_clock(&mut self) {
+        if self.run_ended_ms.is_none() {
+            self.run_ended_ms = Some(self.clock_ms);
+        }
+    }
+
+    /// Starts the clock again after a wait in review (a follow-up or a publish is work again).
+    pub fn resume_clock(&mut self) {
+        if let Some(end) = self.run_ended_ms.take() {
+            self.run_waited_ms += self.clock_ms.saturating_sub(end);
+        }
     }
 
     /// Work that would be lost (from the UI's point of view) by quitting now.

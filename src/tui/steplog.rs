@@ -57,6 +57,41 @@ pub struct StepLog {
     pub dropped: usize,
     /// The selected entry; `None` follows the tail.
     pub selected: Option<usize>,
+    /// Rows of the selected entry's expanded detail scrolled past (its title stays on top).
+    pub scroll: usize,
+}
+
+/// The rows of an expanded entry's detail, wrapped at `room` columns (a model message's first line
+/// is its title, so it is not repeated).
+pub fn detail_rows(e: &Entry, room: usize) -> impl Iterator<Item = String> + '_ {
+    let room = room.max(1);
+    let skip = usize::from(e.kind == EntryKind::Model);
+    e.detail.lines().skip(skip).flat_map(move |l| {
+        let chars: Vec<char> = l.chars().collect();
+        let n = chars.len().div_ceil(room).max(1);
+        (0..n).map(move |i| {
+            chars[(i * room).min(chars.len())..((i + 1) * room).min(chars.len())]
+                .iter()
+                .collect()
+        })
+    })
+}
+
+/// The columns an expanded entry's detail wraps at, in a steps pane `inner_width` wide (it is
+/// indented by four).
+pub fn detail_room(inner_width: usize) -> usize {
+    inner_width.saturating_sub(4).max(10)
+}
+
+/// How many rows [`detail_rows`] yields, without building them.
+pub fn detail_row_count(e: &Entry, room: usize) -> usize {
+    let room = room.max(1);
+    let skip = usize::from(e.kind == EntryKind::Model);
+    e.detail
+        .lines()
+        .skip(skip)
+        .map(|l| l.chars().count().div_ceil(room).max(1))
+        .sum()
 }
 
 /// Keeps the tail of `s` once it grows past twice the cap (trimming in steps keeps a stream of
@@ -77,8 +112,30 @@ fn capped(s: &str) -> String {
     out
 }
 
-fn line_count(s: &str) -> usize {
-    if s.is_empty() { 0 } else { s.lines().count() }
+/// An edit as the lines it adds and removes (`+`/`-`, unchanged ones with a space), and their
+/// counts. The texts are capped first, so a huge edit stays cheap.
+fn edit_lines(old: &str, new: &str) -> (usize, usize, String) {
+    let old = &old[..old.floor_char_boundary(MAX_TEXT)];
+    let new = &new[..new.floor_char_boundary(MAX_TEXT)];
+    let diff = similar::TextDiff::from_lines(old, new);
+    let (mut added, mut removed, mut text) = (0, 0, String::new());
+    for change in diff.iter_all_changes() {
+        let sign = match change.tag() {
+            similar::ChangeTag::Insert => {
+                added += 1;
+                '+'
+            }
+            similar::ChangeTag::Delete => {
+                removed += 1;
+                '-'
+            }
+            similar::ChangeTag::Equal => ' ',
+        };
+        text.push(sign);
+        text.push_str(change.value().trim_end_matches('\n'));
+        text.push('\n');
+    }
+    (added, removed, text)
 }
 
 impl StepLog {
@@ -202,23 +259,13 @@ impl StepLog {
                 new_str,
                 ..
             } => {
+                // Counted like the diff counts: lines the edit left alone are not changes.
+                let (added, removed, detail) = edit_lines(old_str, new_str);
                 let title = format!(
-                    "Edit {} (+{} −{})",
+                    "Edit {} (+{added} −{removed})",
                     sanitize::one_line(filepath),
-                    line_count(new_str),
-                    line_count(old_str)
                 );
-                let detail = capped(&format!(
-                    "{}{}",
-                    old_str
-                        .lines()
-                        .map(|l| format!("-{l}\n"))
-                        .collect::<String>(),
-                    new_str
-                        .lines()
-                        .map(|l| format!("+{l}\n"))
-                        .collect::<String>()
-                ));
+                let detail = capped(&detail);
                 let e = self.push(EntryKind::Edit, title, EntryStatus::Ok, now);
                 e.detail = detail;
             }
@@ -342,11 +389,13 @@ impl StepLog {
     }
 
     pub fn select_prev(&mut self) {
+        self.scroll = 0;
         let last = self.entries.len().saturating_sub(1);
         self.selected = Some(self.selected.unwrap_or(last).saturating_sub(1));
     }
 
     pub fn select_next(&mut self) {
+        self.scroll = 0;
         let last = self.entries.len().saturating_sub(1);
         match self.selected {
             Some(s) if s + 1 >= last => self.selected = None,
@@ -355,13 +404,53 @@ impl StepLog {
         }
     }
 
+    /// Expands or folds the selected entry (the last one when following the tail, which then
+    /// becomes selected so its title stays on top while it is read).
     pub fn toggle_expand(&mut self) {
         let idx = self
             .selected
             .unwrap_or(self.entries.len().saturating_sub(1));
+        self.scroll = 0;
         if let Some(e) = self.entries.get_mut(idx) {
             e.expanded = !e.expanded;
+            if e.expanded {
+                self.selected = Some(idx);
+            }
         }
+    }
+
+    /// Moves down one row inside the selected expanded entry (`rows` detail rows, `visible` of
+    /// them on screen), or to the next entry once its end is on screen.
+    pub fn down(&mut self, room: usize, visible: usize) {
+        if let Some(e) = self.selected.and_then(|i| self.entries.get(i))
+            && e.expanded
+            && self.scroll + visible < detail_row_count(e, room)
+        {
+            self.scroll += 1;
+            return;
+        }
+        self.select_next();
+    }
+
+    /// Moves up one row inside the selected expanded entry, or to the previous entry from its top.
+    pub fn up(&mut self) {
+        if self.scroll > 0 {
+            self.scroll -= 1;
+        } else {
+            self.select_prev();
+        }
+    }
+
+    /// Scrolls the selected expanded entry by `delta` rows, staying inside it.
+    pub fn scroll_by(&mut self, delta: isize, room: usize, visible: usize) {
+        let Some(e) = self.selected.and_then(|i| self.entries.get(i)) else {
+            return;
+        };
+        if !e.expanded {
+            return;
+        }
+        let max = detail_row_count(e, room).saturating_sub(visible);
+        self.scroll = self.scroll.saturating_add_signed(delta).min(max);
     }
 }
 
@@ -430,7 +519,11 @@ mod tests {
             },
             1600,
         );
-        assert_eq!(log.entries[2].title, "Edit src/main.rs (+3 −1)");
+        assert_eq!(
+            log.entries[2].title, "Edit src/main.rs (+2 −0)",
+            "counted like the diff"
+        );
+        assert_eq!(log.entries[2].detail, " a\n+b\n+c\n");
         assert_eq!(log.entries[3].title, "Bash cargo test → exit 0 · 1.2s");
         assert_eq!(log.entries[3].detail, "ok", "escapes stripped");
     }

@@ -13,6 +13,7 @@
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crossterm::event::{
@@ -20,7 +21,7 @@ use crossterm::event::{
     Event as CtEvent, EventStream,
 };
 use crossterm::terminal::{
-    EnterAlternateScreen, LeaveAlternateScreen, disable_raw_mode, enable_raw_mode,
+    Clear, ClearType, EnterAlternateScreen, LeaveAlternateScreen, disable_raw_mode, enable_raw_mode,
 };
 use crossterm::{cursor, execute};
 use futures::StreamExt;
@@ -48,8 +49,12 @@ fn redraw_everything(terminal: &mut Term) -> std::io::Result<()> {
     terminal.resize(ratatui::layout::Rect::new(0, 0, size.width, size.height))
 }
 
+/// Whether the alternate screen is on (so `restore` clears it before leaving, and only then).
+static ALTERNATE: AtomicBool = AtomicBool::new(false);
+
 fn enter() -> std::io::Result<()> {
     enable_raw_mode()?;
+    ALTERNATE.store(true, Ordering::SeqCst);
     execute!(
         std::io::stdout(),
         EnterAlternateScreen,
@@ -61,6 +66,16 @@ fn enter() -> std::io::Result<()> {
 
 /// Puts the terminal back the way it was. Safe to call more than once.
 pub fn restore() {
+    // A terminal resized while the alternate screen was on (tmux) can copy rows of it onto the
+    // shell's screen when it is left with the cursor low: leave it blank, cursor at the top. Only
+    // while it is on — clearing the shell's own screen would lose the user's text.
+    if ALTERNATE.swap(false, Ordering::SeqCst) {
+        let _ = execute!(
+            std::io::stdout(),
+            Clear(ClearType::All),
+            cursor::MoveTo(0, 0)
+        );
+    }
     let _ = execute!(
         std::io::stdout(),
         DisableMouseCapture,
@@ -236,10 +251,13 @@ async fn event_loop(
                 Action::Suspend => {
                     drop(keys);
                     restore();
+                    let stopped = Instant::now();
                     // SAFETY: raising a signal on our own process; execution continues on SIGCONT.
                     unsafe {
                         libc::raise(libc::SIGTSTP);
                     }
+                    // The whole process was stopped: the run's clock did not run.
+                    app.skip_clock(stopped.elapsed());
                     enter()?;
                     redraw_everything(terminal)?;
                     keys = EventStream::new();

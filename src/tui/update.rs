@@ -4,16 +4,17 @@
 //! back as an [`Action`] for the app loop to perform. Keys reach a text field only when it is
 //! focused and no dialog is open; single-letter commands work only outside text fields.
 
-use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseEvent, MouseEventKind};
-use ratatui::layout::{Position, Rect};
+use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseEvent};
+use ratatui::layout::Rect;
 
 use super::dialog_keys::overlay_key;
 use super::diffview::{DiffMode, DiffView};
-use super::ingest::pr_dialog;
+use super::ingest::{pr_dialog, remember_pr_text};
 use super::layout;
 use super::model::{
     Field, Focus, Model, Overlay, PastRun, PrField, PrPhase, RunState, field_text, text_field,
 };
+use super::pane_keys::{diff_key, mouse, steps_key};
 use super::sidebyside;
 use crate::event::{Event, Stage};
 use crate::pipeline::{Command, Selection};
@@ -95,18 +96,18 @@ pub fn validate(model: &mut Model) -> bool {
     !model.errors.any()
 }
 
-fn diff_body(model: &Model) -> Rect {
+pub(super) fn diff_body(model: &Model) -> Rect {
     let files = model.diff.as_ref().map_or(0, |d| d.files.len());
     layout::panes(Rect::new(0, 0, model.width, model.height), files).body
 }
 
-fn diff_height(model: &Model) -> usize {
+pub(super) fn diff_height(model: &Model) -> usize {
     diff_body(model).height as usize
 }
 
 /// Puts the diff in the layout the session asks for and the pane allows (after a resize, a new
 /// diff or the toggle), keeping the cursor where it was.
-fn sync_diff_mode(model: &mut Model) {
+pub(super) fn sync_diff_mode(model: &mut Model) {
     let body = diff_body(model);
     let mode = if model.side_by_side && sidebyside::fits(body.width) {
         DiffMode::SideBySide
@@ -116,20 +117,6 @@ fn sync_diff_mode(model: &mut Model) {
     if let Some(d) = model.diff.as_mut() {
         d.set_mode(mode, body.height as usize);
     }
-}
-
-/// `v`: side-by-side ↔ unified, remembered for the session; a narrow pane stays unified.
-fn toggle_diff_mode(model: &mut Model) {
-    let width = diff_body(model).width;
-    if !sidebyside::fits(width) {
-        model.notice = Some(format!(
-            "side-by-side needs a {}-column diff pane (this one has {width})",
-            sidebyside::MIN_WIDTH
-        ));
-        return;
-    }
-    model.side_by_side = !model.side_by_side;
-    sync_diff_mode(model);
 }
 
 fn start_run(model: &mut Model) -> Vec<Action> {
@@ -191,6 +178,14 @@ fn apply(model: &mut Model, msg: Msg) -> Vec<Action> {
         Msg::Resize(w, h) => {
             model.width = w;
             model.height = h;
+            // A note about the old size says nothing true about the new one.
+            if model
+                .notice
+                .as_deref()
+                .is_some_and(|n| n.starts_with("side-by-side needs"))
+            {
+                model.notice = None;
+            }
             let hgt = diff_height(model);
             if let Some(d) = model.diff.as_mut() {
                 d.scroll_into_view(hgt);
@@ -234,7 +229,10 @@ fn apply(model: &mut Model, msg: Msg) -> Vec<Action> {
                             if field == Field::PrTitle {
                                 d.title = text_field(t.lines().next().unwrap_or(""), "", false);
                             } else {
+                                // Back from the editor the body shows from its top, as it opens.
                                 d.body = text_field(t, "", true);
+                                d.body.move_cursor(ratatui_textarea::CursorMove::Top);
+                                d.body.move_cursor(ratatui_textarea::CursorMove::Head);
                             }
                         }
                     }
@@ -312,35 +310,18 @@ fn paste(model: &mut Model, text: &str) {
     }
 }
 
-fn mouse(model: &mut Model, m: MouseEvent) {
-    let delta: isize = match m.kind {
-        MouseEventKind::ScrollDown => 3,
-        MouseEventKind::ScrollUp => -3,
-        _ => return,
-    };
-    let files = model.diff.as_ref().map_or(0, |d| d.files.len());
-    let p = layout::panes(Rect::new(0, 0, model.width, model.height), files);
-    let at = Position::new(m.column, m.row);
-    if p.diff.contains(at) {
-        let h = p.body.height as usize;
-        if let Some(d) = model.diff.as_mut() {
-            d.scroll_by(delta, h);
-        }
-    } else if p.steps.contains(at) {
-        if delta < 0 {
-            for _ in 0..3 {
-                model.log.select_prev();
-            }
-        } else {
-            for _ in 0..3 {
-                model.log.select_next();
-            }
-        }
-    }
-}
-
 fn key(model: &mut Model, k: KeyEvent) -> Vec<Action> {
     let rerun_armed = std::mem::take(&mut model.rerun_armed);
+    // Ctrl+C works everywhere (help lists it so): it closes a dialog and does what it does
+    // outside — cancel the run, or quit. The quit confirmation answers it itself, and the PR
+    // dialog while publishing cancels only the publish.
+    if ctrl(&k, 'c')
+        && ctrl_c_closes_overlay(model)
+        && let Overlay::Pr(d) = std::mem::replace(&mut model.overlay, Overlay::None)
+        && d.phase == PrPhase::Editing
+    {
+        remember_pr_text(model, &d);
+    }
     // Dialogs first: they own the keyboard.
     if !matches!(model.overlay, Overlay::None) {
         let overlay = std::mem::replace(&mut model.overlay, Overlay::None);
@@ -460,11 +441,12 @@ fn key(model: &mut Model, k: KeyEvent) -> Vec<Action> {
         KeyCode::Char('c') => return open_pr_dialog(model),
         KeyCode::Char('o') | KeyCode::Char('y') if model.pr_url.is_some() => {
             let url = model.pr_url.clone().unwrap_or_default();
-            return vec![if k.code == KeyCode::Char('o') {
-                Action::OpenUrl(url)
-            } else {
-                Action::Copy(url)
-            }];
+            if k.code == KeyCode::Char('o') {
+                return vec![Action::OpenUrl(url)];
+            }
+            // OSC 52 has no answer: whether the terminal took it cannot be known.
+            model.notice = Some("PR URL sent to the terminal's clipboard (OSC 52)".into());
+            return vec![Action::Copy(url)];
         }
         _ => {}
     }
@@ -476,8 +458,24 @@ fn key(model: &mut Model, k: KeyEvent) -> Vec<Action> {
     vec![]
 }
 
+fn ctrl_c_closes_overlay(model: &Model) -> bool {
+    match &model.overlay {
+        Overlay::None | Overlay::ConfirmQuit { .. } => false,
+        Overlay::Pr(d) => !(d.phase == PrPhase::Publishing && model.state == RunState::Publishing),
+        _ => true,
+    }
+}
+
 /// `c` (and `Ctrl+S` outside text fields) in review: the PR dialog for what is selected.
 fn open_pr_dialog(model: &mut Model) -> Vec<Action> {
+    if model.state != RunState::Review
+        && let Some(mut d) = model.published.take()
+    {
+        d.scroll = 0;
+        // What publishing did (the PR, or the branch and its summary) shows again.
+        model.overlay = Overlay::Pr(d);
+        return vec![];
+    }
     match (&model.state, &model.diff) {
         (RunState::Review, Some(d)) if !d.is_empty() => {
             if d.summary().hunks_in == 0 && d.summary().files_in == 0 {
@@ -542,52 +540,6 @@ fn text_key(model: &mut Model, k: KeyEvent) -> Vec<Action> {
         }
     }
     vec![]
-}
-
-fn steps_key(model: &mut Model, k: KeyEvent) {
-    match k.code {
-        KeyCode::Up | KeyCode::Char('k') => model.log.select_prev(),
-        KeyCode::Down | KeyCode::Char('j') => model.log.select_next(),
-        KeyCode::Enter => model.log.toggle_expand(),
-        KeyCode::Home | KeyCode::Char('g') => model.log.selected = Some(0),
-        KeyCode::End | KeyCode::Char('G') => model.log.selected = None,
-        _ => {}
-    }
-}
-
-fn diff_key(model: &mut Model, k: KeyEvent) {
-    if k.code == KeyCode::Char('v') {
-        return toggle_diff_mode(model);
-    }
-    let h = diff_height(model);
-    let Some(d) = model.diff.as_mut() else {
-        return;
-    };
-    let page = (h / 2).max(1) as isize;
-    let read_only = model.viewing.is_some() || model.state != RunState::Review;
-    match k.code {
-        KeyCode::Down | KeyCode::Char('j') => d.move_by(1, h),
-        KeyCode::Up | KeyCode::Char('k') => d.move_by(-1, h),
-        KeyCode::PageDown => d.move_by(page * 2, h),
-        KeyCode::PageUp => d.move_by(-page * 2, h),
-        KeyCode::Char('d') if k.modifiers.contains(KeyModifiers::CONTROL) => d.move_by(page, h),
-        KeyCode::Char('u') if k.modifiers.contains(KeyModifiers::CONTROL) => d.move_by(-page, h),
-        KeyCode::Home | KeyCode::Char('g') => d.home(),
-        KeyCode::End | KeyCode::Char('G') => d.end(h),
-        KeyCode::Char('n') => d.next_hunk(h),
-        KeyCode::Char('p') => d.prev_hunk(h),
-        KeyCode::Char(']') => d.next_file(h),
-        KeyCode::Char('[') => d.prev_file(h),
-        KeyCode::Char(' ') => {
-            if read_only {
-                model.notice =
-                    Some("the selection can be changed while the diff is in review".into());
-            } else {
-                d.toggle_at_cursor();
-            }
-        }
-        _ => {}
-    }
 }
 
 /// The selection to approve with, for the app (and tests).

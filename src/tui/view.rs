@@ -14,11 +14,8 @@ use ratatui_textarea::TextArea;
 use super::diffview::DiffMode;
 use super::layout::{self, MIN_H, MIN_W, Panes};
 use super::model::{Focus, Model, Overlay, RunState};
-use super::steplog::{Entry, EntryKind, EntryStatus, fmt_duration};
 use super::theme::Theme;
-use super::{dialogs, diffpane, sanitize, sidebyside};
-
-const SPINNER: [&str; 10] = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"];
+use super::{dialogs, diffpane, sanitize, sidebyside, stepview};
 
 pub fn draw(frame: &mut Frame, model: &Model) {
     let area = frame.area();
@@ -52,7 +49,7 @@ pub fn draw(frame: &mut Frame, model: &Model) {
     header(frame, model, &theme, p.header);
     status_bar(frame, model, &theme, p.status, p.body.width);
     inputs(frame, model, &theme, &p);
-    steps(frame, model, &theme, p.steps);
+    stepview::draw(frame, model, &theme, p.steps);
     diffpane::draw(frame, model, &theme, &p);
     match &model.overlay {
         Overlay::None => {}
@@ -85,12 +82,16 @@ fn header(frame: &mut Frame, model: &Model, theme: &Theme, area: Rect) {
         .clone()
         .unwrap_or_else(|| super::model::field_text(&model.base));
     let mut left = vec![Span::styled(" tiny-backspace", theme.bold())];
-    if !repo.trim().is_empty() {
-        left.push(Span::raw(format!(" · {}", sanitize::one_line(repo.trim()))));
-        if !base.trim().is_empty() {
-            left.push(Span::raw(format!(" @ {}", sanitize::one_line(base.trim()))));
-        }
-    }
+    let repo_part =
+        (!repo.trim().is_empty()).then(|| format!(" · {}", sanitize::one_line(repo.trim())));
+    let base_part = (repo_part.is_some() && !base.trim().is_empty())
+        .then(|| format!(" @ {}", sanitize::one_line(base.trim())));
+    left.extend(
+        repo_part
+            .iter()
+            .chain(base_part.iter())
+            .map(|p| Span::raw(p.clone())),
+    );
     let net = if model.info.sandbox == "none" {
         "host network"
     } else if model.info.network {
@@ -137,6 +138,17 @@ fn header(frame: &mut Frame, model: &Model, theme: &Theme, area: Rect) {
     }
     frame.render_widget(Block::default().style(theme.header()), area);
     let rw = (right.chars().count() as u16).min(area.width);
+    // What does not fit goes whole: first `@ base`, then the repository is cut with `…`.
+    let room = area.width.saturating_sub(rw + 1) as usize;
+    let width = |l: &[Span]| l.iter().map(|s| s.content.chars().count()).sum::<usize>();
+    if width(&left) > room && left.len() == 3 {
+        left.pop();
+    }
+    if width(&left) > room && left.len() == 2 {
+        let keep = room.saturating_sub(width(&left[..1]) + 1);
+        let cut: String = left[1].content.chars().take(keep).collect();
+        left[1] = Span::raw(format!("{cut}…"));
+    }
     let left_area = Rect::new(area.x, area.y, area.width.saturating_sub(rw + 1), 1);
     frame.render_widget(Paragraph::new(Line::from(left)), left_area);
     frame.render_widget(
@@ -305,179 +317,6 @@ fn inputs(frame: &mut Frame, model: &Model, theme: &Theme, p: &Panes) {
         frame.render_widget(block, area);
         draw_textarea(frame, t, focused, theme, inner);
     }
-}
-
-fn entry_lines(
-    e: &Entry,
-    idx: usize,
-    selected: bool,
-    model: &Model,
-    theme: &Theme,
-    width: usize,
-) -> Vec<Line<'static>> {
-    let _ = idx;
-    let (icon, icon_style) = match (e.kind, e.status) {
-        (EntryKind::Model, _) => ("◆", theme.model_text()),
-        (_, EntryStatus::Running) => (
-            SPINNER[(model.clock_ms / 100) as usize % SPINNER.len()],
-            theme.running(),
-        ),
-        (_, EntryStatus::Ok) => ("✓", theme.ok()),
-        (_, EntryStatus::Failed) => ("✗", theme.error()),
-        (_, EntryStatus::Info) => ("●", theme.hunk()),
-    };
-    let marker = if selected { "▸" } else { " " };
-    let mut title = match e.kind {
-        EntryKind::Model => {
-            let text = e.detail.trim();
-            if e.streaming {
-                // Show the newest words as they arrive.
-                let last = text.lines().last().unwrap_or("");
-                let room = width.saturating_sub(4);
-                let n = last.chars().count();
-                if n > room {
-                    format!("…{}", last.chars().skip(n + 1 - room).collect::<String>())
-                } else {
-                    last.to_string()
-                }
-            } else {
-                let first = text.lines().next().unwrap_or("");
-                if text.lines().nth(1).is_some() && !e.expanded {
-                    format!("{first} …")
-                } else {
-                    first.to_string()
-                }
-            }
-        }
-        _ => e.title.clone(),
-    };
-    if let (EntryKind::Stage(s), Some(d)) = (e.kind, e.duration_ms) {
-        let rest = title.strip_prefix(s.as_str()).unwrap_or("").to_string();
-        title = format!("{} · {}{rest}", s.as_str(), fmt_duration(d));
-    }
-    let expandable = !e.detail.is_empty()
-        && !matches!(e.kind, EntryKind::Stage(_) | EntryKind::Model)
-        || (e.kind == EntryKind::Model && e.detail.lines().nth(1).is_some());
-    let title_style = match e.kind {
-        EntryKind::Model => theme.model_text(),
-        EntryKind::Error | EntryKind::ToolError => theme.error(),
-        _ => Style::default(),
-    };
-    let sel = if selected {
-        theme.cursor()
-    } else {
-        Style::default()
-    };
-    let mut out = vec![Line::from(vec![
-        Span::styled(marker.to_string(), sel),
-        Span::styled(format!("{icon} "), icon_style),
-        Span::styled(
-            title,
-            title_style.patch(if selected {
-                theme.bold()
-            } else {
-                Style::default()
-            }),
-        ),
-        Span::styled(
-            if expandable && !e.expanded {
-                " ▹"
-            } else {
-                ""
-            }
-            .to_string(),
-            theme.dim(),
-        ),
-    ])];
-    if e.expanded {
-        let room = width.saturating_sub(4).max(10);
-        let skip = if e.kind == EntryKind::Model { 1 } else { 0 };
-        for l in e.detail.lines().skip(skip).take(400) {
-            let chars: Vec<char> = l.chars().collect();
-            if chars.is_empty() {
-                out.push(Line::raw(""));
-            }
-            for chunk in chars.chunks(room) {
-                out.push(Line::from(Span::styled(
-                    format!("    {}", chunk.iter().collect::<String>()),
-                    if e.kind == EntryKind::Model {
-                        theme.model_text()
-                    } else {
-                        theme.dim()
-                    },
-                )));
-            }
-        }
-    }
-    out
-}
-
-fn steps(frame: &mut Frame, model: &Model, theme: &Theme, area: Rect) {
-    let focused = model.focus == Focus::Steps;
-    let mut title = " Steps ".to_string();
-    if model.log.dropped > 0 {
-        title = format!(" Steps · {} earlier not shown ", model.log.dropped);
-    }
-    if model.log.selected.is_some() {
-        title.push_str("· scrolled (G follows) ");
-    }
-    let block = Block::default()
-        .borders(Borders::ALL)
-        .border_style(theme.border(focused))
-        .title(Span::styled(title, theme.title(focused)));
-    let inner = block.inner(area);
-    frame.render_widget(block, area);
-    let h = inner.height as usize;
-    let w = inner.width as usize;
-    let entries = &model.log.entries;
-    if entries.is_empty() {
-        let hint = if model.state == RunState::Idle {
-            "Each step of the run appears here."
-        } else {
-            "Starting…"
-        };
-        frame.render_widget(Paragraph::new(Span::styled(hint, theme.dim())), inner);
-        return;
-    }
-    let sel = model.log.selected;
-    let anchor = sel.unwrap_or(entries.len() - 1).min(entries.len() - 1);
-    // Lines before (and including) the anchor, newest last.
-    let mut before: Vec<Line> = Vec::new();
-    let budget_before = if sel.is_some() { h.div_ceil(2) } else { h };
-    let mut i = anchor as isize;
-    while i >= 0 && before.len() < budget_before {
-        let e = &entries[i as usize];
-        let mut ls = entry_lines(e, i as usize, sel == Some(i as usize), model, theme, w);
-        if i as usize == anchor && ls.len() > h {
-            ls.truncate(h);
-        }
-        ls.reverse();
-        before.extend(ls);
-        i -= 1;
-    }
-    before.reverse();
-    if before.len() > budget_before {
-        before.drain(..before.len() - budget_before);
-    }
-    let mut lines = before;
-    let mut j = anchor + 1;
-    while lines.len() < h && j < entries.len() {
-        lines.extend(entry_lines(&entries[j], j, false, model, theme, w));
-        j += 1;
-    }
-    // Fill remaining room with older entries.
-    while lines.len() < h && i >= 0 {
-        let mut ls = entry_lines(&entries[i as usize], i as usize, false, model, theme, w);
-        while let Some(l) = ls.pop() {
-            if lines.len() >= h {
-                break;
-            }
-            lines.insert(0, l);
-        }
-        i -= 1;
-    }
-    lines.truncate(h);
-    frame.render_widget(Paragraph::new(lines), inner);
 }
 
 /// A centered rectangle of at most `w`×`h` inside `area`.
