@@ -81,7 +81,8 @@ pub enum ConfigError {
 pub struct Overrides {
     pub model: Option<String>,
     pub sandbox: Option<String>,
-    pub network: Option<bool>,
+    /// `off`, `allowlist`, `on` (or true/false).
+    pub network: Option<String>,
     pub home: Option<PathBuf>,
 }
 
@@ -183,7 +184,9 @@ struct GitHubFile {
 #[serde(deny_unknown_fields)]
 struct SandboxFile {
     backend: Option<String>,
-    network: Option<bool>,
+    /// `true`/`false` or `"off"`/`"allowlist"`/`"on"`.
+    network: Option<toml::Value>,
+    allow_hosts: Option<Vec<String>>,
     timeout_secs: Option<u64>,
     max_timeout_secs: Option<u64>,
     cpu_secs: Option<u64>,
@@ -487,13 +490,28 @@ impl Config {
         }
         let network = pick(
             "network",
-            overrides.network.map(|b| b.to_string()),
+            overrides.network.clone(),
             &["TB_NETWORK"],
-            file.sandbox.network.map(|b| b.to_string()),
+            file.sandbox.network.as_ref().map(|v| match v {
+                toml::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            }),
         );
-        if let Some(n) = network {
-            sandbox.network = parse_bool("network", &n)?;
-        }
+        let allow_hosts = pick(
+            "allow_hosts",
+            None,
+            &["TB_ALLOW_HOSTS"],
+            file.sandbox.allow_hosts.clone().map(|h| h.join(",")),
+        );
+        crate::sandbox::allow::apply_network(
+            &mut sandbox,
+            network.as_deref(),
+            allow_hosts.as_deref(),
+        )
+        .map_err(|message| ConfigError::Value {
+            key: "network".into(),
+            message,
+        })?;
         if let Some(t) = file.sandbox.timeout_secs {
             sandbox.default_timeout = Duration::from_secs(t.max(1));
         }
@@ -653,6 +671,25 @@ impl Config {
     }
 
     /// `serve --public-host NAME[,NAME…]`: wins over `TB_SERVER_HOST` and the config file.
+    /// `--allow-host` (repeatable): replaces the environment's and file's list; without an
+    /// explicit network mode it means `allowlist`.
+    pub fn set_allow_hosts_flag(&mut self, hosts: &[String]) -> Result<(), ConfigError> {
+        if hosts.is_empty() {
+            return Ok(());
+        }
+        let mode = self
+            .sources
+            .contains_key("network")
+            .then(|| self.sandbox.network_mode().as_str());
+        crate::sandbox::allow::apply_network(&mut self.sandbox, mode, Some(&hosts.join(",")))
+            .map_err(|message| ConfigError::Value {
+                key: "allow_host".into(),
+                message,
+            })?;
+        self.sources.insert("allow_hosts", Source::Flag);
+        Ok(())
+    }
+
     pub fn set_server_hosts_flag(&mut self, value: &str) -> Result<(), ConfigError> {
         self.server_hosts = parse_server_hosts(value)?;
         self.sources.insert("server_host", Source::Flag);
@@ -756,11 +793,31 @@ impl Config {
                 .unwrap_or_else(|| "auto".into()),
             self.source("sandbox"),
         );
+        let mode = self.sandbox.network_mode();
         line(
             "network",
-            self.sandbox.network.to_string(),
+            match mode {
+                crate::sandbox::NetworkMode::Off => "false (off)".to_string(),
+                crate::sandbox::NetworkMode::On => "true (on)".to_string(),
+                crate::sandbox::NetworkMode::Allowlist => "allowlist".to_string(),
+            },
             self.source("network"),
         );
+        if let Some(hosts) = &self.sandbox.allow_hosts {
+            line(
+                "allowed hosts",
+                if hosts.is_empty() {
+                    "(none: every request refused)".to_string()
+                } else {
+                    hosts
+                        .iter()
+                        .map(|h| h.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                },
+                self.source("allow_hosts"),
+            );
+        }
         line(
             "command timeout",
             format!(

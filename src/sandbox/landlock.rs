@@ -31,8 +31,11 @@ use super::limits::{self, Cgroup};
 use super::metadata::Roots;
 use super::notify::{self, Channel};
 use super::process::{self, ChildSetup, ExecOutput, RunSpec};
+use super::proxy::{Proxy, ProxyDecision};
 use super::seccomp;
-use super::{ExecRequest, Sandbox, SandboxError, SandboxKind, SandboxMounts, SandboxSettings};
+use super::{
+    ExecRequest, NetworkMode, Sandbox, SandboxError, SandboxKind, SandboxMounts, SandboxSettings,
+};
 
 const CREATE_RULESET_VERSION: u32 = 1;
 const RULE_PATH_BENEATH: libc::c_int = 1;
@@ -50,6 +53,26 @@ const SCOPE_SIGNAL: u64 = 1 << 1;
 
 /// The oldest ABI this backend accepts: 6 brings signal and abstract-socket scoping.
 pub const MIN_ABI: i64 = 6;
+
+const RULE_NET_PORT: libc::c_int = 2;
+
+/// `struct landlock_net_port_attr` (packed in the kernel's header).
+#[repr(C, packed)]
+struct NetPortAttr {
+    allowed_access: u64,
+    port: u64,
+}
+
+/// What TCP a confined command may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NetAccess {
+    /// No network socket at all.
+    None,
+    /// TCP connects to this port only (the allowlist proxy on loopback); no UDP, no bind.
+    ConnectPort(u16),
+    /// The host's network.
+    All,
+}
 
 #[repr(C)]
 struct RulesetAttr {
@@ -114,7 +137,7 @@ pub struct Confinement {
 
 impl Confinement {
     /// Builds the ruleset for `mounts` and `tmp` (the private temporary directory).
-    pub fn build(mounts: &SandboxMounts, tmp: &Path, network: bool) -> Result<Self, String> {
+    pub fn build(mounts: &SandboxMounts, tmp: &Path, net: NetAccess) -> Result<Self, String> {
         let abi = abi()?;
         if abi < MIN_ABI {
             return Err(format!(
@@ -126,7 +149,7 @@ impl Confinement {
         let file_rights = FS_EXECUTE | FS_WRITE_FILE | FS_READ_FILE | FS_TRUNCATE | FS_IOCTL_DEV;
         let attr = RulesetAttr {
             handled_access_fs: all,
-            handled_access_net: if network {
+            handled_access_net: if net == NetAccess::All {
                 0
             } else {
                 NET_BIND_TCP | NET_CONNECT_TCP
@@ -186,6 +209,28 @@ impl Confinement {
             }
             Ok(())
         };
+        if let NetAccess::ConnectPort(port) = net {
+            let rule = NetPortAttr {
+                allowed_access: NET_CONNECT_TCP,
+                port: u64::from(port),
+            };
+            // SAFETY: rule is a valid net_port_attr; the ruleset fd is open.
+            let r = unsafe {
+                libc::syscall(
+                    libc::SYS_landlock_add_rule,
+                    ruleset.as_raw_fd(),
+                    RULE_NET_PORT,
+                    &rule as *const NetPortAttr,
+                    0u32,
+                )
+            };
+            if r != 0 {
+                return Err(format!(
+                    "Landlock rule for TCP port {port}: {}",
+                    std::io::Error::last_os_error()
+                ));
+            }
+        }
         let read_exec = FS_READ_FILE | FS_READ_DIR | FS_EXECUTE;
         for sys in [
             "/usr",
@@ -217,10 +262,19 @@ impl Confinement {
             .map_err(|e| format!("opening the work tree for the metadata supervisor: {e}"))?;
         Ok(Confinement {
             ruleset,
-            seccomp: Some(seccomp::host_program(seccomp::Policy {
-                network,
-                unix_sockets: false,
-            })),
+            seccomp: Some(match net {
+                NetAccess::ConnectPort(_) => seccomp::host_program_tcp_only(
+                    seccomp::Policy {
+                        network: true,
+                        unix_sockets: false,
+                    }
+                    .tcp_only(),
+                ),
+                _ => seccomp::host_program(seccomp::Policy {
+                    network: net == NetAccess::All,
+                    unix_sockets: false,
+                }),
+            }),
             drop_caps: true,
             roots: Some(Arc::new(roots)),
         })
@@ -419,7 +473,7 @@ pub(super) fn probe() -> Result<(), SandboxError> {
             std::fs::create_dir_all(&mounts.work_tree)
                 .and_then(|_| std::fs::create_dir_all(&mounts.git_dir))
                 .map_err(|e| format!("no temporary directory: {e}"))?;
-            let confine = Confinement::build(&mounts, scratch.path(), false)?;
+            let confine = Confinement::build(&mounts, scratch.path(), NetAccess::None)?;
             // The listener's way to the host is part of what must work here.
             let channel =
                 Channel::new().map_err(|e| format!("no socket pair for the supervisor: {e}"))?;
@@ -476,6 +530,8 @@ pub struct LandlockSandbox {
     settings: SandboxSettings,
     tmp: tempfile::TempDir,
     confine: Arc<Confinement>,
+    /// Mode allowlist: the run's proxy and its host loopback port.
+    proxy: Option<(Proxy, u16)>,
 }
 
 impl LandlockSandbox {
@@ -494,13 +550,30 @@ impl LandlockSandbox {
             .map_err(|e| SandboxError::Spawn(format!("private temporary directory: {e}")))?;
         std::fs::create_dir_all(tmp.path().join("home"))
             .map_err(|e| SandboxError::Spawn(format!("private temporary directory: {e}")))?;
-        let confine = Confinement::build(&mounts, tmp.path(), settings.network)
+        // Mode allowlist: the proxy listens on a host loopback port, the only TCP port allowed.
+        let proxy = match &settings.allow_hosts {
+            Some(hosts) if !settings.network => {
+                let proxy = Proxy::new(hosts.clone());
+                let port = proxy
+                    .listen_loopback()
+                    .map_err(|e| SandboxError::Spawn(format!("starting the proxy: {e}")))?;
+                Some((proxy, port))
+            }
+            _ => None,
+        };
+        let net = match (&proxy, settings.network) {
+            (_, true) => NetAccess::All,
+            (Some((_, port)), false) => NetAccess::ConnectPort(*port),
+            (None, false) => NetAccess::None,
+        };
+        let confine = Confinement::build(&mounts, tmp.path(), net)
             .map_err(|reason| SandboxError::Unavailable { reason })?;
         Ok(LandlockSandbox {
             mounts,
             settings: settings.clone(),
             tmp,
             confine: Arc::new(confine),
+            proxy,
         })
     }
 }
@@ -513,6 +586,14 @@ impl Sandbox for LandlockSandbox {
 
     fn network(&self) -> bool {
         self.settings.network
+    }
+
+    fn network_mode(&self) -> NetworkMode {
+        self.settings.network_mode()
+    }
+
+    fn take_proxy_decisions(&self) -> Option<tokio::sync::mpsc::Receiver<ProxyDecision>> {
+        self.proxy.as_ref().and_then(|(p, _)| p.take_decisions())
     }
 
     async fn exec(
@@ -542,6 +623,11 @@ impl Sandbox for LandlockSandbox {
         let home = self.tmp.path().join("home");
         for (k, v) in super::sandbox_env(&home.to_string_lossy()) {
             cmd.env(k, v);
+        }
+        if let Some((_, port)) = &self.proxy {
+            for (k, v) in super::proxy_env(*port) {
+                cmd.env(k, v);
+            }
         }
         cmd.env("TMPDIR", self.tmp.path())
             .env("GIT_DIR", &self.mounts.git_dir)

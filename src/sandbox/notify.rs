@@ -49,6 +49,11 @@ impl Channel {
         Ok(Channel { parent, child })
     }
 
+    /// The end the host receives on.
+    pub(crate) fn parent_fd(&self) -> RawFd {
+        self.parent.as_raw_fd()
+    }
+
     /// The end the child writes to (close-on-exec: gone once the command runs).
     pub(crate) fn child_fd(&self) -> RawFd {
         self.child.as_raw_fd()
@@ -443,7 +448,9 @@ mod tests {
         }
         let (tmp, mounts) = scratch();
         std::fs::write(mounts.work_tree.join("f"), "x").unwrap();
-        let confine = Confinement::build(&mounts, tmp.path(), false).unwrap();
+        let confine =
+            Confinement::build(&mounts, tmp.path(), super::super::landlock::NetAccess::None)
+                .unwrap();
         let channel = Channel::new().unwrap();
         let sock = channel.child_fd();
         let mut cmd = std::process::Command::new("/bin/sh");

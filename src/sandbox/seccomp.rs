@@ -30,6 +30,7 @@ const BPF_JEQ_K: u16 = 0x05 | 0x10;
 const BPF_JGE_K: u16 = 0x05 | 0x30;
 const BPF_JSET_K: u16 = 0x05 | 0x40;
 const BPF_RET_K: u16 = 0x06;
+const BPF_ALU_AND_K: u16 = 0x04 | 0x50;
 
 const RET_ALLOW: u32 = 0x7fff_0000;
 const RET_ERRNO: u32 = 0x0005_0000;
@@ -208,6 +209,29 @@ pub struct Policy {
     pub unix_sockets: bool,
 }
 
+impl Policy {
+    /// Mode `allowlist`: [`Policy::network`] narrowed to TCP over IPv4/IPv6 (see [`tcp_only`]).
+    pub fn tcp_only(self) -> TcpOnly {
+        TcpOnly(self)
+    }
+}
+
+/// A [`Policy`] whose network sockets are TCP only: `socket(AF_INET | AF_INET6, SOCK_STREAM,
+/// 0 | IPPROTO_TCP)`; UDP (so DNS), raw, SCTP, MPTCP and every other family are refused, so
+/// Landlock's TCP rules cover every network socket there is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TcpOnly(pub Policy);
+
+/// The program for `policy` with network sockets narrowed to TCP.
+pub fn program_tcp_only(policy: TcpOnly) -> Vec<sock_filter> {
+    build_with(policy.0, false, true)
+}
+
+/// [`host_program`] with network sockets narrowed to TCP.
+pub fn host_program_tcp_only(policy: TcpOnly) -> Vec<sock_filter> {
+    build_with(policy.0, true, true)
+}
+
 #[derive(Clone, Copy)]
 enum Target {
     Next,
@@ -292,6 +316,10 @@ pub fn host_program(policy: Policy) -> Vec<sock_filter> {
 }
 
 fn build(policy: Policy, host: bool) -> Vec<sock_filter> {
+    build_with(policy, host, false)
+}
+
+fn build_with(policy: Policy, host: bool, tcp_only: bool) -> Vec<sock_filter> {
     use Target::{Label, Next};
     let mut a = Asm::new();
     let allow = a.label();
@@ -348,7 +376,7 @@ fn build(policy: Policy, host: bool) -> Vec<sock_filter> {
     a.jump(BPF_JSET_K, CLONE_NS_FLAGS, Label(eperm), Label(allow));
     a.place(not_clone);
 
-    if !(policy.network && policy.unix_sockets) {
+    if !(policy.network && policy.unix_sockets) || tcp_only {
         let not_socket = a.label();
         a.jump(BPF_JEQ_K, libc::SYS_socket as u32, Next, Label(not_socket));
         a.op(BPF_LD_W_ABS, arg_lo(0));
@@ -357,12 +385,44 @@ fn build(policy: Policy, host: bool) -> Vec<sock_filter> {
         } else {
             Label(eafnosupport)
         };
-        let other = if policy.network {
-            Label(allow)
-        } else {
-            Label(eafnosupport)
+        let inet = a.label();
+        let other = match (policy.network, tcp_only) {
+            (true, false) => Label(allow),
+            (true, true) => Label(inet),
+            (false, _) => Label(eafnosupport),
         };
         a.jump(BPF_JEQ_K, libc::AF_UNIX as u32, unix, other);
+        if policy.network && tcp_only {
+            a.place(inet);
+            let family_ok = a.label();
+            a.jump(BPF_JEQ_K, libc::AF_INET as u32, Label(family_ok), Next);
+            a.jump(
+                BPF_JEQ_K,
+                libc::AF_INET6 as u32,
+                Label(family_ok),
+                Label(eafnosupport),
+            );
+            a.place(family_ok);
+            // The type without SOCK_NONBLOCK / SOCK_CLOEXEC.
+            a.op(BPF_LD_W_ABS, arg_lo(1));
+            a.op(BPF_ALU_AND_K, 0xf);
+            let type_ok = a.label();
+            a.jump(
+                BPF_JEQ_K,
+                libc::SOCK_STREAM as u32,
+                Label(type_ok),
+                Label(eafnosupport),
+            );
+            a.place(type_ok);
+            a.op(BPF_LD_W_ABS, arg_lo(2));
+            a.jump(BPF_JEQ_K, 0, Label(allow), Next);
+            a.jump(
+                BPF_JEQ_K,
+                libc::IPPROTO_TCP as u32,
+                Label(allow),
+                Label(eafnosupport),
+            );
+        }
         a.place(not_socket);
     }
 
@@ -523,6 +583,7 @@ mod tests {
             let f = prog[pc];
             match f.code {
                 BPF_LD_W_ABS => acc = data[f.k as usize / 4],
+                BPF_ALU_AND_K => acc &= f.k,
                 BPF_RET_K => return f.k,
                 code => {
                     let hit = match code {
@@ -535,6 +596,46 @@ mod tests {
                 }
             }
             pc += 1;
+        }
+    }
+
+    #[test]
+    fn tcp_only_allows_tcp_over_ip_and_nothing_else() {
+        let refused = RET_ERRNO | libc::EAFNOSUPPORT as u32;
+        for (unix_sockets, host) in [(true, false), (false, true)] {
+            let policy = Policy {
+                network: true,
+                unix_sockets,
+            }
+            .tcp_only();
+            let prog = if host {
+                host_program_tcp_only(policy)
+            } else {
+                program_tcp_only(policy)
+            };
+            assert!(prog.len() < 250, "{}", prog.len());
+            let sock = |domain: i32, ty: i32, proto: i32| {
+                verdict(
+                    &prog,
+                    libc::SYS_socket,
+                    [domain as u64, ty as u64, proto as u64, 0, 0, 0],
+                )
+            };
+            let stream_cloexec = libc::SOCK_STREAM | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK;
+            assert_eq!(sock(libc::AF_INET, libc::SOCK_STREAM, 0), RET_ALLOW);
+            assert_eq!(
+                sock(libc::AF_INET6, stream_cloexec, libc::IPPROTO_TCP),
+                RET_ALLOW
+            );
+            assert_eq!(sock(libc::AF_INET, libc::SOCK_DGRAM, 0), refused);
+            assert_eq!(sock(libc::AF_INET6, libc::SOCK_DGRAM, 0), refused);
+            assert_eq!(sock(libc::AF_INET, libc::SOCK_RAW, 1), refused);
+            assert_eq!(sock(libc::AF_INET, libc::SOCK_STREAM, 132), refused); // SCTP
+            assert_eq!(sock(libc::AF_INET, libc::SOCK_STREAM, 262), refused); // MPTCP
+            assert_eq!(sock(libc::AF_NETLINK, libc::SOCK_RAW, 0), refused);
+            assert_eq!(sock(libc::AF_VSOCK, libc::SOCK_STREAM, 0), refused);
+            let unix = sock(libc::AF_UNIX, libc::SOCK_STREAM, 0);
+            assert_eq!(unix == RET_ALLOW, unix_sockets, "{unix:#x}");
         }
     }
 
