@@ -54,25 +54,7 @@ const SCOPE_SIGNAL: u64 = 1 << 1;
 /// The oldest ABI this backend accepts: 6 brings signal and abstract-socket scoping.
 pub const MIN_ABI: i64 = 6;
 
-const RULE_NET_PORT: libc::c_int = 2;
-
-/// `struct landlock_net_port_attr` (packed in the kernel's header).
-#[repr(C, packed)]
-struct NetPortAttr {
-    allowed_access: u64,
-    port: u64,
-}
-
-/// What TCP a confined command may use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NetAccess {
-    /// No network socket at all.
-    None,
-    /// TCP connects to this port only (the allowlist proxy on loopback); no UDP, no bind.
-    ConnectPort(u16),
-    /// The host's network.
-    All,
-}
+pub use super::landlock_net::NetAccess;
 
 #[repr(C)]
 struct RulesetAttr {
@@ -210,26 +192,7 @@ impl Confinement {
             Ok(())
         };
         if let NetAccess::ConnectPort(port) = net {
-            let rule = NetPortAttr {
-                allowed_access: NET_CONNECT_TCP,
-                port: u64::from(port),
-            };
-            // SAFETY: rule is a valid net_port_attr; the ruleset fd is open.
-            let r = unsafe {
-                libc::syscall(
-                    libc::SYS_landlock_add_rule,
-                    ruleset.as_raw_fd(),
-                    RULE_NET_PORT,
-                    &rule as *const NetPortAttr,
-                    0u32,
-                )
-            };
-            if r != 0 {
-                return Err(format!(
-                    "Landlock rule for TCP port {port}: {}",
-                    std::io::Error::last_os_error()
-                ));
-            }
+            super::landlock_net::allow_connect(&ruleset, port, NET_CONNECT_TCP)?;
         }
         let read_exec = FS_READ_FILE | FS_READ_DIR | FS_EXECUTE;
         for sys in [
@@ -262,19 +225,7 @@ impl Confinement {
             .map_err(|e| format!("opening the work tree for the metadata supervisor: {e}"))?;
         Ok(Confinement {
             ruleset,
-            seccomp: Some(match net {
-                NetAccess::ConnectPort(_) => seccomp::host_program_tcp_only(
-                    seccomp::Policy {
-                        network: true,
-                        unix_sockets: false,
-                    }
-                    .tcp_only(),
-                ),
-                _ => seccomp::host_program(seccomp::Policy {
-                    network: net == NetAccess::All,
-                    unix_sockets: false,
-                }),
-            }),
+            seccomp: Some(super::landlock_net::seccomp_program(net)),
             drop_caps: true,
             roots: Some(Arc::new(roots)),
         })

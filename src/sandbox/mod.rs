@@ -16,6 +16,7 @@ mod bwrap;
 mod diskwatch;
 mod hostns;
 pub mod landlock;
+mod landlock_net;
 mod leftovers;
 mod limits;
 mod metadata;
