@@ -223,6 +223,37 @@ async fn allowlist_reaches_only_the_listed_server_through_the_proxy() {
     assert_eq!(other.hits.load(Ordering::SeqCst), 0);
 }
 
+/// Landlock's TCP rules name a port, not an address: the proxy's port number on another address
+/// (here 127.0.0.2, standing for any host that listens on that port) must not be connectable.
+/// bwrap has no route to any other address at all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_proxy_port_on_another_address_is_unreachable() {
+    for kind in backends("allowlist port elsewhere") {
+        let k = kind.as_str();
+        let fx = fixture_with(allowlist_settings(kind, &[]));
+        let out = fx.sh("echo ${HTTP_PROXY##*:}").await;
+        let port: u16 = out.output.trim().parse().unwrap();
+        // bwrap's proxy port is inside its own namespace; the host's may be taken: try 127.0.0.2.
+        let Ok(decoy) = TcpListener::bind(("127.0.0.2", port)) else {
+            panic!("[{k}] cannot listen on 127.0.0.2:{port} for the decoy");
+        };
+        decoy.set_nonblocking(true).unwrap();
+        let out = fx
+            .sh(&format!(
+                "if timeout 10 bash -c 'exec 3<>/dev/tcp/127.0.0.2/{port}' 2>/dev/null; then echo ELSEWHERE-CONNECTED; else echo ELSEWHERE-REFUSED; fi; \
+                 if command -v python3 >/dev/null; then python3 -c \"import socket; s=socket.socket(); \
+                 s.sendto(b'x', socket.MSG_FASTOPEN, ('127.0.0.2', {port})); print('TFO-SENT')\" 2>&1 | tail -1; fi"
+            ))
+            .await;
+        assert!(
+            out.output.contains("ELSEWHERE-REFUSED") && !out.output.contains("TFO-SENT"),
+            "[{k}] the proxy's port on another address was reachable:\n{}",
+            out.output
+        );
+        assert!(decoy.accept().is_err(), "[{k}] the decoy saw a connection");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn network_off_reaches_neither_the_server_nor_a_proxy() {
     let listed = server("LISTED-PAGE");

@@ -10,9 +10,10 @@
 //! allowing read/exec of the system directories, read of a filtered `/etc` (no shadow, sudoers,
 //! ssh or private keys) and of the git directory, read/write of the work tree and a private
 //! temporary directory only — no `/proc`, `/sys`, `/run`, home or host `/tmp` —, no signals or
-//! abstract sockets outside its domain, no TCP while the network is off; and the seccomp filter,
-//! which refuses `AF_UNIX` sockets always (named sockets on the host — a container runtime's, the
-//! init system's — would otherwise be reachable) and every other family while the network is off,
+//! abstract sockets outside its domain, no TCP while the network is off (allowlist: connects to the
+//! proxy only, `super::landlock_net`); and the seccomp filter, which refuses `AF_UNIX` sockets
+//! always (named host sockets — a container runtime's, init's — would be reachable) and others
+//! while the network is off (allowlist: TCP only, connects checked by the supervisor),
 //! refuses SysV IPC and POSIX message queues (the host's IPC namespace is shared), and sends every
 //! call that changes a file's mode, owner, times or extended attributes to a supervisor thread
 //! that performs it only beneath the work tree or the private temporary directory
@@ -222,6 +223,7 @@ impl Confinement {
         add(&mounts.work_tree, all)?;
         add(tmp, all)?;
         let roots = Roots::new(&[&mounts.work_tree, tmp])
+            .map(|r| r.with_connect_port(net.connect_port()))
             .map_err(|e| format!("opening the work tree for the metadata supervisor: {e}"))?;
         Ok(Confinement {
             ruleset,
@@ -512,10 +514,10 @@ impl LandlockSandbox {
             }
             _ => None,
         };
-        let net = match (&proxy, settings.network) {
-            (_, true) => NetAccess::All,
-            (Some((_, port)), false) => NetAccess::ConnectPort(*port),
-            (None, false) => NetAccess::None,
+        let net = match &proxy {
+            _ if settings.network => NetAccess::All,
+            Some((_, port)) => NetAccess::ConnectPort(*port),
+            None => NetAccess::None,
         };
         let confine = Confinement::build(&mounts, tmp.path(), net)
             .map_err(|reason| SandboxError::Unavailable { reason })?;

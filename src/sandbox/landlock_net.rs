@@ -30,6 +30,16 @@ pub enum NetAccess {
     All,
 }
 
+impl NetAccess {
+    /// The one port connects may reach, in the allowlist mode.
+    pub fn connect_port(self) -> Option<u16> {
+        match self {
+            NetAccess::ConnectPort(p) => Some(p),
+            _ => None,
+        }
+    }
+}
+
 /// Adds a rule allowing `connect_right` to `port` to `ruleset`.
 pub(super) fn allow_connect(
     ruleset: &OwnedFd,

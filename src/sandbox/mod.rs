@@ -20,6 +20,7 @@ mod landlock_net;
 mod leftovers;
 mod limits;
 mod metadata;
+mod netguard;
 mod notify;
 mod process;
 pub mod proxy;

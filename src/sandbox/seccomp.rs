@@ -344,6 +344,10 @@ fn build_with(policy: Policy, host: bool, tcp_only: bool) -> Vec<sock_filter> {
         for nr in notified() {
             a.jump(BPF_JEQ_K, nr as u32, Label(notify), Next);
         }
+        if tcp_only && policy.network {
+            // The supervisor connects to the proxy's address only (super::netguard).
+            a.jump(BPF_JEQ_K, libc::SYS_connect as u32, Label(notify), Next);
+        }
         let not_ioctl = a.label();
         a.jump(BPF_JEQ_K, libc::SYS_ioctl as u32, Next, Label(not_ioctl));
         // The request is an unsigned int: its low 32 bits are what the kernel compares.
@@ -365,6 +369,26 @@ fn build_with(policy: Policy, host: bool, tcp_only: bool) -> Vec<sock_filter> {
             a.jump(BPF_JEQ_K, nr as u32, Next, Label(next));
             a.op(BPF_LD_W_ABS, arg_lo(mode_arg));
             a.jump(BPF_JSET_K, SET_ID_BITS, Label(eperm), Label(allow));
+            a.place(next);
+        }
+    }
+
+    // TCP Fast Open connects inside sendto/sendmsg, around a notified connect.
+    if tcp_only && policy.network {
+        for (nr, flags_arg) in [
+            (libc::SYS_sendto, 3),
+            (libc::SYS_sendmsg, 2),
+            (libc::SYS_sendmmsg, 3),
+        ] {
+            let next = a.label();
+            a.jump(BPF_JEQ_K, nr as u32, Next, Label(next));
+            a.op(BPF_LD_W_ABS, arg_lo(flags_arg));
+            a.jump(
+                BPF_JSET_K,
+                libc::MSG_FASTOPEN as u32,
+                Label(eperm),
+                Label(allow),
+            );
             a.place(next);
         }
     }

@@ -111,6 +111,24 @@ fn tcp_only_allows_tcp_over_ip_and_nothing_else() {
         assert_eq!(sock(libc::AF_VSOCK, libc::SOCK_STREAM, 0), refused);
         let unix = sock(libc::AF_UNIX, libc::SOCK_STREAM, 0);
         assert_eq!(unix == RET_ALLOW, unix_sockets, "{unix:#x}");
+        // The host flavour sends connect to the supervisor; Fast Open, which connects without it,
+        // is refused.
+        let connect = verdict(&prog, libc::SYS_connect, [3, 0, 16, 0, 0, 0]);
+        assert_eq!(connect == RET_USER_NOTIF, host, "{connect:#x}");
+        let eperm = RET_ERRNO | libc::EPERM as u32;
+        let fastopen = libc::MSG_FASTOPEN as u64;
+        assert_eq!(
+            verdict(&prog, libc::SYS_sendto, [3, 0, 1, fastopen, 0, 0]),
+            eperm
+        );
+        assert_eq!(
+            verdict(&prog, libc::SYS_sendmsg, [3, 0, fastopen, 0, 0, 0]),
+            eperm
+        );
+        assert_eq!(
+            verdict(&prog, libc::SYS_sendto, [3, 0, 1, 0, 0, 0]),
+            RET_ALLOW
+        );
     }
 }
 
