@@ -223,6 +223,32 @@ async fn allowlist_reaches_only_the_listed_server_through_the_proxy() {
     assert_eq!(other.hits.load(Ordering::SeqCst), 0);
 }
 
+/// bwrap's fresh-sandbox-per-command mode gets its own bridge for each command.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bwrap_per_command_mode_reaches_the_listed_server_too() {
+    let listed = server("LISTED-PAGE");
+    if !backends("allowlist per command").contains(&SandboxKind::Bwrap) {
+        return; // said why (or failed) above
+    }
+    let mut s = allowlist_settings(SandboxKind::Bwrap, &[format!("127.0.0.1:{}", listed.port)]);
+    s.per_command = true;
+    let fx = fixture_with(s);
+    let get = via_proxy(&format!(
+        "GET http://127.0.0.1:{p}/ HTTP/1.1\\r\\nHost: 127.0.0.1:{p}\\r\\n\\r\\n",
+        p = listed.port
+    ));
+    for round in 0..2 {
+        let out = fx.sh(&get).await;
+        assert!(
+            out.output.contains("LISTED-PAGE"),
+            "round {round}:\n{}",
+            out.output
+        );
+    }
+    let out = fx.sh(&direct(listed.port)).await;
+    assert!(out.output.contains("DIRECT-REFUSED"), "{}", out.output);
+}
+
 /// Landlock's TCP rules name a port, not an address: the proxy's port number on another address
 /// (here 127.0.0.2, standing for any host that listens on that port) must not be connectable.
 /// bwrap has no route to any other address at all.
