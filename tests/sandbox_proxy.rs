@@ -416,3 +416,106 @@ fn bad_allow_hosts_are_bad_input_naming_the_entry() {
     let out = env.run(&["config", "--network=allowlist"]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("(none: every request refused)"));
 }
+
+/// `tbuser`'s uid and gid, or an unnamed unprivileged pair where that user does not exist.
+fn ordinary_user() -> (u32, u32) {
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    passwd
+        .lines()
+        .find_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            (f.first() == Some(&"tbuser") && f.len() > 3)
+                .then(|| Some((f[2].parse().ok()?, f[3].parse().ok()?)))
+                .flatten()
+        })
+        .unwrap_or((64999, 64999))
+}
+
+/// The real binary as an ordinary user (as root: really switched to one), on each backend: the
+/// listed server is reached, the other refused, a direct connect fails. Not as root: the suite
+/// already runs as an ordinary user, and so does this.
+#[test]
+fn a_real_run_as_an_ordinary_user_reaches_only_the_listed_server() {
+    use std::os::unix::process::CommandExt;
+    let listed = server("LISTED-PAGE");
+    let other = server("OTHER-PAGE");
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    let (user, group) = ordinary_user();
+    let env = support::Env::new();
+    let repo = support::make_repo(&env.path("r"), "main", &[("a.txt", "a\n")]);
+    let get = |port: u16| {
+        via_proxy(&format!(
+            "GET http://127.0.0.1:{port}/ HTTP/1.1\\r\\nHost: 127.0.0.1:{port}\\r\\n\\r\\n"
+        ))
+    };
+    let command = format!(
+        "id -u; {}; echo; {}; echo; {}",
+        get(listed.port),
+        get(other.port),
+        direct(listed.port)
+    );
+    let s = env.write(
+        "script.json",
+        &support::script(json!([
+            {"tool_calls": [{"name": "bash", "input": {"command": command}}]},
+            {"text": "done"}
+        ])),
+    );
+    if root {
+        let status = std::process::Command::new("chown")
+            .args(["-R", &format!("{user}:{group}")])
+            .arg(env.path(""))
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+    for kind in backends("allowlist run as an ordinary user") {
+        let mut cmd = env.scripted_command(
+            repo.to_str().unwrap(),
+            "p",
+            &s,
+            &[
+                "--allow-host",
+                &format!("127.0.0.1:{}", listed.port),
+                "--sandbox",
+                kind.as_str(),
+            ],
+        );
+        if root {
+            // SAFETY: setgroups/setgid/setuid are async-signal-safe syscalls on plain integers.
+            unsafe {
+                cmd.pre_exec(move || {
+                    if libc::setgroups(0, std::ptr::null()) != 0
+                        || libc::setgid(group) != 0
+                        || libc::setuid(user) != 0
+                    {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
+        let out = cmd.output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "[{kind:?}] {stderr}");
+        let evs = support::events(&out.stdout);
+        let bash = evs
+            .iter()
+            .find(|e| e["type"] == "Tool: Bash")
+            .map(|e| e["output"].as_str().unwrap().to_string())
+            .unwrap();
+        if root {
+            let inside = bash.lines().next().unwrap_or("");
+            assert_eq!(inside, user.to_string(), "[{kind:?}] not switched: {bash}");
+        }
+        assert!(
+            bash.contains("LISTED-PAGE")
+                && bash.contains("403")
+                && !bash.contains("OTHER-PAGE")
+                && bash.contains("DIRECT-REFUSED"),
+            "[{kind:?}] {bash}"
+        );
+    }
+    assert_eq!(other.hits.load(Ordering::SeqCst), 0);
+}
