@@ -1132,4 +1132,46 @@ mod tests {
         assert_eq!(c.sandbox.kind, Some(SandboxKind::Bwrap));
         assert!(c.render().contains("memory 512 MB"));
     }
+
+    #[test]
+    fn network_modes_and_allow_hosts_from_file_env_and_flag() {
+        use crate::sandbox::NetworkMode;
+        let t = tempfile::tempdir().unwrap();
+        let file = t.path().join("config.toml");
+        std::fs::write(
+            &file,
+            "[sandbox]\nnetwork = \"allowlist\"\nallow_hosts = [\"127.0.0.1:8080\", \"example.org\"]\n",
+        )
+        .unwrap();
+        let c = Config::load_from(&Overrides::default(), &env_of(&[]), None, Some(&file)).unwrap();
+        assert_eq!(c.sandbox.network_mode(), NetworkMode::Allowlist);
+        assert_eq!(c.sandbox.allow_hosts.as_ref().map(Vec::len), Some(2));
+        assert!(c.render().contains("127.0.0.1:8080, example.org"));
+        // The environment's list replaces the file's; a list alone implies allowlist.
+        let env = env_of(&[("TB_ALLOW_HOSTS", "10.0.0.1:3000")]);
+        let c = Config::load_from(&Overrides::default(), &env, None, None).unwrap();
+        assert_eq!(c.sandbox.network_mode(), NetworkMode::Allowlist);
+        // An explicit mode wins over a list; the flag's list replaces the others.
+        let o = Overrides {
+            network: Some("on".into()),
+            ..Default::default()
+        };
+        let mut c = Config::load_from(&o, &env, None, None).unwrap();
+        c.set_allow_hosts_flag(&["example.org".into()]).unwrap();
+        assert_eq!(c.sandbox.network_mode(), NetworkMode::On);
+        let mut c = Config::load_from(&Overrides::default(), &env, None, None).unwrap();
+        c.set_allow_hosts_flag(&["example.org:8443".into()])
+            .unwrap();
+        let hosts = c.sandbox.allow_hosts.clone().unwrap();
+        assert_eq!(hosts.len(), 1);
+        assert_eq!(hosts[0].to_string(), "example.org:8443");
+        let e = c
+            .set_allow_hosts_flag(&["https://x.org".into()])
+            .unwrap_err();
+        assert!(e.to_string().contains("'https://x.org'"), "{e}");
+        // true/false keep working in the file.
+        std::fs::write(&file, "[sandbox]\nnetwork = true\n").unwrap();
+        let c = Config::load_from(&Overrides::default(), &env_of(&[]), None, Some(&file)).unwrap();
+        assert_eq!(c.sandbox.network_mode(), NetworkMode::On);
+    }
 }
