@@ -196,7 +196,7 @@ async fn handle_client(core: &Core, mut client: TcpStream) {
         let _ = reply(client, 403, &body).await;
         return;
     }
-    let connect = TcpStream::connect((head.host.as_str(), head.port));
+    let connect = connect_upstream(&head.host, head.port);
     let mut upstream = match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
         Ok(Ok(u)) => u,
         Ok(Err(e)) => {
@@ -220,6 +220,57 @@ async fn handle_client(core: &Core, mut client: TcpStream) {
         return;
     }
     let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+}
+
+/// Connects to `host:port`. An IP literal is taken as the allow-list gave it; a name is resolved
+/// here and its loopback, link-local (cloud metadata), unspecified and multicast addresses are
+/// skipped, so an allow-listed name whose DNS points inward cannot reach host services.
+async fn connect_upstream(host: &str, port: u16) -> std::io::Result<TcpStream> {
+    if let Ok(ip) = host.parse::<std::net::IpAddr>() {
+        return TcpStream::connect((ip, port)).await;
+    }
+    let mut last = std::io::Error::other(format!("{host} resolves to no usable address"));
+    for addr in tokio::net::lookup_host((host, port)).await? {
+        if !routable(addr.ip()) {
+            last = std::io::Error::other(format!(
+                "{host} resolves to a local address ({})",
+                addr.ip()
+            ));
+            continue;
+        }
+        match TcpStream::connect(addr).await {
+            Ok(s) => return Ok(s),
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
+}
+
+/// Whether a resolved name may lead to `ip`.
+fn routable(ip: std::net::IpAddr) -> bool {
+    use std::net::IpAddr;
+    let ip = match ip {
+        IpAddr::V6(v6) => v6
+            .to_ipv4_mapped()
+            .map(IpAddr::V4)
+            .unwrap_or(IpAddr::V6(v6)),
+        v4 => v4,
+    };
+    match ip {
+        IpAddr::V4(v4) => {
+            !(v4.is_loopback()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_multicast()
+                || v4.is_broadcast())
+        }
+        IpAddr::V6(v6) => {
+            !(v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || v6.is_unicast_link_local())
+        }
+    }
 }
 
 /// Reads up to the end of the head; returns it and what came after.
@@ -353,6 +404,32 @@ mod tests {
             up,
             "GET /a?b HTTP/1.1\r\nHost: example.org\r\nConnection: close\r\n\r\n"
         );
+    }
+
+    #[test]
+    fn names_never_lead_inward() {
+        for ip in [
+            "127.0.0.1",
+            "::1",
+            "169.254.169.254",
+            "0.0.0.0",
+            "::ffff:127.0.0.1",
+            "fe80::1",
+        ] {
+            assert!(!routable(ip.parse().unwrap()), "{ip}");
+        }
+        for ip in ["93.184.215.14", "10.1.2.3", "2001:db8::1"] {
+            assert!(routable(ip.parse().unwrap()), "{ip}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_name_resolving_to_loopback_is_not_connected() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let e = connect_upstream("localhost", port).await.unwrap_err();
+        assert!(e.to_string().contains("local address"), "{e}");
+        assert!(connect_upstream("127.0.0.1", port).await.is_ok());
     }
 
     #[test]
