@@ -189,15 +189,21 @@ async fn allowlist_reaches_only_the_listed_server_through_the_proxy() {
                 "if command -v python3 >/dev/null; then python3 -c \"import urllib.request as u; \
                  print(u.urlopen('http://127.0.0.1:{p}/', timeout=20).read().decode())\"; \
                  elif command -v curl >/dev/null; then curl -sS http://127.0.0.1:{p}/; \
-                 else echo LISTED-PAGE no client here; fi",
+                 else echo NO-CLIENT; fi",
                 p = listed.port
             ))
             .await;
-        assert!(
-            out.output.contains("LISTED-PAGE"),
-            "[{k}] a client honouring HTTP_PROXY:\n{}",
-            out.output
-        );
+        if out.output.trim() == "NO-CLIENT" {
+            eprintln!(
+                "[{k}] neither python3 nor curl inside: only the raw requests above were tried"
+            );
+        } else {
+            assert!(
+                out.output.contains("LISTED-PAGE"),
+                "[{k}] a client honouring HTTP_PROXY:\n{}",
+                out.output
+            );
+        }
 
         // Every decision was reported.
         let mut seen = Vec::new();
