@@ -94,6 +94,15 @@ impl HostEnd {
         ]
     }
 
+    /// Copies of the descriptors bwrap must have, owned by the caller until its spawn is done
+    /// (for a spawn that starts after [`HostEnd::adopt`] may have closed the originals).
+    pub(crate) fn copies(&self) -> std::io::Result<SpawnFds> {
+        Ok(SpawnFds {
+            binary: self.binary.try_clone()?,
+            channel: self.channel.child_copy()?,
+        })
+    }
+
     /// After the spawn: waits (off the async threads) for the listener and serves it with `proxy`
     /// until `stop`.
     pub(crate) fn adopt(
@@ -101,9 +110,27 @@ impl HostEnd {
         proxy: &super::proxy::Proxy,
         stop: tokio_util::sync::CancellationToken,
     ) -> std::io::Result<()> {
+        // The binary's descriptor stays open until the listener arrives: by then bwrap has been
+        // spawned (per-command mode calls this before the spawn, and a closed number could be
+        // reused by another open file before the child copies it).
+        let listener = receive_within(self.channel, Duration::from_secs(30));
         drop(self.binary);
-        let listener = receive_within(self.channel, Duration::from_secs(30))?;
-        proxy.serve(listener, stop)
+        proxy.serve(listener?, stop)
+    }
+}
+
+/// See [`HostEnd::copies`].
+pub(crate) struct SpawnFds {
+    binary: std::fs::File,
+    channel: std::os::fd::OwnedFd,
+}
+
+impl SpawnFds {
+    pub(crate) fn fds(&self) -> Vec<(RawFd, RawFd)> {
+        vec![
+            (self.binary.as_raw_fd(), BINARY_FD),
+            (self.channel.as_raw_fd(), CHANNEL_FD),
+        ]
     }
 }
 

@@ -19,7 +19,7 @@ use std::sync::{Arc, OnceLock};
 use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;
 
-use super::bridge::{BINARY_FD, BRIDGE_ARG, BRIDGE_PORT, HostEnd};
+use super::bridge::{BINARY_FD, BRIDGE_ARG, BRIDGE_PORT, HostEnd, SpawnFds};
 use super::hostns::{self, HostMode, HostPrep, STAGED_GIT_DIR, STAGED_WORK_TREE};
 use super::landlock::Confinement;
 use super::limits::{self, Cgroup};
@@ -183,8 +183,13 @@ impl BwrapSandbox {
             self.settings.limits.workspace_bytes,
         ));
         let end = self.bridge()?;
+        // Our own copies: `adopt` below may close the originals before the spawn.
+        let copies = match &end {
+            Some(e) => Some(e.copies().map_err(|e| SandboxError::Spawn(e.to_string()))?),
+            None => None,
+        };
         let mut fds = vec![(std::os::fd::AsRawFd::as_raw_fd(&memfd), 3)];
-        fds.extend(end.as_ref().map(HostEnd::fds).unwrap_or_default());
+        fds.extend(copies.as_ref().map(SpawnFds::fds).unwrap_or_default());
         let setup = ChildSetup {
             rlimits: limits::rlimits(&self.settings.limits, spec.cgroup.is_some()),
             fds,
@@ -197,7 +202,7 @@ impl BwrapSandbox {
         let guard = self.adopt(end);
         let out = process::run(bwrap_command(args), setup, spec, cancel).await;
         drop(guard);
-        drop(memfd);
+        drop((memfd, copies));
         out
     }
 }

@@ -54,6 +54,11 @@ impl Channel {
         self.parent.as_raw_fd()
     }
 
+    /// Another descriptor of the child's end (close-on-exec), to hand to a spawn made later.
+    pub(crate) fn child_copy(&self) -> std::io::Result<OwnedFd> {
+        self.child.try_clone()
+    }
+
     /// The end the child writes to (close-on-exec: gone once the command runs).
     pub(crate) fn child_fd(&self) -> RawFd {
         self.child.as_raw_fd()
