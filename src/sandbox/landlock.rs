@@ -503,17 +503,7 @@ impl LandlockSandbox {
             .map_err(|e| SandboxError::Spawn(format!("private temporary directory: {e}")))?;
         std::fs::create_dir_all(tmp.path().join("home"))
             .map_err(|e| SandboxError::Spawn(format!("private temporary directory: {e}")))?;
-        // Mode allowlist: the proxy listens on a host loopback port, the only TCP port allowed.
-        let proxy = match &settings.allow_hosts {
-            Some(hosts) if !settings.network => {
-                let proxy = Proxy::new(hosts.clone());
-                let port = proxy
-                    .listen_loopback()
-                    .map_err(|e| SandboxError::Spawn(format!("starting the proxy: {e}")))?;
-                Some((proxy, port))
-            }
-            _ => None,
-        };
+        let proxy = super::landlock_net::start_proxy(settings)?;
         let net = match &proxy {
             _ if settings.network => NetAccess::All,
             Some((_, port)) => NetAccess::ConnectPort(*port),

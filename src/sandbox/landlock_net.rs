@@ -7,7 +7,8 @@
 
 use std::os::fd::{AsRawFd, OwnedFd};
 
-use super::seccomp;
+use super::proxy::Proxy;
+use super::{SandboxError, SandboxSettings, seccomp};
 
 const RULE_NET_PORT: libc::c_int = 2;
 
@@ -83,5 +84,22 @@ pub(super) fn seccomp_program(net: NetAccess) -> Vec<libc::sock_filter> {
             network: net == NetAccess::All,
             unix_sockets: false,
         }),
+    }
+}
+
+/// Mode allowlist: the run's proxy, listening on a host loopback port (the only TCP destination
+/// allowed), and that port.
+pub(super) fn start_proxy(
+    settings: &SandboxSettings,
+) -> Result<Option<(Proxy, u16)>, SandboxError> {
+    match &settings.allow_hosts {
+        Some(hosts) if !settings.network => {
+            let proxy = Proxy::new(hosts.clone());
+            let port = proxy
+                .listen_loopback()
+                .map_err(|e| SandboxError::Spawn(format!("starting the proxy: {e}")))?;
+            Ok(Some((proxy, port)))
+        }
+        _ => Ok(None),
     }
 }
