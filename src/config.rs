@@ -81,7 +81,8 @@ pub enum ConfigError {
 pub struct Overrides {
     pub model: Option<String>,
     pub sandbox: Option<String>,
-    pub network: Option<bool>,
+    /// `off`, `allowlist`, `on` (or true/false).
+    pub network: Option<String>,
     pub home: Option<PathBuf>,
 }
 
@@ -183,7 +184,9 @@ struct GitHubFile {
 #[serde(deny_unknown_fields)]
 struct SandboxFile {
     backend: Option<String>,
-    network: Option<bool>,
+    /// `true`/`false` or `"off"`/`"allowlist"`/`"on"`.
+    network: Option<toml::Value>,
+    allow_hosts: Option<Vec<String>>,
     timeout_secs: Option<u64>,
     max_timeout_secs: Option<u64>,
     cpu_secs: Option<u64>,
@@ -487,13 +490,28 @@ impl Config {
         }
         let network = pick(
             "network",
-            overrides.network.map(|b| b.to_string()),
+            overrides.network.clone(),
             &["TB_NETWORK"],
-            file.sandbox.network.map(|b| b.to_string()),
+            file.sandbox.network.as_ref().map(|v| match v {
+                toml::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            }),
         );
-        if let Some(n) = network {
-            sandbox.network = parse_bool("network", &n)?;
-        }
+        let allow_hosts = pick(
+            "allow_hosts",
+            None,
+            &["TB_ALLOW_HOSTS"],
+            file.sandbox.allow_hosts.clone().map(|h| h.join(",")),
+        );
+        crate::sandbox::allow::apply_network(
+            &mut sandbox,
+            network.as_deref(),
+            allow_hosts.as_deref(),
+        )
+        .map_err(|message| ConfigError::Value {
+            key: "network".into(),
+            message,
+        })?;
         if let Some(t) = file.sandbox.timeout_secs {
             sandbox.default_timeout = Duration::from_secs(t.max(1));
         }
@@ -653,6 +671,25 @@ impl Config {
     }
 
     /// `serve --public-host NAME[,NAME…]`: wins over `TB_SERVER_HOST` and the config file.
+    /// `--allow-host` (repeatable): replaces the environment's and file's list; without an
+    /// explicit network mode it means `allowlist`.
+    pub fn set_allow_hosts_flag(&mut self, hosts: &[String]) -> Result<(), ConfigError> {
+        if hosts.is_empty() {
+            return Ok(());
+        }
+        let mode = self
+            .sources
+            .contains_key("network")
+            .then(|| self.sandbox.network_mode().as_str());
+        crate::sandbox::allow::apply_network(&mut self.sandbox, mode, Some(&hosts.join(",")))
+            .map_err(|message| ConfigError::Value {
+                key: "allow_host".into(),
+                message,
+            })?;
+        self.sources.insert("allow_hosts", Source::Flag);
+        Ok(())
+    }
+
     pub fn set_server_hosts_flag(&mut self, value: &str) -> Result<(), ConfigError> {
         self.server_hosts = parse_server_hosts(value)?;
         self.sources.insert("server_host", Source::Flag);
@@ -756,11 +793,31 @@ impl Config {
                 .unwrap_or_else(|| "auto".into()),
             self.source("sandbox"),
         );
+        let mode = self.sandbox.network_mode();
         line(
             "network",
-            self.sandbox.network.to_string(),
+            match mode {
+                crate::sandbox::NetworkMode::Off => "false (off)".to_string(),
+                crate::sandbox::NetworkMode::On => "true (on)".to_string(),
+                crate::sandbox::NetworkMode::Allowlist => "allowlist".to_string(),
+            },
             self.source("network"),
         );
+        if let Some(hosts) = &self.sandbox.allow_hosts {
+            line(
+                "allowed hosts",
+                if hosts.is_empty() {
+                    "(none: every request refused)".to_string()
+                } else {
+                    hosts
+                        .iter()
+                        .map(|h| h.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                },
+                self.source("allow_hosts"),
+            );
+        }
         line(
             "command timeout",
             format!(
@@ -1074,5 +1131,47 @@ mod tests {
         let c = Config::load_from(&o, &env_of(&[]), None, Some(&file)).unwrap();
         assert_eq!(c.sandbox.kind, Some(SandboxKind::Bwrap));
         assert!(c.render().contains("memory 512 MB"));
+    }
+
+    #[test]
+    fn network_modes_and_allow_hosts_from_file_env_and_flag() {
+        use crate::sandbox::NetworkMode;
+        let t = tempfile::tempdir().unwrap();
+        let file = t.path().join("config.toml");
+        std::fs::write(
+            &file,
+            "[sandbox]\nnetwork = \"allowlist\"\nallow_hosts = [\"127.0.0.1:8080\", \"example.org\"]\n",
+        )
+        .unwrap();
+        let c = Config::load_from(&Overrides::default(), &env_of(&[]), None, Some(&file)).unwrap();
+        assert_eq!(c.sandbox.network_mode(), NetworkMode::Allowlist);
+        assert_eq!(c.sandbox.allow_hosts.as_ref().map(Vec::len), Some(2));
+        assert!(c.render().contains("127.0.0.1:8080, example.org"));
+        // The environment's list replaces the file's; a list alone implies allowlist.
+        let env = env_of(&[("TB_ALLOW_HOSTS", "10.0.0.1:3000")]);
+        let c = Config::load_from(&Overrides::default(), &env, None, None).unwrap();
+        assert_eq!(c.sandbox.network_mode(), NetworkMode::Allowlist);
+        // An explicit mode wins over a list; the flag's list replaces the others.
+        let o = Overrides {
+            network: Some("on".into()),
+            ..Default::default()
+        };
+        let mut c = Config::load_from(&o, &env, None, None).unwrap();
+        c.set_allow_hosts_flag(&["example.org".into()]).unwrap();
+        assert_eq!(c.sandbox.network_mode(), NetworkMode::On);
+        let mut c = Config::load_from(&Overrides::default(), &env, None, None).unwrap();
+        c.set_allow_hosts_flag(&["example.org:8443".into()])
+            .unwrap();
+        let hosts = c.sandbox.allow_hosts.clone().unwrap();
+        assert_eq!(hosts.len(), 1);
+        assert_eq!(hosts[0].to_string(), "example.org:8443");
+        let e = c
+            .set_allow_hosts_flag(&["https://x.org".into()])
+            .unwrap_err();
+        assert!(e.to_string().contains("'https://x.org'"), "{e}");
+        // true/false keep working in the file.
+        std::fs::write(&file, "[sandbox]\nnetwork = true\n").unwrap();
+        let c = Config::load_from(&Overrides::default(), &env_of(&[]), None, Some(&file)).unwrap();
+        assert_eq!(c.sandbox.network_mode(), NetworkMode::On);
     }
 }

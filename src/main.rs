@@ -6,6 +6,15 @@
 //! theme), so what the terminal gets is only what the error says.
 
 fn main() -> color_eyre::Result<()> {
+    // Inside an allowlist bwrap sandbox, before anything else: hand the proxy listener over and
+    // exec the executor (see sandbox::bridge).
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if args
+        .get(1)
+        .is_some_and(|a| a == tiny_backspace::sandbox::BRIDGE_ARG)
+    {
+        std::process::exit(tiny_backspace::sandbox::bridge_main(&args[2..]));
+    }
     color_eyre::config::HookBuilder::new()
         .theme(color_eyre::config::Theme::new())
         .install()?;

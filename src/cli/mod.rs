@@ -51,9 +51,21 @@ pub struct GlobalArgs {
     /// Sandbox backend: bwrap, landlock or none (none must be asked for explicitly). Env: TB_SANDBOX.
     #[arg(long, global = true)]
     pub sandbox: Option<String>,
-    /// Let sandboxed commands use the network (off by default).
-    #[arg(long, global = true)]
-    pub network: bool,
+    /// Network for sandboxed commands: off (default), allowlist (only --allow-host hosts, through a
+    /// proxy) or on (the host's network); `--network` alone means on. Env: TB_NETWORK.
+    #[arg(
+        long,
+        global = true,
+        value_name = "MODE",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "on"
+    )]
+    pub network: Option<String>,
+    /// Allow sandboxed commands to reach HOST[:PORT] through the run's proxy (repeatable; implies
+    /// --network=allowlist; no port: 80 and 443). Env: TB_ALLOW_HOSTS (comma-separated).
+    #[arg(long = "allow-host", global = true, value_name = "HOST[:PORT]")]
+    pub allow_host: Vec<String>,
     /// State directory for runs and logs. Env: TB_HOME.
     #[arg(long, global = true, value_name = "DIR")]
     pub home: Option<PathBuf>,
@@ -64,7 +76,7 @@ impl GlobalArgs {
         Overrides {
             model: self.model.clone(),
             sandbox: self.sandbox.clone(),
-            network: self.network.then_some(true),
+            network: self.network.clone(),
             home: self.home.clone(),
         }
     }
@@ -293,7 +305,9 @@ fn parse_hunk_ref(text: &str) -> Result<(String, usize), String> {
 pub async fn main() -> color_eyre::Result<i32> {
     let cli = Cli::parse();
     let overrides = cli.global.overrides();
-    let config = match Config::load(&overrides) {
+    let config = match Config::load(&overrides)
+        .and_then(|mut c| c.set_allow_hosts_flag(&cli.global.allow_host).map(|()| c))
+    {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {}", visible(&e.to_string()));

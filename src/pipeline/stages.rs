@@ -179,13 +179,18 @@ impl Driver {
             .and_then(|f| self.emitter.attach_log(f).map(|_| ()))
             .map_err(|e| StageError::failed(format!("cannot write events.jsonl: {e}"), false));
         log?;
-        let network = if kind == SandboxKind::None {
-            "host network".to_string()
-        } else if self.config.sandbox.network {
-            "network on".to_string()
-        } else {
-            "no network".to_string()
-        };
+        let mut network =
+            sandbox::network_label(kind, self.config.sandbox.network_mode()).to_string();
+        if let (Some(hosts), false) = (&self.config.sandbox.allow_hosts, kind == SandboxKind::None)
+        {
+            let list: Vec<String> = hosts.iter().map(|h| h.to_string()).collect();
+            let list = if list.is_empty() {
+                "no host allowed".to_string()
+            } else {
+                list.join(", ")
+            };
+            network.push_str(&format!(" ({list})"));
+        }
         self.emitter
             .status(
                 Stage::Validate,
@@ -309,6 +314,15 @@ impl Driver {
         let sandbox = sandbox::open(&self.config.sandbox, mounts)
             .map_err(|e| StageError::failed(e.to_string(), false))?;
         let network = sandbox.network();
+        // Mode allowlist: each request the proxy allows or refuses becomes a Status line.
+        let proxy_log = sandbox.take_proxy_decisions().map(|mut decisions| {
+            let emitter = self.emitter.clone();
+            tokio::spawn(async move {
+                while let Some(d) = decisions.recv().await {
+                    emitter.status(Stage::Agent, d.message()).await;
+                }
+            })
+        });
         let fs = WorkspaceFs::open(&work_tree)
             .map_err(|e| StageError::failed(format!("cannot open the work tree: {e}"), false))?;
         let tools = Toolbox {
@@ -353,6 +367,15 @@ impl Driver {
             cancel,
         };
         let result = run.run(&mut self.conversation, &mut self.usage).await;
+        // The sandbox (and its proxy) ends here; its last decisions are sent before the stage ends.
+        drop(tools);
+        if let Some(mut forwarder) = proxy_log
+            && tokio::time::timeout(std::time::Duration::from_secs(5), &mut forwarder)
+                .await
+                .is_err()
+        {
+            forwarder.abort();
+        }
         match result {
             Ok(outcome) => {
                 self.summary = outcome.summary;

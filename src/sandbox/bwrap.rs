@@ -19,13 +19,17 @@ use std::sync::{Arc, OnceLock};
 use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;
 
+use super::bridge::{BINARY_FD, BRIDGE_ARG, BRIDGE_PORT, HostEnd, SpawnFds};
 use super::hostns::{self, HostMode, HostPrep, STAGED_GIT_DIR, STAGED_WORK_TREE};
 use super::landlock::Confinement;
 use super::limits::{self, Cgroup};
 use super::process::{self, ChildSetup, ExecOutput, RunSpec};
+use super::proxy::{Proxy, ProxyDecision};
 use super::seccomp;
 use super::session::{self, Session};
-use super::{ExecRequest, Sandbox, SandboxError, SandboxKind, SandboxMounts, SandboxSettings};
+use super::{
+    ExecRequest, NetworkMode, Sandbox, SandboxError, SandboxKind, SandboxMounts, SandboxSettings,
+};
 
 /// Where the work tree appears inside the sandbox.
 pub const SANDBOX_WORKDIR: &str = "/workspace";
@@ -61,6 +65,8 @@ pub struct BwrapSandbox {
     scope: Option<Arc<Confinement>>,
     /// The run's long-lived sandbox; started on first use, replaced after a kill.
     session: tokio::sync::Mutex<Option<Session>>,
+    /// Mode allowlist: the run's proxy, reached through [`super::bridge`].
+    proxy: Option<Arc<Proxy>>,
 }
 
 impl BwrapSandbox {
@@ -76,17 +82,46 @@ impl BwrapSandbox {
         } else {
             None
         };
+        let proxy = match &settings.allow_hosts {
+            Some(hosts) if !settings.network => Some(Arc::new(Proxy::new(hosts.clone()))),
+            _ => None,
+        };
         BwrapSandbox {
             mounts,
             settings: settings.clone(),
             scope,
             session: tokio::sync::Mutex::new(None),
+            proxy,
         }
+    }
+
+    /// Mode allowlist: the bridge's host end for one bwrap about to start.
+    fn bridge(&self) -> Result<Option<HostEnd>, SandboxError> {
+        match &self.proxy {
+            Some(_) => HostEnd::new()
+                .map(Some)
+                .map_err(|e| SandboxError::Spawn(format!("preparing the proxy bridge: {e}"))),
+            None => Ok(None),
+        }
+    }
+
+    /// After bwrap started with `end`: serves the listener it hands over until the guard drops.
+    fn adopt(&self, end: Option<HostEnd>) -> Option<tokio_util::sync::DropGuard> {
+        let (proxy, end) = (self.proxy.clone()?, end?);
+        let stop = proxy.child_token();
+        let guard = stop.clone().drop_guard();
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = end.adopt(&proxy, stop) {
+                tracing::warn!("the sandbox's proxy bridge did not come up: {e}");
+            }
+        });
+        Some(guard)
     }
 
     fn policy(&self, prep: Option<&HostPrep>) -> BwrapPolicy {
         BwrapPolicy {
             network: self.settings.network,
+            bridge: self.proxy.is_some(),
             seccomp_fd3: true,
             tmp_bytes: supports_size().then_some(self.settings.limits.tmp_bytes),
             uid_drop: prep.is_some_and(HostPrep::drops_uid),
@@ -94,6 +129,17 @@ impl BwrapSandbox {
     }
 
     fn seccomp_memfd(&self) -> Result<std::os::fd::OwnedFd, SandboxError> {
+        if self.proxy.is_some() {
+            // A private network namespace; TCP only, so no DNS even to its own loopback.
+            let prog = seccomp::program_tcp_only(
+                seccomp::Policy {
+                    network: true,
+                    unix_sockets: true,
+                }
+                .tcp_only(),
+            );
+            return seccomp::memfd(&prog).map_err(|e| SandboxError::Spawn(e.to_string()));
+        }
         let prog = seccomp::program(seccomp::Policy {
             network: self.settings.network,
             // Shared network namespace without scoping: its abstract sockets would be reachable.
@@ -112,7 +158,13 @@ impl BwrapSandbox {
             last_step: prep.map(HostPrep::into_step),
             ..Default::default()
         };
-        Session::start(args, setup, self.seccomp_memfd()?, cgroup)
+        let end = self.bridge()?;
+        let fds = end.as_ref().map(HostEnd::fds).unwrap_or_default();
+        let mut session = Session::start(args, setup, self.seccomp_memfd()?, cgroup, fds)?;
+        if let Some(guard) = self.adopt(end) {
+            session.hold(guard);
+        }
+        Ok(session)
     }
 
     /// The original mode: a fresh bwrap for this one command (used when `per_command` is set).
@@ -130,16 +182,27 @@ impl BwrapSandbox {
             vec![self.mounts.work_tree.clone()],
             self.settings.limits.workspace_bytes,
         ));
+        let end = self.bridge()?;
+        // Our own copies: `adopt` below may close the originals before the spawn.
+        let copies = match &end {
+            Some(e) => Some(e.copies().map_err(|e| SandboxError::Spawn(e.to_string()))?),
+            None => None,
+        };
+        let mut fds = vec![(std::os::fd::AsRawFd::as_raw_fd(&memfd), 3)];
+        fds.extend(copies.as_ref().map(SpawnFds::fds).unwrap_or_default());
         let setup = ChildSetup {
             rlimits: limits::rlimits(&self.settings.limits, spec.cgroup.is_some()),
-            fds: vec![(std::os::fd::AsRawFd::as_raw_fd(&memfd), 3)],
+            fds,
             die_with_parent: true,
             confine: self.scope.clone(),
             new_session: false,
             last_step: prep.map(HostPrep::into_step),
         };
+        // The listener arrives once bwrap has started; it is served while the command runs.
+        let guard = self.adopt(end);
         let out = process::run(bwrap_command(args), setup, spec, cancel).await;
-        drop(memfd);
+        drop(guard);
+        drop((memfd, copies));
         out
     }
 }
@@ -152,6 +215,9 @@ fn push(args: &mut Vec<OsString>, parts: &[&str]) {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BwrapPolicy {
     pub network: bool,
+    /// Mode allowlist: the command starts through [`super::bridge`] (binary at fd 5, channel at
+    /// fd 6) and gets the proxy variables.
+    pub bridge: bool,
     /// Pass `--seccomp 3` (the caller puts the program at fd 3).
     pub seccomp_fd3: bool,
     /// Size of the private `/tmp` tmpfs, when this bwrap supports `--size`.
@@ -167,6 +233,7 @@ pub fn bwrap_args(mounts: &SandboxMounts, network: bool, command: &str) -> Vec<O
         mounts,
         &BwrapPolicy {
             network,
+            bridge: false,
             seccomp_fd3: false,
             tmp_bytes: None,
             uid_drop: false,
@@ -257,10 +324,19 @@ pub fn bwrap_args_with(
         a.push(v.into());
     }
     push(&mut a, &["--setenv", "TMPDIR", "/tmp"]);
+    if policy.bridge {
+        for (k, v) in super::proxy_env(BRIDGE_PORT) {
+            push(&mut a, &["--setenv", &k, &v]);
+        }
+    }
     if policy.seccomp_fd3 {
         push(&mut a, &["--seccomp", "3"]);
     }
     a.push("--".into());
+    if policy.bridge {
+        a.push(format!("/proc/self/fd/{BINARY_FD}").into());
+        a.push(BRIDGE_ARG.into());
+    }
     a.push(super::shell().as_os_str().to_owned());
     a.push("-c".into());
     a.push(command.into());
@@ -370,6 +446,7 @@ pub(super) fn probe_with(
     let prep = prep(&mounts).map_err(|e| e.to_string())?;
     let policy = BwrapPolicy {
         network: false,
+        bridge: false,
         seccomp_fd3: true,
         tmp_bytes: supports_size().then_some(1 << 20),
         uid_drop: prep.as_ref().is_some_and(HostPrep::drops_uid),
@@ -413,6 +490,14 @@ impl Sandbox for BwrapSandbox {
         self.settings.network
     }
 
+    fn network_mode(&self) -> NetworkMode {
+        self.settings.network_mode()
+    }
+
+    fn take_proxy_decisions(&self) -> Option<tokio::sync::mpsc::Receiver<ProxyDecision>> {
+        self.proxy.as_ref().and_then(|p| p.take_decisions())
+    }
+
     async fn exec(
         &self,
         request: &ExecRequest,
@@ -453,125 +538,5 @@ impl Sandbox for BwrapSandbox {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::path::PathBuf;
-
-    fn mounts() -> SandboxMounts {
-        SandboxMounts {
-            work_tree: PathBuf::from("/w/repo"),
-            git_dir: PathBuf::from("/w/git"),
-        }
-    }
-
-    fn joined(net: bool) -> String {
-        bwrap_args(&mounts(), net, "echo hi")
-            .iter()
-            .map(|s| s.to_string_lossy().into_owned())
-            .collect::<Vec<_>>()
-            .join(" ")
-    }
-
-    #[test]
-    fn isolates_by_default() {
-        let a = joined(false);
-        for must in [
-            "--unshare-all",
-            "--disable-userns",
-            "--die-with-parent",
-            "--new-session",
-            "--clearenv",
-            "--remount-ro /",
-            "--bind /w/repo /workspace",
-            "--ro-bind /w/git /workspace/.git",
-            "--tmpfs /tmp",
-        ] {
-            assert!(a.contains(must), "missing {must}: {a}");
-        }
-        assert!(!a.contains("--share-net"));
-        assert!(!a.contains("/root"));
-        assert!(!a.contains("bind /home"));
-        assert!(a.ends_with("-c echo hi"));
-    }
-
-    #[test]
-    fn network_only_when_asked() {
-        assert!(joined(true).contains("--share-net"));
-    }
-
-    #[test]
-    fn seccomp_and_tmp_size_when_asked() {
-        let policy = BwrapPolicy {
-            network: false,
-            seccomp_fd3: true,
-            tmp_bytes: Some(1234),
-            uid_drop: false,
-        };
-        let a = bwrap_args_with(&mounts(), &policy, "true")
-            .iter()
-            .map(|s| s.to_string_lossy().into_owned())
-            .collect::<Vec<_>>()
-            .join(" ");
-        assert!(a.contains("--seccomp 3 --"), "{a}");
-        assert!(a.contains("--size 1234 --tmpfs /tmp"), "{a}");
-        assert!(a.contains("--setenv TMPDIR /tmp"), "{a}");
-        assert!(!joined(false).contains("--seccomp"));
-    }
-
-    #[test]
-    fn proc_is_read_only_with_runc_masks() {
-        let a = joined(false);
-        let proc_at = a.find("--proc /proc").unwrap();
-        let ro_at = a.find("--remount-ro /proc --dev").unwrap();
-        assert!(proc_at < ro_at, "{a}");
-        for f in MASKED_PROC_FILES.iter().filter(|f| Path::new(f).exists()) {
-            assert!(a.contains(&format!("--ro-bind /dev/null {f} ")), "{f}: {a}");
-        }
-        for d in MASKED_PROC_DIRS.iter().filter(|d| Path::new(d).is_dir()) {
-            assert!(
-                a.contains(&format!("--tmpfs {d} --remount-ro {d} ")),
-                "{d}: {a}"
-            );
-        }
-        assert!(!a.contains("/sys"), "{a}");
-    }
-
-    #[test]
-    fn uid_drop_binds_the_staged_idmapped_mounts() {
-        let policy = BwrapPolicy {
-            network: false,
-            seccomp_fd3: false,
-            tmp_bytes: None,
-            uid_drop: true,
-        };
-        let a = bwrap_args_with(&mounts(), &policy, "true")
-            .iter()
-            .map(|s| s.to_string_lossy().into_owned())
-            .collect::<Vec<_>>()
-            .join(" ");
-        assert!(a.contains("--uid 0 --gid 0"), "{a}");
-        assert!(
-            a.contains(&format!("--bind {STAGED_WORK_TREE} /workspace")),
-            "{a}"
-        );
-        assert!(
-            a.contains(&format!("--ro-bind {STAGED_GIT_DIR} /workspace/.git")),
-            "{a}"
-        );
-        assert!(!a.contains("/w/repo") && !a.contains("/w/git"), "{a}");
-        assert!(!joined(false).contains("--uid"));
-    }
-
-    #[test]
-    fn no_secret_names_in_the_environment() {
-        for (k, _) in super::super::sandbox_env("/tmp/home") {
-            let k = k.to_ascii_uppercase();
-            assert!(
-                !["TOKEN", "KEY", "SECRET", "PASSWORD"]
-                    .iter()
-                    .any(|s| k.contains(s)),
-                "{k}"
-            );
-        }
-    }
-}
+#[path = "bwrap_tests.rs"]
+mod tests;

@@ -10,9 +10,10 @@
 //! allowing read/exec of the system directories, read of a filtered `/etc` (no shadow, sudoers,
 //! ssh or private keys) and of the git directory, read/write of the work tree and a private
 //! temporary directory only — no `/proc`, `/sys`, `/run`, home or host `/tmp` —, no signals or
-//! abstract sockets outside its domain, no TCP while the network is off; and the seccomp filter,
-//! which refuses `AF_UNIX` sockets always (named sockets on the host — a container runtime's, the
-//! init system's — would otherwise be reachable) and every other family while the network is off,
+//! abstract sockets outside its domain, no TCP while the network is off (allowlist: connects to the
+//! proxy only, `super::landlock_net`); and the seccomp filter, which refuses `AF_UNIX` sockets
+//! always (named host sockets — a container runtime's, init's — would be reachable) and others
+//! while the network is off (allowlist: TCP only, connects checked by the supervisor),
 //! refuses SysV IPC and POSIX message queues (the host's IPC namespace is shared), and sends every
 //! call that changes a file's mode, owner, times or extended attributes to a supervisor thread
 //! that performs it only beneath the work tree or the private temporary directory
@@ -31,8 +32,11 @@ use super::limits::{self, Cgroup};
 use super::metadata::Roots;
 use super::notify::{self, Channel};
 use super::process::{self, ChildSetup, ExecOutput, RunSpec};
+use super::proxy::{Proxy, ProxyDecision};
 use super::seccomp;
-use super::{ExecRequest, Sandbox, SandboxError, SandboxKind, SandboxMounts, SandboxSettings};
+use super::{
+    ExecRequest, NetworkMode, Sandbox, SandboxError, SandboxKind, SandboxMounts, SandboxSettings,
+};
 
 const CREATE_RULESET_VERSION: u32 = 1;
 const RULE_PATH_BENEATH: libc::c_int = 1;
@@ -50,6 +54,8 @@ const SCOPE_SIGNAL: u64 = 1 << 1;
 
 /// The oldest ABI this backend accepts: 6 brings signal and abstract-socket scoping.
 pub const MIN_ABI: i64 = 6;
+
+pub use super::landlock_net::NetAccess;
 
 #[repr(C)]
 struct RulesetAttr {
@@ -114,7 +120,7 @@ pub struct Confinement {
 
 impl Confinement {
     /// Builds the ruleset for `mounts` and `tmp` (the private temporary directory).
-    pub fn build(mounts: &SandboxMounts, tmp: &Path, network: bool) -> Result<Self, String> {
+    pub fn build(mounts: &SandboxMounts, tmp: &Path, net: NetAccess) -> Result<Self, String> {
         let abi = abi()?;
         if abi < MIN_ABI {
             return Err(format!(
@@ -126,7 +132,7 @@ impl Confinement {
         let file_rights = FS_EXECUTE | FS_WRITE_FILE | FS_READ_FILE | FS_TRUNCATE | FS_IOCTL_DEV;
         let attr = RulesetAttr {
             handled_access_fs: all,
-            handled_access_net: if network {
+            handled_access_net: if net == NetAccess::All {
                 0
             } else {
                 NET_BIND_TCP | NET_CONNECT_TCP
@@ -186,6 +192,9 @@ impl Confinement {
             }
             Ok(())
         };
+        if let NetAccess::ConnectPort(port) = net {
+            super::landlock_net::allow_connect(&ruleset, port, NET_CONNECT_TCP)?;
+        }
         let read_exec = FS_READ_FILE | FS_READ_DIR | FS_EXECUTE;
         for sys in [
             "/usr",
@@ -214,13 +223,11 @@ impl Confinement {
         add(&mounts.work_tree, all)?;
         add(tmp, all)?;
         let roots = Roots::new(&[&mounts.work_tree, tmp])
+            .map(|r| r.with_connect_port(net.connect_port()))
             .map_err(|e| format!("opening the work tree for the metadata supervisor: {e}"))?;
         Ok(Confinement {
             ruleset,
-            seccomp: Some(seccomp::host_program(seccomp::Policy {
-                network,
-                unix_sockets: false,
-            })),
+            seccomp: Some(super::landlock_net::seccomp_program(net)),
             drop_caps: true,
             roots: Some(Arc::new(roots)),
         })
@@ -419,7 +426,7 @@ pub(super) fn probe() -> Result<(), SandboxError> {
             std::fs::create_dir_all(&mounts.work_tree)
                 .and_then(|_| std::fs::create_dir_all(&mounts.git_dir))
                 .map_err(|e| format!("no temporary directory: {e}"))?;
-            let confine = Confinement::build(&mounts, scratch.path(), false)?;
+            let confine = Confinement::build(&mounts, scratch.path(), NetAccess::None)?;
             // The listener's way to the host is part of what must work here.
             let channel =
                 Channel::new().map_err(|e| format!("no socket pair for the supervisor: {e}"))?;
@@ -476,6 +483,8 @@ pub struct LandlockSandbox {
     settings: SandboxSettings,
     tmp: tempfile::TempDir,
     confine: Arc<Confinement>,
+    /// Mode allowlist: the run's proxy and its host loopback port.
+    proxy: Option<(Proxy, u16)>,
 }
 
 impl LandlockSandbox {
@@ -494,13 +503,20 @@ impl LandlockSandbox {
             .map_err(|e| SandboxError::Spawn(format!("private temporary directory: {e}")))?;
         std::fs::create_dir_all(tmp.path().join("home"))
             .map_err(|e| SandboxError::Spawn(format!("private temporary directory: {e}")))?;
-        let confine = Confinement::build(&mounts, tmp.path(), settings.network)
+        let proxy = super::landlock_net::start_proxy(settings)?;
+        let net = match &proxy {
+            _ if settings.network => NetAccess::All,
+            Some((_, port)) => NetAccess::ConnectPort(*port),
+            None => NetAccess::None,
+        };
+        let confine = Confinement::build(&mounts, tmp.path(), net)
             .map_err(|reason| SandboxError::Unavailable { reason })?;
         Ok(LandlockSandbox {
             mounts,
             settings: settings.clone(),
             tmp,
             confine: Arc::new(confine),
+            proxy,
         })
     }
 }
@@ -513,6 +529,14 @@ impl Sandbox for LandlockSandbox {
 
     fn network(&self) -> bool {
         self.settings.network
+    }
+
+    fn network_mode(&self) -> NetworkMode {
+        self.settings.network_mode()
+    }
+
+    fn take_proxy_decisions(&self) -> Option<tokio::sync::mpsc::Receiver<ProxyDecision>> {
+        self.proxy.as_ref().and_then(|(p, _)| p.take_decisions())
     }
 
     async fn exec(
@@ -542,6 +566,11 @@ impl Sandbox for LandlockSandbox {
         let home = self.tmp.path().join("home");
         for (k, v) in super::sandbox_env(&home.to_string_lossy()) {
             cmd.env(k, v);
+        }
+        if let Some((_, port)) = &self.proxy {
+            for (k, v) in super::proxy_env(*port) {
+                cmd.env(k, v);
+            }
         }
         cmd.env("TMPDIR", self.tmp.path())
             .env("GIT_DIR", &self.mounts.git_dir)

@@ -38,6 +38,8 @@ const AT_FLAGS: u64 = (libc::AT_SYMLINK_NOFOLLOW | libc::AT_EMPTY_PATH) as u64;
 /// The directories beneath which metadata may change, each as its canonical path and a descriptor.
 pub(crate) struct Roots {
     roots: Vec<(Vec<u8>, OwnedFd)>,
+    /// Mode allowlist: the proxy's loopback port, the one `connect` destination.
+    connect_port: Option<u16>,
 }
 
 impl Roots {
@@ -60,7 +62,16 @@ impl Roots {
             let fd = unsafe { OwnedFd::from_raw_fd(fd) };
             roots.push((canonical.into_os_string().into_vec(), fd));
         }
-        Ok(Roots { roots })
+        Ok(Roots {
+            roots,
+            connect_port: None,
+        })
+    }
+
+    /// Lets `connect` reach `127.0.0.1:port` only (see [`super::netguard`]).
+    pub(crate) fn with_connect_port(mut self, port: Option<u16>) -> Roots {
+        self.connect_port = port;
+        self
     }
 
     /// The status of `obj` if it has a name beneath a root (see the module invariants).
@@ -460,6 +471,10 @@ pub(crate) fn handle(call: &Call, roots: &Roots) -> Result<i64, i32> {
         Ok((obj, st))
     };
     match call.nr {
+        libc::SYS_connect => match roots.connect_port {
+            Some(port) => super::netguard::connect(call, port),
+            None => Err(libc::EACCES),
+        },
         #[cfg(target_arch = "x86_64")]
         libc::SYS_chmod => with(path(a[0], true)).and_then(|(o, st)| chmod(&o, &st, a[1])),
         libc::SYS_fchmod => with(fd(a[0])).and_then(|(o, st)| chmod(&o, &st, a[1])),

@@ -10,15 +10,20 @@
 //! bwrap cannot create namespaces). Without an explicit choice the first that passes its probe is
 //! used; when none does, [`open`] says why for each and what to do. See docs/sandbox.md.
 
+pub mod allow;
+mod bridge;
 mod bwrap;
 mod diskwatch;
 mod hostns;
 pub mod landlock;
+mod landlock_net;
 mod leftovers;
 mod limits;
 mod metadata;
+mod netguard;
 mod notify;
 mod process;
+pub mod proxy;
 pub mod seccomp;
 mod session;
 
@@ -29,6 +34,8 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
+pub use allow::{AllowHost, AllowHostError, NetworkMode};
+pub use bridge::{BRIDGE_ARG, bridge_main, set_bridge_program};
 pub use bwrap::{BwrapPolicy, BwrapSandbox, bwrap_args, bwrap_args_with};
 pub use landlock::LandlockSandbox;
 pub(crate) use leftovers::{cgroup_owners, kill_cgroups_of};
@@ -69,7 +76,12 @@ impl SandboxKind {
 pub struct SandboxSettings {
     /// `None` = pick the strongest backend that works here.
     pub kind: Option<SandboxKind>,
+    /// The host's network (mode `on`); wins over `allow_hosts`.
     pub network: bool,
+    /// Mode `allowlist`: only the run's proxy, forwarding to these hosts (an empty list refuses
+    /// every request). See [`SandboxSettings::network_mode`].
+    #[serde(default)]
+    pub allow_hosts: Option<Vec<AllowHost>>,
     pub default_timeout: Duration,
     pub max_timeout: Duration,
     /// Bytes of output kept (head and tail) per command.
@@ -90,6 +102,7 @@ impl Default for SandboxSettings {
         SandboxSettings {
             kind: None,
             network: false,
+            allow_hosts: None,
             default_timeout: Duration::from_secs(120),
             max_timeout: Duration::from_secs(600),
             output_keep_bytes: 256 * 1024,
@@ -97,6 +110,16 @@ impl Default for SandboxSettings {
             limits: Limits::default(),
             per_command: false,
             use_cgroups: true,
+        }
+    }
+}
+
+impl SandboxSettings {
+    pub fn network_mode(&self) -> NetworkMode {
+        match (self.network, &self.allow_hosts) {
+            (true, _) => NetworkMode::On,
+            (false, Some(_)) => NetworkMode::Allowlist,
+            (false, None) => NetworkMode::Off,
         }
     }
 }
@@ -134,7 +157,20 @@ pub enum SandboxError {
 #[async_trait]
 pub trait Sandbox: Send + Sync {
     fn kind(&self) -> SandboxKind;
+    /// Whether commands share the host's network (mode `on`).
     fn network(&self) -> bool;
+    /// The network mode commands run under.
+    fn network_mode(&self) -> NetworkMode {
+        if self.network() {
+            NetworkMode::On
+        } else {
+            NetworkMode::Off
+        }
+    }
+    /// Mode `allowlist`: the proxy's decisions, once (the pipeline turns them into events).
+    fn take_proxy_decisions(&self) -> Option<tokio::sync::mpsc::Receiver<proxy::ProxyDecision>> {
+        None
+    }
     /// Runs `request.command` with `bash -c` at the repository root.
     async fn exec(
         &self,
@@ -159,6 +195,26 @@ pub fn sandbox_env(home: &str) -> Vec<(String, String)> {
         ("PAGER".into(), "cat".into()),
         ("CI".into(), "true".into()),
     ]
+}
+
+/// What tools inside need to use the proxy at `http://127.0.0.1:PORT`. `ALL_PROXY` is left out:
+/// some tools read it as a SOCKS proxy. `NO_PROXY` is empty so nothing bypasses it.
+pub fn proxy_env(port: u16) -> Vec<(String, String)> {
+    let url = format!("http://127.0.0.1:{port}");
+    let mut env: Vec<(String, String)> = [
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "http_proxy",
+        "https_proxy",
+        "npm_config_proxy",
+        "npm_config_https_proxy",
+    ]
+    .iter()
+    .map(|k| (k.to_string(), url.clone()))
+    .collect();
+    env.push(("NO_PROXY".into(), String::new()));
+    env.push(("no_proxy".into(), String::new()));
+    env
 }
 
 /// Whether `kind` works on this machine (probed once per process).
@@ -230,10 +286,25 @@ pub fn resolve_kind(settings: &SandboxSettings) -> Result<SandboxKind, SandboxEr
 
 /// How the sandbox is shown to the user, e.g. `bwrap, no network`.
 pub fn describe(kind: SandboxKind, network: bool) -> String {
-    match (kind, network) {
-        (SandboxKind::None, _) => "none (NOT ISOLATED), host network".to_string(),
-        (k, false) => format!("{}, no network", k.as_str()),
-        (k, true) => format!("{}, network on", k.as_str()),
+    let mode = if network {
+        NetworkMode::On
+    } else {
+        NetworkMode::Off
+    };
+    match kind {
+        SandboxKind::None => "none (NOT ISOLATED), host network".to_string(),
+        k => format!("{}, {}", k.as_str(), network_label(k, mode)),
+    }
+}
+
+/// The network part of the sandbox's label: `no network`, `network on`, `allow-listed network`,
+/// or `host network` without a sandbox.
+pub fn network_label(kind: SandboxKind, mode: NetworkMode) -> &'static str {
+    match (kind, mode) {
+        (SandboxKind::None, _) => "host network",
+        (_, NetworkMode::Off) => "no network",
+        (_, NetworkMode::Allowlist) => "allow-listed network",
+        (_, NetworkMode::On) => "network on",
     }
 }
 

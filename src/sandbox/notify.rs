@@ -49,6 +49,16 @@ impl Channel {
         Ok(Channel { parent, child })
     }
 
+    /// The end the host receives on.
+    pub(crate) fn parent_fd(&self) -> RawFd {
+        self.parent.as_raw_fd()
+    }
+
+    /// Another descriptor of the child's end (close-on-exec), to hand to a spawn made later.
+    pub(crate) fn child_copy(&self) -> std::io::Result<OwnedFd> {
+        self.child.try_clone()
+    }
+
     /// The end the child writes to (close-on-exec: gone once the command runs).
     pub(crate) fn child_fd(&self) -> RawFd {
         self.child.as_raw_fd()
@@ -289,6 +299,27 @@ impl Call {
         Ok(self.mem.get_or_init(|| f))
     }
 
+    /// A duplicate of the caller's descriptor `fd` (`pidfd_getfd`): the same open file, so what
+    /// is done on it is done on the caller's.
+    pub(crate) fn take_fd(&self, fd: u64) -> Result<OwnedFd, i32> {
+        let fd = i32::try_from(fd).map_err(|_| libc::EBADF)?;
+        // SAFETY: plain syscalls; the results are checked and owned at once.
+        let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, self.pid, 0) };
+        if pidfd < 0 {
+            return Err(errno());
+        }
+        // SAFETY: a fresh descriptor.
+        let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd as RawFd) };
+        self.still_pending()?;
+        // SAFETY: as above.
+        let dup = unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd.as_raw_fd(), fd, 0) };
+        if dup < 0 {
+            return Err(errno());
+        }
+        // SAFETY: a fresh descriptor (pidfd_getfd sets close-on-exec).
+        Ok(unsafe { OwnedFd::from_raw_fd(dup as RawFd) })
+    }
+
     /// `len` bytes at `addr` in the caller's memory.
     pub(crate) fn read(&self, addr: u64, len: usize) -> Result<Vec<u8>, i32> {
         let mut buf = vec![0u8; len];
@@ -443,7 +474,9 @@ mod tests {
         }
         let (tmp, mounts) = scratch();
         std::fs::write(mounts.work_tree.join("f"), "x").unwrap();
-        let confine = Confinement::build(&mounts, tmp.path(), false).unwrap();
+        let confine =
+            Confinement::build(&mounts, tmp.path(), super::super::landlock::NetAccess::None)
+                .unwrap();
         let channel = Channel::new().unwrap();
         let sock = channel.child_fd();
         let mut cmd = std::process::Command::new("/bin/sh");

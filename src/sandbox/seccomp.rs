@@ -30,6 +30,7 @@ const BPF_JEQ_K: u16 = 0x05 | 0x10;
 const BPF_JGE_K: u16 = 0x05 | 0x30;
 const BPF_JSET_K: u16 = 0x05 | 0x40;
 const BPF_RET_K: u16 = 0x06;
+const BPF_ALU_AND_K: u16 = 0x04 | 0x50;
 
 const RET_ALLOW: u32 = 0x7fff_0000;
 const RET_ERRNO: u32 = 0x0005_0000;
@@ -208,6 +209,29 @@ pub struct Policy {
     pub unix_sockets: bool,
 }
 
+impl Policy {
+    /// Mode `allowlist`: [`Policy::network`] narrowed to TCP over IPv4/IPv6 (see [`tcp_only`]).
+    pub fn tcp_only(self) -> TcpOnly {
+        TcpOnly(self)
+    }
+}
+
+/// A [`Policy`] whose network sockets are TCP only: `socket(AF_INET | AF_INET6, SOCK_STREAM,
+/// 0 | IPPROTO_TCP)`; UDP (so DNS), raw, SCTP, MPTCP and every other family are refused, so
+/// Landlock's TCP rules cover every network socket there is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TcpOnly(pub Policy);
+
+/// The program for `policy` with network sockets narrowed to TCP.
+pub fn program_tcp_only(policy: TcpOnly) -> Vec<sock_filter> {
+    build_with(policy.0, false, true)
+}
+
+/// [`host_program`] with network sockets narrowed to TCP.
+pub fn host_program_tcp_only(policy: TcpOnly) -> Vec<sock_filter> {
+    build_with(policy.0, true, true)
+}
+
 #[derive(Clone, Copy)]
 enum Target {
     Next,
@@ -292,6 +316,10 @@ pub fn host_program(policy: Policy) -> Vec<sock_filter> {
 }
 
 fn build(policy: Policy, host: bool) -> Vec<sock_filter> {
+    build_with(policy, host, false)
+}
+
+fn build_with(policy: Policy, host: bool, tcp_only: bool) -> Vec<sock_filter> {
     use Target::{Label, Next};
     let mut a = Asm::new();
     let allow = a.label();
@@ -315,6 +343,10 @@ fn build(policy: Policy, host: bool) -> Vec<sock_filter> {
         }
         for nr in notified() {
             a.jump(BPF_JEQ_K, nr as u32, Label(notify), Next);
+        }
+        if tcp_only && policy.network {
+            // The supervisor connects to the proxy's address only (super::netguard).
+            a.jump(BPF_JEQ_K, libc::SYS_connect as u32, Label(notify), Next);
         }
         let not_ioctl = a.label();
         a.jump(BPF_JEQ_K, libc::SYS_ioctl as u32, Next, Label(not_ioctl));
@@ -341,6 +373,26 @@ fn build(policy: Policy, host: bool) -> Vec<sock_filter> {
         }
     }
 
+    // TCP Fast Open connects inside sendto/sendmsg, around a notified connect.
+    if tcp_only && policy.network {
+        for (nr, flags_arg) in [
+            (libc::SYS_sendto, 3),
+            (libc::SYS_sendmsg, 2),
+            (libc::SYS_sendmmsg, 3),
+        ] {
+            let next = a.label();
+            a.jump(BPF_JEQ_K, nr as u32, Next, Label(next));
+            a.op(BPF_LD_W_ABS, arg_lo(flags_arg));
+            a.jump(
+                BPF_JSET_K,
+                libc::MSG_FASTOPEN as u32,
+                Label(eperm),
+                Label(allow),
+            );
+            a.place(next);
+        }
+    }
+
     // clone: refuse namespace flags (arg 0 on x86_64 and aarch64).
     let not_clone = a.label();
     a.jump(BPF_JEQ_K, libc::SYS_clone as u32, Next, Label(not_clone));
@@ -348,7 +400,7 @@ fn build(policy: Policy, host: bool) -> Vec<sock_filter> {
     a.jump(BPF_JSET_K, CLONE_NS_FLAGS, Label(eperm), Label(allow));
     a.place(not_clone);
 
-    if !(policy.network && policy.unix_sockets) {
+    if !(policy.network && policy.unix_sockets) || tcp_only {
         let not_socket = a.label();
         a.jump(BPF_JEQ_K, libc::SYS_socket as u32, Next, Label(not_socket));
         a.op(BPF_LD_W_ABS, arg_lo(0));
@@ -357,12 +409,44 @@ fn build(policy: Policy, host: bool) -> Vec<sock_filter> {
         } else {
             Label(eafnosupport)
         };
-        let other = if policy.network {
-            Label(allow)
-        } else {
-            Label(eafnosupport)
+        let inet = a.label();
+        let other = match (policy.network, tcp_only) {
+            (true, false) => Label(allow),
+            (true, true) => Label(inet),
+            (false, _) => Label(eafnosupport),
         };
         a.jump(BPF_JEQ_K, libc::AF_UNIX as u32, unix, other);
+        if policy.network && tcp_only {
+            a.place(inet);
+            let family_ok = a.label();
+            a.jump(BPF_JEQ_K, libc::AF_INET as u32, Label(family_ok), Next);
+            a.jump(
+                BPF_JEQ_K,
+                libc::AF_INET6 as u32,
+                Label(family_ok),
+                Label(eafnosupport),
+            );
+            a.place(family_ok);
+            // The type without SOCK_NONBLOCK / SOCK_CLOEXEC.
+            a.op(BPF_LD_W_ABS, arg_lo(1));
+            a.op(BPF_ALU_AND_K, 0xf);
+            let type_ok = a.label();
+            a.jump(
+                BPF_JEQ_K,
+                libc::SOCK_STREAM as u32,
+                Label(type_ok),
+                Label(eafnosupport),
+            );
+            a.place(type_ok);
+            a.op(BPF_LD_W_ABS, arg_lo(2));
+            a.jump(BPF_JEQ_K, 0, Label(allow), Next);
+            a.jump(
+                BPF_JEQ_K,
+                libc::IPPROTO_TCP as u32,
+                Label(allow),
+                Label(eafnosupport),
+            );
+        }
         a.place(not_socket);
     }
 
@@ -462,143 +546,5 @@ pub unsafe fn install_with_listener(prog: &[sock_filter]) -> std::io::Result<Raw
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn jumps_stay_in_the_program_and_end_in_returns() {
-        for network in [false, true] {
-            for (unix_sockets, host) in [(false, false), (true, false), (false, true), (true, true)]
-            {
-                let p = build(
-                    Policy {
-                        network,
-                        unix_sockets,
-                    },
-                    host,
-                );
-                assert!(p.len() < 250, "{}", p.len());
-                for (i, f) in p.iter().enumerate() {
-                    if f.code & 0x07 == 0x05 {
-                        assert!(i + 1 + (f.jt as usize) < p.len());
-                        assert!(i + 1 + (f.jf as usize) < p.len());
-                        assert!(f.jt < u8::MAX && f.jf < u8::MAX);
-                    }
-                }
-                assert_eq!(p.last().map(|f| f.code), Some(BPF_RET_K));
-            }
-        }
-    }
-
-    #[test]
-    fn network_policy_changes_the_program() {
-        let off = program(Policy {
-            network: false,
-            unix_sockets: true,
-        });
-        let on = program(Policy {
-            network: true,
-            unix_sockets: true,
-        });
-        let no_unix = program(Policy {
-            network: true,
-            unix_sockets: false,
-        });
-        assert!(no_unix.len() > on.len());
-        assert!(off.len() > on.len());
-        assert_eq!(to_bytes(&off).len(), off.len() * 8);
-    }
-
-    /// Runs the BPF program (loads, conditional jumps, returns: all it uses) on one call.
-    fn verdict(prog: &[sock_filter], nr: i64, args: [u64; 6]) -> u32 {
-        let mut data = [0u32; 16];
-        data[0] = nr as u32;
-        data[1] = AUDIT_ARCH;
-        for (i, a) in args.iter().enumerate() {
-            data[4 + 2 * i] = *a as u32;
-            data[5 + 2 * i] = (*a >> 32) as u32;
-        }
-        let (mut pc, mut acc) = (0usize, 0u32);
-        loop {
-            let f = prog[pc];
-            match f.code {
-                BPF_LD_W_ABS => acc = data[f.k as usize / 4],
-                BPF_RET_K => return f.k,
-                code => {
-                    let hit = match code {
-                        BPF_JEQ_K => acc == f.k,
-                        BPF_JGE_K => acc >= f.k,
-                        BPF_JSET_K => acc & f.k != 0,
-                        other => panic!("unexpected op {other:#x}"),
-                    };
-                    pc += usize::from(if hit { f.jt } else { f.jf });
-                }
-            }
-            pc += 1;
-        }
-    }
-
-    #[test]
-    fn set_id_modes_are_refused_and_other_modes_pass() {
-        let eperm = RET_ERRNO | libc::EPERM as u32;
-        for network in [false, true] {
-            let prog = program(Policy {
-                network,
-                unix_sockets: true,
-            });
-            // Every jump fits the u8 offset (the assembler would clamp a longer one).
-            assert!(prog.len() < 256, "{} instructions", prog.len());
-            for (nr, arg) in set_mode_calls() {
-                let mut args = [3u64, 0, 0, 0, 0, 0];
-                for (mode, want) in [
-                    (0o755, RET_ALLOW),
-                    (0o644, RET_ALLOW),
-                    (0o4755, eperm),
-                    (0o2755, eperm),
-                    (0o6755, eperm),
-                ] {
-                    args[arg as usize] = mode;
-                    assert_eq!(verdict(&prog, nr, args), want, "{nr} {mode:o}");
-                }
-            }
-        }
-        let host = host_program(Policy {
-            network: false,
-            unix_sockets: false,
-        });
-        assert!(host.len() < 256, "{} instructions", host.len());
-    }
-
-    #[test]
-    fn host_program_notifies_metadata_calls_and_refuses_ipc() {
-        let policy = Policy {
-            network: false,
-            unix_sockets: false,
-        };
-        let host = host_program(policy);
-        let plain = program(policy);
-        let eperm = RET_ERRNO | libc::EPERM as u32;
-        for nr in notified() {
-            assert_eq!(verdict(&host, nr, [0; 6]), RET_USER_NOTIF, "{nr}");
-            assert_eq!(verdict(&plain, nr, [0; 6]), RET_ALLOW, "{nr}");
-        }
-        for nr in denied_on_host() {
-            assert_eq!(verdict(&host, nr, [0; 6]), eperm, "{nr}");
-            assert_eq!(verdict(&plain, nr, [0; 6]), RET_ALLOW, "{nr}");
-        }
-        for req in DENIED_IOCTLS {
-            let args = [3, 0xffff_ffff_0000_0000 | u64::from(req), 0, 0, 0, 0];
-            assert_eq!(verdict(&host, libc::SYS_ioctl, args), eperm, "{req:#x}");
-        }
-        let tcgets = [0, 0x5401, 0, 0, 0, 0];
-        assert_eq!(verdict(&host, libc::SYS_ioctl, tcgets), RET_ALLOW);
-        for nr in [libc::SYS_read, libc::SYS_openat, libc::SYS_linkat] {
-            assert_eq!(verdict(&host, nr, [0; 6]), RET_ALLOW, "{nr}");
-        }
-        assert_eq!(verdict(&host, libc::SYS_ptrace, [0; 6]), eperm);
-        assert_eq!(
-            verdict(&host, libc::SYS_socket, [2, 1, 0, 0, 0, 0]),
-            RET_ERRNO | 97
-        );
-    }
-}
+#[path = "seccomp_tests.rs"]
+mod tests;

@@ -90,6 +90,8 @@ pub(crate) struct Session {
     output: tokio::net::unix::pipe::Receiver,
     status: tokio::net::unix::pipe::Receiver,
     cgroup: Option<Cgroup>,
+    /// Stops what serves this session from the host (the allowlist proxy's listener).
+    _host_side: Option<tokio_util::sync::DropGuard>,
 }
 
 /// Processes in the session's cgroup while no command runs.
@@ -108,6 +110,7 @@ impl Session {
         mut setup: ChildSetup,
         seccomp_memfd: OwnedFd,
         cgroup: Option<Cgroup>,
+        extra_fds: Vec<(std::os::fd::RawFd, std::os::fd::RawFd)>,
     ) -> Result<Session, SandboxError> {
         let (req_r, req_w) = std::io::pipe().map_err(spawn_err)?;
         let (out_r, out_w) = std::io::pipe().map_err(spawn_err)?;
@@ -125,6 +128,7 @@ impl Session {
         std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
         let st_w: OwnedFd = st_w.into();
         setup.fds = vec![(seccomp_memfd.as_raw_fd(), 3), (st_w.as_raw_fd(), 4)];
+        setup.fds.extend(extra_fds);
         setup.die_with_parent = true;
         let cgroup_fds = cgroup.as_ref().map(Cgroup::join_fds).unwrap_or_default();
         process::install_setup(&mut cmd, setup, cgroup_fds);
@@ -151,7 +155,13 @@ impl Session {
             output,
             status,
             cgroup,
+            _host_side: None,
         })
+    }
+
+    /// Keeps `guard` until the session ends.
+    pub(crate) fn hold(&mut self, guard: tokio_util::sync::DropGuard) {
+        self._host_side = Some(guard);
     }
 
     fn procs_in_cgroup(&self) -> Option<usize> {

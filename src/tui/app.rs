@@ -97,6 +97,14 @@ impl App {
             Ok(k) => k.as_str().to_string(),
             Err(_) => "no sandbox available".into(),
         };
+        // The header reads "<sandbox>, no network": the proxy is the one way out.
+        let sandbox = if config.sandbox.network_mode() == crate::sandbox::NetworkMode::Allowlist
+            && sandbox != "none"
+        {
+            format!("{sandbox} + allow-list proxy")
+        } else {
+            sandbox
+        };
         // A provider given by the caller (the demo's replay) names itself.
         let label = match &provider {
             Some(factory) => {
