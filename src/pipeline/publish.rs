@@ -100,14 +100,7 @@ async fn publish_inner(
             ),
         )
         .await;
-    let notify_emitter = emitter.clone();
-    let notify = move |message: String| {
-        notify_emitter.emit_lossy(Event::Status {
-            run_id: notify_emitter.run_id().to_string(),
-            stage: Stage::Publish,
-            message,
-        });
-    };
+    let notify = notifier(emitter);
     let plan = forge::preflight(&record.source, config, &notify, cancel.clone()).await?;
     let author = match (&record.author_name, &record.author_email) {
         (Some(name), Some(email)) => Author {
@@ -457,6 +450,19 @@ pub fn check_selection(
     match run_dir.read_patch() {
         Ok(patch) => crate::diff::check_selection(&patch, selection),
         Err(_) => Ok(()),
+    }
+}
+
+/// What the forge client reports while it works (rate-limit waits, retries), as publish `Status`
+/// lines that never block it.
+fn notifier(emitter: &Emitter) -> impl Fn(String) + Send + Sync + 'static {
+    let emitter = emitter.clone();
+    move |message: String| {
+        emitter.emit_lossy(Event::Status {
+            run_id: emitter.run_id().to_string(),
+            stage: Stage::Publish,
+            message,
+        });
     }
 }
 

@@ -163,14 +163,7 @@ pub(super) async fn finish(
             host: r.git_host.clone(),
         });
     };
-    let notify_emitter = emitter.clone();
-    let notify = move |message: String| {
-        notify_emitter.emit_lossy(Event::Status {
-            run_id: notify_emitter.run_id().to_string(),
-            stage: Stage::Publish,
-            message,
-        });
-    };
+    let notify = super::notifier(emitter);
     let gh = GitHub::new(
         &r.api_url,
         token,
