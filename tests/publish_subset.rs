@@ -40,13 +40,15 @@ fn script(env: &Env) -> std::path::PathBuf {
     ]))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_file_left_out_is_named_neither_in_the_pr_text_nor_in_the_commit() {
-    let env = Env::new(true).await;
-    let local = tempfile::tempdir().unwrap();
-    let dir = local.path();
-    local_repo(dir);
-    let model = format!("scripted:{}", script(&env).display());
+/// `tiny-backspace run` of `script` on the local repository `dir`, with `gate` (`--no-pr` or
+/// `--yes`); the run must succeed.
+async fn run_on(
+    env: &Env,
+    dir: &std::path::Path,
+    script: &std::path::Path,
+    gate: &str,
+) -> publish_harness::Output {
+    let model = format!("scripted:{}", script.display());
     let out = env
         .tb(
             &[
@@ -55,7 +57,7 @@ async fn a_file_left_out_is_named_neither_in_the_pr_text_nor_in_the_commit() {
                 dir.to_str().unwrap(),
                 "--prompt",
                 "Make divide reject a zero divisor",
-                "--no-pr",
+                gate,
                 "--json",
                 "--model",
                 &model,
@@ -64,6 +66,16 @@ async fn a_file_left_out_is_named_neither_in_the_pr_text_nor_in_the_commit() {
         )
         .await;
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_left_out_is_named_neither_in_the_pr_text_nor_in_the_commit() {
+    let env = Env::new(true).await;
+    let local = tempfile::tempdir().unwrap();
+    let dir = local.path();
+    local_repo(dir);
+    let out = run_on(&env, dir, &script(&env), "--no-pr").await;
     let run_id = out.run_id();
     let run_dir = env.runs_dir().join(&run_id);
     let full = std::fs::read_to_string(run_dir.join("patch.diff")).unwrap();
@@ -142,24 +154,7 @@ async fn publishing_everything_keeps_the_plain_text() {
     let local = tempfile::tempdir().unwrap();
     let dir = local.path();
     local_repo(dir);
-    let model = format!("scripted:{}", script(&env).display());
-    let out = env
-        .tb(
-            &[
-                "run",
-                "--repo",
-                dir.to_str().unwrap(),
-                "--prompt",
-                "Make divide reject a zero divisor",
-                "--yes",
-                "--json",
-                "--model",
-                &model,
-            ],
-            &env.base_env(),
-        )
-        .await;
-    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    let out = run_on(&env, dir, &script(&env), "--yes").await;
     let run_dir = env.runs_dir().join(out.run_id());
     let pr: serde_json::Value =
         serde_json::from_slice(&std::fs::read(run_dir.join("pr.json")).unwrap()).unwrap();
@@ -176,36 +171,15 @@ async fn publishing_everything_keeps_the_plain_text() {
 
 /// A run that adds a file with bidi controls (Trojan Source) and a plain note, saved for review.
 async fn warned_run(env: &Env, dir: &std::path::Path) -> String {
-    let model = format!(
-        "scripted:{}",
-        env.script(json!([
-            {"tool_calls": [
-                {"name": "write_file", "input": {"path": "access.js",
-                    "content": "var isAdmin = false;\n/*\u{202E} } \u{2066}if (isAdmin)\u{2069} \u{2066} admins only */\n"}},
-                {"name": "write_file", "input": {"path": "NOTES.md", "content": "plain\n"}}
-            ]},
-            {"text": "Added notes."}
-        ]))
-        .display()
-    );
-    let out = env
-        .tb(
-            &[
-                "run",
-                "--repo",
-                dir.to_str().unwrap(),
-                "--prompt",
-                "p",
-                "--no-pr",
-                "--json",
-                "--model",
-                &model,
-            ],
-            &env.base_env(),
-        )
-        .await;
-    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
-    out.run_id()
+    let script = env.script(json!([
+        {"tool_calls": [
+            {"name": "write_file", "input": {"path": "access.js",
+                "content": "var isAdmin = false;\n/*\u{202E} } \u{2066}if (isAdmin)\u{2069} \u{2066} admins only */\n"}},
+            {"name": "write_file", "input": {"path": "NOTES.md", "content": "plain\n"}}
+        ]},
+        {"text": "Added notes."}
+    ]));
+    run_on(env, dir, &script, "--no-pr").await.run_id()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
