@@ -333,20 +333,6 @@ async fn host_global_state_as_the_caller() {
     all_rounds().await;
 }
 
-/// `tbuser`'s uid and gid, or an unnamed unprivileged pair where that user does not exist.
-fn ordinary_user() -> (u32, u32) {
-    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
-    passwd
-        .lines()
-        .find_map(|l| {
-            let f: Vec<&str> = l.split(':').collect();
-            (f.first() == Some(&"tbuser") && f.len() > 3)
-                .then(|| Some((f[2].parse().ok()?, f[3].parse().ok()?)))
-                .flatten()
-        })
-        .unwrap_or((64999, 64999))
-}
-
 /// As root: runs the same rounds again in this test binary, re-executed as an ordinary user.
 /// Not as root: [`host_global_state_as_the_caller`] already is the ordinary-user run.
 #[test]

@@ -423,20 +423,6 @@ fn bad_allow_hosts_are_bad_input_naming_the_entry() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("(none: every request refused)"));
 }
 
-/// `tbuser`'s uid and gid, or an unnamed unprivileged pair where that user does not exist.
-fn ordinary_user() -> (u32, u32) {
-    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
-    passwd
-        .lines()
-        .find_map(|l| {
-            let f: Vec<&str> = l.split(':').collect();
-            (f.first() == Some(&"tbuser") && f.len() > 3)
-                .then(|| Some((f[2].parse().ok()?, f[3].parse().ok()?)))
-                .flatten()
-        })
-        .unwrap_or((64999, 64999))
-}
-
 /// The real binary as an ordinary user (as root: really switched to one), on each backend: the
 /// listed server is reached, the other refused, a direct connect fails. Not as root: the suite
 /// already runs as an ordinary user, and so does this.
@@ -489,6 +475,7 @@ fn a_real_run_as_an_ordinary_user_reaches_only_the_listed_server() {
             ],
         );
         if root {
+            cmd = support::from_a_copy_others_can_run(&cmd, &env.path(""));
             // SAFETY: setgroups/setgid/setuid are async-signal-safe syscalls on plain integers.
             unsafe {
                 cmd.pre_exec(move || {

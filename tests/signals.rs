@@ -137,7 +137,7 @@ fn sigkill_then_runs_recovers(backend: &str, as_tbuser: bool) {
     let mut runs = env.command();
     runs.arg("runs");
     if as_tbuser {
-        runs = sleepers::from_a_copy_tbuser_can_run(&runs, env.tmp.path());
+        runs = support::from_a_copy_others_can_run(&runs, env.tmp.path());
         runs.uid(TBUSER).gid(TBUSER);
     }
     let out = runs.output().unwrap();

@@ -196,3 +196,17 @@ pub fn host_home() -> PathBuf {
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("/root"))
 }
+
+/// `tbuser`'s uid and gid, or an unnamed unprivileged pair where that user does not exist.
+pub fn ordinary_user() -> (u32, u32) {
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    passwd
+        .lines()
+        .find_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            (f.first() == Some(&"tbuser") && f.len() > 3)
+                .then(|| Some((f[2].parse().ok()?, f[3].parse().ok()?)))
+                .flatten()
+        })
+        .unwrap_or((64999, 64999))
+}

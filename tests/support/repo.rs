@@ -148,3 +148,26 @@ pub fn types(events: &[Value]) -> Vec<String> {
 pub fn script(turns: Value) -> String {
     serde_json::to_string(&serde_json::json!({ "turns": turns })).unwrap()
 }
+
+/// `cmd` run from a copy of its program in `dir`: the build directory may lie under a home only
+/// root can enter (as CI's checkout may), which an ordinary user could not execute from.
+pub fn from_a_copy_others_can_run(cmd: &Command, dir: &Path) -> Command {
+    use std::os::unix::fs::PermissionsExt;
+    let copy = dir.join("tiny-backspace-bin");
+    if !copy.exists() {
+        std::fs::copy(cmd.get_program(), &copy).unwrap();
+        std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let mut c = Command::new(&copy);
+    c.env_clear().args(cmd.get_args());
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => c.env(k, v),
+            None => c.env_remove(k),
+        };
+    }
+    if let Some(d) = cmd.get_current_dir() {
+        c.current_dir(d);
+    }
+    c
+}

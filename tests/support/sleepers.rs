@@ -5,14 +5,14 @@
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use tiny_backspace::sandbox::{self, SandboxKind};
 
-use super::support::{Env, make_repo, script};
+use super::support::{Env, from_a_copy_others_can_run, make_repo, script};
 
 pub const TBUSER: u32 = 1001;
 
@@ -174,29 +174,6 @@ pub fn give_to_tbuser(dir: &Path) {
     }
 }
 
-/// `cmd` run from a copy of its program in `dir`: the build directory may lie under a home only
-/// root can enter (as CI's checkout may), which `tbuser` could not execute from.
-pub fn from_a_copy_tbuser_can_run(cmd: &Command, dir: &Path) -> Command {
-    use std::os::unix::fs::PermissionsExt;
-    let copy = dir.join("tiny-backspace-bin");
-    if !copy.exists() {
-        std::fs::copy(cmd.get_program(), &copy).unwrap();
-        std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
-    }
-    let mut c = Command::new(&copy);
-    c.env_clear().args(cmd.get_args());
-    for (k, v) in cmd.get_envs() {
-        match v {
-            Some(v) => c.env(k, v),
-            None => c.env_remove(k),
-        };
-    }
-    if let Some(d) = cmd.get_current_dir() {
-        c.current_dir(d);
-    }
-    c
-}
-
 /// `run --json --no-pr` on the sleeper script, as the current user or as `tbuser` (when root).
 pub struct Running {
     pub child: Child,
@@ -209,7 +186,7 @@ impl Running {
         let repo = env.path("repo");
         let mut cmd = env.scripted_command(repo.to_str().unwrap(), "Sleep a lot", script, &[]);
         if as_tbuser {
-            cmd = from_a_copy_tbuser_can_run(&cmd, env.tmp.path());
+            cmd = from_a_copy_others_can_run(&cmd, env.tmp.path());
             cmd.uid(TBUSER).gid(TBUSER);
         }
         cmd.env("TB_SANDBOX", backend)
