@@ -9,6 +9,7 @@
 //! turn before a budget runs out the model is told that this is its last turn (`steer.rs`).
 
 pub mod check;
+pub mod context;
 pub mod edit;
 pub mod fs;
 pub mod input;
@@ -108,6 +109,7 @@ impl AgentRun<'_> {
             ))
         };
         let mut wrap_up = steer::WrapUp::default();
+        let mut nearest = context::NearestGuidance::default();
         loop {
             if turns >= self.limits.max_turns {
                 return Err(AgentError::Budget(format!(
@@ -247,9 +249,17 @@ impl AgentRun<'_> {
                 for event in outcome.events {
                     self.emitter.emit(event).await;
                 }
+                let mut content = outcome.content;
+                // The nearest AGENTS.md applies to a file below it: shown once per directory.
+                if !outcome.is_error
+                    && matches!(call.name.as_str(), "read_file" | "edit_file" | "write_file")
+                    && let Some(path) = call.input.get("path").and_then(|p| p.as_str())
+                {
+                    content.push_str(&nearest.for_path(&self.tools.fs, path));
+                }
                 results.push(Block::ToolResult {
                     call_id: call.id.clone(),
-                    content: outcome.content,
+                    content,
                     is_error: outcome.is_error,
                 });
             }

@@ -321,7 +321,12 @@ impl Driver {
         let system = prompt::system_prompt(&source.display(), cloned.branch.as_deref(), network);
         match &followup {
             None if self.conversation.is_empty() => {
-                let task = format!("Task: {}", self.request.prompt.trim());
+                let env = crate::agent::context::Environment {
+                    sandbox: crate::sandbox::describe(tools.sandbox.kind(), network),
+                    network,
+                };
+                let task =
+                    crate::agent::context::first_message(&self.request.prompt, &tools.fs, &env);
                 push_user_text(&mut self.conversation, &task);
             }
             None => {}
