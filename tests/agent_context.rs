@@ -35,8 +35,10 @@ fn repo_with(tmp: &Path, files: &[(&str, String)]) -> PathBuf {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(path, c).unwrap();
     }
-    git(&dir, &["add", "."]);
-    git(&dir, &["commit", "-q", "-m", "guidance"]);
+    if !files.is_empty() {
+        git(&dir, &["add", "."]);
+        git(&dir, &["commit", "-q", "-m", "guidance"]);
+    }
     dir
 }
 
@@ -50,6 +52,11 @@ struct Run {
 }
 
 async fn run(tmp: &Path, repo: &Path, turns: Vec<Turn>, config: &str) -> Run {
+    run_with(tmp, repo, turns, config, true).await
+}
+
+/// `json`: `--json` events on stdout, else the human log on stderr.
+async fn run_with(tmp: &Path, repo: &Path, turns: Vec<Turn>, config: &str, json: bool) -> Run {
     let model = Model::new(Format::Anthropic, turns);
     let server = MockServer::start(model.handler()).await;
     let config_path = tmp.join("config.toml");
@@ -63,7 +70,8 @@ async fn run(tmp: &Path, repo: &Path, turns: Vec<Turn>, config: &str) -> Run {
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_tiny-backspace"));
     cmd.args(["run", "--repo"])
         .arg(repo)
-        .args(["--prompt", "Make divide reject zero", "--json", "--no-pr"])
+        .args(["--prompt", "Make divide reject zero", "--no-pr"])
+        .args(json.then_some("--json"))
         .current_dir(&cwd)
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
@@ -83,6 +91,7 @@ async fn run(tmp: &Path, repo: &Path, turns: Vec<Turn>, config: &str) -> Run {
         code: out.status.code().unwrap_or(-1),
         events: stdout
             .lines()
+            .filter(|_| json)
             .map(|l| serde_json::from_str(l).unwrap())
             .collect(),
         requests: server
@@ -158,4 +167,60 @@ async fn a_100_kb_agents_md_is_cut_with_a_note() {
     assert!(first.contains("AGENTS.md cut here"), "{first}");
     assert!(!first.contains("rule 02000 keep it"));
     assert!(first.len() < 30_000, "{}", first.len());
+}
+
+fn plan(steps: &[(&str, &str)]) -> Turn {
+    let plan: Vec<Value> = steps
+        .iter()
+        .map(|(step, status)| json!({"step": step, "status": status}))
+        .collect();
+    Turn::new(
+        "",
+        &[(
+            "update_plan",
+            json!({"plan": plan, "explanation": "first look"}),
+        )],
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn update_plan_emits_a_plan_event_and_refuses_two_steps_in_progress() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = repo_with(tmp.path(), &[]);
+    let turns = || {
+        vec![
+            plan(&[
+                ("Read calc.py", "in_progress"),
+                ("Fix divide", "in_progress"),
+            ]),
+            plan(&[("Read calc.py", "completed"), ("Fix divide", "in_progress")]),
+            Turn::new("Nothing to change.", &[]),
+        ]
+    };
+    let r = run(tmp.path(), &repo, turns(), "").await;
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.requests[1].contains("at most one step may be in_progress"));
+    assert!(r.requests[2].contains("Plan updated (1 of 2 steps completed)."));
+    let plans: Vec<&Value> = r.events.iter().filter(|e| e["type"] == "Plan").collect();
+    assert_eq!(plans.len(), 1, "{}", r.stdout);
+    assert_eq!(
+        plans[0]["steps"],
+        json!([
+            {"step": "Read calc.py", "status": "completed"},
+            {"step": "Fix divide", "status": "in_progress"}
+        ])
+    );
+    assert_eq!(plans[0]["explanation"], "first look");
+    assert!(plans[0]["run_id"].is_string());
+
+    // The human log shows the plan.
+    let r = run_with(tmp.path(), &repo, turns(), "", false).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("  plan\n")
+            && r.stderr.contains("[x] Read calc.py")
+            && r.stderr.contains("[>] Fix divide"),
+        "{}",
+        r.stderr
+    );
 }

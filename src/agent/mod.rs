@@ -13,6 +13,7 @@ pub mod context;
 pub mod edit;
 pub mod fs;
 pub mod input;
+pub mod plan;
 pub mod prompt;
 pub mod search;
 pub mod steer;
