@@ -52,11 +52,18 @@ struct Run {
 }
 
 async fn run(tmp: &Path, repo: &Path, turns: Vec<Turn>, config: &str) -> Run {
-    run_with(tmp, repo, turns, config, true).await
+    run_with(tmp, repo, turns, config, true, &[]).await
 }
 
-/// `json`: `--json` events on stdout, else the human log on stderr.
-async fn run_with(tmp: &Path, repo: &Path, turns: Vec<Turn>, config: &str, json: bool) -> Run {
+/// `json`: `--json` events on stdout, else the human log on stderr; `extra`: more arguments.
+async fn run_with(
+    tmp: &Path,
+    repo: &Path,
+    turns: Vec<Turn>,
+    config: &str,
+    json: bool,
+    extra: &[String],
+) -> Run {
     let model = Model::new(Format::Anthropic, turns);
     let server = MockServer::start(model.handler()).await;
     let config_path = tmp.join("config.toml");
@@ -72,6 +79,7 @@ async fn run_with(tmp: &Path, repo: &Path, turns: Vec<Turn>, config: &str, json:
         .arg(repo)
         .args(["--prompt", "Make divide reject zero", "--no-pr"])
         .args(json.then_some("--json"))
+        .args(extra)
         .current_dir(&cwd)
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
@@ -214,7 +222,7 @@ async fn update_plan_emits_a_plan_event_and_refuses_two_steps_in_progress() {
     assert!(plans[0]["run_id"].is_string());
 
     // The human log shows the plan.
-    let r = run_with(tmp.path(), &repo, turns(), "", false).await;
+    let r = run_with(tmp.path(), &repo, turns(), "", false, &[]).await;
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(
         r.stderr.contains("  plan\n")
@@ -223,4 +231,79 @@ async fn update_plan_emits_a_plan_event_and_refuses_two_steps_in_progress() {
         "{}",
         r.stderr
     );
+}
+
+fn edit_then_answers() -> Vec<Turn> {
+    vec![
+        Turn::new(
+            "",
+            &[(
+                "edit_file",
+                json!({"path": "calc.py", "old_str": "    return a / b", "new_str": "    if b == 0:\n        raise ValueError(\"b is zero\")\n    return a / b"}),
+            )],
+        ),
+        Turn::new("First answer.", &[]),
+        Turn::new("Reject a zero divisor\n\nRe-checked.", &[]),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_an_edit_the_first_answer_gets_one_self_review_turn() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = repo_with(tmp.path(), &[]);
+    let r = run(tmp.path(), &repo, edit_then_answers(), "").await;
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(r.requests.len(), 3, "{}", r.stdout);
+    let review = &r.requests[2];
+    assert!(!r.requests[1].contains("review your work once"));
+    assert!(
+        review.contains("$ git status --short\\n M calc.py"),
+        "{review}"
+    );
+    assert!(review.contains("calc.py | 2 ++"), "{review}");
+    assert!(review.contains("rerun the tests") && review.contains("reproduction files"));
+    let done = r.events.last().unwrap();
+    assert_eq!(done["type"], "Done");
+    assert_eq!(done["summary"], "Reject a zero divisor\n\nRe-checked.");
+
+    // agent.self_review = false: the first answer ends the run.
+    let r = run(
+        tmp.path(),
+        &repo,
+        edit_then_answers(),
+        "[agent]\nself_review = false\n",
+    )
+    .await;
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(r.requests.len(), 2);
+    assert_eq!(r.events.last().unwrap()["summary"], "First answer.");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scripted_replay_reviews_only_when_its_script_asks() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = repo_with(tmp.path(), &[]);
+    for asks in [false, true] {
+        let script = json!({"self_review": asks, "turns": [
+            {"tool_calls": [{"name": "write_file", "input": {"path": "new.txt", "content": "x\n"}}]},
+            {"text": "First answer."},
+            {"text": "Second answer."}
+        ]});
+        let path = tmp.path().join(format!("script-{asks}.json"));
+        std::fs::write(&path, script.to_string()).unwrap();
+        let model = ["--model".into(), format!("scripted:{}", path.display())];
+        let r = run_with(tmp.path(), &repo, vec![], "", true, &model).await;
+        assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+        let done = r.events.last().unwrap();
+        let want = if asks {
+            "Second answer."
+        } else {
+            "First answer."
+        };
+        assert_eq!(done["summary"], want, "{}", r.stdout);
+        let reviewed = r
+            .stdout
+            .contains("self-review: the agent checks its changes");
+        assert_eq!(reviewed, asks);
+    }
 }

@@ -349,6 +349,10 @@ impl Driver {
                 },
             )
             .await;
+        let changes = crate::agent::review::HostChanges {
+            repo: &cloned.repo,
+            base: cloned.base_commit.as_deref(),
+        };
         let run = AgentRun {
             provider: provider.as_ref(),
             tools: &tools,
@@ -356,6 +360,9 @@ impl Driver {
             system: &system,
             limits: &self.config.agent,
             cancel,
+            review: provider
+                .self_review()
+                .then_some(&changes as &dyn crate::agent::review::WorkChanges),
         };
         let result = run.run(&mut self.conversation, &mut self.usage).await;
         match result {
