@@ -166,6 +166,7 @@ async fn anthropic_fails_after_its_third_turn_and_openai_finishes_with_the_same_
             "anthropic:claude-sonnet-4-5",
             "openai:gpt-4.1",
             "openai:gpt-4.1",
+            "openai:gpt-4.1",
             "openai:gpt-4.1"
         ]
     );
