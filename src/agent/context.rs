@@ -332,6 +332,29 @@ mod tests {
     }
 
     #[test]
+    fn a_guidance_file_linking_out_of_the_repository_is_not_read() {
+        let outside = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let secret = outside.path().join("secret.md");
+        std::fs::write(&secret, "OUTSIDE-SECRET").unwrap_or_else(|e| panic!("{e}"));
+        let (dir, fs) = repo(&[("sub/x.py", "")]);
+        for link in ["AGENTS.md", "sub/AGENTS.md"] {
+            std::os::unix::fs::symlink(&secret, dir.path().join(link))
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+        let env = Environment {
+            sandbox: "bwrap, no network".into(),
+            network: false,
+        };
+        let first = first_message("t", &fs, &env);
+        assert!(
+            !first.contains("OUTSIDE-SECRET") && first.contains("AGENTS.md"),
+            "{first}"
+        );
+        let mut g = NearestGuidance::default();
+        assert_eq!(g.for_path(&fs, "sub/x.py"), "");
+    }
+
+    #[test]
     fn nearest_guidance_is_added_once_per_directory() {
         let (_d, fs) = repo(&[
             ("AGENTS.md", "root rules"),
