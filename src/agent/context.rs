@@ -32,6 +32,8 @@ pub struct Environment {
     /// e.g. `bwrap, no network` ([`crate::sandbox::describe`]).
     pub sandbox: String,
     pub network: bool,
+    /// A `bash` call's default and largest timeout.
+    pub timeouts: (std::time::Duration, std::time::Duration),
 }
 
 /// The first user message: the task, then the repository context.
@@ -58,7 +60,8 @@ pub fn first_message(task: &str, fs: &WorkspaceFs, env: &Environment) -> String 
         out.push_str(&format!("- `{command}` (detected from {file})\n"));
     }
     out.push_str(&format!(
-        "\n## Environment\n- Commands run in a sandbox: {}. {}\n- The .git directory is \
+        "\n## Environment\n- Commands run in a sandbox: {}. {}\n- A bash command stops after {} s \
+         unless you give timeout_secs (at most {} s).\n- The .git directory is \
          read-only: `git checkout -- FILE` and `git restore FILE` fail (they must write the \
          index); to revert a file use `git show HEAD:FILE > FILE`, and `rm` a file you created.\n\
          - Keep scratch and reproduction files in /tmp, not in the repository, so they do not \
@@ -68,7 +71,9 @@ pub fn first_message(task: &str, fs: &WorkspaceFs, env: &Environment) -> String 
             "Network access is on."
         } else {
             "There is no network access: installing dependencies will fail."
-        }
+        },
+        env.timeouts.0.as_secs(),
+        env.timeouts.1.as_secs(),
     ));
     out
 }
@@ -258,6 +263,8 @@ impl NearestGuidance {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     #[test]
@@ -344,6 +351,7 @@ mod tests {
         let env = Environment {
             sandbox: "bwrap, no network".into(),
             network: false,
+            timeouts: (Duration::from_secs(120), Duration::from_secs(600)),
         };
         let first = first_message("t", &fs, &env);
         assert!(

@@ -324,6 +324,10 @@ impl Driver {
                 let env = crate::agent::context::Environment {
                     sandbox: crate::sandbox::describe(tools.sandbox.kind(), network),
                     network,
+                    timeouts: (
+                        self.config.sandbox.default_timeout,
+                        self.config.sandbox.max_timeout,
+                    ),
                 };
                 let task =
                     crate::agent::context::first_message(&self.request.prompt, &tools.fs, &env);
