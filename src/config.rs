@@ -207,6 +207,8 @@ struct AgentFile {
     max_minutes: Option<u64>,
     /// Finer-grained alternative to `max_minutes` (wins when both are set).
     max_seconds: Option<u64>,
+    /// One self-review turn before a run that made changes ends (default on).
+    self_review: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -558,6 +560,9 @@ impl Config {
         }
         if let Some(v) = file.agent.max_seconds {
             agent.max_duration = Duration::from_secs(v.max(1));
+        }
+        if let Some(v) = file.agent.self_review {
+            agent.self_review = v;
         }
         let mut clone = CloneLimits::default();
         if let Some(v) = file.clone.timeout_secs {

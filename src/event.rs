@@ -6,6 +6,8 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::agent::plan::{PlanStatus, PlanStep, plan_lines};
+
 /// Pipeline stage names as they appear on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -154,6 +156,13 @@ pub enum Event {
         tool: String,
         message: String,
     },
+    /// The agent's whole plan as it last set it with `update_plan`.
+    Plan {
+        run_id: String,
+        steps: Vec<PlanStep>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        explanation: Option<String>,
+    },
     Status {
         run_id: String,
         stage: Stage,
@@ -289,6 +298,7 @@ impl Event {
             Event::ToolSearch { .. } => "Tool: Search",
             Event::ToolList { .. } => "Tool: List",
             Event::ToolError { .. } => "Tool: Error",
+            Event::Plan { .. } => "Plan",
             Event::Status { .. } => "Status",
             Event::Usage { .. } => "Usage",
             Event::Diff { .. } => "Diff",

@@ -53,17 +53,17 @@ async fn the_cost_cap_stops_the_run_and_says_so() {
     let tmp = tempfile::tempdir().unwrap();
     mock_llm::make_repo(tmp.path());
 
-    // Without a cap the six-turn task runs to its end, at a known price.
+    // Without a cap the seven-turn task (its last turn answers the self-review) runs to its end, at a known price.
     let model = Model::new(Format::Anthropic, mock_llm::task_turns());
     let server = MockServer::start(model.handler()).await;
     let (rows, stderr) = eval(tmp.path(), &server.url(), None).await;
     let full = &rows[0];
     assert_eq!(full["stop_reason"], "completed", "{stderr}");
-    assert_eq!(full["turns"], 6, "{full}");
+    assert_eq!(full["turns"], 7, "{full}");
     assert_eq!(full["resolved"], true, "{full}");
     let full_cost = full["cost_usd"].as_f64().unwrap();
     assert!(full_cost > 0.0, "{full}");
-    assert_eq!(server.requests().len(), 6);
+    assert_eq!(server.requests().len(), 7);
 
     // A cap below one turn's cost: the run stops after its first answer.
     let model = Model::new(Format::Anthropic, mock_llm::task_turns());

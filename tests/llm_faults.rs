@@ -230,9 +230,9 @@ async fn baseline(tmp: &Path, repo: &Path) -> Run {
         "{patch}"
     );
     assert!(patch.contains("NOTES.md"), "{patch}");
-    assert_eq!(base.usage, vec!["anthropic:claude-sonnet-4-5"; 6]);
+    assert_eq!(base.usage, vec!["anthropic:claude-sonnet-4-5"; 7]);
     assert_eq!(base.tools.len(), 7, "{:?}", base.tools);
-    assert_eq!(base.messages.len(), 4, "{:?}", base.messages);
+    assert_eq!(base.messages.len(), 5, "{:?}", base.messages);
     assert!(s.o.requests().is_empty());
     assert_pairing(&s);
     base
@@ -295,10 +295,10 @@ async fn transient_faults_are_retried_with_the_same_result() {
                 Format::OpenAi => "openai:gpt-4.1",
             };
             assert!(retry.starts_with(label), "{case}: {retry}");
-            assert_eq!(got.usage, vec![label; 6], "{case}");
+            assert_eq!(got.usage, vec![label; 7], "{case}");
             // One extra request, for the faulty turn; nothing went to the fallback.
             let requests = server.requests();
-            assert_eq!(requests.len(), 7, "{case}");
+            assert_eq!(requests.len(), 8, "{case}");
             let other = match primary {
                 Format::Anthropic => &s.o,
                 Format::OpenAi => &s.a,
@@ -334,7 +334,7 @@ async fn anthropic_failing_for_good_hands_the_conversation_to_openai() {
     let got = run(s.chain_anthropic_first(), tmp.path(), &repo).await;
     assert_same_work(&base, &got, "fallback");
     let mut want = vec!["anthropic:claude-sonnet-4-5"; 3];
-    want.extend(vec!["openai:gpt-4.1"; 3]);
+    want.extend(vec!["openai:gpt-4.1"; 4]);
     assert_eq!(got.usage, want);
     let switch = got
         .statuses
@@ -345,7 +345,7 @@ async fn anthropic_failing_for_good_hands_the_conversation_to_openai() {
     // Three turns plus three attempts at the fourth; then OpenAI got the whole conversation.
     assert_eq!(s.a.requests().len(), 6);
     let o = s.o.requests();
-    assert_eq!(o.len(), 3);
+    assert_eq!(o.len(), 4);
     let first = &o[0].body["messages"];
     let ids: Vec<&str> = first
         .as_array()
@@ -441,7 +441,7 @@ async fn an_unreachable_or_silent_primary_is_retried_then_replaced() {
     let chain = Arc::new(Chain::new(vec![dead, s.openai()], settings()));
     let got = run(chain, tmp.path(), &repo).await;
     assert_same_work(&base, &got, "connection refused");
-    assert_eq!(got.usage, vec!["openai:gpt-4.1"; 6]);
+    assert_eq!(got.usage, vec!["openai:gpt-4.1"; 7]);
     assert!(
         got.statuses
             .iter()
@@ -474,5 +474,5 @@ async fn an_unreachable_or_silent_primary_is_retried_then_replaced() {
         "{:?}",
         got.statuses
     );
-    assert_eq!(got.usage, vec!["anthropic:claude-sonnet-4-5"; 6]);
+    assert_eq!(got.usage, vec!["anthropic:claude-sonnet-4-5"; 7]);
 }

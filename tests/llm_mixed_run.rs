@@ -132,7 +132,7 @@ async fn anthropic_fails_after_its_third_turn_and_openai_finishes_with_the_same_
 
     let (base, base_a, base_o) = run_against(false).await;
     assert_eq!(base.code, 0, "{}\n{}", base.stdout, base.stderr);
-    assert_eq!(base_a.len(), 6);
+    assert_eq!(base_a.len(), 7);
     assert!(base_o.is_empty());
 
     let (mixed, a_reqs, o_reqs) = run_against(true).await;
@@ -164,6 +164,7 @@ async fn anthropic_fails_after_its_third_turn_and_openai_finishes_with_the_same_
             "anthropic:claude-sonnet-4-5",
             "anthropic:claude-sonnet-4-5",
             "anthropic:claude-sonnet-4-5",
+            "openai:gpt-4.1",
             "openai:gpt-4.1",
             "openai:gpt-4.1",
             "openai:gpt-4.1"
@@ -210,7 +211,7 @@ async fn anthropic_fails_after_its_third_turn_and_openai_finishes_with_the_same_
     // Anthropic: three turns, then two attempts at the fourth. OpenAI: the rest of the same
     // conversation, with the Anthropic turns' tool calls and results in it.
     assert_eq!(a_reqs.len(), 5);
-    assert_eq!(o_reqs.len(), 3);
+    assert_eq!(o_reqs.len(), 4);
     for r in &a_reqs {
         assert_eq!(r.headers["x-api-key"], KEY_A);
         mock_llm::check_anthropic_pairing(&r.body).unwrap();

@@ -115,7 +115,7 @@ async fn anthropic_requests_auth_version_schemas_pairing_and_cache_breakpoints()
                 .unwrap()
                 .starts_with("You are a senior software engineer")
         );
-        // The contract's six tools, exactly, in order (the breakpoint aside).
+        // The contract's tools (six and update_plan), exactly, in order (the breakpoint aside).
         let mut sent = b["tools"].as_array().unwrap().clone();
         sent.last_mut()
             .unwrap()
@@ -127,7 +127,8 @@ async fn anthropic_requests_auth_version_schemas_pairing_and_cache_breakpoints()
         // Breakpoints: last tool, system, the previous and the latest user turn — four at most.
         let msgs = b["messages"].as_array().unwrap();
         let last_block = |m: usize| msgs[m]["content"].as_array().unwrap().len() - 1;
-        let mut want = vec!["tools[5]".to_string(), "system[0]".to_string()];
+        let last_tool = format!("tools[{}]", contract_tools().len() - 1);
+        let mut want = vec![last_tool, "system[0]".to_string()];
         if i > 0 {
             want.push(format!(
                 "messages[{}].content[{}]",

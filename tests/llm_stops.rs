@@ -99,6 +99,7 @@ async fn run(format: Format, model: Arc<Model>, limits: AgentLimits) -> Outcome 
         system: "You are a test.",
         limits: &limits,
         cancel: &cancel,
+        review: None,
     }
     .run(&mut conversation, &mut usage)
     .await;
@@ -129,6 +130,7 @@ fn limits() -> AgentLimits {
         max_total_tokens: 1_000_000,
         max_duration: Duration::from_secs(600),
         max_output_tokens: 512,
+        self_review: false,
     }
 }
 

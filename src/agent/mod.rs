@@ -4,15 +4,19 @@
 //! fallback provider continues the same one; each tool call runs once and its result is appended
 //! before the next model call; turn, token and wall-time budgets and cancellation are checked at
 //! every await point, and a run that hits one ends with an error that says which and what to do.
-//! A text-only answer ends the run unless it was cut at the output-token limit: a cut turn is
+//! A text-only answer ends the run unless it was cut at the output-token limit, or it is the
+//! first one of a run that made changes and self-review is on (`review.rs`: one more turn): a cut turn is
 //! answered with a note (and its interrupted tool call is never run) and the loop goes on. One
 //! turn before a budget runs out the model is told that this is its last turn (`steer.rs`).
 
 pub mod check;
+pub mod context;
 pub mod edit;
 pub mod fs;
 pub mod input;
+pub mod plan;
 pub mod prompt;
+pub mod review;
 pub mod search;
 pub mod steer;
 pub mod tools;
@@ -35,6 +39,14 @@ pub struct AgentLimits {
     pub max_total_tokens: u64,
     pub max_duration: Duration,
     pub max_output_tokens: u32,
+    /// Whether a run that made changes gets one self-review turn before it ends (`review.rs`;
+    /// config `agent.self_review`, and the scripted replay only when its script asks for it).
+    #[serde(default = "yes")]
+    pub self_review: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl Default for AgentLimits {
@@ -44,6 +56,7 @@ impl Default for AgentLimits {
             max_total_tokens: 3_000_000,
             max_duration: Duration::from_secs(30 * 60),
             max_output_tokens: 8192,
+            self_review: true,
         }
     }
 }
@@ -81,6 +94,8 @@ pub struct AgentRun<'a> {
     pub system: &'a str,
     pub limits: &'a AgentLimits,
     pub cancel: &'a CancellationToken,
+    /// Lists the work's changes for the self-review turn; `None` skips the review.
+    pub review: Option<&'a dyn review::WorkChanges>,
 }
 
 impl AgentRun<'_> {
@@ -108,6 +123,9 @@ impl AgentRun<'_> {
             ))
         };
         let mut wrap_up = steer::WrapUp::default();
+        let mut nearest = context::NearestGuidance::default();
+        // The first text-only answer, kept in case the answer after the review is empty.
+        let mut before_review: Option<String> = None;
         loop {
             if turns >= self.limits.max_turns {
                 return Err(AgentError::Budget(format!(
@@ -177,8 +195,36 @@ impl AgentRun<'_> {
             });
 
             if response.tool_calls.is_empty() && !cut {
+                // Once, and only with a turn left that the model was not told is its last.
+                let review = self.review.filter(|_| {
+                    self.limits.self_review
+                        && before_review.is_none()
+                        && !wrap_up.sent()
+                        && turns < self.limits.max_turns
+                });
+                if let Some(review) = review {
+                    before_review = Some(response.text.trim().to_string());
+                    let changes = tokio::select! {
+                        c = review.changes() => c,
+                        _ = self.cancel.cancelled() => return Err(AgentError::Cancelled),
+                    };
+                    if let Some(changes) = changes {
+                        self.emitter
+                            .status(
+                                crate::event::Stage::Agent,
+                                "self-review: the agent checks its changes once before finishing",
+                            )
+                            .await;
+                        push_user_text(conversation, &review::review_note(&changes));
+                        continue;
+                    }
+                }
+                let mut summary = response.text.trim().to_string();
+                if summary.is_empty() {
+                    summary = before_review.unwrap_or_default();
+                }
                 return Ok(AgentOutcome {
-                    summary: response.text.trim().to_string(),
+                    summary,
                     usage: run_usage,
                     turns,
                 });
@@ -247,9 +293,17 @@ impl AgentRun<'_> {
                 for event in outcome.events {
                     self.emitter.emit(event).await;
                 }
+                let mut content = outcome.content;
+                // The nearest AGENTS.md applies to a file below it: shown once per directory.
+                if !outcome.is_error
+                    && matches!(call.name.as_str(), "read_file" | "edit_file" | "write_file")
+                    && let Some(path) = call.input.get("path").and_then(|p| p.as_str())
+                {
+                    content.push_str(&nearest.for_path(&self.tools.fs, path));
+                }
                 results.push(Block::ToolResult {
                     call_id: call.id.clone(),
-                    content: outcome.content,
+                    content,
                     is_error: outcome.is_error,
                 });
             }

@@ -32,7 +32,8 @@ description: first line a short imperative title (under 72 characters), then a b
 what changed and why, how you verified it (the commands and their results), and anything the \
 reviewer should look at or that is left undone.
 
-Tools: paths are relative to the repository root. edit_file needs old_str to match the file exactly \
+For a task of several steps, keep a short plan with update_plan (the user sees it) and update \
+it as steps are done. Tools: paths are relative to the repository root. edit_file needs old_str to match the file exactly \
 once; include enough context lines to make it unique, and put several changes to one file in one \
 call with edits. Keep each answer short: write a large file in parts, since an answer cut at the \
 output limit loses its last tool call. bash runs at the repository root in an \

@@ -55,6 +55,11 @@ impl WrapUp {
         self.last_turn_tokens = fresh_tokens;
     }
 
+    /// Whether the wrap-up note was sent (the model was told its turn is the last).
+    pub fn sent(&self) -> bool {
+        self.sent
+    }
+
     /// The wrap-up note for the coming turn, once: `turn` is its 1-based number, `fresh` the
     /// tokens used so far, `remaining` the time left.
     pub fn note(
@@ -103,6 +108,7 @@ mod tests {
             max_total_tokens: 1000,
             max_duration: Duration::from_secs(100),
             max_output_tokens: 100,
+            self_review: false,
         }
     }
 

@@ -1,4 +1,4 @@
-//! The six tools of the agent's contract: their schemas and their host-side execution.
+//! The tools of the agent's contract (the six of the design, and `update_plan`): their schemas and their host-side execution.
 //!
 //! Invariants: tool names and inputs are those of the design contract (inputs are only ever added:
 //! `edit_file.edits`, `search.context`); file tools go through [`WorkspaceFs`]; `bash` and the
@@ -102,6 +102,7 @@ pub fn specs() -> Vec<ToolSpec> {
                 "timeout_secs": {"type": "integer", "minimum": 1, "description": "Wall-clock limit (default 120)"}
             }, "required": ["command"]}),
         },
+        super::plan::spec(),
     ]
 }
 
@@ -178,9 +179,10 @@ impl Toolbox {
             "edit_file" => self.edit_file(input, cancel).await,
             "write_file" => one(self.write_file(input)),
             "bash" => one(self.bash(input, cancel).await),
+            "update_plan" => one(super::plan::update(input, &self.run_id)),
             other => tool_err(format!(
                 "there is no tool named '{other}'; the tools are read_file, list_files, search, \
-                 edit_file, write_file and bash"
+                 edit_file, write_file, bash and update_plan"
             )),
         }
     }
@@ -483,7 +485,8 @@ mod tests {
                 "search",
                 "edit_file",
                 "write_file",
-                "bash"
+                "bash",
+                "update_plan"
             ]
         );
     }

@@ -288,6 +288,12 @@ fn render_raw(event: &Event) -> String {
         } => format!("  search /{pattern}/ → {matches} matches\n"),
         Event::ToolList { path, entries, .. } => format!("  list   {path} → {entries} files\n"),
         Event::ToolError { tool, message, .. } => format!("  ✗ {tool}: {message}\n"),
+        Event::Plan {
+            steps, explanation, ..
+        } => format!(
+            "  plan\n{}",
+            indent(&crate::event::plan_lines(steps, explanation.as_deref()), 40)
+        ),
         Event::AiMessage { message, .. } => format!("◆ {}\n", message.trim().replace('\n', "\n  ")),
         Event::AiDelta { .. } => String::new(),
         Event::Usage { .. } => String::new(),

@@ -187,6 +187,11 @@ pub type TextSink<'a> = &'a dyn Observer;
 #[async_trait]
 pub trait Provider: Send + Sync {
     fn label(&self) -> ModelLabel;
+    /// Whether the agent's self-review turn suits this provider: a scripted replay has no turn
+    /// for it unless its script asks for one. `true` for real models.
+    fn self_review(&self) -> bool {
+        true
+    }
     async fn complete(
         &self,
         request: &ChatRequest<'_>,

@@ -20,6 +20,9 @@ use crate::event::UsageTotals;
 #[derive(Debug, Clone, Deserialize)]
 pub struct Script {
     pub turns: Vec<ScriptTurn>,
+    /// The agent's self-review turn is off for a replay unless the script sets this.
+    #[serde(default)]
+    pub self_review: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -57,6 +60,7 @@ pub struct ScriptToolCall {
 pub struct ScriptedProvider {
     name: String,
     turns: Vec<ScriptTurn>,
+    self_review: bool,
     next: AtomicUsize,
     /// Time spent "thinking" (scripted delays), so benchmarks can subtract the model's own time.
     model_time_ms: Mutex<u64>,
@@ -67,6 +71,7 @@ impl ScriptedProvider {
         ScriptedProvider {
             name: name.into(),
             turns: script.turns,
+            self_review: script.self_review,
             next: AtomicUsize::new(0),
             model_time_ms: Mutex::new(0),
         }
@@ -102,6 +107,10 @@ impl ScriptedProvider {
 
 #[async_trait]
 impl Provider for ScriptedProvider {
+    fn self_review(&self) -> bool {
+        self.self_review
+    }
+
     fn label(&self) -> ModelLabel {
         ModelLabel {
             provider: "scripted".into(),

@@ -335,7 +335,16 @@ impl Driver {
         let system = prompt::system_prompt(&source.display(), cloned.branch.as_deref(), network);
         match &followup {
             None if self.conversation.is_empty() => {
-                let task = format!("Task: {}", self.request.prompt.trim());
+                let env = crate::agent::context::Environment {
+                    sandbox: crate::sandbox::describe(tools.sandbox.kind(), network),
+                    network,
+                    timeouts: (
+                        self.config.sandbox.default_timeout,
+                        self.config.sandbox.max_timeout,
+                    ),
+                };
+                let task =
+                    crate::agent::context::first_message(&self.request.prompt, &tools.fs, &env);
                 push_user_text(&mut self.conversation, &task);
             }
             None => {}
@@ -358,6 +367,10 @@ impl Driver {
                 },
             )
             .await;
+        let changes = crate::agent::review::HostChanges {
+            repo: &cloned.repo,
+            base: cloned.base_commit.as_deref(),
+        };
         let run = AgentRun {
             provider: provider.as_ref(),
             tools: &tools,
@@ -365,6 +378,9 @@ impl Driver {
             system: &system,
             limits: &self.config.agent,
             cancel,
+            review: provider
+                .self_review()
+                .then_some(&changes as &dyn crate::agent::review::WorkChanges),
         };
         let result = run.run(&mut self.conversation, &mut self.usage).await;
         // The sandbox (and its proxy) ends here; its last decisions are sent before the stage ends.

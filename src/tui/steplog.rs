@@ -24,6 +24,7 @@ pub enum EntryKind {
     Search,
     List,
     ToolError,
+    Plan,
     Model,
     Error,
 }
@@ -329,6 +330,14 @@ impl StepLog {
                     EntryStatus::Ok,
                     now,
                 );
+            }
+            Event::Plan {
+                steps, explanation, ..
+            } => {
+                let done = steps.iter().filter(|s| s.status.mark() == "[x]").count();
+                let title = format!("Plan · {done}/{} steps done", steps.len());
+                let e = self.push(EntryKind::Plan, title, EntryStatus::Info, now);
+                e.detail = capped(&crate::event::plan_lines(steps, explanation.as_deref()));
             }
             Event::ToolError { tool, message, .. } => {
                 let e = self.push(

@@ -4,7 +4,13 @@ use serde_json::json;
 
 use super::Turn;
 
-/// The model's side of the task, six turns; every tool of the contract is used once or more.
+/// The final answer, given twice: before and after the self-review turn.
+const SUMMARY: &str = "Make divide reject a zero divisor\n\ndivide() now raises ValueError instead \
+     of ZeroDivisionError's bare message; NOTES.md says so.";
+
+/// The model's side of the task, seven turns; every tool of the contract (but `update_plan`) is
+/// used once or more. The run made changes, so its first text-only answer (turn 6) is followed
+/// by the agent's self-review request, which the last turn answers.
 pub fn task_turns() -> Vec<Turn> {
     vec![
         Turn::new(
@@ -40,11 +46,8 @@ pub fn task_turns() -> Vec<Turn> {
             "Checking the result once more.",
             &[("read_file", json!({"path": "calc.py"}))],
         ),
-        Turn::new(
-            "Make divide reject a zero divisor\n\ndivide() now raises ValueError instead of \
-             ZeroDivisionError's bare message; NOTES.md says so.",
-            &[],
-        ),
+        Turn::new(SUMMARY, &[]),
+        Turn::new(SUMMARY, &[]),
     ]
 }
 
