@@ -6,6 +6,8 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::error_code::ErrorCode;
+
 /// Pipeline stage names as they appear on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -201,6 +203,9 @@ pub enum Event {
         stage: Stage,
         message: String,
         retryable: bool,
+        /// Why, for clients to branch on (see [`ErrorCode`]); `internal` in old logs.
+        #[serde(default)]
+        code: ErrorCode,
     },
     Done {
         run_id: String,
@@ -301,7 +306,7 @@ impl Event {
     pub fn to_json_line(&self) -> String {
         // Serializing these plain structs cannot fail; fall back to a valid JSON error object anyway.
         let line = serde_json::to_string(self).unwrap_or_else(|e| {
-            format!(r#"{{"type":"Error","stage":"agent","message":"event encoding failed: {e}","retryable":false}}"#)
+            format!(r#"{{"type":"Error","stage":"agent","message":"event encoding failed: {e}","retryable":false,"code":"internal"}}"#)
         });
         escape_for_terminals(line)
     }
@@ -481,6 +486,7 @@ mod tests {
                 stage: Stage::Agent,
                 message: "m".into(),
                 retryable: true,
+                code: ErrorCode::ModelUnavailable,
             },
             Event::Done {
                 run_id: "r".into(),

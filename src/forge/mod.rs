@@ -84,6 +84,29 @@ pub enum ForgeError {
 }
 
 impl ForgeError {
+    /// The stable code an `Error` event carries for this failure.
+    pub fn code(&self) -> crate::event::ErrorCode {
+        use crate::event::ErrorCode;
+        match self {
+            ForgeError::NoToken { .. }
+            | ForgeError::BadCredentials
+            | ForgeError::SsoRequired { .. } => ErrorCode::PublishAuth,
+            ForgeError::Forbidden { .. }
+            | ForgeError::NotFound { .. }
+            | ForgeError::Validation { .. }
+            | ForgeError::NoPushAccess { .. }
+            | ForgeError::PushRejected { .. } => ErrorCode::PublishRejected,
+            ForgeError::BranchTaken { .. } => ErrorCode::BranchTaken,
+            ForgeError::RateLimited { .. } => ErrorCode::RateLimited,
+            ForgeError::Network { .. } | ForgeError::Http { .. } | ForgeError::Git(_) => {
+                ErrorCode::PublishFailed
+            }
+            ForgeError::Config(_) => ErrorCode::InvalidInput,
+            ForgeError::Io(_) => ErrorCode::Internal,
+            ForgeError::Cancelled => ErrorCode::Cancelled,
+        }
+    }
+
     /// Whether trying again later (`tiny-backspace publish RUN_ID`) can succeed without a change.
     pub fn is_retryable(&self) -> bool {
         match self {

@@ -55,6 +55,19 @@ pub enum GitError {
 }
 
 impl GitError {
+    /// The stable code an `Error` event carries for this failure, as met reading a repository
+    /// (probe, clone); the diff stage reports its own failures as `diff_failed`.
+    pub fn code(&self) -> crate::event::ErrorCode {
+        use crate::event::ErrorCode;
+        match self {
+            GitError::Failed { .. } | GitError::Timeout { .. } => ErrorCode::RepoUnreachable,
+            GitError::TooLarge { .. } => ErrorCode::InvalidInput,
+            GitError::PatchTooLarge { .. } | GitError::WorkTree(_) => ErrorCode::DiffFailed,
+            GitError::Spawn(_) | GitError::TooMuchOutput { .. } => ErrorCode::Internal,
+            GitError::Cancelled => ErrorCode::Cancelled,
+        }
+    }
+
     pub fn is_retryable(&self) -> bool {
         matches!(self, GitError::Timeout { .. })
             || matches!(self, GitError::Failed { stderr, .. }

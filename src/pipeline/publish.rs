@@ -21,7 +21,7 @@ use super::stages::StageError;
 use super::{Driver, Gate, Selection};
 use crate::config::Config;
 use crate::emit::Emitter;
-use crate::event::{Event, Stage};
+use crate::event::{ErrorCode, Event, Stage};
 pub use crate::forge::record::{PrRecord, PublishRequest};
 use crate::forge::record::{author_for, io, prepare_record};
 use crate::forge::{self, ForgeError, Target};
@@ -293,6 +293,7 @@ async fn publish_and_record(
                 stage: Stage::Publish,
                 message,
                 retryable: e.is_retryable(),
+                code: e.code(),
             }
         }
     };
@@ -387,6 +388,7 @@ impl Driver {
             }
             Err(ForgeError::Cancelled) => Err(StageError::Cancelled),
             Err(e) if self.request.gate == Gate::AutoApprove => Err(StageError::failed(
+                e.code(),
                 format!("{e} (checked before the agent started; nothing was spent)"),
                 e.is_retryable(),
             )),
@@ -412,6 +414,7 @@ impl Driver {
     ) -> Result<(), StageError> {
         let Some(run_dir) = self.run_dir.clone() else {
             return Err(StageError::failed(
+                ErrorCode::Internal,
                 "internal: publish before validate",
                 false,
             ));
@@ -441,6 +444,7 @@ impl Driver {
             }
             Err(ForgeError::Cancelled) => Err(StageError::Cancelled),
             Err(e) => Err(StageError::failed(
+                e.code(),
                 failure_message(&e, &run_dir),
                 e.is_retryable(),
             )),

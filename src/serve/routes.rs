@@ -132,6 +132,7 @@ async fn run_session(
             stage: Stage::Validate,
             message: "the server is shutting down; the run was not started".into(),
             retryable: true,
+            code: crate::event::ErrorCode::Stopped,
         };
         let _ = tx.send(SseEvent::default().data(e.to_json_line())).await;
         return;
