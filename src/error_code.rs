@@ -128,4 +128,32 @@ mod tests {
             );
         }
     }
+
+    #[test]
+    fn openapi_and_readme_list_every_code() {
+        let api: serde_json::Value =
+            serde_json::from_str(include_str!("../docs/openapi.json")).unwrap();
+        let listed: Vec<&str> = api["components"]["schemas"]["ErrorCode"]["enum"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        let all: Vec<&str> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
+        assert_eq!(listed, all);
+        let readme = include_str!("../README.md");
+        for code in all {
+            assert!(readme.contains(&format!("`{code}`")), "README lacks {code}");
+        }
+    }
+
+    #[test]
+    fn cancelled_and_stopped_read_from_the_code_or_an_old_message() {
+        assert!(ErrorCode::Stopped.is_stop("anything"));
+        assert!(ErrorCode::Internal.is_stop("stopped: SIGHUP received"));
+        assert!(!ErrorCode::ModelBudget.is_stop("stopped? no"));
+        assert!(ErrorCode::Cancelled.is_cancelled(""));
+        assert!(!ErrorCode::Stopped.is_cancelled("cancelled"));
+        assert!(ErrorCode::Internal.is_cancelled("cancelled"));
+    }
 }

@@ -348,6 +348,7 @@ async fn a_run_over_the_time_limit_is_stopped_saying_why_and_cleaned_up() {
     let events = events_of(&read_stream(resp).await);
     let last = events.last().unwrap();
     assert_eq!(last["type"], "Error", "{last}");
+    assert_eq!(last["code"], "stopped", "a server limit is a stop: {last}");
     let message = last["message"].as_str().unwrap();
     assert!(
         message.starts_with("stopped: the run went over this server's time limit of 2 s"),
@@ -543,6 +544,7 @@ async fn sigterm_gives_runs_a_grace_period_then_cancels_and_cleans_up() {
     let events = events_of(&reader.await.unwrap());
     let last = events.last().unwrap();
     assert_eq!(last["type"], "Error");
+    assert_eq!(last["code"], "cancelled", "{last}");
     assert!(
         last["message"].as_str().unwrap().contains("cancelled"),
         "{last}"
