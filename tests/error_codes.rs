@@ -80,6 +80,8 @@ fn a_server_that_does_not_answer_is_repo_unreachable() {
     let (status, last) = last_error(&out);
     assert_eq!(status, Some(2), "{last}");
     assert_eq!(last["code"], "repo_unreachable", "{last}");
+    // curl says "Failed to connect … Couldn't connect to server": may work later.
+    assert_eq!(last["retryable"], true, "{last}");
 }
 
 #[test]

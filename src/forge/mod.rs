@@ -77,8 +77,12 @@ pub enum ForgeError {
     Config(String),
     #[error("git: {0}")]
     Git(#[from] GitError),
-    #[error("{0}")]
-    Io(String),
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cancelled")]
     Cancelled,
 }
@@ -102,7 +106,7 @@ impl ForgeError {
                 ErrorCode::PublishFailed
             }
             ForgeError::Config(_) => ErrorCode::InvalidInput,
-            ForgeError::Io(_) => ErrorCode::Internal,
+            ForgeError::Io { .. } => ErrorCode::Internal,
             ForgeError::Cancelled => ErrorCode::Cancelled,
         }
     }

@@ -100,10 +100,7 @@ impl Driver {
         .await
         .map_err(|e| {
             let retryable = e.is_retryable();
-            let needs_credentials = matches!(&e, git::GitError::Failed { stderr, .. }
-                if stderr.contains("could not read Username")
-                    || stderr.contains("Authentication failed")
-                    || stderr.contains("403"));
+            let needs_credentials = e.needs_credentials();
             let hint = match (needs_credentials, self.clone_token.is_some()) {
                 (true, false) => {
                     "It needs credentials: for GitHub set GITHUB_TOKEN, GH_TOKEN or \

@@ -36,11 +36,8 @@ pub(super) fn push_error(e: GitError, remote: &str) -> ForgeError {
                 detail,
             }
         }
-        GitError::Failed { stderr, .. }
-            if stderr.contains("Could not resolve host")
-                || stderr.contains("Failed to connect")
-                || stderr.contains("Connection refused") =>
-        {
+        GitError::Failed { stderr, .. } if e.is_network_failure() => {
+            // Why the push failed is only in git's stderr: see `GitError::is_network_failure`.
             ForgeError::Network {
                 what: remote.to_string(),
                 detail: stderr,
