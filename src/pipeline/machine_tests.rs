@@ -196,7 +196,7 @@ fn agent_failure_still_saves_the_diff() {
     let fx = m.handle(Input::StageFailed {
         message: "budget".into(),
         retryable: false,
-        code: ErrorCode::Internal,
+        code: ErrorCode::ModelBudget,
     });
     assert_eq!(fx, vec![Effect::ComputeDiff]);
     // Even a non-empty diff is not published after a failure.
@@ -210,7 +210,7 @@ fn agent_failure_still_saves_the_diff() {
             stage: Stage::Agent,
             message: "budget".into(),
             retryable: false,
-            code: ErrorCode::Internal,
+            code: ErrorCode::ModelBudget,
         }
     );
 }
