@@ -69,6 +69,9 @@ pub enum ForgeError {
     BranchTaken { branch: String, remote: String },
     #[error("the push to {remote} was rejected: {detail}")]
     PushRejected { remote: String, detail: String },
+    /// A push the remote refused for want of (valid) credentials; same text as `PushRejected`.
+    #[error("the push to {remote} was rejected: {detail}")]
+    PushAuth { remote: String, detail: String },
     #[error("cannot reach {what}: {detail}. Check the network connection (and proxy settings)")]
     Network { what: String, detail: String },
     #[error("GitHub answered {status}: {message}")]
@@ -94,7 +97,8 @@ impl ForgeError {
         match self {
             ForgeError::NoToken { .. }
             | ForgeError::BadCredentials
-            | ForgeError::SsoRequired { .. } => ErrorCode::PublishAuth,
+            | ForgeError::SsoRequired { .. }
+            | ForgeError::PushAuth { .. } => ErrorCode::PublishAuth,
             ForgeError::Forbidden { .. }
             | ForgeError::NotFound { .. }
             | ForgeError::Validation { .. }
