@@ -7,6 +7,7 @@ pub mod config;
 pub mod demo;
 pub mod diff;
 pub mod emit;
+pub mod error_code;
 pub mod eval;
 pub mod event;
 pub mod forge;

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use mock_llm::{Fault, Format, MockServer, Model};
 use tiny_backspace::config::{Config, Overrides, Secret};
-use tiny_backspace::event::Event;
+use tiny_backspace::event::{ErrorCode, Event};
 use tiny_backspace::llm::Provider;
 use tiny_backspace::llm::anthropic::AnthropicProvider;
 use tiny_backspace::llm::openai::OpenAiProvider;
@@ -358,6 +358,14 @@ async fn anthropic_failing_for_good_hands_the_conversation_to_openai() {
     assert_pairing(&s);
 }
 
+/// The code of the run's final `Error` event.
+fn error_code(events: &[Event]) -> Option<ErrorCode> {
+    match events.last() {
+        Some(Event::Error { code, .. }) => Some(*code),
+        _ => None,
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn request_errors_surface_and_exhaustion_is_a_clear_retryable_error() {
     let tmp = tempfile::tempdir().unwrap();
@@ -380,6 +388,7 @@ async fn request_errors_surface_and_exhaustion_is_a_clear_retryable_error() {
         "{message}"
     );
     assert!(!retryable);
+    assert_eq!(error_code(&got.events), Some(ErrorCode::ModelRequest));
     assert_eq!(s.a.requests().len(), 3, "no retry of a 400");
     assert!(s.o.requests().is_empty(), "no fallback on a 400");
     assert_eq!(
@@ -401,6 +410,7 @@ async fn request_errors_surface_and_exhaustion_is_a_clear_retryable_error() {
     let got = run(s.chain_anthropic_first(), tmp.path(), &repo).await;
     let (message, _) = got.error.clone().unwrap();
     assert!(message.contains("401"), "{message}");
+    assert_eq!(error_code(&got.events), Some(ErrorCode::ModelAuth));
     assert!(s.o.requests().is_empty());
 
     // Everything down: a clear, retryable error naming both providers; no tool ran twice.
@@ -411,6 +421,7 @@ async fn request_errors_surface_and_exhaustion_is_a_clear_retryable_error() {
     let (message, retryable) = got.error.clone().unwrap();
     assert!(retryable, "{message}");
     assert!(message.contains("no model could answer"), "{message}");
+    assert_eq!(error_code(&got.events), Some(ErrorCode::ModelUnavailable));
     assert!(message.contains("anthropic:claude-sonnet-4-5") && message.contains("openai:gpt-4.1"));
     assert_eq!(got.tools, base.tools[..3]);
     assert_eq!(s.a.requests().len(), 2 + 3);

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use base64::Engine;
 use publish_harness::{Env, OWNER, REPO, all_files, calc_py};
 use tiny_backspace::config::{Config, Overrides};
-use tiny_backspace::event::{Event, Stage};
+use tiny_backspace::event::{ErrorCode, Event, Stage};
 use tiny_backspace::llm::scripted::ScriptedProvider;
 use tiny_backspace::pipeline::{self, Command, Gate, Outcome, RunRequest, Selection};
 
@@ -533,6 +533,7 @@ async fn in_review_mode_a_bad_token_warns_first_and_the_run_stays_publishable() 
         stage: Stage::Publish,
         message,
         retryable: false,
+        code: ErrorCode::PublishAuth,
     } = outcome
     else {
         panic!("{outcome:?}");

@@ -348,6 +348,7 @@ async fn a_run_over_the_time_limit_is_stopped_saying_why_and_cleaned_up() {
     let events = events_of(&read_stream(resp).await);
     let last = events.last().unwrap();
     assert_eq!(last["type"], "Error", "{last}");
+    assert_eq!(last["code"], "stopped", "a server limit is a stop: {last}");
     let message = last["message"].as_str().unwrap();
     assert!(
         message.starts_with("stopped: the run went over this server's time limit of 2 s"),
@@ -543,10 +544,48 @@ async fn sigterm_gives_runs_a_grace_period_then_cancels_and_cleans_up() {
     let events = events_of(&reader.await.unwrap());
     let last = events.last().unwrap();
     assert_eq!(last["type"], "Error");
+    assert_eq!(last["code"], "cancelled", "{last}");
     assert!(
         last["message"].as_str().unwrap().contains("cancelled"),
         "{last}"
     );
     wait_until("the command is gone", || !sleeping(marker)).await;
     assert!(env.leftover_workspaces().is_empty());
+}
+
+#[tokio::test]
+async fn a_failed_publish_answers_502_with_the_error_code() {
+    let env = Env::new();
+    let server = Server::start(&env, &[], &["--allow-local"]);
+    let repo = make_repo(&env.path("gone"), "main", &[("a.txt", "one\n")]);
+    let model = write_script(
+        &env,
+        "one.json",
+        json!([
+            {"tool_calls": [
+                {"name": "edit_file", "input": {"path": "a.txt", "old_str": "one\n", "new_str": "ONE\n"}}]},
+            {"text": "Shout"}
+        ]),
+    );
+    let body = json!({"repoUrl": repo.display().to_string(), "prompt": "shout", "model": model, "review": true});
+    let events = events_of(&read_stream(post_code(&server, body).await).await);
+    assert_eq!(events.last().unwrap()["type"], "Done", "{events:?}");
+    let run_id = events[0]["run_id"].as_str().unwrap().to_string();
+    // The repository goes away before the publish: the push cannot happen.
+    std::fs::remove_dir_all(&repo).unwrap();
+    let resp = server
+        .client()
+        .post(server.url(&format!("/runs/{run_id}/publish")))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status();
+    let err: Value = resp.json().await.unwrap();
+    assert_eq!(status, 502, "{err}");
+    let last = err["events"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["type"], "Error", "{err}");
+    assert_eq!(err["code"], last["code"], "{err}");
+    // The run's address no longer names a repository (`ForgeError::Config`).
+    assert_eq!(err["code"], "invalid_input", "{err}");
 }

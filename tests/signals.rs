@@ -63,6 +63,7 @@ fn sigterm_and_sighup_cancel_run_and_leave_nothing_behind() {
             assert!(error.contains(sig_name), "{case}: {error}");
             let last = run.events().pop().unwrap();
             assert_eq!(last["type"], "Error", "{case}: {last}");
+            assert_eq!(last["code"], "stopped", "{case}: a signal stops: {last}");
         }
     }
 }
@@ -158,6 +159,7 @@ fn sigkill_then_runs_recovers(backend: &str, as_tbuser: bool) {
     let events = std::fs::read_to_string(dir.join("events.jsonl")).unwrap();
     let last: Value = serde_json::from_str(events.lines().last().unwrap()).unwrap();
     assert_eq!(last["type"], "Error", "{case}: {last}");
+    assert_eq!(last["code"], "stopped", "{case}: {last}");
 }
 
 #[test]

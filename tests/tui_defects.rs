@@ -278,6 +278,7 @@ fn labels_do_not_outlive_what_they_say() {
             stage: Stage::Agent,
             message: "cancelled".into(),
             retryable: false,
+            code: tiny_backspace::event::ErrorCode::Cancelled,
         }),
     );
     assert_eq!(m.state, RunState::Cancelled);
@@ -435,6 +436,7 @@ fn a_past_run_shows_its_own_repository_in_the_header() {
             stage: Stage::Clone,
             message: "no such repository".into(),
             retryable: false,
+            code: tiny_backspace::event::ErrorCode::RepoUnreachable,
         }),
     );
     let meta: tiny_backspace::store::RunMeta = serde_json::from_value(serde_json::json!({

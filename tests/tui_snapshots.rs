@@ -240,6 +240,7 @@ fn error(w: u16, h: u16) -> Model {
                 stage: Stage::Clone,
                 message: "repository https://github.com/octo/calc not found: check the URL, or set GITHUB_TOKEN for a private repository".into(),
                 retryable: false,
+                code: tiny_backspace::event::ErrorCode::RepoUnreachable,
             }),
         ],
     );

@@ -63,13 +63,12 @@ pub fn from_events(events: &[Event]) -> RunMetrics {
             }
             Event::ToolError { .. } => m.tool_errors += 1,
             Event::Done { .. } => m.stop_reason = "completed".into(),
-            Event::Error { message, .. } => {
-                m.stop_reason =
-                    if message.starts_with("cancelled") || message.starts_with("stopped") {
-                        "cancelled".into()
-                    } else {
-                        "error".into()
-                    };
+            Event::Error { message, code, .. } => {
+                m.stop_reason = if code.is_stop(message) {
+                    "cancelled".into()
+                } else {
+                    "error".into()
+                };
                 m.error = Some(message.clone());
             }
             _ => {}
@@ -126,6 +125,7 @@ mod tests {
             stage: Stage::Agent,
             message: "stopped: cost cap".into(),
             retryable: false,
+            code: crate::event::ErrorCode::Stopped,
         };
         let m = from_events(&[usage(None), usage(Some(1.0)), stopped]);
         assert_eq!((m.cost_usd, m.stop_reason.as_str()), (None, "cancelled"));

@@ -69,6 +69,9 @@ pub enum ForgeError {
     BranchTaken { branch: String, remote: String },
     #[error("the push to {remote} was rejected: {detail}")]
     PushRejected { remote: String, detail: String },
+    /// A push the remote refused for want of (valid) credentials; same text as `PushRejected`.
+    #[error("the push to {remote} was rejected: {detail}")]
+    PushAuth { remote: String, detail: String },
     #[error("cannot reach {what}: {detail}. Check the network connection (and proxy settings)")]
     Network { what: String, detail: String },
     #[error("GitHub answered {status}: {message}")]
@@ -77,13 +80,41 @@ pub enum ForgeError {
     Config(String),
     #[error("git: {0}")]
     Git(#[from] GitError),
-    #[error("{0}")]
-    Io(String),
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cancelled")]
     Cancelled,
 }
 
 impl ForgeError {
+    /// The stable code an `Error` event carries for this failure.
+    pub fn code(&self) -> crate::event::ErrorCode {
+        use crate::event::ErrorCode;
+        match self {
+            ForgeError::NoToken { .. }
+            | ForgeError::BadCredentials
+            | ForgeError::SsoRequired { .. }
+            | ForgeError::PushAuth { .. } => ErrorCode::PublishAuth,
+            ForgeError::Forbidden { .. }
+            | ForgeError::NotFound { .. }
+            | ForgeError::Validation { .. }
+            | ForgeError::NoPushAccess { .. }
+            | ForgeError::PushRejected { .. } => ErrorCode::PublishRejected,
+            ForgeError::BranchTaken { .. } => ErrorCode::BranchTaken,
+            ForgeError::RateLimited { .. } => ErrorCode::RateLimited,
+            ForgeError::Network { .. } | ForgeError::Http { .. } | ForgeError::Git(_) => {
+                ErrorCode::PublishFailed
+            }
+            ForgeError::Config(_) => ErrorCode::InvalidInput,
+            ForgeError::Io { .. } => ErrorCode::Internal,
+            ForgeError::Cancelled => ErrorCode::Cancelled,
+        }
+    }
+
     /// Whether trying again later (`tiny-backspace publish RUN_ID`) can succeed without a change.
     pub fn is_retryable(&self) -> bool {
         match self {

@@ -60,7 +60,10 @@ pub struct PublishRequest {
 }
 
 pub(crate) fn io(what: &str) -> impl Fn(std::io::Error) -> ForgeError + '_ {
-    move |e| ForgeError::Io(format!("{what}: {e}"))
+    move |source| ForgeError::Io {
+        what: what.to_string(),
+        source,
+    }
 }
 
 fn read_full_patch(run_dir: &RunDir, meta: &RunMeta) -> Result<Vec<u8>, ForgeError> {
@@ -69,7 +72,10 @@ fn read_full_patch(run_dir: &RunDir, meta: &RunMeta) -> Result<Vec<u8>, ForgeErr
             "run {} has no saved patch (it ended before the diff); there is nothing to publish",
             meta.id
         )),
-        _ => ForgeError::Io(format!("reading patch.diff: {e}")),
+        _ => ForgeError::Io {
+            what: "reading patch.diff".into(),
+            source: e,
+        },
     })
 }
 

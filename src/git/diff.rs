@@ -191,7 +191,7 @@ impl HostRepo {
                 let started = std::time::Instant::now();
                 let s = tokio::task::spawn_blocking(move || scan(&w, max))
                     .await
-                    .map_err(|e| GitError::Spawn(e.to_string()))?
+                    .map_err(|e| GitError::Spawn(std::io::Error::other(e)))?
                     .map_err(GitError::WorkTree)?;
                 tracing::debug!(
                     "work tree scan: {} entries in {:?}",

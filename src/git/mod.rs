@@ -31,7 +31,7 @@ pub use refresh::IndexRefresh;
 #[derive(Debug, thiserror::Error)]
 pub enum GitError {
     #[error("could not run git: {0}. Install git and make sure it is on PATH")]
-    Spawn(String),
+    Spawn(#[source] std::io::Error),
     #[error("git {what} failed: {stderr}")]
     Failed { what: String, stderr: String },
     #[error("git {what} took longer than {secs}s and was stopped")]
@@ -55,11 +55,50 @@ pub enum GitError {
 }
 
 impl GitError {
+    /// The stable code an `Error` event carries for this failure, as met reading a repository
+    /// (probe, clone); the diff stage reports its own failures as `diff_failed`.
+    pub fn code(&self) -> crate::event::ErrorCode {
+        use crate::event::ErrorCode;
+        match self {
+            GitError::Failed { .. } | GitError::Timeout { .. } => ErrorCode::RepoUnreachable,
+            GitError::TooLarge { .. } => ErrorCode::InvalidInput,
+            GitError::PatchTooLarge { .. } | GitError::WorkTree(_) => ErrorCode::DiffFailed,
+            GitError::Spawn(_) | GitError::TooMuchOutput { .. } => ErrorCode::Internal,
+            GitError::Cancelled => ErrorCode::Cancelled,
+        }
+    }
+
     pub fn is_retryable(&self) -> bool {
-        matches!(self, GitError::Timeout { .. })
-            || matches!(self, GitError::Failed { stderr, .. }
-                if stderr.contains("Could not resolve host") || stderr.contains("Connection")
-                    || stderr.contains("timed out") || stderr.contains("early EOF"))
+        matches!(self, GitError::Timeout { .. }) || self.is_network_failure()
+    }
+
+    /// The remote could not be reached or the connection broke: trying again later may work.
+    ///
+    /// Read from stderr because git offers nothing better: every transport failure exits 128, and
+    /// the cause is curl's or ssh's text (no machine-readable form). Kept here, in one place.
+    pub fn is_network_failure(&self) -> bool {
+        const NETWORK: &[&str] = &[
+            "Could not resolve host",
+            "Connection",
+            "Failed to connect",
+            "Couldn't connect",
+            "timed out",
+            "early EOF",
+        ];
+        matches!(self, GitError::Failed { stderr, .. }
+            if NETWORK.iter().any(|n| stderr.contains(n)))
+    }
+
+    /// The remote asked for credentials or refused the ones it got (HTTP 401/403). Like
+    /// [`GitError::is_network_failure`], only git's stderr says so.
+    pub fn needs_credentials(&self) -> bool {
+        const AUTH: &[&str] = &[
+            "could not read Username",
+            "Authentication failed",
+            "401",
+            "403",
+        ];
+        matches!(self, GitError::Failed { stderr, .. } if AUTH.iter().any(|a| stderr.contains(a)))
     }
 }
 
@@ -221,7 +260,7 @@ impl HostRepo {
             .args(args)
             .output()
             .await
-            .map_err(|e| GitError::Spawn(e.to_string()))?;
+            .map_err(GitError::Spawn)?;
         if !out.status.success() {
             return Err(GitError::Failed {
                 what: args.first().copied().unwrap_or("").to_string(),
@@ -253,10 +292,7 @@ impl HostRepo {
         let mut cmd = self.command();
         cmd.args(["hash-object", "-t", "tree", "--stdin"])
             .stdin(Stdio::null());
-        let out = cmd
-            .output()
-            .await
-            .map_err(|e| GitError::Spawn(e.to_string()))?;
+        let out = cmd.output().await.map_err(GitError::Spawn)?;
         Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
     }
 }
@@ -290,7 +326,7 @@ pub async fn probe_remote(
             what: "ls-remote".into(),
             secs: timeout.as_secs(),
         })?
-        .map_err(|e| GitError::Spawn(e.to_string()))?;
+        .map_err(GitError::Spawn)?;
     if !out.status.success() {
         return Err(GitError::Failed {
             what: "ls-remote".into(),
@@ -372,11 +408,11 @@ pub async fn clone(
     }
     cmd.arg("--").arg(&spec.url).arg(work_tree);
     cmd.stdout(Stdio::null()).stderr(Stdio::piped());
-    let mut child = cmd.spawn().map_err(|e| GitError::Spawn(e.to_string()))?;
+    let mut child = cmd.spawn().map_err(GitError::Spawn)?;
     let mut stderr = child
         .stderr
         .take()
-        .ok_or_else(|| GitError::Spawn("no stderr".into()))?;
+        .ok_or_else(|| GitError::Spawn(std::io::Error::other("no stderr")))?;
 
     let mut captured = String::new();
     let mut pending = String::new();
@@ -389,7 +425,7 @@ pub async fn clone(
             n = stderr.read(&mut buf) => {
                 let n = n.unwrap_or(0);
                 if n == 0 {
-                    break child.wait().await.map_err(|e| GitError::Spawn(e.to_string()))?;
+                    break child.wait().await.map_err(GitError::Spawn)?;
                 }
                 pending.push_str(&String::from_utf8_lossy(&buf[..n]));
                 while let Some(pos) = pending.find(['\r', '\n']) {
@@ -446,7 +482,7 @@ pub async fn clone(
     // empty directory that the sandbox uses as the read-only mount point of the real git dir.
     let dot_git = work_tree.join(".git");
     let _ = std::fs::remove_file(&dot_git);
-    std::fs::create_dir_all(&dot_git).map_err(|e| GitError::Spawn(e.to_string()))?;
+    std::fs::create_dir_all(&dot_git).map_err(GitError::Spawn)?;
 
     drop(template);
     write_artifact_excludes(git_dir);

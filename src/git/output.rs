@@ -71,7 +71,7 @@ fn spawn(
     if with_stdin {
         cmd.stdin(Stdio::piped());
     }
-    cmd.spawn().map_err(|e| GitError::Spawn(e.to_string()))
+    cmd.spawn().map_err(GitError::Spawn)
 }
 
 /// Feeds `input` to the child's stdin (in the background) and keeps its stderr, capped.
@@ -107,10 +107,7 @@ async fn finish(
     what: &str,
     ok_codes: &[i32],
 ) -> Result<(), GitError> {
-    let status = child
-        .wait()
-        .await
-        .map_err(|e| GitError::Spawn(e.to_string()))?;
+    let status = child.wait().await.map_err(GitError::Spawn)?;
     let stderr = stderr.await.unwrap_or_default();
     if !status.success() && !status.code().is_some_and(|c| ok_codes.contains(&c)) {
         return Err(GitError::Failed {
@@ -135,14 +132,11 @@ pub async fn output_capped(
     let mut stdout = child
         .stdout
         .take()
-        .ok_or_else(|| GitError::Spawn("no stdout".into()))?;
+        .ok_or_else(|| GitError::Spawn(std::io::Error::other("no stdout")))?;
     let mut out = Vec::new();
     let mut buf = vec![0u8; 64 * 1024];
     loop {
-        let n = stdout
-            .read(&mut buf)
-            .await
-            .map_err(|e| GitError::Spawn(e.to_string()))?;
+        let n = stdout.read(&mut buf).await.map_err(GitError::Spawn)?;
         if n == 0 {
             break;
         }
@@ -171,16 +165,13 @@ pub async fn read_patch(
     let mut stdout = child
         .stdout
         .take()
-        .ok_or_else(|| GitError::Spawn("no stdout".into()))?;
+        .ok_or_else(|| GitError::Spawn(std::io::Error::other("no stdout")))?;
     let mut kept = Some(Vec::new());
     let mut total = 0u64;
     let mut sections = Sections::default();
     let mut buf = vec![0u8; 64 * 1024];
     loop {
-        let n = stdout
-            .read(&mut buf)
-            .await
-            .map_err(|e| GitError::Spawn(e.to_string()))?;
+        let n = stdout.read(&mut buf).await.map_err(GitError::Spawn)?;
         if n == 0 {
             break;
         }

@@ -73,12 +73,9 @@ async fn run(
     if input.is_some() {
         cmd.stdin(Stdio::piped());
     }
-    let mut child = cmd.spawn().map_err(|e| GitError::Spawn(e.to_string()))?;
+    let mut child = cmd.spawn().map_err(GitError::Spawn)?;
     if let (Some(bytes), Some(mut stdin)) = (input, child.stdin.take()) {
-        stdin
-            .write_all(bytes)
-            .await
-            .map_err(|e| GitError::Spawn(e.to_string()))?;
+        stdin.write_all(bytes).await.map_err(GitError::Spawn)?;
     }
     let out = tokio::time::timeout(NETWORK_TIMEOUT, child.wait_with_output())
         .await
@@ -86,7 +83,7 @@ async fn run(
             what: what.into(),
             secs: NETWORK_TIMEOUT.as_secs(),
         })?
-        .map_err(|e| GitError::Spawn(e.to_string()))?;
+        .map_err(GitError::Spawn)?;
     if !out.status.success() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         let stderr: Vec<&str> = stderr
@@ -121,9 +118,9 @@ pub async fn prepare(
     unix_time: i64,
 ) -> Result<Prepared, GitError> {
     if dir.exists() {
-        std::fs::remove_dir_all(dir).map_err(|e| GitError::Spawn(e.to_string()))?;
+        std::fs::remove_dir_all(dir).map_err(GitError::Spawn)?;
     }
-    std::fs::create_dir_all(dir).map_err(|e| GitError::Spawn(e.to_string()))?;
+    std::fs::create_dir_all(dir).map_err(GitError::Spawn)?;
     let mut init = hardened_command("file");
     init.args(["init", "--quiet", "--bare", "--"]).arg(dir);
     run(init, "init", None).await?;
@@ -163,7 +160,7 @@ pub async fn prepare(
 
     let index = dir.join("tb-index");
     let patch_file = dir.join("tb-approved.diff");
-    std::fs::write(&patch_file, patch).map_err(|e| GitError::Spawn(e.to_string()))?;
+    std::fs::write(&patch_file, patch).map_err(GitError::Spawn)?;
     let with_index = |args: &[&str]| {
         let mut cmd = command(dir, None);
         cmd.env("GIT_INDEX_FILE", &index)

@@ -149,6 +149,24 @@ impl LlmError {
         }
     }
 
+    /// The stable code an `Error` event carries for this failure.
+    pub fn code(&self) -> crate::event::ErrorCode {
+        use crate::event::ErrorCode;
+        match self {
+            LlmError::Http {
+                status: 401 | 403, ..
+            } => ErrorCode::ModelAuth,
+            LlmError::Http { .. } if self.is_request_error() => ErrorCode::ModelRequest,
+            LlmError::Protocol(_) | LlmError::Script(_) => ErrorCode::ModelRequest,
+            LlmError::Http { .. }
+            | LlmError::Connect(_)
+            | LlmError::Stream(_)
+            | LlmError::Unavailable(_) => ErrorCode::ModelUnavailable,
+            LlmError::Config(_) => ErrorCode::InvalidInput,
+            LlmError::Cancelled => ErrorCode::Cancelled,
+        }
+    }
+
     /// How long the server asked us to wait before trying again.
     pub fn retry_after_ms(&self) -> Option<u64> {
         match self {

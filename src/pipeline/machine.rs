@@ -8,7 +8,7 @@
 //! retries); rejecting after such a failure ends the run with that failure.
 
 pub use super::selection::Selection;
-use crate::event::Stage;
+use crate::event::{ErrorCode, Stage};
 
 /// What happens at the approval gate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,6 +68,7 @@ pub enum Outcome {
         stage: Stage,
         message: String,
         retryable: bool,
+        code: ErrorCode,
     },
     Cancelled {
         stage: Stage,
@@ -95,6 +96,7 @@ pub enum Input {
     StageFailed {
         message: String,
         retryable: bool,
+        code: ErrorCode,
     },
     /// The running stage stopped because it was asked to.
     StageCancelled,
@@ -263,14 +265,20 @@ impl Machine {
                 });
                 self.run(Stage::Diff, Effect::ComputeDiff)
             }
-            (Phase::Running(Stage::Publish), Input::StageFailed { message, retryable })
-                if self.gate == Gate::Interactive =>
-            {
+            (
+                Phase::Running(Stage::Publish),
+                Input::StageFailed {
+                    message,
+                    retryable,
+                    code,
+                },
+            ) if self.gate == Gate::Interactive => {
                 let why = format!("{PUBLISH_FAILED}{message}");
                 self.failed_publish = Some(Outcome::Failed {
                     stage: Stage::Publish,
                     message,
                     retryable,
+                    code,
                 });
                 self.back_to_review(Stage::Publish, why)
             }
@@ -299,11 +307,19 @@ impl Machine {
             (Phase::Running(Stage::Agent), Input::StageOk) => {
                 self.run(Stage::Diff, Effect::ComputeDiff)
             }
-            (Phase::Running(Stage::Agent), Input::StageFailed { message, retryable }) => {
+            (
+                Phase::Running(Stage::Agent),
+                Input::StageFailed {
+                    message,
+                    retryable,
+                    code,
+                },
+            ) => {
                 self.after_diff = Some(Outcome::Failed {
                     stage: Stage::Agent,
                     message,
                     retryable,
+                    code,
                 });
                 self.run(Stage::Diff, Effect::ComputeDiff)
             }
@@ -389,13 +405,19 @@ impl Machine {
                 // Unreachable by construction; kept total.
                 vec![]
             }
-            (Phase::Running(stage), Input::StageFailed { message, retryable }) => {
-                self.clean_up(Outcome::Failed {
-                    stage,
+            (
+                Phase::Running(stage),
+                Input::StageFailed {
                     message,
                     retryable,
-                })
-            }
+                    code,
+                },
+            ) => self.clean_up(Outcome::Failed {
+                stage,
+                message,
+                retryable,
+                code,
+            }),
             (
                 Phase::CleaningUp(outcome),
                 Input::StageOk | Input::StageFailed { .. } | Input::StageCancelled,

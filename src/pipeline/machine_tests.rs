@@ -172,6 +172,7 @@ fn failure_in_each_stage_cleans_up_then_finishes() {
         let fx = m.handle(Input::StageFailed {
             message: "boom".into(),
             retryable: false,
+            code: ErrorCode::Internal,
         });
         assert_eq!(fx, vec![Effect::CleanUp]);
         assert_eq!(
@@ -179,7 +180,8 @@ fn failure_in_each_stage_cleans_up_then_finishes() {
             Outcome::Failed {
                 stage,
                 message: "boom".into(),
-                retryable: false
+                retryable: false,
+                code: ErrorCode::Internal,
             }
         );
     }
@@ -194,6 +196,7 @@ fn agent_failure_still_saves_the_diff() {
     let fx = m.handle(Input::StageFailed {
         message: "budget".into(),
         retryable: false,
+        code: ErrorCode::ModelBudget,
     });
     assert_eq!(fx, vec![Effect::ComputeDiff]);
     // Even a non-empty diff is not published after a failure.
@@ -206,7 +209,8 @@ fn agent_failure_still_saves_the_diff() {
         Outcome::Failed {
             stage: Stage::Agent,
             message: "budget".into(),
-            retryable: false
+            retryable: false,
+            code: ErrorCode::ModelBudget,
         }
     );
 }
@@ -218,6 +222,7 @@ fn diff_failure_and_publish_failure() {
     m.handle(Input::StageFailed {
         message: "git".into(),
         retryable: false,
+        code: ErrorCode::Internal,
     });
     assert!(matches!(
         finish(&mut m),
@@ -233,6 +238,7 @@ fn diff_failure_and_publish_failure() {
     m.handle(Input::StageFailed {
         message: "push rejected".into(),
         retryable: true,
+        code: ErrorCode::Internal,
     });
     assert!(matches!(
         finish(&mut m),
@@ -359,6 +365,7 @@ fn a_failing_cleanup_still_finishes_with_the_run_outcome() {
     let fx = m.handle(Input::StageFailed {
         message: "rm failed".into(),
         retryable: false,
+        code: ErrorCode::Internal,
     });
     assert!(
         matches!(fx.as_slice(), [Effect::Finish(Outcome::Finished { .. })]),
@@ -435,6 +442,7 @@ fn a_failed_publish_in_review_goes_back_to_review_and_a_retry_publishes() {
     let fx = m.handle(Input::StageFailed {
         message: "401 Bad credentials".into(),
         retryable: false,
+        code: ErrorCode::Internal,
     });
     let (why, next) = review_statuses(&fx);
     assert!(why.contains("publishing failed: 401"), "{why}");
@@ -463,6 +471,7 @@ fn rejecting_after_a_failed_publish_ends_with_that_failure() {
     m.handle(Input::StageFailed {
         message: "push rejected".into(),
         retryable: true,
+        code: ErrorCode::Internal,
     });
     assert_eq!(
         m.handle(Input::Command(Command::Reject)),
@@ -473,7 +482,8 @@ fn rejecting_after_a_failed_publish_ends_with_that_failure() {
         Outcome::Failed {
             stage: Stage::Publish,
             message: "push rejected".into(),
-            retryable: true
+            retryable: true,
+            code: ErrorCode::Internal,
         }
     );
 }
@@ -511,6 +521,7 @@ fn a_follow_up_after_a_failed_publish_reviews_again() {
     m.handle(Input::StageFailed {
         message: "x".into(),
         retryable: false,
+        code: ErrorCode::Internal,
     });
     assert_eq!(
         m.handle(Input::Command(Command::FollowUp("more".into()))),
@@ -531,7 +542,8 @@ fn without_a_person_at_the_gate_a_failed_publish_still_ends_the_run() {
     assert_eq!(
         m.handle(Input::StageFailed {
             message: "401".into(),
-            retryable: false
+            retryable: false,
+            code: ErrorCode::Internal,
         }),
         vec![Effect::CleanUp]
     );
@@ -556,7 +568,8 @@ fn a_follow_up_that_fails_or_is_cancelled_keeps_the_review() {
     assert_eq!(
         m.handle(Input::StageFailed {
             message: "the model is out of turns".into(),
-            retryable: false
+            retryable: false,
+            code: ErrorCode::Internal,
         }),
         vec![Effect::ComputeDiff],
         "what it changed so far is diffed"
@@ -606,6 +619,7 @@ fn the_first_agent_run_failing_still_ends_an_interactive_run() {
     m.handle(Input::StageFailed {
         message: "budget".into(),
         retryable: false,
+        code: ErrorCode::Internal,
     });
     assert_eq!(
         m.handle(Input::DiffReady { empty: false }),

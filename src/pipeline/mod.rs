@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::emit::Emitter;
-use crate::event::{Event, Stage, UsageTotals};
+use crate::event::{ErrorCode, Event, Stage, UsageTotals};
 use crate::git::{Cloned, WorkDiff};
 use crate::llm::{Message, Provider};
 use crate::repo::RepoSource;
@@ -254,9 +254,15 @@ impl Driver {
         match result {
             Ok(()) => Input::StageOk,
             Err(stages::StageError::Cancelled) => Input::StageCancelled,
-            Err(stages::StageError::Failed { message, retryable }) => {
-                Input::StageFailed { message, retryable }
-            }
+            Err(stages::StageError::Failed {
+                message,
+                retryable,
+                code,
+            }) => Input::StageFailed {
+                message,
+                retryable,
+                code,
+            },
         }
     }
 
@@ -269,6 +275,14 @@ impl Driver {
     }
 
     /// The error text of a cancelled run: why, when a front-end said, and where the patch is.
+    /// A run stopped from outside (a signal, a `serve` limit) says `stopped`; else `cancelled`.
+    fn stopped_code(&self) -> ErrorCode {
+        match self.stop_reason {
+            Some(_) => ErrorCode::Stopped,
+            None => ErrorCode::Cancelled,
+        }
+    }
+
     fn cancelled_message(&self, patch_path: Option<&str>) -> String {
         let what = match &self.stop_reason {
             Some(why) => format!("stopped: {why}"),
@@ -342,6 +356,7 @@ impl Driver {
                 stage,
                 message,
                 retryable,
+                code,
             } => Event::Error {
                 run_id,
                 stage: *stage,
@@ -350,12 +365,14 @@ impl Driver {
                     _ => message.clone(),
                 },
                 retryable: *retryable,
+                code: *code,
             },
             Outcome::Cancelled { stage } => Event::Error {
                 run_id,
                 stage: *stage,
                 message: self.cancelled_message(patch_path.as_deref()),
                 retryable: false,
+                code: self.stopped_code(),
             },
         };
         self.emitter.emit(event).await;

@@ -21,7 +21,7 @@ use super::stages::StageError;
 use super::{Driver, Gate, Selection};
 use crate::config::Config;
 use crate::emit::Emitter;
-use crate::event::{Event, Stage};
+use crate::event::{ErrorCode, Event, Stage};
 pub use crate::forge::record::{PrRecord, PublishRequest};
 use crate::forge::record::{author_for, io, prepare_record};
 use crate::forge::{self, ForgeError, Target};
@@ -286,6 +286,7 @@ async fn publish_and_record(
                 stage: Stage::Publish,
                 message,
                 retryable: e.is_retryable(),
+                code: e.code(),
             }
         }
     };
@@ -380,6 +381,7 @@ impl Driver {
             }
             Err(ForgeError::Cancelled) => Err(StageError::Cancelled),
             Err(e) if self.request.gate == Gate::AutoApprove => Err(StageError::failed(
+                e.code(),
                 format!("{e} (checked before the agent started; nothing was spent)"),
                 e.is_retryable(),
             )),
@@ -405,6 +407,7 @@ impl Driver {
     ) -> Result<(), StageError> {
         let Some(run_dir) = self.run_dir.clone() else {
             return Err(StageError::failed(
+                ErrorCode::Internal,
                 "internal: publish before validate",
                 false,
             ));
@@ -434,6 +437,7 @@ impl Driver {
             }
             Err(ForgeError::Cancelled) => Err(StageError::Cancelled),
             Err(e) => Err(StageError::failed(
+                e.code(),
                 failure_message(&e, &run_dir),
                 e.is_retryable(),
             )),

@@ -8,22 +8,27 @@ use chrono::Utc;
 use super::Driver;
 use crate::agent::tools::Toolbox;
 use crate::agent::{AgentError, AgentRun, fs::WorkspaceFs, prompt, push_user_text};
-use crate::event::{Event, Stage};
+use crate::event::{ErrorCode, Event, Stage};
 use crate::git::{self, CloneSpec, GitError};
 use crate::repo::RepoSource;
 use crate::sandbox::{self, SandboxKind, SandboxMounts};
 use crate::store::{RunMeta, RunStatus, Store, force_remove_dir};
 
 pub(super) enum StageError {
-    Failed { message: String, retryable: bool },
+    Failed {
+        message: String,
+        retryable: bool,
+        code: ErrorCode,
+    },
     Cancelled,
 }
 
 impl StageError {
-    pub(super) fn failed(message: impl Into<String>, retryable: bool) -> Self {
+    pub(super) fn failed(code: ErrorCode, message: impl Into<String>, retryable: bool) -> Self {
         StageError::Failed {
             message: message.into(),
             retryable,
+            code,
         }
     }
 }
@@ -32,8 +37,17 @@ impl From<GitError> for StageError {
     fn from(e: GitError) -> Self {
         match e {
             GitError::Cancelled => StageError::Cancelled,
-            other => StageError::failed(other.to_string(), other.is_retryable()),
+            other => StageError::failed(other.code(), other.to_string(), other.is_retryable()),
         }
+    }
+}
+
+/// The code of an agent failure: its budget, or the model's own error.
+pub(super) fn agent_code(e: &AgentError) -> ErrorCode {
+    match e {
+        AgentError::Budget(_) => ErrorCode::ModelBudget,
+        AgentError::Model(m) => m.code(),
+        AgentError::Cancelled => ErrorCode::Cancelled,
     }
 }
 
@@ -47,23 +61,26 @@ impl Driver {
         let prompt = self.request.prompt.trim();
         if prompt.is_empty() {
             return Err(StageError::failed(
+                ErrorCode::InvalidInput,
                 "the prompt is empty: describe the change you want, e.g. --prompt \"Add input \
                  validation to the signup form\"",
                 false,
             ));
         }
         let source = RepoSource::parse(&self.request.repo, &self.cwd)
-            .map_err(|e| StageError::failed(e.to_string(), false))?;
+            .map_err(|e| StageError::failed(ErrorCode::InvalidInput, e.to_string(), false))?;
         if let Some(base) = &self.request.base {
-            crate::repo::check_branch_name(base).map_err(|m| StageError::failed(m, false))?;
+            crate::repo::check_branch_name(base)
+                .map_err(|m| StageError::failed(ErrorCode::InvalidInput, m, false))?;
         }
         let provider = match &self.request.provider {
             Some(p) => p.clone(),
-            None => crate::llm::select::provider_for(&self.config, &self.cwd)
-                .map_err(|e| StageError::failed(format!("model: {e}"), false))?,
+            None => crate::llm::select::provider_for(&self.config, &self.cwd).map_err(|e| {
+                StageError::failed(ErrorCode::InvalidInput, format!("model: {e}"), false)
+            })?,
         };
         let kind = sandbox::resolve_kind(&self.config.sandbox)
-            .map_err(|e| StageError::failed(e.to_string(), false))?;
+            .map_err(|e| StageError::failed(e.code(), e.to_string(), false))?;
 
         // A GitHub repository may be private: its token is offered to its host (and only there).
         self.clone_token = match crate::forge::resolve(&source, &self.config) {
@@ -83,10 +100,7 @@ impl Driver {
         .await
         .map_err(|e| {
             let retryable = e.is_retryable();
-            let needs_credentials = matches!(&e, git::GitError::Failed { stderr, .. }
-                if stderr.contains("could not read Username")
-                    || stderr.contains("Authentication failed")
-                    || stderr.contains("403"));
+            let needs_credentials = e.needs_credentials();
             let hint = match (needs_credentials, self.clone_token.is_some()) {
                 (true, false) => {
                     "It needs credentials: for GitHub set GITHUB_TOKEN, GH_TOKEN or \
@@ -99,6 +113,7 @@ impl Driver {
                 _ => "Check the address, that it exists, and your network",
             };
             StageError::failed(
+                e.code(),
                 format!(
                     "repository '{}' cannot be read: {e}. {hint}",
                     self.request.repo.trim()
@@ -115,6 +130,7 @@ impl Driver {
                 .map(|d| format!(" (its default branch is '{d}')"))
                 .unwrap_or_default();
             return Err(StageError::failed(
+                ErrorCode::BaseNotFound,
                 format!(
                     "base branch '{base}' does not exist in {}{default}; leave --base out to use \
                      the default branch",
@@ -128,6 +144,7 @@ impl Driver {
 
         let store = Store::open(&self.config.home).map_err(|e| {
             StageError::failed(
+                ErrorCode::Internal,
                 format!(
                     "cannot use the state directory {}: {e}; set TB_HOME to a writable directory",
                     self.config.home.display()
@@ -166,18 +183,29 @@ impl Driver {
             Ok(dir) => dir.clone(),
             Err(e) => {
                 return Err(StageError::failed(
+                    ErrorCode::Internal,
                     format!("cannot create the run folder: {e}"),
                     false,
                 ));
             }
         };
-        run_dir
-            .write_meta(&meta)
-            .map_err(|e| StageError::failed(format!("cannot create the run folder: {e}"), false))?;
+        run_dir.write_meta(&meta).map_err(|e| {
+            StageError::failed(
+                ErrorCode::Internal,
+                format!("cannot create the run folder: {e}"),
+                false,
+            )
+        })?;
         let log = run_dir
             .open_events()
             .and_then(|f| self.emitter.attach_log(f).map(|_| ()))
-            .map_err(|e| StageError::failed(format!("cannot write events.jsonl: {e}"), false));
+            .map_err(|e| {
+                StageError::failed(
+                    ErrorCode::Internal,
+                    format!("cannot write events.jsonl: {e}"),
+                    false,
+                )
+            });
         log?;
         let mut network =
             sandbox::network_label(kind, self.config.sandbox.network_mode()).to_string();
@@ -226,11 +254,19 @@ impl Driver {
         cancel: &tokio_util::sync::CancellationToken,
     ) -> StageResult {
         let (Some(store), Some(source)) = (&self.store, &self.source) else {
-            return Err(StageError::failed("internal: clone before validate", false));
+            return Err(StageError::failed(
+                ErrorCode::Internal,
+                "internal: clone before validate",
+                false,
+            ));
         };
-        let workspace = store
-            .create_workspace(&self.run_id)
-            .map_err(|e| StageError::failed(format!("cannot create the workspace: {e}"), false))?;
+        let workspace = store.create_workspace(&self.run_id).map_err(|e| {
+            StageError::failed(
+                ErrorCode::Internal,
+                format!("cannot create the workspace: {e}"),
+                false,
+            )
+        })?;
         let work_tree = workspace.join("repo");
         let git_dir = workspace.join("git");
         self.workspace = Some(workspace);
@@ -261,6 +297,7 @@ impl Driver {
                     if stderr.contains("not found in upstream") || stderr.contains("Remote branch") =>
                 {
                     StageError::failed(
+ErrorCode::BaseNotFound,
                         format!("base branch '{base}' does not exist in {}; leave --base out to use the \
                             default branch", source.display()),
                         false,
@@ -302,17 +339,25 @@ impl Driver {
         let (Some(cloned), Some(provider), Some(source)) =
             (&self.cloned, &self.provider, &self.source)
         else {
-            return Err(StageError::failed("internal: agent before clone", false));
+            return Err(StageError::failed(
+                ErrorCode::Internal,
+                "internal: agent before clone",
+                false,
+            ));
         };
         let Some(work_tree) = cloned.repo.work_tree.clone() else {
-            return Err(StageError::failed("internal: no work tree", false));
+            return Err(StageError::failed(
+                ErrorCode::Internal,
+                "internal: no work tree",
+                false,
+            ));
         };
         let mounts = SandboxMounts {
             work_tree: work_tree.clone(),
             git_dir: cloned.repo.git_dir.clone(),
         };
         let sandbox = sandbox::open(&self.config.sandbox, mounts)
-            .map_err(|e| StageError::failed(e.to_string(), false))?;
+            .map_err(|e| StageError::failed(e.code(), e.to_string(), false))?;
         let network = sandbox.network();
         // Mode allowlist: each request the proxy allows or refuses becomes a Status line.
         let proxy_log = sandbox.take_proxy_decisions().map(|mut decisions| {
@@ -323,8 +368,13 @@ impl Driver {
                 }
             })
         });
-        let fs = WorkspaceFs::open(&work_tree)
-            .map_err(|e| StageError::failed(format!("cannot open the work tree: {e}"), false))?;
+        let fs = WorkspaceFs::open(&work_tree).map_err(|e| {
+            StageError::failed(
+                ErrorCode::Internal,
+                format!("cannot open the work tree: {e}"),
+                false,
+            )
+        })?;
         let tools = Toolbox {
             fs,
             sandbox: Arc::from(sandbox),
@@ -406,7 +456,7 @@ impl Driver {
             Err(AgentError::Cancelled) => Err(StageError::Cancelled),
             Err(e) => {
                 let retryable = e.is_retryable();
-                Err(StageError::failed(e.to_string(), retryable))
+                Err(StageError::failed(agent_code(&e), e.to_string(), retryable))
             }
         }
     }
@@ -419,6 +469,7 @@ impl Driver {
             return super::Input::StageFailed {
                 message: "internal: diff before clone".into(),
                 retryable: false,
+                code: ErrorCode::Internal,
             };
         };
         let mut diff = match cloned
@@ -431,6 +482,7 @@ impl Driver {
                 return super::Input::StageFailed {
                     message: format!("computing the diff: {e}"),
                     retryable: false,
+                    code: ErrorCode::DiffFailed,
                 };
             }
         };
@@ -442,6 +494,7 @@ impl Driver {
             return super::Input::StageFailed {
                 message: format!("cannot save patch.diff: {e}"),
                 retryable: false,
+                code: ErrorCode::DiffFailed,
             };
         }
         if let Some(meta) = self.meta.as_mut() {

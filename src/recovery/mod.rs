@@ -149,6 +149,7 @@ fn recover_run(store: &Store, dir: &RunDir, mut meta: RunMeta, owner: &Owner) ->
         stage,
         message,
         retryable: false,
+        code: crate::event::ErrorCode::Stopped,
     };
     let appended = dir
         .open_events()

@@ -154,6 +154,18 @@ pub enum SandboxError {
     Spawn(String),
 }
 
+impl SandboxError {
+    /// The stable code an `Error` event carries for this failure.
+    pub fn code(&self) -> crate::event::ErrorCode {
+        match self {
+            SandboxError::Unknown(_) => crate::event::ErrorCode::InvalidInput,
+            SandboxError::Unavailable { .. } | SandboxError::Spawn(_) => {
+                crate::event::ErrorCode::SandboxUnavailable
+            }
+        }
+    }
+}
+
 #[async_trait]
 pub trait Sandbox: Send + Sync {
     fn kind(&self) -> SandboxKind;

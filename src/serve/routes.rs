@@ -132,6 +132,7 @@ async fn run_session(
             stage: Stage::Validate,
             message: "the server is shutting down; the run was not started".into(),
             retryable: true,
+            code: crate::event::ErrorCode::Stopped,
         };
         let _ = tx.send(SseEvent::default().data(e.to_json_line())).await;
         return;
@@ -363,9 +364,9 @@ async fn publish_claimed(
             axum::Json(json!({"runId": id, "prUrl": pr_url, "branch": branch, "events": events_json})),
         )
             .into_response(),
-        (_, Some(Event::Error { message, retryable, .. })) => (
+        (_, Some(Event::Error { message, retryable, code, .. })) => (
             StatusCode::BAD_GATEWAY,
-            axum::Json(json!({"error": message, "field": null, "retryable": retryable, "events": events_json})),
+            axum::Json(json!({"error": message, "field": null, "retryable": retryable, "code": code, "events": events_json})),
         )
             .into_response(),
         _ => error(StatusCode::INTERNAL_SERVER_ERROR, "publishing ended without a result", None),

@@ -284,6 +284,7 @@ impl App {
                     stage: crate::event::Stage::Publish,
                     message,
                     retryable: false,
+                    code: crate::event::ErrorCode::Internal,
                 }),
             );
         };

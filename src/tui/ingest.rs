@@ -275,14 +275,13 @@ impl Model {
                 self.publish_note = Some(message.clone());
                 self.back_to_review();
             }
-            Event::Error { message, .. } => {
+            Event::Error { message, code, .. } => {
                 self.stop_clock();
-                self.state =
-                    if self.state == RunState::Cancelling || message.starts_with("cancelled") {
-                        RunState::Cancelled
-                    } else {
-                        RunState::Failed
-                    };
+                self.state = if self.state == RunState::Cancelling || code.is_cancelled(message) {
+                    RunState::Cancelled
+                } else {
+                    RunState::Failed
+                };
                 if let Overlay::Pr(d) = &mut self.overlay {
                     d.phase = PrPhase::Editing;
                     d.error = Some(message.clone());

@@ -17,35 +17,36 @@ use crate::git::GitError;
 use crate::git::publish::{self as gitpub, Prepared, Remote};
 
 pub(super) fn push_error(e: GitError, remote: &str) -> ForgeError {
+    let network = e.is_network_failure();
     match e {
         GitError::Failed { what, stderr } if what == "push" => {
-            let detail = if stderr.contains("could not read Username") {
-                format!(
-                    "{stderr} (the remote wants credentials; tiny-backspace sends the GitHub token \
-                     only to the GitHub host, so push access here must not need one)"
-                )
+            // Which problem it is, only git's stderr says: every push failure exits 128.
+            let (auth, detail) = if stderr.contains("could not read Username") {
+                let hint = "the remote wants credentials; tiny-backspace sends the GitHub token \
+                            only to the GitHub host, so push access here must not need one";
+                (true, format!("{stderr} ({hint})"))
             } else if stderr.contains("401") || stderr.contains("Authentication failed") {
-                format!("{stderr} (the token was not accepted for pushing)")
+                (
+                    true,
+                    format!("{stderr} (the token was not accepted for pushing)"),
+                )
             } else if stderr.contains("403") {
-                format!("{stderr} (the token may not push here: it needs write access)")
+                let hint = "the token may not push here: it needs write access";
+                (false, format!("{stderr} ({hint})"))
             } else {
-                stderr
+                (false, stderr)
             };
-            ForgeError::PushRejected {
-                remote: remote.to_string(),
-                detail,
+            let remote = remote.to_string();
+            if auth {
+                ForgeError::PushAuth { remote, detail }
+            } else {
+                ForgeError::PushRejected { remote, detail }
             }
         }
-        GitError::Failed { stderr, .. }
-            if stderr.contains("Could not resolve host")
-                || stderr.contains("Failed to connect")
-                || stderr.contains("Connection refused") =>
-        {
-            ForgeError::Network {
-                what: remote.to_string(),
-                detail: stderr,
-            }
-        }
+        GitError::Failed { stderr, .. } if network => ForgeError::Network {
+            what: remote.to_string(),
+            detail: stderr,
+        },
         other => ForgeError::Git(other),
     }
 }
@@ -300,4 +301,37 @@ pub(super) async fn finish(
         pr_number: Some(pull.number),
         summary: None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::ErrorCode;
+
+    fn push_failed(stderr: &str) -> ForgeError {
+        let e = GitError::Failed {
+            what: "push".into(),
+            stderr: stderr.into(),
+        };
+        push_error(e, "origin")
+    }
+
+    #[test]
+    fn a_push_refused_for_credentials_is_publish_auth_with_the_same_text() {
+        let e = push_failed("fatal: Authentication failed for 'http://127.0.0.1/o/r.git/'");
+        assert_eq!(e.code(), ErrorCode::PublishAuth);
+        assert_eq!(
+            e.to_string(),
+            "the push to origin was rejected: fatal: Authentication failed for \
+             'http://127.0.0.1/o/r.git/' (the token was not accepted for pushing)"
+        );
+        let e = push_failed(
+            "fatal: could not read Username for 'https://h': terminal prompts disabled",
+        );
+        assert_eq!(e.code(), ErrorCode::PublishAuth);
+        let e = push_failed("remote: Permission denied\nfatal: ... returned error: 403");
+        assert_eq!(e.code(), ErrorCode::PublishRejected);
+        let e = push_failed("! [remote rejected] main -> main (pre-receive hook declined)");
+        assert_eq!(e.code(), ErrorCode::PublishRejected);
+    }
 }
