@@ -307,3 +307,42 @@ async fn a_scripted_replay_reviews_only_when_its_script_asks() {
         assert_eq!(reviewed, asks);
     }
 }
+
+/// The model is told what the network is: none by default; with an allow-list, exactly the
+/// listed hosts through the proxy (not "no network", which would stop it installing anything).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_request_names_the_network_the_commands_have() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = repo_with(tmp.path(), &[]);
+    let r = run(
+        tmp.path(),
+        &repo,
+        vec![Turn::new("Nothing to change.", &[])],
+        "",
+    )
+    .await;
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.requests[0].contains("no network access"),
+        "{}",
+        r.requests[0]
+    );
+
+    let turns = vec![Turn::new("Nothing to change.", &[])];
+    let r = run_with(
+        tmp.path(),
+        &repo,
+        turns,
+        "",
+        true,
+        &["--allow-host".to_string(), "127.0.0.1:9".to_string()],
+    )
+    .await;
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let first = &r.requests[0];
+    assert!(
+        first.contains("only through a proxy") && first.contains("127.0.0.1:9"),
+        "{first}"
+    );
+    assert!(!first.contains("no network access"), "{first}");
+}

@@ -32,7 +32,11 @@ fn settings() -> LlmSettings {
 /// Drives `provider` like the agent loop does, answering every tool call with a fixed result.
 async fn converse(provider: &dyn Provider, turns: usize) -> Vec<Message> {
     let specs: Vec<ToolSpec> = tools::specs();
-    let system = prompt::system_prompt("octo/calc", Some("main"), false);
+    let system = prompt::system_prompt(
+        "octo/calc",
+        Some("main"),
+        &prompt::network_sentence(tiny_backspace::sandbox::NetworkMode::Off, &[]),
+    );
     let mut conversation = vec![Message::user_text("Task: make divide reject zero")];
     for _ in 0..turns {
         let request = ChatRequest {

@@ -31,7 +31,8 @@ const GUIDANCE_FILES: [&str; 4] = [
 pub struct Environment {
     /// e.g. `bwrap, no network` ([`crate::sandbox::describe`]).
     pub sandbox: String,
-    pub network: bool,
+    /// What shell commands can reach ([`super::prompt::network_sentence`]).
+    pub network: String,
     /// A `bash` call's default and largest timeout.
     pub timeouts: (std::time::Duration, std::time::Duration),
 }
@@ -67,11 +68,7 @@ pub fn first_message(task: &str, fs: &WorkspaceFs, env: &Environment) -> String 
          - Keep scratch and reproduction files in /tmp, not in the repository, so they do not \
          end up in the pull request.\n",
         env.sandbox,
-        if env.network {
-            "Network access is on."
-        } else {
-            "There is no network access: installing dependencies will fail."
-        },
+        env.network,
         env.timeouts.0.as_secs(),
         env.timeouts.1.as_secs(),
     ));
@@ -350,7 +347,7 @@ mod tests {
         }
         let env = Environment {
             sandbox: "bwrap, no network".into(),
-            network: false,
+            network: "There is no network access.".into(),
             timeouts: (Duration::from_secs(120), Duration::from_secs(600)),
         };
         let first = first_message("t", &fs, &env);

@@ -1,13 +1,27 @@
 //! The system prompt: what makes the model behave like a careful engineer preparing a PR.
 
-pub fn system_prompt(repo_display: &str, branch: Option<&str>, network: bool) -> String {
+/// What shell commands can reach, as the model is told it: `allowed` lists the allow-listed hosts
+/// (mode `allowlist`).
+pub fn network_sentence(mode: crate::sandbox::NetworkMode, allowed: &[String]) -> String {
+    use crate::sandbox::NetworkMode;
+    match mode {
+        NetworkMode::On => "Network access is on for shell commands.".to_string(),
+        NetworkMode::Allowlist if !allowed.is_empty() => format!(
+            "Shell commands reach the network only through a proxy (HTTP_PROXY and HTTPS_PROXY \
+             are set) that allows these hosts and nothing else: {}. Other downloads and DNS \
+             lookups fail.",
+            allowed.join(", ")
+        ),
+        NetworkMode::Allowlist | NetworkMode::Off => {
+            "Shell commands have no network access: dependency downloads will fail, so work \
+             with what is installed and vendored, and say so when that limits verification."
+                .to_string()
+        }
+    }
+}
+
+pub fn system_prompt(repo_display: &str, branch: Option<&str>, network: &str) -> String {
     let branch = branch.unwrap_or("(no commits yet)");
-    let network = if network {
-        "Network access is on for shell commands."
-    } else {
-        "Shell commands have no network access: dependency downloads will fail, so work with \
-         what is installed and vendored, and say so when that limits verification."
-    };
     format!(
         "You are a senior software engineer working in a checkout of {repo_display} (branch \
 {branch}). Your changes become a pull request that a human reviews hunk by hunk, so every line you \
@@ -61,7 +75,11 @@ pub fn first_request_fixed_part() -> String {
         .collect();
     format!(
         "{}\n{}",
-        system_prompt("REPOSITORY", Some("BRANCH"), false),
+        system_prompt(
+            "REPOSITORY",
+            Some("BRANCH"),
+            &network_sentence(crate::sandbox::NetworkMode::Off, &[])
+        ),
         serde_json::Value::Array(tools)
     )
 }

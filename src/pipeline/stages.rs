@@ -358,7 +358,6 @@ ErrorCode::BaseNotFound,
         };
         let sandbox = sandbox::open(&self.config.sandbox, mounts)
             .map_err(|e| StageError::failed(e.code(), e.to_string(), false))?;
-        let network = sandbox.network();
         // Mode allowlist: each request the proxy allows or refuses becomes a Status line.
         let proxy_log = sandbox.take_proxy_decisions().map(|mut decisions| {
             let emitter = self.emitter.clone();
@@ -382,12 +381,27 @@ ErrorCode::BaseNotFound,
             run_id: self.run_id.clone(),
             output_cap_chars: 30_000,
         };
-        let system = prompt::system_prompt(&source.display(), cloned.branch.as_deref(), network);
+        let mode = self.config.sandbox.network_mode();
+        let allowed: Vec<String> = self
+            .config
+            .sandbox
+            .allow_hosts
+            .iter()
+            .flatten()
+            .map(|h| h.to_string())
+            .collect();
+        let network_note = prompt::network_sentence(mode, &allowed);
+        let system =
+            prompt::system_prompt(&source.display(), cloned.branch.as_deref(), &network_note);
         match &followup {
             None if self.conversation.is_empty() => {
                 let env = crate::agent::context::Environment {
-                    sandbox: crate::sandbox::describe(tools.sandbox.kind(), network),
-                    network,
+                    sandbox: format!(
+                        "{}, {}",
+                        tools.sandbox.kind().as_str(),
+                        sandbox::network_label(tools.sandbox.kind(), mode)
+                    ),
+                    network: network_note.clone(),
                     timeouts: (
                         self.config.sandbox.default_timeout,
                         self.config.sandbox.max_timeout,
