@@ -22,7 +22,7 @@ use super::layout::Panes;
 use super::model::{Focus, Model, RunState};
 use super::steplog::EntryKind;
 use super::theme::Theme;
-use super::{sanitize, sidebyside};
+use super::{sanitize, search, sidebyside};
 use crate::diff::rows::{self, NONE, Row, RowKind};
 use crate::diff::warnings::Warning;
 
@@ -517,6 +517,10 @@ pub(super) fn line_body<'a>(
             };
             spans.extend(colored(body, &runs, words, tint, strong, warn));
         }
+    }
+    if let Some(p) = &d.marks {
+        let body = spans.split_off(1);
+        spans.extend(search::mark(body, p, theme.search_match()));
     }
     // A CRLF ending is shown, so a line-ending change is not an invisible one.
     if d.line_ends_in_cr(row) {

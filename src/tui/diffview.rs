@@ -59,6 +59,8 @@ pub struct DiffView {
     pub excluded_hunks: BTreeSet<(usize, usize)>,
     /// Width of the line-number columns.
     pub num_width: usize,
+    /// The search whose matches are marked on screen (`/`; set by [`super::search`]).
+    pub marks: Option<super::search::Pattern>,
     /// Syntax colors for hunks on screen (memoized).
     pub highlighter: super::highlight::Highlighter,
     /// Lines added and removed per hunk, per file (so summaries cost O(hunks), not O(lines)).
@@ -142,6 +144,7 @@ impl DiffView {
             excluded_hunks: BTreeSet::new(),
             num_width: max_no.to_string().len().max(3),
             hunk_counts,
+            marks: None,
             highlighter: Default::default(),
         }
     }
@@ -336,7 +339,7 @@ impl DiffView {
     }
 
     /// Puts row `row` near the top of a body of `height` lines.
-    fn jump(&mut self, row: usize, height: usize) {
+    pub fn jump(&mut self, row: usize, height: usize) {
         self.cursor = row.min(self.rows.len().saturating_sub(1));
         self.top = self.cursor_line().saturating_sub(1);
         let max_top = self.lines_in(self.mode).saturating_sub(height.max(1));

@@ -19,6 +19,7 @@ pub mod layout;
 pub mod model;
 mod pane_keys;
 pub mod sanitize;
+pub mod search;
 pub mod sidebyside;
 pub mod steplog;
 mod stepview;

@@ -259,6 +259,8 @@ pub struct Model {
     /// The diff layout chosen for the session: side-by-side (the default) or unified. Side-by-side
     /// shows only where the diff pane is wide enough ([`super::sidebyside::fits`]).
     pub side_by_side: bool,
+    /// `/` search in the diff or the steps, while it is on.
+    pub search: Option<super::search::Search>,
     pub should_quit: bool,
 }
 
@@ -336,6 +338,7 @@ impl Model {
             notice: None,
             viewing: None,
             side_by_side: true,
+            search: None,
             should_quit: false,
         }
     }

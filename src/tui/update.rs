@@ -15,7 +15,7 @@ use super::model::{
     Field, Focus, Model, Overlay, PastRun, PrField, PrPhase, RunState, field_text, text_field,
 };
 use super::pane_keys::{diff_key, mouse, steps_key};
-use super::sidebyside;
+use super::{search, sidebyside};
 use crate::event::{Event, Stage};
 use crate::pipeline::{Command, Selection};
 use crate::repo::RepoSource;
@@ -351,6 +351,12 @@ fn key(model: &mut Model, k: KeyEvent) -> Vec<Action> {
         }
         return quit(model);
     }
+    // The search prompt owns the keyboard while it is open (Ctrl+C above still works).
+    if model.search.as_ref().is_some_and(|s| s.editing) {
+        let h = diff_height(model);
+        search::prompt_key(model, k, h);
+        return vec![];
+    }
     if ctrl(&k, 's') {
         if model.state != RunState::Review {
             return start_run(model);
@@ -450,12 +456,35 @@ fn key(model: &mut Model, k: KeyEvent) -> Vec<Action> {
         }
         _ => {}
     }
+    if matches!(model.focus, Focus::Diff | Focus::Steps) && search_key(model, k) {
+        return vec![];
+    }
     match model.focus {
         Focus::Diff => diff_key(model, k),
         Focus::Steps => steps_key(model, k),
         _ => {}
     }
     vec![]
+}
+
+/// `/` opens a search of the focused pane; while one is on there, `n`/`N` go to the next and
+/// previous match and `Esc` ends it. Returns whether the key was taken.
+fn search_key(model: &mut Model, k: KeyEvent) -> bool {
+    if k.code == KeyCode::Char('/') {
+        search::open(model);
+        return true;
+    }
+    if !search::active_in(model, model.focus) {
+        return false;
+    }
+    let h = diff_height(model);
+    match k.code {
+        KeyCode::Char('n') => search::step(model, search::Dir::Next, h),
+        KeyCode::Char('N') => search::step(model, search::Dir::Prev, h),
+        KeyCode::Esc => search::close(model),
+        _ => return false,
+    }
+    true
 }
 
 fn ctrl_c_closes_overlay(model: &Model) -> bool {
