@@ -221,3 +221,111 @@ fn matches_on_screen_are_marked() {
         insta::assert_snapshot!(format!("search_{w}x{h}"), format!("{buf:?}"));
     }
 }
+
+/// A file whose second added line is 500 characters long and ends in `THE-END`.
+fn long_line_patch() -> String {
+    let long: String = (0..493)
+        .map(|i| char::from(b'a' + (i % 26) as u8))
+        .collect();
+    format!(
+        "diff --git a/long.txt b/long.txt\n--- a/long.txt\n+++ b/long.txt\n@@ -1,1 +1,3 @@\n first\n+{long}THE-END\n+short\n"
+    )
+}
+
+#[test]
+fn w_wraps_long_lines_so_their_end_shows_at_80x24() {
+    let mut m = review(80, 24, &long_line_patch());
+    assert!(
+        !render_text(&m, 80, 24).contains("THE-END"),
+        "cut without wrap"
+    );
+    update(&mut m, chr('w'));
+    assert!(d(&m).wrap);
+    let text = render_text(&m, 80, 24);
+    assert!(text.contains("THE-END"), "{text}");
+    assert!(text.contains("· wrap "), "the title says so: {text}");
+    assert!(
+        text.contains("short"),
+        "the next row follows the wrapped one"
+    );
+    // The cursor's row stays on screen when it wraps below the body.
+    update(&mut m, key(KeyCode::End));
+    assert!(render_text(&m, 80, 24).contains("▸      3 + short"));
+    // h/l say why they do nothing while wrapping.
+    update(&mut m, chr('l'));
+    assert!(
+        status(&m).contains("w turns wrapping off"),
+        "{}",
+        status(&m)
+    );
+    update(&mut m, chr('w'));
+    assert!(!d(&m).wrap);
+    assert!(!render_text(&m, 80, 24).contains("THE-END"));
+}
+
+#[test]
+fn w_in_side_by_side_shows_the_unified_layout_wrapped() {
+    let mut m = review(200, 60, &long_line_patch());
+    assert_eq!(
+        d(&m).mode,
+        tiny_backspace::tui::diffview::DiffMode::SideBySide
+    );
+    update(&mut m, chr('w'));
+    assert_eq!(d(&m).mode, tiny_backspace::tui::diffview::DiffMode::Unified);
+    assert!(
+        status(&m).contains("wrap in the unified layout"),
+        "{}",
+        status(&m)
+    );
+    let text = render_text(&m, 200, 60);
+    assert!(text.contains("THE-END"), "{text}");
+    let buf = render(&m, 200, 60);
+    insta::assert_snapshot!("wrap_200x60", format!("{buf:?}"));
+    update(&mut m, chr('w'));
+    assert_eq!(
+        d(&m).mode,
+        tiny_backspace::tui::diffview::DiffMode::SideBySide,
+        "w again goes back to the chosen layout"
+    );
+}
+
+#[test]
+fn wrap_snapshot_80x24() {
+    let mut m = review(80, 24, &long_line_patch());
+    update(&mut m, chr('w'));
+    let buf = render(&m, 80, 24);
+    insta::assert_snapshot!("wrap_80x24", format!("{buf:?}"));
+}
+
+#[test]
+fn l_scrolls_sideways_to_the_end_of_a_500_character_line_at_80x24() {
+    let mut m = review(80, 24, &long_line_patch());
+    let mut presses = 0;
+    while !render_text(&m, 80, 24).contains("THE-END") {
+        update(&mut m, chr('l'));
+        presses += 1;
+        assert!(
+            presses < 40,
+            "never reached the end: {}",
+            render_text(&m, 80, 24)
+        );
+    }
+    assert!(d(&m).hscroll > 0);
+    let text = render_text(&m, 80, 24);
+    assert!(
+        text.contains(&format!("· col {}→", d(&m).hscroll + 1)),
+        "{text}"
+    );
+    // More l presses stop at the end of the longest line on screen.
+    for _ in 0..40 {
+        update(&mut m, key(KeyCode::Right));
+    }
+    assert!(render_text(&m, 80, 24).contains("THE-END"));
+    // The gutter stays: line numbers are still drawn.
+    assert!(render_text(&m, 80, 24).contains("      2 + "));
+    while d(&m).hscroll > 0 {
+        update(&mut m, key(KeyCode::Left));
+    }
+    assert!(render_text(&m, 80, 24).contains("first"));
+    assert!(!render_text(&m, 80, 24).contains("· col"));
+}

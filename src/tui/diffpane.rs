@@ -22,7 +22,7 @@ use super::layout::Panes;
 use super::model::{Focus, Model, RunState};
 use super::steplog::EntryKind;
 use super::theme::Theme;
-use super::{sanitize, search, sidebyside};
+use super::{diffwrap, sanitize, search, sidebyside};
 use crate::diff::rows::{self, NONE, Row, RowKind};
 use crate::diff::warnings::Warning;
 
@@ -37,6 +37,26 @@ fn marker(inc: Option<bool>) -> &'static str {
 /// The pane title for a pane `width` wide: the long form where it fits, else a short one that
 /// keeps the totals.
 pub fn title(d: &DiffView, width: usize) -> String {
+    let suffix = if d.wrap {
+        "· wrap ".to_string()
+    } else if d.hscroll > 0 {
+        format!("· col {}→ ", d.hscroll + 1)
+    } else {
+        String::new()
+    };
+    let room = width.saturating_sub(suffix.chars().count());
+    let mut t = counts_title(d, room);
+    if t.chars().count() + 2 > room && !suffix.is_empty() {
+        let s = d.summary();
+        t = format!(
+            " Diff · {}/{} hunks · +{} −{} ",
+            s.hunks_in, s.hunks, s.added, s.removed
+        );
+    }
+    t + &suffix
+}
+
+fn counts_title(d: &DiffView, width: usize) -> String {
     let s = d.summary();
     let files = if s.files == 1 { "file" } else { "files" };
     let long = format!(
@@ -137,6 +157,11 @@ pub fn draw(frame: &mut Frame, model: &Model, theme: &Theme, p: &Panes) {
     d.highlighter.begin_frame();
     if mode == DiffMode::SideBySide {
         sidebyside::draw(frame, d, p.body, top, focused, editable, theme);
+        return;
+    }
+    if d.wrap {
+        let lines = diffwrap::wrapped(d, top, h, w, focused, editable, theme);
+        frame.render_widget(Paragraph::new(lines), p.body);
         return;
     }
     let end = (top + h).min(d.rows.len());
@@ -518,10 +543,14 @@ pub(super) fn line_body<'a>(
             spans.extend(colored(body, &runs, words, tint, strong, warn));
         }
     }
+    let mut text = spans.split_off(1);
     if let Some(p) = &d.marks {
-        let body = spans.split_off(1);
-        spans.extend(search::mark(body, p, theme.search_match()));
+        text = search::mark(text, p, theme.search_match());
     }
+    if d.hscroll > 0 && !d.wrap {
+        text = diffwrap::skip_cols(text, d.hscroll);
+    }
+    spans.extend(text);
     // A CRLF ending is shown, so a line-ending change is not an invisible one.
     if d.line_ends_in_cr(row) {
         spans.push(Span::styled("␍", warn));

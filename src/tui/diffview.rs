@@ -59,6 +59,10 @@ pub struct DiffView {
     pub excluded_hunks: BTreeSet<(usize, usize)>,
     /// Width of the line-number columns.
     pub num_width: usize,
+    /// Long lines wrap (`w`; the unified layout only: wrapping shows the diff unified).
+    pub wrap: bool,
+    /// Columns of hunk-line text scrolled past to the left (`h`/`l`), when not wrapping.
+    pub hscroll: usize,
     /// The search whose matches are marked on screen (`/`; set by [`super::search`]).
     pub marks: Option<super::search::Pattern>,
     /// Syntax colors for hunks on screen (memoized).
@@ -145,6 +149,8 @@ impl DiffView {
             num_width: max_no.to_string().len().max(3),
             hunk_counts,
             marks: None,
+            wrap: false,
+            hscroll: 0,
             highlighter: Default::default(),
         }
     }
@@ -376,6 +382,21 @@ impl DiffView {
         if let Some(info) = self.info.get(target) {
             self.jump(info.first_row, height);
         }
+    }
+
+    /// The longest line text (in characters) among the rows on screen in a body of `height`
+    /// lines: how far `l` may scroll (looks at the screen only, not the whole diff).
+    pub fn widest_on_screen(&self, height: usize) -> usize {
+        (self.top..(self.top + height).min(self.lines_in(self.mode)))
+            .filter_map(|line| self.rows.get(self.row_on(line)))
+            .map(|r| match r.kind {
+                RowKind::Context | RowKind::Added | RowKind::Removed => {
+                    self.line_text(r).chars().count().saturating_sub(1)
+                }
+                _ => 0,
+            })
+            .max()
+            .unwrap_or(0)
     }
 
     pub fn home(&mut self) {

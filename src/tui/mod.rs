@@ -13,6 +13,7 @@ mod dialog_keys;
 mod dialogs;
 mod diffpane;
 pub mod diffview;
+mod diffwrap;
 pub mod highlight;
 mod ingest;
 pub mod layout;

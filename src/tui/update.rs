@@ -109,7 +109,8 @@ pub(super) fn diff_height(model: &Model) -> usize {
 /// diff or the toggle), keeping the cursor where it was.
 pub(super) fn sync_diff_mode(model: &mut Model) {
     let body = diff_body(model);
-    let mode = if model.side_by_side && sidebyside::fits(body.width) {
+    let wrap = model.diff.as_ref().is_some_and(|d| d.wrap);
+    let mode = if model.side_by_side && sidebyside::fits(body.width) && !wrap {
         DiffMode::SideBySide
     } else {
         DiffMode::Unified
