@@ -329,3 +329,51 @@ fn l_scrolls_sideways_to_the_end_of_a_500_character_line_at_80x24() {
     assert!(render_text(&m, 80, 24).contains("first"));
     assert!(!render_text(&m, 80, 24).contains("· col"));
 }
+
+#[test]
+fn z_zooms_the_focused_pane_and_back() {
+    for (w, h) in [(80u16, 24u16), (200, 60)] {
+        let mut m = review(w, h, &long_line_patch());
+        let normal = m.panes();
+        update(&mut m, chr('z'));
+        let p = m.panes();
+        assert_eq!(p.diff, Rect::new(0, 1, w, h - 2), "{w}x{h}");
+        assert!(p.body.width > normal.body.width);
+        assert_eq!(p.steps.area(), 0);
+        let text = render_text(&m, w, h);
+        assert!(!text.contains("Repository"), "{text}");
+        assert!(text.contains("tiny-backspace"), "the header stays: {text}");
+        assert!(
+            text.lines().last().unwrap_or("").contains("review"),
+            "the footer stays"
+        );
+        let buf = render(&m, w, h);
+        insta::assert_snapshot!(format!("zoom_diff_{w}x{h}"), format!("{buf:?}"));
+        // Tab takes the zoom to the steps; a text field shows the usual layout.
+        update(&mut m, key(KeyCode::BackTab));
+        assert_eq!(m.focus, Focus::Steps);
+        assert_eq!(m.panes().steps, Rect::new(0, 1, w, h - 2));
+        update(&mut m, key(KeyCode::BackTab));
+        assert_eq!(m.panes(), normal);
+        update(&mut m, key(KeyCode::Tab));
+        update(&mut m, chr('z'));
+        assert_eq!(m.panes(), normal, "z again is the usual layout");
+    }
+}
+
+#[test]
+fn a_click_in_the_zoomed_diff_moves_the_cursor_there() {
+    let mut m = review(80, 24, &two_hunks());
+    update(&mut m, chr('z'));
+    let body = m.panes().body;
+    update(
+        &mut m,
+        Msg::Mouse(crossterm::event::MouseEvent {
+            kind: crossterm::event::MouseEventKind::Down(crossterm::event::MouseButton::Left),
+            column: body.x + 10,
+            row: body.y + 2,
+            modifiers: crossterm::event::KeyModifiers::NONE,
+        }),
+    );
+    assert_eq!(d(&m).cursor, 2);
+}

@@ -4,7 +4,7 @@
 //! draws with, so a page, a wheel turn or a click always means what is on screen.
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent, MouseEventKind};
-use ratatui::layout::{Position, Rect};
+use ratatui::layout::Position;
 
 use super::diffview::DiffMode;
 use super::layout;
@@ -28,8 +28,7 @@ fn toggle_diff_mode(model: &mut Model) {
 }
 
 fn panes(model: &Model) -> layout::Panes {
-    let files = model.diff.as_ref().map_or(0, |d| d.files.len());
-    layout::panes(Rect::new(0, 0, model.width, model.height), files)
+    model.panes()
 }
 
 /// The steps pane's wrap width for details and the detail rows shown under a pinned title.

@@ -10,7 +10,6 @@ use ratatui::layout::Rect;
 use super::dialog_keys::overlay_key;
 use super::diffview::{DiffMode, DiffView};
 use super::ingest::{pr_dialog, remember_pr_text};
-use super::layout;
 use super::model::{
     Field, Focus, Model, Overlay, PastRun, PrField, PrPhase, RunState, field_text, text_field,
 };
@@ -97,8 +96,7 @@ pub fn validate(model: &mut Model) -> bool {
 }
 
 pub(super) fn diff_body(model: &Model) -> Rect {
-    let files = model.diff.as_ref().map_or(0, |d| d.files.len());
-    layout::panes(Rect::new(0, 0, model.width, model.height), files).body
+    model.panes().body
 }
 
 pub(super) fn diff_height(model: &Model) -> usize {
@@ -473,6 +471,15 @@ fn key(model: &mut Model, k: KeyEvent) -> Vec<Action> {
 fn search_key(model: &mut Model, k: KeyEvent) -> bool {
     if k.code == KeyCode::Char('/') {
         search::open(model);
+        return true;
+    }
+    if k.code == KeyCode::Char('z') {
+        model.zoom = !model.zoom;
+        // The body's height changed: keep the cursor on screen.
+        let h = diff_height(model);
+        if let Some(d) = model.diff.as_mut() {
+            d.scroll_into_view(h);
+        }
         return true;
     }
     if !search::active_in(model, model.focus) {

@@ -45,7 +45,7 @@ pub fn draw(frame: &mut Frame, model: &Model) {
         return;
     }
     let files = model.diff.as_ref().map_or(0, |d| d.files.len());
-    let p = layout::panes(area, files);
+    let p = layout::panes_zoomed(area, files, model.zoomed());
     header(frame, model, &theme, p.header);
     status_bar(frame, model, &theme, p.status, p.body.width);
     inputs(frame, model, &theme, &p);
