@@ -377,3 +377,35 @@ fn a_click_in_the_zoomed_diff_moves_the_cursor_there() {
     );
     assert_eq!(d(&m).cursor, 2);
 }
+
+#[test]
+fn a_wrapped_last_row_shows_its_end_when_the_cursor_is_just_above() {
+    // Many short rows, then the long line last: `]`/End put the cursor near it.
+    let mut p =
+        String::from("diff --git a/a.txt b/a.txt\n--- a/a.txt\n+++ b/a.txt\n@@ -0,0 +1,40 @@\n");
+    for i in 0..40 {
+        p.push_str(&format!("+row {i}\n"));
+    }
+    p.push_str(
+        &long_line_patch()
+            .replace("+short\n", "")
+            .replace("+1,3 @@", "+1,2 @@"),
+    );
+    let mut m = review(80, 24, &p);
+    update(&mut m, chr(']'));
+    update(&mut m, chr('w'));
+    // On the file's title, at the end of the diff: the view moves up so the last rows show.
+    let text = render_text(&m, 80, 24);
+    assert!(
+        text.contains("▸[x] M long.txt"),
+        "the cursor row stays: {text}"
+    );
+    assert!(text.contains("THE-END"), "{text}");
+    // Down onto the long line itself: it starts on screen and ends on it.
+    update(&mut m, chr('j'));
+    update(&mut m, chr('j'));
+    update(&mut m, chr('j'));
+    let text = render_text(&m, 80, 24);
+    assert!(text.contains("▸      2 + abc"), "{text}");
+    assert!(text.contains("THE-END"), "{text}");
+}

@@ -72,35 +72,7 @@ fn counts_title(d: &DiffView, width: usize) -> String {
     )
 }
 
-/// Cuts a row wider than `width` columns to fit, ending it with `…` so a cut is visible.
-pub(super) fn ellipsize(line: Line<'_>, width: usize) -> Line<'_> {
-    if line.width() <= width || width == 0 {
-        return line;
-    }
-    let mut room = width - 1;
-    let mut spans = Vec::with_capacity(line.spans.len() + 1);
-    for span in line.spans {
-        let w = span.width();
-        if w <= room {
-            room -= w;
-            spans.push(span);
-            continue;
-        }
-        let mut cut = String::new();
-        for c in span.content.chars() {
-            let cw = Span::raw(c.to_string()).width();
-            if cw > room {
-                break;
-            }
-            room -= cw;
-            cut.push(c);
-        }
-        spans.push(Span::styled(cut, span.style));
-        spans.push(Span::styled("…", span.style));
-        break;
-    }
-    Line::from(spans)
-}
+use super::diffwrap::ellipsize;
 
 pub fn draw(frame: &mut Frame, model: &Model, theme: &Theme, p: &Panes) {
     let focused = model.focus == Focus::Diff;

@@ -1,5 +1,5 @@
-//! Reading long diff lines: wrapping them in the unified layout (`w`) and scrolling sideways
-//! (`h`/`l`) when they are not wrapped.
+//! Reading long diff lines: wrapping them in the unified layout (`w`), scrolling sideways
+//! (`h`/`l`) when they are not wrapped, and cutting them with a visible `…` otherwise.
 //!
 //! Invariants: both work on the styled lines of the rows on screen only — wrapping builds at most
 //! the rows between the cursor and the top of the body plus one screen below, so a frame costs
@@ -13,6 +13,36 @@ use super::diffpane::row_line;
 use super::diffview::DiffView;
 use super::theme::Theme;
 use crate::diff::rows::RowKind;
+
+/// Cuts a row wider than `width` columns to fit, ending it with `…` so a cut is visible.
+pub fn ellipsize(line: Line<'_>, width: usize) -> Line<'_> {
+    if line.width() <= width || width == 0 {
+        return line;
+    }
+    let mut room = width - 1;
+    let mut spans = Vec::with_capacity(line.spans.len() + 1);
+    for span in line.spans {
+        let w = span.width();
+        if w <= room {
+            room -= w;
+            spans.push(span);
+            continue;
+        }
+        let mut cut = String::new();
+        for c in span.content.chars() {
+            let cw = Span::raw(c.to_string()).width();
+            if cw > room {
+                break;
+            }
+            room -= cw;
+            cut.push(c);
+        }
+        spans.push(Span::styled(cut, span.style));
+        spans.push(Span::styled("…", span.style));
+        break;
+    }
+    Line::from(spans)
+}
 
 /// Columns of one character (as ratatui measures them).
 fn cols(c: char) -> usize {
@@ -143,10 +173,17 @@ pub fn wrapped<'a>(
         };
         lines.drain(..cut);
     }
+    let cursor_at = lines.len() - cursor_len.min(lines.len());
+    // Rows below, up to what could show should the view move up to the cursor's row: near the
+    // end of the diff, the view moves up so the last row's end shows (the unwrapped view stops
+    // at the end the same way).
     let mut j = cursor + 1;
-    while lines.len() < h && j < d.rows.len() {
+    while lines.len() < h + cursor_at && j < d.rows.len() {
         lines.extend(row_lines(j));
         j += 1;
+    }
+    if lines.len() > h && j == d.rows.len() {
+        lines.drain(..(lines.len() - h).min(cursor_at));
     }
     lines.truncate(h);
     lines
