@@ -57,6 +57,14 @@ pub const HELP: &[(&str, &[(&str, &str)])] = &[
             ),
             ("G / End", "follow the tail · g / Home: top"),
             (
+                "/ · n / N",
+                "search (smart case) · next / previous match · Esc ends",
+            ),
+            (
+                "z",
+                "zoom the steps or the diff to the whole screen and back",
+            ),
+            (
                 "mouse",
                 "click focuses a pane or picks a row · wheel scrolls",
             ),
@@ -74,6 +82,8 @@ pub const HELP: &[(&str, &[(&str, &str)])] = &[
                 "side-by-side ↔ unified (side-by-side needs a wide pane)",
             ),
             ("g / G", "top / bottom"),
+            ("w", "wrap long lines (shows the unified layout)"),
+            ("h / l ← / →", "scroll long lines sideways (not wrapped)"),
         ],
     ),
     (

@@ -22,7 +22,7 @@ use super::layout::Panes;
 use super::model::{Focus, Model, RunState};
 use super::steplog::EntryKind;
 use super::theme::Theme;
-use super::{sanitize, sidebyside};
+use super::{diffwrap, sanitize, search, sidebyside};
 use crate::diff::rows::{self, NONE, Row, RowKind};
 use crate::diff::warnings::Warning;
 
@@ -37,6 +37,26 @@ fn marker(inc: Option<bool>) -> &'static str {
 /// The pane title for a pane `width` wide: the long form where it fits, else a short one that
 /// keeps the totals.
 pub fn title(d: &DiffView, width: usize) -> String {
+    let suffix = if d.wrap {
+        "· wrap ".to_string()
+    } else if d.hscroll > 0 {
+        format!("· col {}→ ", d.hscroll + 1)
+    } else {
+        String::new()
+    };
+    let room = width.saturating_sub(suffix.chars().count());
+    let mut t = counts_title(d, room);
+    if t.chars().count() + 2 > room && !suffix.is_empty() {
+        let s = d.summary();
+        t = format!(
+            " Diff · {}/{} hunks · +{} −{} ",
+            s.hunks_in, s.hunks, s.added, s.removed
+        );
+    }
+    t + &suffix
+}
+
+fn counts_title(d: &DiffView, width: usize) -> String {
     let s = d.summary();
     let files = if s.files == 1 { "file" } else { "files" };
     let long = format!(
@@ -52,35 +72,7 @@ pub fn title(d: &DiffView, width: usize) -> String {
     )
 }
 
-/// Cuts a row wider than `width` columns to fit, ending it with `…` so a cut is visible.
-pub(super) fn ellipsize(line: Line<'_>, width: usize) -> Line<'_> {
-    if line.width() <= width || width == 0 {
-        return line;
-    }
-    let mut room = width - 1;
-    let mut spans = Vec::with_capacity(line.spans.len() + 1);
-    for span in line.spans {
-        let w = span.width();
-        if w <= room {
-            room -= w;
-            spans.push(span);
-            continue;
-        }
-        let mut cut = String::new();
-        for c in span.content.chars() {
-            let cw = Span::raw(c.to_string()).width();
-            if cw > room {
-                break;
-            }
-            room -= cw;
-            cut.push(c);
-        }
-        spans.push(Span::styled(cut, span.style));
-        spans.push(Span::styled("…", span.style));
-        break;
-    }
-    Line::from(spans)
-}
+use super::diffwrap::ellipsize;
 
 pub fn draw(frame: &mut Frame, model: &Model, theme: &Theme, p: &Panes) {
     let focused = model.focus == Focus::Diff;
@@ -137,6 +129,11 @@ pub fn draw(frame: &mut Frame, model: &Model, theme: &Theme, p: &Panes) {
     d.highlighter.begin_frame();
     if mode == DiffMode::SideBySide {
         sidebyside::draw(frame, d, p.body, top, focused, editable, theme);
+        return;
+    }
+    if d.wrap {
+        let lines = diffwrap::wrapped(d, top, h, w, focused, editable, theme);
+        frame.render_widget(Paragraph::new(lines), p.body);
         return;
     }
     let end = (top + h).min(d.rows.len());
@@ -518,6 +515,14 @@ pub(super) fn line_body<'a>(
             spans.extend(colored(body, &runs, words, tint, strong, warn));
         }
     }
+    let mut text = spans.split_off(1);
+    if let Some(p) = &d.marks {
+        text = search::mark(text, p, theme.search_match());
+    }
+    if d.hscroll > 0 && !d.wrap {
+        text = diffwrap::skip_cols(text, d.hscroll);
+    }
+    spans.extend(text);
     // A CRLF ending is shown, so a line-ending change is not an invisible one.
     if d.line_ends_in_cr(row) {
         spans.push(Span::styled("␍", warn));

@@ -59,6 +59,12 @@ pub struct DiffView {
     pub excluded_hunks: BTreeSet<(usize, usize)>,
     /// Width of the line-number columns.
     pub num_width: usize,
+    /// Long lines wrap (`w`; the unified layout only: wrapping shows the diff unified).
+    pub wrap: bool,
+    /// Columns of hunk-line text scrolled past to the left (`h`/`l`), when not wrapping.
+    pub hscroll: usize,
+    /// The search whose matches are marked on screen (`/`; set by [`super::search`]).
+    pub marks: Option<super::search::Pattern>,
     /// Syntax colors for hunks on screen (memoized).
     pub highlighter: super::highlight::Highlighter,
     /// Lines added and removed per hunk, per file (so summaries cost O(hunks), not O(lines)).
@@ -142,6 +148,9 @@ impl DiffView {
             excluded_hunks: BTreeSet::new(),
             num_width: max_no.to_string().len().max(3),
             hunk_counts,
+            marks: None,
+            wrap: false,
+            hscroll: 0,
             highlighter: Default::default(),
         }
     }
@@ -336,7 +345,7 @@ impl DiffView {
     }
 
     /// Puts row `row` near the top of a body of `height` lines.
-    fn jump(&mut self, row: usize, height: usize) {
+    pub fn jump(&mut self, row: usize, height: usize) {
         self.cursor = row.min(self.rows.len().saturating_sub(1));
         self.top = self.cursor_line().saturating_sub(1);
         let max_top = self.lines_in(self.mode).saturating_sub(height.max(1));
@@ -373,6 +382,21 @@ impl DiffView {
         if let Some(info) = self.info.get(target) {
             self.jump(info.first_row, height);
         }
+    }
+
+    /// The longest line text (in characters) among the rows on screen in a body of `height`
+    /// lines: how far `l` may scroll (looks at the screen only, not the whole diff).
+    pub fn widest_on_screen(&self, height: usize) -> usize {
+        (self.top..(self.top + height).min(self.lines_in(self.mode)))
+            .filter_map(|line| self.rows.get(self.row_on(line)))
+            .map(|r| match r.kind {
+                RowKind::Context | RowKind::Added | RowKind::Removed => {
+                    self.line_text(r).chars().count().saturating_sub(1)
+                }
+                _ => 0,
+            })
+            .max()
+            .unwrap_or(0)
     }
 
     pub fn home(&mut self) {

@@ -29,6 +29,80 @@ pub fn too_small(w: u16, h: u16) -> bool {
     w < MIN_W || h < MIN_H
 }
 
+/// Which pane fills the screen between the header and the status line (`z`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Zoom {
+    Steps,
+    Diff,
+}
+
+/// The model's layout: [`panes`], or with `zoom` one pane over the whole middle of the screen
+/// and the others empty (zero-sized, so nothing draws them and no click lands on them).
+pub fn panes_zoomed(area: Rect, file_count: usize, zoom: Option<Zoom>) -> Panes {
+    let p = panes(area, file_count);
+    let Some(z) = zoom else {
+        return p;
+    };
+    let middle = Rect::new(
+        area.x,
+        p.header.bottom(),
+        area.width,
+        area.height.saturating_sub(2),
+    );
+    let none = Rect::new(area.x, middle.y, 0, 0);
+    match z {
+        Zoom::Steps => Panes {
+            repo: none,
+            base: none,
+            prompt: none,
+            steps: middle,
+            diff: none,
+            files: none,
+            body: none,
+            ..p
+        },
+        Zoom::Diff => {
+            let (files, body) = diff_split(middle, file_count);
+            Panes {
+                repo: none,
+                base: none,
+                prompt: none,
+                steps: none,
+                diff: middle,
+                files,
+                body,
+                ..p
+            }
+        }
+    }
+}
+
+/// Inside the diff pane's border: the file list (up to a quarter of it), a separator row, and
+/// the body.
+fn diff_split(diff: Rect, file_count: usize) -> (Rect, Rect) {
+    let inner = Rect::new(
+        diff.x + 1,
+        diff.y + 1,
+        diff.width.saturating_sub(2),
+        diff.height.saturating_sub(2),
+    );
+    let list_h = if file_count == 0 {
+        0
+    } else {
+        (file_count as u16).min((inner.height / 4).max(1))
+    };
+    let files = Rect::new(inner.x, inner.y, inner.width, list_h);
+    // One separator row between the list and the body.
+    let sep = u16::from(list_h > 0);
+    let body = Rect::new(
+        inner.x,
+        inner.y + list_h + sep,
+        inner.width,
+        inner.height.saturating_sub(list_h + sep),
+    );
+    (files, body)
+}
+
 pub fn panes(area: Rect, file_count: usize) -> Panes {
     let header = Rect::new(area.x, area.y, area.width, 1);
     let status = Rect::new(area.x, area.bottom().saturating_sub(1), area.width, 1);
@@ -52,26 +126,7 @@ pub fn panes(area: Rect, file_count: usize) -> Panes {
         (y + body_h).saturating_sub(steps_y),
     );
     let diff = Rect::new(area.x + left_w, y, right_w, body_h);
-    let inner = Rect::new(
-        diff.x + 1,
-        diff.y + 1,
-        diff.width.saturating_sub(2),
-        diff.height.saturating_sub(2),
-    );
-    let list_h = if file_count == 0 {
-        0
-    } else {
-        (file_count as u16).min((inner.height / 4).max(1))
-    };
-    let files = Rect::new(inner.x, inner.y, inner.width, list_h);
-    // One separator row between the list and the body.
-    let sep = u16::from(list_h > 0);
-    let body = Rect::new(
-        inner.x,
-        inner.y + list_h + sep,
-        inner.width,
-        inner.height.saturating_sub(list_h + sep),
-    );
+    let (files, body) = diff_split(diff, file_count);
     Panes {
         header,
         status,

@@ -259,6 +259,11 @@ pub struct Model {
     /// The diff layout chosen for the session: side-by-side (the default) or unified. Side-by-side
     /// shows only where the diff pane is wide enough ([`super::sidebyside::fits`]).
     pub side_by_side: bool,
+    /// `/` search in the diff or the steps, while it is on.
+    pub search: Option<super::search::Search>,
+    /// `z`: the focused read-only pane (steps or diff) fills the screen; text fields show the
+    /// usual layout.
+    pub zoom: bool,
     pub should_quit: bool,
 }
 
@@ -336,6 +341,8 @@ impl Model {
             notice: None,
             viewing: None,
             side_by_side: true,
+            search: None,
+            zoom: false,
             should_quit: false,
         }
     }
@@ -362,6 +369,25 @@ impl Model {
         if let Some(end) = self.run_ended_ms.take() {
             self.run_waited_ms += self.clock_ms.saturating_sub(end);
         }
+    }
+
+    /// The pane drawn over the whole screen, if any (`z` and the focus).
+    pub fn zoomed(&self) -> Option<super::layout::Zoom> {
+        match self.focus {
+            Focus::Steps if self.zoom => Some(super::layout::Zoom::Steps),
+            Focus::Diff if self.zoom => Some(super::layout::Zoom::Diff),
+            _ => None,
+        }
+    }
+
+    /// The panes as drawn for this model's size, diff and zoom.
+    pub fn panes(&self) -> super::layout::Panes {
+        let files = self.diff.as_ref().map_or(0, |d| d.files.len());
+        super::layout::panes_zoomed(
+            ratatui::layout::Rect::new(0, 0, self.width, self.height),
+            files,
+            self.zoomed(),
+        )
     }
 
     /// Work that would be lost (from the UI's point of view) by quitting now.

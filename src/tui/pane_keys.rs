@@ -4,8 +4,9 @@
 //! draws with, so a page, a wheel turn or a click always means what is on screen.
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent, MouseEventKind};
-use ratatui::layout::{Position, Rect};
+use ratatui::layout::Position;
 
+use super::diffview::DiffMode;
 use super::layout;
 use super::model::{Focus, Model, Overlay, RunState};
 use super::sidebyside;
@@ -27,8 +28,7 @@ fn toggle_diff_mode(model: &mut Model) {
 }
 
 fn panes(model: &Model) -> layout::Panes {
-    let files = model.diff.as_ref().map_or(0, |d| d.files.len());
-    layout::panes(Rect::new(0, 0, model.width, model.height), files)
+    model.panes()
 }
 
 /// The steps pane's wrap width for details and the detail rows shown under a pinned title.
@@ -135,12 +135,32 @@ pub(super) fn diff_key(model: &mut Model, k: KeyEvent) {
         return toggle_diff_mode(model);
     }
     let h = diff_height(model);
+    let body_w = diff_body(model).width as usize;
     let Some(d) = model.diff.as_mut() else {
         return;
     };
     let page = (h / 2).max(1) as isize;
     let read_only = model.viewing.is_some() || model.state != RunState::Review;
+    // Half the text's width per `h`/`l` press.
+    let sideways = (body_w.saturating_sub(2 * d.num_width + 5) / 2).max(1);
     match k.code {
+        KeyCode::Char('w') => {
+            d.wrap = !d.wrap;
+            d.hscroll = 0;
+            if d.wrap && model.side_by_side && d.mode == DiffMode::SideBySide {
+                model.notice =
+                    Some("long lines wrap in the unified layout (w again goes back)".into());
+            }
+        }
+        KeyCode::Left | KeyCode::Char('h') | KeyCode::Right | KeyCode::Char('l') if d.wrap => {
+            model.notice =
+                Some("lines are wrapped: w turns wrapping off to scroll sideways".into());
+        }
+        KeyCode::Left | KeyCode::Char('h') => d.hscroll = d.hscroll.saturating_sub(sideways),
+        KeyCode::Right | KeyCode::Char('l') => {
+            let max = d.widest_on_screen(h).saturating_sub(sideways);
+            d.hscroll = (d.hscroll + sideways).min(max.max(d.hscroll));
+        }
         KeyCode::Down | KeyCode::Char('j') => d.move_by(1, h),
         KeyCode::Up | KeyCode::Char('k') => d.move_by(-1, h),
         KeyCode::PageDown => d.move_by(page * 2, h),

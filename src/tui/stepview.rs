@@ -12,6 +12,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph};
 
 use super::model::{Focus, Model, RunState};
+use super::search;
 use super::steplog::{
     Entry, EntryKind, EntryStatus, detail_room, detail_row_count, detail_rows, fmt_duration,
 };
@@ -237,7 +238,7 @@ pub fn draw(frame: &mut Frame, model: &Model, theme: &Theme, area: Rect) {
             j += 1;
         }
         lines.truncate(h);
-        frame.render_widget(Paragraph::new(lines), inner);
+        frame.render_widget(Paragraph::new(marked(model, lines, theme)), inner);
         return;
     }
     let sel = model.log.selected;
@@ -290,5 +291,19 @@ pub fn draw(frame: &mut Frame, model: &Model, theme: &Theme, area: Rect) {
         i -= 1;
     }
     lines.truncate(h);
-    frame.render_widget(Paragraph::new(lines), inner);
+    frame.render_widget(Paragraph::new(marked(model, lines, theme)), inner);
+}
+
+/// The lines with the steps search's matches marked (only the lines drawn are looked at).
+fn marked<'a>(model: &Model, lines: Vec<Line<'a>>, theme: &Theme) -> Vec<Line<'a>> {
+    match model.search.as_ref() {
+        Some(s) if s.pane == Focus::Steps && !s.editing => match &s.pattern {
+            Some(p) => lines
+                .into_iter()
+                .map(|l| search::mark_line(l, p, theme.search_match()))
+                .collect(),
+            None => lines,
+        },
+        _ => lines,
+    }
 }

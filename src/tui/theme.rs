@@ -106,6 +106,10 @@ impl Theme {
         self.c(Style::default().fg(Color::DarkGray))
             .add_modifier(Modifier::DIM | Modifier::CROSSED_OUT)
     }
+    /// A search match on screen: reversed, so it shows without color too.
+    pub fn search_match(&self) -> Style {
+        Style::default().add_modifier(Modifier::REVERSED | Modifier::BOLD)
+    }
     pub fn cursor(&self) -> Style {
         Style::default().add_modifier(Modifier::REVERSED)
     }

@@ -10,12 +10,11 @@ use ratatui::layout::Rect;
 use super::dialog_keys::overlay_key;
 use super::diffview::{DiffMode, DiffView};
 use super::ingest::{pr_dialog, remember_pr_text};
-use super::layout;
 use super::model::{
     Field, Focus, Model, Overlay, PastRun, PrField, PrPhase, RunState, field_text, text_field,
 };
 use super::pane_keys::{diff_key, mouse, steps_key};
-use super::sidebyside;
+use super::{search, sidebyside};
 use crate::event::{Event, Stage};
 use crate::pipeline::{Command, Selection};
 use crate::repo::RepoSource;
@@ -97,8 +96,7 @@ pub fn validate(model: &mut Model) -> bool {
 }
 
 pub(super) fn diff_body(model: &Model) -> Rect {
-    let files = model.diff.as_ref().map_or(0, |d| d.files.len());
-    layout::panes(Rect::new(0, 0, model.width, model.height), files).body
+    model.panes().body
 }
 
 pub(super) fn diff_height(model: &Model) -> usize {
@@ -109,7 +107,8 @@ pub(super) fn diff_height(model: &Model) -> usize {
 /// diff or the toggle), keeping the cursor where it was.
 pub(super) fn sync_diff_mode(model: &mut Model) {
     let body = diff_body(model);
-    let mode = if model.side_by_side && sidebyside::fits(body.width) {
+    let wrap = model.diff.as_ref().is_some_and(|d| d.wrap);
+    let mode = if model.side_by_side && sidebyside::fits(body.width) && !wrap {
         DiffMode::SideBySide
     } else {
         DiffMode::Unified
@@ -351,6 +350,12 @@ fn key(model: &mut Model, k: KeyEvent) -> Vec<Action> {
         }
         return quit(model);
     }
+    // The search prompt owns the keyboard while it is open (Ctrl+C above still works).
+    if model.search.as_ref().is_some_and(|s| s.editing) {
+        let h = diff_height(model);
+        search::prompt_key(model, k, h);
+        return vec![];
+    }
     if ctrl(&k, 's') {
         if model.state != RunState::Review {
             return start_run(model);
@@ -450,12 +455,44 @@ fn key(model: &mut Model, k: KeyEvent) -> Vec<Action> {
         }
         _ => {}
     }
+    if matches!(model.focus, Focus::Diff | Focus::Steps) && search_key(model, k) {
+        return vec![];
+    }
     match model.focus {
         Focus::Diff => diff_key(model, k),
         Focus::Steps => steps_key(model, k),
         _ => {}
     }
     vec![]
+}
+
+/// `/` opens a search of the focused pane; while one is on there, `n`/`N` go to the next and
+/// previous match and `Esc` ends it. Returns whether the key was taken.
+fn search_key(model: &mut Model, k: KeyEvent) -> bool {
+    if k.code == KeyCode::Char('/') {
+        search::open(model);
+        return true;
+    }
+    if k.code == KeyCode::Char('z') {
+        model.zoom = !model.zoom;
+        // The body's height changed: keep the cursor on screen.
+        let h = diff_height(model);
+        if let Some(d) = model.diff.as_mut() {
+            d.scroll_into_view(h);
+        }
+        return true;
+    }
+    if !search::active_in(model, model.focus) {
+        return false;
+    }
+    let h = diff_height(model);
+    match k.code {
+        KeyCode::Char('n') => search::step(model, search::Dir::Next, h),
+        KeyCode::Char('N') => search::step(model, search::Dir::Prev, h),
+        KeyCode::Esc => search::close(model),
+        _ => return false,
+    }
+    true
 }
 
 fn ctrl_c_closes_overlay(model: &Model) -> bool {

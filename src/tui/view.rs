@@ -45,7 +45,7 @@ pub fn draw(frame: &mut Frame, model: &Model) {
         return;
     }
     let files = model.diff.as_ref().map_or(0, |d| d.files.len());
-    let p = layout::panes(area, files);
+    let p = layout::panes_zoomed(area, files, model.zoomed());
     header(frame, model, &theme, p.header);
     status_bar(frame, model, &theme, p.status, p.body.width);
     inputs(frame, model, &theme, &p);
@@ -221,9 +221,20 @@ fn status_bar(frame: &mut Frame, model: &Model, theme: &Theme, area: Rect, diff_
         Span::styled(label, theme.badge_for(failed, done)),
         Span::raw(" "),
     ];
-    match &model.notice {
-        Some(n) => spans.push(Span::styled(sanitize::one_line(n), theme.bold())),
-        None => {
+    let search = model
+        .search
+        .as_ref()
+        .filter(|s| s.editing || s.pane == model.focus);
+    match (&model.notice, search) {
+        (Some(n), _) => spans.push(Span::styled(sanitize::one_line(n), theme.bold())),
+        (None, Some(s)) => {
+            spans.push(Span::styled(sanitize::one_line(&s.status()), theme.bold()));
+            if s.editing {
+                spans.push(Span::styled("▏", theme.key()));
+                spans.push(Span::styled("  Enter search · Esc cancel", theme.dim()));
+            }
+        }
+        (None, None) => {
             // Drop middle hints until the line fits, keeping the last one (`? keys`).
             let used: usize = spans.iter().map(|s| s.content.chars().count()).sum();
             let keys = keys_for(model, diff_width);
