@@ -67,6 +67,19 @@ fn scripted_run_reports_real_tools_in_order_and_its_patch_reproduces_the_work() 
     assert_eq!(read["filepath"], "calc.py");
     let bash = evs.iter().find(|e| e["type"] == "Tool: Bash").unwrap();
     assert_eq!(bash["exit_code"], 3);
+    // While it ran, a progress line named it (the TUI shows it on the agent's step).
+    let at = evs.iter().position(|e| e["type"] == "Tool: Bash").unwrap();
+    let command = bash["command"].as_str().unwrap();
+    let first_line: String = command.lines().next().unwrap().chars().take(40).collect();
+    assert!(
+        evs[..at].iter().any(|e| e["type"] == "Status"
+            && e["stage"] == "agent"
+            && e["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("running ") && m.contains(&first_line))),
+        "no progress line before the command: {:?}",
+        &evs[..at]
+    );
     let output = bash["output"].as_str().unwrap();
     assert!(output.contains("out") && output.contains("err"), "{output}");
     let created = evs

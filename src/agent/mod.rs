@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 use crate::emit::Emitter;
-use crate::event::{Event, UsageTotals};
+use crate::event::{Event, Stage, UsageTotals};
 use crate::llm::{
     Block, ChatRequest, LlmError, Message, Observer, Provider, Role, StopReason, ToolSpec,
 };
@@ -271,6 +271,18 @@ impl AgentRun<'_> {
                     });
                     continue;
                 }
+                // A command can take minutes: say what is running now, not only when it ends.
+                if stop.is_none()
+                    && call.name == "bash"
+                    && let Some(command) = call.input.get("command").and_then(|c| c.as_str())
+                {
+                    self.emitter
+                        .status(
+                            Stage::Agent,
+                            format!("running {}", one_line_command(command)),
+                        )
+                        .await;
+                }
                 let outcome = if stop.is_some() {
                     None
                 } else {
@@ -391,4 +403,14 @@ pub fn format_duration(d: Duration) -> String {
     } else {
         format!("{}m{:02}s", d.as_secs() / 60, d.as_secs() % 60)
     }
+}
+
+/// A command as one short line for a progress note: its first line, at most 80 characters.
+fn one_line_command(command: &str) -> String {
+    let first = command.lines().next().unwrap_or("").trim();
+    let mut short: String = first.chars().take(80).collect();
+    if short.len() < first.len() || command.trim().lines().count() > 1 {
+        short.push('…');
+    }
+    short
 }
