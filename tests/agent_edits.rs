@@ -5,13 +5,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::Arc;
+#[path = "support/toolbox.rs"]
+mod toolbox;
 
 use serde_json::{Value, json};
-use tiny_backspace::agent::fs::WorkspaceFs;
 use tiny_backspace::agent::tools::Toolbox;
 use tiny_backspace::event::Event;
-use tiny_backspace::sandbox::{self, SandboxMounts, SandboxSettings};
 use tokio_util::sync::CancellationToken;
 
 struct Ws {
@@ -29,22 +28,7 @@ fn workspace(files: &[(&str, &[u8])]) -> Ws {
     for (name, bytes) in files {
         std::fs::write(root.join(name), bytes).unwrap();
     }
-    let settings = SandboxSettings::default();
-    let sb = sandbox::open(
-        &settings,
-        SandboxMounts {
-            work_tree: root.clone(),
-            git_dir,
-        },
-    )
-    .unwrap();
-    let tools = Toolbox {
-        fs: WorkspaceFs::open(&root).unwrap(),
-        sandbox: Arc::from(sb),
-        sandbox_settings: settings,
-        run_id: "test".into(),
-        output_cap_chars: 8000,
-    };
+    let tools = toolbox::toolbox(&root, git_dir, "test", 8000);
     Ws {
         _tmp: tmp,
         root,

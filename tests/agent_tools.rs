@@ -2,13 +2,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::Arc;
+#[path = "support/toolbox.rs"]
+mod toolbox;
 
 use serde_json::{Value, json};
-use tiny_backspace::agent::fs::WorkspaceFs;
 use tiny_backspace::agent::tools::Toolbox;
 use tiny_backspace::event::Event;
-use tiny_backspace::sandbox::{self, SandboxMounts, SandboxSettings};
 use tokio_util::sync::CancellationToken;
 
 struct Ws {
@@ -46,22 +45,7 @@ fn workspace() -> Ws {
     let outside = tmp.path().join("host-secret.txt");
     std::fs::write(&outside, "TOP SECRET host file\n").unwrap();
     std::os::unix::fs::symlink(&outside, root.join("leak")).unwrap();
-    let settings = SandboxSettings::default();
-    let sb = sandbox::open(
-        &settings,
-        SandboxMounts {
-            work_tree: root.clone(),
-            git_dir,
-        },
-    )
-    .unwrap();
-    let tools = Toolbox {
-        fs: WorkspaceFs::open(&root).unwrap(),
-        sandbox: Arc::from(sb),
-        sandbox_settings: settings,
-        run_id: "test".into(),
-        output_cap_chars: 2000,
-    };
+    let tools = toolbox::toolbox(&root, git_dir, "test", 2000);
     Ws {
         _tmp: tmp,
         root,

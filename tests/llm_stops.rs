@@ -4,6 +4,9 @@
 //! error; the last turn of the turn budget says so, once.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "support/toolbox.rs"]
+mod toolbox;
+
 #[path = "support/mock_llm/mod.rs"]
 mod mock_llm;
 
@@ -12,8 +15,6 @@ use std::time::Duration;
 
 use mock_llm::{CutInput, Fault, Format, MockServer, Model, Turn};
 use serde_json::{Value, json};
-use tiny_backspace::agent::fs::WorkspaceFs;
-use tiny_backspace::agent::tools::Toolbox;
 use tiny_backspace::agent::{AgentError, AgentLimits, AgentOutcome, AgentRun};
 use tiny_backspace::config::Secret;
 use tiny_backspace::emit::Emitter;
@@ -22,7 +23,6 @@ use tiny_backspace::llm::anthropic::AnthropicProvider;
 use tiny_backspace::llm::openai::OpenAiProvider;
 use tiny_backspace::llm::settings::LlmSettings;
 use tiny_backspace::llm::{Message, Provider};
-use tiny_backspace::sandbox::{self, SandboxMounts, SandboxSettings};
 use tokio_util::sync::CancellationToken;
 
 struct Outcome {
@@ -70,22 +70,7 @@ async fn run(format: Format, model: Arc<Model>, limits: AgentLimits) -> Outcome 
     std::fs::create_dir_all(root.join(".git")).unwrap();
     std::fs::create_dir_all(&git_dir).unwrap();
     std::fs::write(root.join("a.py"), "x = 1\n").unwrap();
-    let settings = SandboxSettings::default();
-    let sb = sandbox::open(
-        &settings,
-        SandboxMounts {
-            work_tree: root.clone(),
-            git_dir,
-        },
-    )
-    .unwrap();
-    let tools = Toolbox {
-        fs: WorkspaceFs::open(&root).unwrap(),
-        sandbox: Arc::from(sb),
-        sandbox_settings: settings,
-        run_id: "t".into(),
-        output_cap_chars: 4000,
-    };
+    let tools = toolbox::toolbox(&root, git_dir, "t", 4000);
     let (tx, mut rx) = tokio::sync::mpsc::channel(10_000);
     let emitter = Emitter::new("t", tx);
     let provider = provider(format, &server);
