@@ -15,12 +15,13 @@ use std::sync::Arc;
 
 use mock_llm::{Format, MockServer, Model, Turn};
 use serde_json::json;
-use tiny_backspace::config::{Config, Overrides, Secret};
+use tiny_backspace::config::{Config, Overrides};
 use tiny_backspace::event::Event;
 use tiny_backspace::llm::anthropic::AnthropicProvider;
 use tiny_backspace::llm::retry::Chain;
 use tiny_backspace::llm::settings::LlmSettings;
 use tiny_backspace::pipeline::{self, Gate, RunRequest};
+use tiny_backspace::secret::Secret;
 
 const MODULES: usize = 8;
 

@@ -18,6 +18,7 @@ pub mod recovery;
 pub mod repo;
 pub mod sandbox;
 pub mod sanitize;
+pub mod secret;
 pub mod serve;
 pub mod signals;
 pub mod store;

@@ -9,11 +9,11 @@ use std::sync::{Arc, Mutex};
 
 use mock_llm::{Fault, Format, MockServer, Model, Turn};
 use serde_json::{Value, json};
-use tiny_backspace::config::Secret;
 use tiny_backspace::llm::anthropic::AnthropicProvider;
 use tiny_backspace::llm::retry::Chain;
 use tiny_backspace::llm::settings::LlmSettings;
 use tiny_backspace::llm::{Block, ChatRequest, Message, Observer, Provider, Role, ToolCall};
+use tiny_backspace::secret::Secret;
 
 #[derive(Default)]
 struct Statuses(Mutex<Vec<String>>);

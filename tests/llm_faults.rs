@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mock_llm::{Fault, Format, MockServer, Model};
-use tiny_backspace::config::{Config, Overrides, Secret};
+use tiny_backspace::config::{Config, Overrides};
 use tiny_backspace::event::{ErrorCode, Event};
 use tiny_backspace::llm::Provider;
 use tiny_backspace::llm::anthropic::AnthropicProvider;
@@ -20,6 +20,7 @@ use tiny_backspace::llm::openai::OpenAiProvider;
 use tiny_backspace::llm::retry::Chain;
 use tiny_backspace::llm::settings::LlmSettings;
 use tiny_backspace::pipeline::{self, Gate, RunRequest};
+use tiny_backspace::secret::Secret;
 
 const KEY_A: &str = "sk-ant-api03-faults-SECRET-a";
 const KEY_O: &str = "sk-proj-faults-SECRET-o";

@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use mock_llm::{End, Framing, MockServer, Reply};
 use serde_json::{Value, json};
-use tiny_backspace::config::Secret;
 use tiny_backspace::llm::anthropic::{self, AnthropicProvider};
 use tiny_backspace::llm::openai::{self, OpenAiProvider};
 use tiny_backspace::llm::settings::LlmSettings;
@@ -19,6 +18,7 @@ use tiny_backspace::llm::sse;
 use tiny_backspace::llm::{
     ChatRequest, ChatResponse, LlmError, Message, Observer, Provider, StopReason,
 };
+use tiny_backspace::secret::Secret;
 
 fn fixture(name: &str) -> Vec<u8> {
     let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -12,11 +12,11 @@ use std::sync::{Arc, Mutex};
 use mock_llm::{Fault, Format, MockServer, Model};
 use serde_json::{Value, json};
 use tiny_backspace::agent::{prompt, tools};
-use tiny_backspace::config::Secret;
 use tiny_backspace::llm::anthropic::AnthropicProvider;
 use tiny_backspace::llm::openai::OpenAiProvider;
 use tiny_backspace::llm::settings::LlmSettings;
 use tiny_backspace::llm::{Block, ChatRequest, Message, Provider, Role, ToolSpec};
+use tiny_backspace::secret::Secret;
 
 const KEY_A: &str = "sk-ant-api03-requests-LOGSECRET-a";
 const KEY_O: &str = "sk-proj-requests-LOGSECRET-o";

@@ -16,13 +16,13 @@ use std::time::Duration;
 use mock_llm::{CutInput, Fault, Format, MockServer, Model, Turn};
 use serde_json::{Value, json};
 use tiny_backspace::agent::{AgentError, AgentLimits, AgentOutcome, AgentRun};
-use tiny_backspace::config::Secret;
 use tiny_backspace::emit::Emitter;
 use tiny_backspace::event::{Event, UsageTotals};
 use tiny_backspace::llm::anthropic::AnthropicProvider;
 use tiny_backspace::llm::openai::OpenAiProvider;
 use tiny_backspace::llm::settings::LlmSettings;
 use tiny_backspace::llm::{Message, Provider};
+use tiny_backspace::secret::Secret;
 use tokio_util::sync::CancellationToken;
 
 struct Outcome {

@@ -17,7 +17,7 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use super::ForgeError;
-use crate::config::Secret;
+use crate::secret::Secret;
 
 /// Reports a visible wait (rate limits, fork creation) to the user.
 pub type Notify<'a> = &'a (dyn Fn(String) + Send + Sync);

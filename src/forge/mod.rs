@@ -12,9 +12,10 @@ pub mod record;
 pub mod text;
 pub mod token;
 
-use crate::config::{Config, Secret};
+use crate::config::Config;
 use crate::git::GitError;
 use crate::repo::{RepoSource, is_loopback_host};
+use crate::secret::Secret;
 
 /// The public GitHub API.
 pub const GITHUB_API: &str = "https://api.github.com";

@@ -9,7 +9,8 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::config::{Config, Secret};
+use crate::config::Config;
+use crate::secret::Secret;
 
 /// The configured token, else the one `gh auth token` prints for `host`.
 pub async fn discover(config: &Config, host: &str) -> Option<Secret> {

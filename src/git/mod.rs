@@ -202,7 +202,7 @@ const TOKEN_HELPER: &str = "!f() { test \"$1\" = get || exit 0; echo username=x-
 
 /// Lets this one git command authenticate with `token` (added after the hardened overrides, which
 /// reset the helper list).
-pub fn offer_token(cmd: &mut tokio::process::Command, token: Option<&crate::config::Secret>) {
+pub fn offer_token(cmd: &mut tokio::process::Command, token: Option<&crate::secret::Secret>) {
     if let Some(token) = token {
         cmd.arg("-c")
             .arg(format!("credential.helper={TOKEN_HELPER}"));
@@ -314,7 +314,7 @@ pub async fn probe_remote(
     allow_protocols: &str,
     base: Option<&str>,
     timeout: Duration,
-    token: Option<&crate::config::Secret>,
+    token: Option<&crate::secret::Secret>,
 ) -> Result<RemoteInfo, GitError> {
     let mut cmd = hardened_command(allow_protocols);
     offer_token(&mut cmd, token);
@@ -367,7 +367,7 @@ pub struct CloneSpec {
     /// The source is a repository on this machine (`url` is its path).
     pub local: bool,
     /// Offered to the source's host only (a GitHub repository and its token).
-    pub token: Option<crate::config::Secret>,
+    pub token: Option<crate::secret::Secret>,
 }
 
 #[derive(Debug, Clone)]

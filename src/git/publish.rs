@@ -18,7 +18,7 @@ use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 
 use super::{GitError, hardened_command};
-use crate::config::Secret;
+use crate::secret::Secret;
 
 const NETWORK_TIMEOUT: Duration = Duration::from_secs(300);
 

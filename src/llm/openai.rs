@@ -22,8 +22,8 @@ use super::{
     Block, ChatRequest, ChatResponse, LlmError, ModelLabel, Observer, Provider, Role, StopReason,
     TextSink, ToolCall, parse_tool_input,
 };
-use crate::config::Secret;
 use crate::event::UsageTotals;
+use crate::secret::Secret;
 
 pub const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
 

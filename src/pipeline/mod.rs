@@ -140,7 +140,7 @@ struct Driver {
     summary: String,
     diff: Option<WorkDiff>,
     /// The token offered when cloning a GitHub repository (it may be private).
-    clone_token: Option<crate::config::Secret>,
+    clone_token: Option<crate::secret::Secret>,
     /// Why the run was stopped, when a front-end said (`Command::Stop`).
     stop_reason: Option<String>,
     /// The post-clone index refresh, settled before the host touches the index again.

@@ -8,7 +8,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::{ServeOptions, bind, run};
-use crate::config::{Config, Secret};
+use crate::config::Config;
+use crate::secret::Secret;
 
 const TOKEN: &str = "limits-test-token-0123456789abcdef";
 

@@ -31,8 +31,9 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{Config, Secret};
+use crate::config::Config;
 use crate::pipeline::Command;
+use crate::secret::Secret;
 pub use queue::RunQueue;
 pub use token::TokenError;
 

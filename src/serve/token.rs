@@ -12,7 +12,8 @@ use std::io::{Read, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use crate::config::{Config, Secret};
+use crate::config::Config;
+use crate::secret::Secret;
 
 /// Generated tokens: this many random bytes, hex-encoded.
 const RANDOM_BYTES: usize = 32;

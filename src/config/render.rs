@@ -1,0 +1,219 @@
+//! `tiny-backspace config`: every resolved value with where it came from, secrets masked.
+
+use super::*;
+
+impl Config {
+    /// The resolved configuration, secrets masked, each value with where it came from.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Derived values have no source of their own: no parentheses for them.
+        let mut line = |k: &str, v: String, src: &str| {
+            let src = if src.is_empty() {
+                String::new()
+            } else {
+                format!(" ({src})")
+            };
+            out.push_str(format!("{k:<22} {v:<44}{src}").trim_end());
+            out.push('\n');
+        };
+        let opt = |o: &Option<String>| o.clone().unwrap_or_else(|| "(not set)".into());
+        let sec = |o: &Option<Secret>| {
+            o.as_ref()
+                .map(Secret::masked)
+                .unwrap_or_else(|| "(not set)".into())
+        };
+        line("home", self.home.display().to_string(), self.source("home"));
+        line(
+            "config file",
+            self.config_file
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|| "(none)".into()),
+            "",
+        );
+        line("model", opt(&self.model), self.source("model"));
+        line(
+            "anthropic api key",
+            sec(&self.anthropic_api_key),
+            self.source("anthropic_api_key"),
+        );
+        line(
+            "anthropic base url",
+            opt(&self.anthropic_base_url),
+            self.source("anthropic_base_url"),
+        );
+        line(
+            "openai api key",
+            sec(&self.openai_api_key),
+            self.source("openai_api_key"),
+        );
+        line(
+            "openai base url",
+            opt(&self.openai_base_url),
+            self.source("openai_base_url"),
+        );
+        line(
+            "github token",
+            sec(&self.github_token),
+            self.source("github_token"),
+        );
+        line(
+            "github api url",
+            opt(&self.github_api_url),
+            self.source("github_api_url"),
+        );
+        line(
+            "server token",
+            self.server_token.as_ref().map_or_else(
+                || {
+                    format!(
+                        "(serve keeps one in {})",
+                        self.home.join("server-token").display()
+                    )
+                },
+                Secret::masked,
+            ),
+            self.source("server_token"),
+        );
+        line(
+            "server public host",
+            if self.server_hosts.is_empty() {
+                "(none: only its own address)".into()
+            } else {
+                self.server_hosts.join(", ")
+            },
+            self.source("server_host"),
+        );
+        line(
+            "sandbox",
+            self.sandbox
+                .kind
+                .map(|k| k.as_str().to_string())
+                .unwrap_or_else(|| "auto".into()),
+            self.source("sandbox"),
+        );
+        let mode = self.sandbox.network_mode();
+        line(
+            "network",
+            match mode {
+                crate::sandbox::NetworkMode::Off => "false (off)".to_string(),
+                crate::sandbox::NetworkMode::On => "true (on)".to_string(),
+                crate::sandbox::NetworkMode::Allowlist => "allowlist".to_string(),
+            },
+            self.source("network"),
+        );
+        if let Some(hosts) = &self.sandbox.allow_hosts {
+            line(
+                "allowed hosts",
+                if hosts.is_empty() {
+                    "(none: every request refused)".to_string()
+                } else {
+                    hosts
+                        .iter()
+                        .map(|h| h.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                },
+                self.source("allow_hosts"),
+            );
+        }
+        line(
+            "command timeout",
+            format!(
+                "{}s (max {}s)",
+                self.sandbox.default_timeout.as_secs(),
+                self.sandbox.max_timeout.as_secs()
+            ),
+            "",
+        );
+        let l = &self.sandbox.limits;
+        line(
+            "sandbox limits",
+            format!(
+                "cpu {}s, memory {} MB, {} processes, files {} MB, workspace {} MB, /tmp {} MB",
+                l.cpu_secs,
+                l.memory_bytes >> 20,
+                l.max_processes,
+                l.file_size_bytes >> 20,
+                l.workspace_bytes >> 20,
+                l.tmp_bytes >> 20
+            ),
+            "",
+        );
+        line(
+            "agent budget",
+            format!(
+                "{} turns, {} tokens, {} min",
+                self.agent.max_turns,
+                self.agent.max_total_tokens,
+                self.agent.max_duration.as_secs() / 60
+            ),
+            "",
+        );
+        line(
+            "model chain",
+            match crate::llm::select::describe_chain(self) {
+                Ok(chain) => chain.join(" -> "),
+                Err(_) => "(none: set ANTHROPIC_API_KEY, OPENAI_API_KEY or OPENAI_BASE_URL)".into(),
+            },
+            "",
+        );
+        line(
+            "model retries",
+            format!(
+                "{} attempts, backoff {}-{} ms, stall {} s, fallback {}",
+                self.llm.max_attempts,
+                self.llm.initial_backoff_ms,
+                self.llm.max_backoff_ms,
+                self.llm.read_timeout_ms / 1000,
+                if self.llm.fallback { "on" } else { "off" }
+            ),
+            "",
+        );
+        line(
+            "clone limits",
+            format!(
+                "{}s, {} MB",
+                self.clone.timeout.as_secs(),
+                self.clone.max_size_bytes >> 20
+            ),
+            "",
+        );
+        line(
+            "diff max file",
+            format!("{} MB", self.diff.max_file_bytes >> 20),
+            self.source("diff_max_file_mb"),
+        );
+        line(
+            "diff max patch",
+            format!("{} MB", self.diff.max_patch_bytes >> 20),
+            self.source("diff_max_patch_mb"),
+        );
+        line(
+            "branch prefix",
+            self.publish.branch_prefix.clone(),
+            self.source("branch_prefix"),
+        );
+        line(
+            "fork without push",
+            self.publish.fork.to_string(),
+            self.source("fork"),
+        );
+        line(
+            "draft pull requests",
+            self.publish.draft.to_string(),
+            self.source("draft"),
+        );
+        line(
+            "commit author",
+            match (&self.publish.author_name, &self.publish.author_email) {
+                (Some(n), Some(e)) => format!("{n} <{e}>"),
+                (Some(n), None) => n.clone(),
+                (None, Some(e)) => format!("<{e}>"),
+                (None, None) => "(your git identity)".into(),
+            },
+            self.source("author_name"),
+        );
+        out
+    }
+}
