@@ -442,6 +442,46 @@ mod tests {
     }
 
     #[test]
+    fn the_setup_and_toolchains_are_stated_briefly() {
+        let (_d, fs) = repo(&[("a.py", "")]);
+        let mut env = Environment {
+            sandbox: "bwrap, no network".into(),
+            network: "There is no network access.".into(),
+            timeouts: (Duration::from_secs(120), Duration::from_secs(600)),
+            setup: None,
+            toolchains: Some("python3 3.11.2, make; not found: node".into()),
+        };
+        let plain = first_message("t", &fs, &env);
+        assert!(!plain.contains("Setup") && plain.contains("Toolchains on PATH: python3 3.11.2"));
+        env.setup = Some(SetupFacts {
+            command: "make deps".into(),
+            network: "allowlist (127.0.0.1:9)".into(),
+            agent_network: "off".into(),
+            ended: "FAILED with exit code 2, 1.0s".into(),
+            failed: true,
+            output_tail: "E: ```boom```".into(),
+            kept_out: vec![".venv/".into()],
+            modified: vec!["setup.cfg".into()],
+        });
+        let first = first_message("t", &fs, &env);
+        for want in [
+            "`make deps` ran once in the sandbox (network: allowlist (127.0.0.1:9)) and FAILED",
+            "the setup is optional",
+            "kept out of the pull request: .venv/",
+            "changed repository files, which are in the diff unless you restore them: setup.cfg",
+            "E: '''boom'''",
+            "Network by phase: setup allowlist (127.0.0.1:9); agent (your commands) off",
+        ] {
+            assert!(first.contains(want), "{want}: {first}");
+        }
+        assert!(
+            first.len() - plain.len() < 1_000,
+            "{}",
+            first.len() - plain.len()
+        );
+    }
+
+    #[test]
     fn nearest_guidance_is_added_once_per_directory() {
         let (_d, fs) = repo(&[
             ("AGENTS.md", "root rules"),
