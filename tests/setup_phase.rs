@@ -401,7 +401,7 @@ async fn a_setup_without_network_fails_the_run_unless_optional() {
 }
 
 /// Without `--setup`, an executable `.tiny-backspace/setup.sh` runs (what it makes stays out of the
-/// patch); one that is not executable does not.
+/// patch); one that is not executable does not, nor one turned off with `--setup ""`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_repository_s_setup_script_is_found_and_run() {
     use std::os::unix::fs::PermissionsExt;
@@ -448,6 +448,18 @@ async fn the_repository_s_setup_script_is_found_and_run() {
         .await;
         assert_eq!(r.code, 0, "[{k}] {}\n{}", r.stdout, r.stderr);
         assert!(r.statuses("setup").is_empty(), "[{k}] {}", r.stdout);
+        assert!(r.bash().is_empty(), "[{k}] {}", r.stdout);
+
+        // `--setup ""` turns the script off.
+        let r = run(
+            tmp.path(),
+            kind,
+            &dir,
+            vec![Turn::new("Nothing.", &[])],
+            &["--setup", ""],
+        )
+        .await;
+        assert_eq!(r.code, 0, "[{k}] {}\n{}", r.stdout, r.stderr);
         assert!(r.bash().is_empty(), "[{k}] {}", r.stdout);
     }
 }

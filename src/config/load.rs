@@ -212,7 +212,7 @@ impl Config {
         }
         let mut setup = SetupSettings {
             command: pick("setup", None, &["TB_SETUP"], file.agent.setup)
-                .filter(|c| !c.trim().is_empty()),
+                .map(|c| c.trim().to_string()),
             ..SetupSettings::default()
         };
         if let Some(v) = pick(

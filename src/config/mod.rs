@@ -92,7 +92,8 @@ impl Default for PublishSettings {
 #[derive(Debug, Clone, PartialEq)]
 pub struct SetupSettings {
     /// `--setup`, `TB_SETUP`, `agent.setup`; without it an executable
-    /// `.tiny-backspace/setup.sh` in the repository is run if present.
+    /// `.tiny-backspace/setup.sh` in the repository is run if present. Empty (`--setup ""`,
+    /// `setup = ""`): no setup at all, not even the script.
     pub command: Option<String>,
     /// `--setup-network`; `None`: `allowlist` when an allow-list is configured, else `off`.
     pub network: Option<NetworkMode>,
@@ -297,7 +298,8 @@ impl Config {
     /// environment and the file.
     pub fn set_setup_flags(&mut self, flags: &SetupFlags) -> Result<(), ConfigError> {
         if let Some(c) = &flags.command {
-            self.setup.command = Some(c.clone()).filter(|c| !c.trim().is_empty());
+            // `--setup ""` turns the setup off, the repository's script included.
+            self.setup.command = Some(c.trim().to_string());
             self.sources.insert("setup", Source::Flag);
         }
         if let Some(m) = &flags.network {

@@ -119,10 +119,11 @@ impl Config {
         }
         line(
             "setup",
-            self.setup
-                .command
-                .clone()
-                .unwrap_or_else(|| "(not set: .tiny-backspace/setup.sh if executable)".into()),
+            match self.setup.command.as_deref() {
+                None => "(not set: .tiny-backspace/setup.sh if executable)".to_string(),
+                Some("") => "(off, the repository's script too)".to_string(),
+                Some(c) => c.to_string(),
+            },
             self.source("setup"),
         );
         let setup_mode = self.setup_network_mode();

@@ -290,6 +290,13 @@ fn setup_settings_from_file_env_and_flags_with_their_network_rules() {
     assert_eq!(c.setup_network_mode(), NetworkMode::Off);
     assert_eq!(c.setup.timeout, Duration::from_secs(90));
     assert_eq!(c.source("setup"), "flag");
+    c.set_setup_flags(&SetupFlags {
+        command: Some(String::new()),
+        ..SetupFlags::default()
+    })
+    .unwrap();
+    assert_eq!(c.setup.command.as_deref(), Some(""));
+    assert!(c.render().contains("(off, the repository's script too)"));
     let e = c
         .set_setup_flags(&SetupFlags {
             network: Some("sometimes".into()),

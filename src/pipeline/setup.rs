@@ -109,8 +109,9 @@ impl Driver {
             ));
         };
         let git_dir = cloned.repo.git_dir.clone();
-        let (command, origin) = match &self.config.setup.command {
-            Some(c) => (c.clone(), "--setup"),
+        let (command, origin) = match self.config.setup.command.as_deref() {
+            Some("") => return Ok(()),
+            Some(c) => (c.to_string(), "--setup"),
             None if discover_script(&work_tree) => {
                 (format!("./{SETUP_SCRIPT}"), "the repository's script")
             }
