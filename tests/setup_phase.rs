@@ -198,6 +198,13 @@ async fn setup_installs_through_the_proxy_and_the_agent_works_offline() {
         .await;
         assert_eq!(r.code, 0, "[{k}] {}\n{}", r.stdout, r.stderr);
 
+        let validate = r.statuses("validate");
+        assert!(
+            validate[0].contains(&format!(
+                "no network for the agent, setup network allowlist ({allow})"
+            )),
+            "[{k}] {validate:#?}"
+        );
         // The setup: a step of its own, through the proxy, to the index.
         let setup_log = r.statuses("setup");
         assert!(
@@ -461,5 +468,85 @@ async fn the_repository_s_setup_script_is_found_and_run() {
         .await;
         assert_eq!(r.code, 0, "[{k}] {}\n{}", r.stdout, r.stderr);
         assert!(r.bash().is_empty(), "[{k}] {}", r.stdout);
+    }
+}
+
+/// A setup that outlives its time limit is killed and fails the run, saying which flag gives it
+/// more time; a cancel (SIGTERM) during the setup ends the run `cancelled` with nothing left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hanging_setup_times_out_and_a_cancel_stops_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = support::make_repo(&tmp.path().join("repo"), "main", &[("a.txt", "a\n")]);
+    let script = tmp.path().join("script.json");
+    std::fs::write(&script, support::script(json!([{"text": "never reached"}]))).unwrap();
+    for kind in backends("setup timeout and cancel") {
+        let k = kind.as_str();
+        let r = run(
+            tmp.path(),
+            kind,
+            &repo,
+            vec![],
+            &["--setup", "echo started; sleep 600", "--setup-timeout", "2"],
+        )
+        .await;
+        assert_eq!(r.code, 1, "[{k}] {}\n{}", r.stdout, r.stderr);
+        let last = r.last();
+        assert_eq!(last["code"], "setup_failed", "[{k}] {last}");
+        let message = last["message"].as_str().unwrap();
+        assert!(
+            message.contains("time limit") && message.contains("--setup-timeout"),
+            "[{k}] {message}"
+        );
+        assert!(r.leftover_workspaces().is_empty(), "[{k}] workspace left");
+
+        // SIGTERM while the setup runs.
+        let home = tmp.path().join(format!("home-cancel-{k}"));
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tiny-backspace"))
+            .args(["run", "--repo"])
+            .arg(&repo)
+            .args(["--prompt", "p", "--no-pr", "--json", "--model"])
+            .arg(format!("scripted:{}", script.display()))
+            .args(["--sandbox", k, "--setup", "echo started; sleep 600"])
+            .current_dir(tmp.path())
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", tmp.path().join("user-home"))
+            .env("TB_HOME", &home)
+            .env("TB_CONFIG", tmp.path().join("none.toml"))
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stdout));
+        let mut seen = Vec::new();
+        for line in lines.by_ref() {
+            let line = line.unwrap();
+            let started = line.contains("\"stage\":\"setup\"");
+            seen.push(line);
+            if started {
+                break;
+            }
+        }
+        assert!(
+            seen.last().is_some_and(|l| l.contains("setup: running")),
+            "[{k}] {seen:#?}"
+        );
+        // SAFETY: kill(2) on the child's pid; no memory is involved.
+        assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
+        let rest: Vec<String> = lines.map(|l| l.unwrap()).collect();
+        let status = child.wait().unwrap();
+        assert_eq!(status.code(), Some(1), "[{k}] {rest:#?}");
+        let last: Value = serde_json::from_str(rest.last().unwrap()).unwrap();
+        assert_eq!(last["type"], "Error", "[{k}] {last}");
+        assert_eq!(last["stage"], "setup", "[{k}] {last}");
+        assert!(
+            last["code"] == "stopped" || last["code"] == "cancelled",
+            "[{k}] {last}"
+        );
+        let work: Vec<_> = std::fs::read_dir(home.join("work"))
+            .map(|rd| rd.flatten().collect())
+            .unwrap_or_default();
+        assert!(work.is_empty(), "[{k}] workspace left after the cancel");
     }
 }

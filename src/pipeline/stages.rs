@@ -219,6 +219,23 @@ impl Driver {
             };
             network.push_str(&format!(" ({list})"));
         }
+        // A configured setup has a network of its own; the agent's follows it.
+        if kind != SandboxKind::None
+            && self
+                .config
+                .setup
+                .command
+                .as_deref()
+                .is_some_and(|c| !c.is_empty())
+        {
+            let setup =
+                super::setup::with_network(&self.config.sandbox, self.config.setup_network_mode());
+            network = format!(
+                "{} for the agent, setup network {}",
+                sandbox::network_label(kind, self.config.agent_network_after_setup()),
+                super::setup::describe_mode(&setup)
+            );
+        }
         self.emitter
             .status(
                 Stage::Validate,
