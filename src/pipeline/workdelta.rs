@@ -50,16 +50,25 @@ fn stamp(meta: &std::fs::Metadata) -> Stamp {
 }
 
 /// Calls `visit(relative path, metadata)` for every entry below `root` (not `.git` at the top);
-/// descends into a directory only when `visit` returns true.
+/// descends into a directory only when `visit` returns true. Returns the directories it could
+/// not read.
 fn walk(
     root: &Path,
     visit: &mut dyn FnMut(&[u8], &std::fs::Metadata) -> bool,
-) -> std::io::Result<()> {
+) -> std::io::Result<Vec<Vec<u8>>> {
+    // The top must be readable; below it, a directory the command made unreadable is skipped
+    // (its entries count as unchanged) rather than failing the run.
+    std::fs::read_dir(root)?;
+    let mut unreadable = Vec::new();
     let mut stack: Vec<Vec<u8>> = vec![vec![]];
     while let Some(rel) = stack.pop() {
         let dir = root.join(std::ffi::OsStr::from_bytes(&rel));
-        for entry in std::fs::read_dir(&dir)? {
-            let entry = entry?;
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            unreadable.push(rel);
+            continue;
+        };
+        for entry in entries {
+            let Ok(entry) = entry else { continue };
             let name = entry.file_name();
             if rel.is_empty() && name.as_bytes() == b".git" {
                 continue;
@@ -70,13 +79,13 @@ fn walk(
             }
             path.extend_from_slice(name.as_bytes());
             // DirEntry::metadata does not follow a symlink.
-            let meta = entry.metadata()?;
+            let Ok(meta) = entry.metadata() else { continue };
             if visit(&path, &meta) && meta.is_dir() {
                 stack.push(path);
             }
         }
     }
-    Ok(())
+    Ok(unreadable)
 }
 
 /// Every entry of the work tree at `root`.
@@ -94,7 +103,7 @@ impl Snapshot {
     pub fn compare(&self, root: &Path) -> std::io::Result<Delta> {
         let mut delta = Delta::default();
         let mut seen = HashSet::new();
-        walk(root, &mut |path, meta| {
+        let unreadable = walk(root, &mut |path, meta| {
             let now = stamp(meta);
             match self.entries.get(path) {
                 None => {
@@ -110,7 +119,16 @@ impl Snapshot {
                 }
             }
         })?;
-        let gone: HashSet<&Vec<u8>> = self.entries.keys().filter(|p| !seen.contains(*p)).collect();
+        let below_unreadable = |p: &[u8]| {
+            unreadable
+                .iter()
+                .any(|d| p.len() > d.len() && p.starts_with(d) && p[d.len()] == b'/')
+        };
+        let gone: HashSet<&Vec<u8>> = self
+            .entries
+            .keys()
+            .filter(|p| !seen.contains(*p) && !below_unreadable(p))
+            .collect();
         delta.deleted = gone
             .iter()
             .filter(|p| {
