@@ -18,6 +18,8 @@ pub enum ErrorCode {
     BaseNotFound,
     /// The sandbox could not be set up.
     SandboxUnavailable,
+    /// The setup command (`--setup`, `.tiny-backspace/setup.sh`) failed or ran out of time.
+    SetupFailed,
     /// The model provider refused the credentials (401/403).
     ModelAuth,
     /// The model provider refused or could not understand a request.
@@ -57,6 +59,7 @@ impl ErrorCode {
             ErrorCode::RepoUnreachable => "repo_unreachable",
             ErrorCode::BaseNotFound => "base_not_found",
             ErrorCode::SandboxUnavailable => "sandbox_unavailable",
+            ErrorCode::SetupFailed => "setup_failed",
             ErrorCode::ModelAuth => "model_auth",
             ErrorCode::ModelRequest => "model_request",
             ErrorCode::ModelUnavailable => "model_unavailable",
@@ -93,11 +96,12 @@ impl ErrorCode {
     }
 
     /// Every code, for documentation checks.
-    pub const ALL: [ErrorCode; 18] = [
+    pub const ALL: [ErrorCode; 19] = [
         ErrorCode::InvalidInput,
         ErrorCode::RepoUnreachable,
         ErrorCode::BaseNotFound,
         ErrorCode::SandboxUnavailable,
+        ErrorCode::SetupFailed,
         ErrorCode::ModelAuth,
         ErrorCode::ModelRequest,
         ErrorCode::ModelUnavailable,

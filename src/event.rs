@@ -15,6 +15,8 @@ pub use crate::error_code::ErrorCode;
 pub enum Stage {
     Validate,
     Clone,
+    /// The setup command (`--setup`, `.tiny-backspace/setup.sh`) before the agent.
+    Setup,
     Agent,
     Diff,
     Review,
@@ -27,6 +29,7 @@ impl Stage {
         match self {
             Stage::Validate => "validate",
             Stage::Clone => "clone",
+            Stage::Setup => "setup",
             Stage::Agent => "agent",
             Stage::Diff => "diff",
             Stage::Review => "review",

@@ -1,5 +1,6 @@
 //! What the agent knows before its first tool call: the repository's own guidance files, a short
-//! layout, the detected test commands and the sandbox's facts; and the nearest `AGENTS.md` of a
+//! layout, the detected test commands, the setup that ran and the sandbox's facts (network of
+//! each phase, toolchains on PATH); and the nearest `AGENTS.md` of a
 //! subdirectory, added to a tool result the first time the agent touches a file below it.
 //!
 //! Invariants: every file is read through [`WorkspaceFs`] (no symlink leads out of the work tree)
@@ -35,6 +36,73 @@ pub struct Environment {
     pub network: String,
     /// A `bash` call's default and largest timeout.
     pub timeouts: (std::time::Duration, std::time::Duration),
+    /// The setup command that ran before the agent, if any.
+    pub setup: Option<SetupFacts>,
+    /// Which common toolchains are on PATH (`python3 3.11.2, make; not found: node, …`).
+    pub toolchains: Option<String>,
+}
+
+/// What the setup phase ran and how it ended, as the model is told.
+#[derive(Debug, Clone, Default)]
+pub struct SetupFacts {
+    pub command: String,
+    /// Its network, e.g. `allowlist (127.0.0.1:8080)`.
+    pub network: String,
+    /// The agent phase's network mode (`off`, `allowlist`, `on`).
+    pub agent_network: String,
+    /// e.g. `succeeded (exit 0), 3.2s`.
+    pub ended: String,
+    pub failed: bool,
+    /// The end of its output (capped by the caller).
+    pub output_tail: String,
+    /// Paths it made, kept out of the pull request.
+    pub kept_out: Vec<String>,
+    /// Repository files it changed (they stay in the diff).
+    pub modified: Vec<String>,
+}
+
+/// Names shown of a list, then a count.
+fn few(names: &[String]) -> String {
+    let mut out = names.iter().take(8).cloned().collect::<Vec<_>>().join(", ");
+    if names.len() > 8 {
+        out.push_str(&format!(" and {} more", names.len() - 8));
+    }
+    out
+}
+
+fn setup_section(s: &SetupFacts) -> String {
+    let mut out = format!(
+        "\n## Setup (already done)\nBefore you started, `{}` ran once in the sandbox (network: {}) \
+         and {}.",
+        s.command, s.network, s.ended
+    );
+    if s.failed {
+        out.push_str(
+            " The run continues because the setup is optional: expect missing dependencies, and \
+             say in your summary what you could not verify.",
+        );
+    }
+    if !s.kept_out.is_empty() {
+        out.push_str(&format!(
+            " What it made is kept out of the pull request: {}.",
+            few(&s.kept_out)
+        ));
+    }
+    if !s.modified.is_empty() {
+        out.push_str(&format!(
+            " It changed repository files, which are in the diff unless you restore them: {}.",
+            few(&s.modified)
+        ));
+    }
+    out.push_str(" Do not run it again.");
+    if !s.output_tail.trim().is_empty() {
+        out.push_str(&format!(
+            "\nIts output ends with:\n```\n{}\n```",
+            s.output_tail.replace("```", "'''")
+        ));
+    }
+    out.push('\n');
+    out
 }
 
 /// The first user message: the task, then the repository context.
@@ -60,6 +128,9 @@ pub fn first_message(task: &str, fs: &WorkspaceFs, env: &Environment) -> String 
     for (command, file) in commands {
         out.push_str(&format!("- `{command}` (detected from {file})\n"));
     }
+    if let Some(setup) = &env.setup {
+        out.push_str(&setup_section(setup));
+    }
     out.push_str(&format!(
         "\n## Environment\n- Commands run in a sandbox: {}. {}\n- A bash command stops after {} s \
          unless you give timeout_secs (at most {} s).\n- The .git directory is \
@@ -72,6 +143,15 @@ pub fn first_message(task: &str, fs: &WorkspaceFs, env: &Environment) -> String 
         env.timeouts.0.as_secs(),
         env.timeouts.1.as_secs(),
     ));
+    if let Some(setup) = &env.setup {
+        out.push_str(&format!(
+            "- Network by phase: setup {}; agent (your commands) {}.\n",
+            setup.network, setup.agent_network
+        ));
+    }
+    if let Some(t) = &env.toolchains {
+        out.push_str(&format!("- Toolchains on PATH: {t}.\n"));
+    }
     out
 }
 
@@ -349,6 +429,8 @@ mod tests {
             sandbox: "bwrap, no network".into(),
             network: "There is no network access.".into(),
             timeouts: (Duration::from_secs(120), Duration::from_secs(600)),
+            setup: None,
+            toolchains: None,
         };
         let first = first_message("t", &fs, &env);
         assert!(
@@ -357,6 +439,46 @@ mod tests {
         );
         let mut g = NearestGuidance::default();
         assert_eq!(g.for_path(&fs, "sub/x.py"), "");
+    }
+
+    #[test]
+    fn the_setup_and_toolchains_are_stated_briefly() {
+        let (_d, fs) = repo(&[("a.py", "")]);
+        let mut env = Environment {
+            sandbox: "bwrap, no network".into(),
+            network: "There is no network access.".into(),
+            timeouts: (Duration::from_secs(120), Duration::from_secs(600)),
+            setup: None,
+            toolchains: Some("python3 3.11.2, make; not found: node".into()),
+        };
+        let plain = first_message("t", &fs, &env);
+        assert!(!plain.contains("Setup") && plain.contains("Toolchains on PATH: python3 3.11.2"));
+        env.setup = Some(SetupFacts {
+            command: "make deps".into(),
+            network: "allowlist (127.0.0.1:9)".into(),
+            agent_network: "off".into(),
+            ended: "FAILED with exit code 2, 1.0s".into(),
+            failed: true,
+            output_tail: "E: ```boom```".into(),
+            kept_out: vec![".venv/".into()],
+            modified: vec!["setup.cfg".into()],
+        });
+        let first = first_message("t", &fs, &env);
+        for want in [
+            "`make deps` ran once in the sandbox (network: allowlist (127.0.0.1:9)) and FAILED",
+            "the setup is optional",
+            "kept out of the pull request: .venv/",
+            "changed repository files, which are in the diff unless you restore them: setup.cfg",
+            "E: '''boom'''",
+            "Network by phase: setup allowlist (127.0.0.1:9); agent (your commands) off",
+        ] {
+            assert!(first.contains(want), "{want}: {first}");
+        }
+        assert!(
+            first.len() - plain.len() < 1_000,
+            "{}",
+            first.len() - plain.len()
+        );
     }
 
     #[test]

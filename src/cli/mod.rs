@@ -69,6 +69,21 @@ pub struct GlobalArgs {
     /// State directory for runs and logs. Env: TB_HOME.
     #[arg(long, global = true, value_name = "DIR")]
     pub home: Option<PathBuf>,
+    /// Run CMD once in the sandbox after the clone, before the agent (e.g. install the
+    /// dependencies); without it an executable .tiny-backspace/setup.sh is run. Env: TB_SETUP.
+    #[arg(long, global = true, value_name = "CMD")]
+    pub setup: Option<String>,
+    /// Network of the setup command: off, allowlist or on (default: allowlist when --allow-host
+    /// is given, else off). The agent then runs with --network (default off). Env: TB_SETUP_NETWORK.
+    #[arg(long = "setup-network", global = true, value_name = "MODE")]
+    pub setup_network: Option<String>,
+    /// A failing setup does not stop the run: the model is told how it failed.
+    /// Env: TB_SETUP_OPTIONAL=1.
+    #[arg(long = "setup-optional", global = true)]
+    pub setup_optional: bool,
+    /// Time limit of the setup command in seconds (default 600). Env: TB_SETUP_TIMEOUT.
+    #[arg(long = "setup-timeout", global = true, value_name = "SECS")]
+    pub setup_timeout: Option<u64>,
 }
 
 impl GlobalArgs {
@@ -78,6 +93,15 @@ impl GlobalArgs {
             sandbox: self.sandbox.clone(),
             network: self.network.clone(),
             home: self.home.clone(),
+        }
+    }
+
+    pub fn setup_flags(&self) -> crate::config::SetupFlags {
+        crate::config::SetupFlags {
+            command: self.setup.clone(),
+            network: self.setup_network.clone(),
+            optional: self.setup_optional,
+            timeout_secs: self.setup_timeout,
         }
     }
 }
@@ -307,6 +331,7 @@ pub async fn main() -> color_eyre::Result<i32> {
     let overrides = cli.global.overrides();
     let config = match Config::load(&overrides)
         .and_then(|mut c| c.set_allow_hosts_flag(&cli.global.allow_host).map(|()| c))
+        .and_then(|mut c| c.set_setup_flags(&cli.global.setup_flags()).map(|()| c))
     {
         Ok(c) => c,
         Err(e) => {

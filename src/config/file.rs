@@ -100,6 +100,13 @@ pub(super) struct AgentFile {
     pub(super) max_seconds: Option<u64>,
     /// One self-review turn before a run that made changes ends (default on).
     pub(super) self_review: Option<bool>,
+    /// A command run once in the sandbox after the clone, before the agent.
+    pub(super) setup: Option<String>,
+    /// `off`, `allowlist` or `on` for the setup command.
+    pub(super) setup_network: Option<String>,
+    /// A failing setup is reported to the model instead of stopping the run.
+    pub(super) setup_optional: Option<bool>,
+    pub(super) setup_timeout_secs: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -210,6 +210,39 @@ impl Config {
         if let Some(v) = file.agent.self_review {
             agent.self_review = v;
         }
+        let mut setup = SetupSettings {
+            command: pick("setup", None, &["TB_SETUP"], file.agent.setup)
+                .map(|c| c.trim().to_string()),
+            ..SetupSettings::default()
+        };
+        if let Some(v) = pick(
+            "setup_network",
+            None,
+            &["TB_SETUP_NETWORK"],
+            file.agent.setup_network,
+        ) {
+            setup.network = Some(parse_setup_network(&v)?);
+        }
+        if let Some(v) = pick(
+            "setup_optional",
+            None,
+            &["TB_SETUP_OPTIONAL"],
+            file.agent.setup_optional.map(|b| b.to_string()),
+        ) {
+            setup.optional = parse_bool("setup_optional", &v)?;
+        }
+        if let Some(v) = pick(
+            "setup_timeout",
+            None,
+            &["TB_SETUP_TIMEOUT"],
+            file.agent.setup_timeout_secs.map(|n| n.to_string()),
+        ) {
+            let secs = v.trim().parse::<u64>().map_err(|_| ConfigError::Value {
+                key: "setup_timeout".into(),
+                message: format!("'{v}' is not a whole number of seconds"),
+            })?;
+            setup.timeout = Duration::from_secs(secs.max(1));
+        }
         let mut clone = CloneLimits::default();
         if let Some(v) = file.clone.timeout_secs {
             clone.timeout = Duration::from_secs(v.max(1));
@@ -312,6 +345,7 @@ impl Config {
             server_hosts,
             sandbox,
             agent,
+            setup,
             clone,
             llm: file.llm,
             publish,

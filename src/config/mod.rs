@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::agent::AgentLimits;
-use crate::sandbox::{SandboxKind, SandboxSettings};
+use crate::sandbox::{NetworkMode, SandboxKind, SandboxSettings};
 use crate::secret::Secret;
 
 mod file;
@@ -87,6 +87,44 @@ impl Default for PublishSettings {
     }
 }
 
+/// The setup phase: one command run in the sandbox after the clone and before the agent, with
+/// its own network mode and time limit (`pipeline/setup.rs`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SetupSettings {
+    /// `--setup`, `TB_SETUP`, `agent.setup`; without it an executable
+    /// `.tiny-backspace/setup.sh` in the repository is run if present. Empty (`--setup ""`,
+    /// `setup = ""`): no setup at all, not even the script.
+    pub command: Option<String>,
+    /// `--setup-network`; `None`: `allowlist` when an allow-list is configured, else `off`.
+    pub network: Option<NetworkMode>,
+    /// A failing setup is reported to the model instead of stopping the run.
+    pub optional: bool,
+    pub timeout: Duration,
+}
+
+/// The setup phase's default time limit.
+pub const SETUP_TIMEOUT_DEFAULT: Duration = Duration::from_secs(600);
+
+impl Default for SetupSettings {
+    fn default() -> Self {
+        SetupSettings {
+            command: None,
+            network: None,
+            optional: false,
+            timeout: SETUP_TIMEOUT_DEFAULT,
+        }
+    }
+}
+
+/// The setup flags as given on the command line (`--setup`, `--setup-network`, …).
+#[derive(Debug, Clone, Default)]
+pub struct SetupFlags {
+    pub command: Option<String>,
+    pub network: Option<String>,
+    pub optional: bool,
+    pub timeout_secs: Option<u64>,
+}
+
 #[derive(Debug, Clone)]
 pub struct CloneLimits {
     pub timeout: Duration,
@@ -120,6 +158,8 @@ pub struct Config {
     pub server_hosts: Vec<String>,
     pub sandbox: SandboxSettings,
     pub agent: AgentLimits,
+    /// The setup phase before the agent (`[agent] setup…` in the file).
+    pub setup: SetupSettings,
     pub clone: CloneLimits,
     /// Model-layer tunables: retries, timeouts, default models, prices (`[llm]` in the file).
     pub llm: crate::llm::settings::LlmSettings,
@@ -171,6 +211,13 @@ fn parse_bool(key: &str, v: &str) -> Result<bool, ConfigError> {
             message: format!("'{v}' is not true or false"),
         }),
     }
+}
+
+fn parse_setup_network(v: &str) -> Result<NetworkMode, ConfigError> {
+    NetworkMode::parse(v).ok_or_else(|| ConfigError::Value {
+        key: "setup_network".into(),
+        message: format!("'{v}' is not a network mode: use off, allowlist or on"),
+    })
 }
 
 /// `NAME[:PORT]` or `[IPV6][:PORT]`, comma-separated: names a reverse proxy or DNS gives `serve`.
@@ -245,6 +292,54 @@ impl Config {
             })?;
         self.sources.insert("allow_hosts", Source::Flag);
         Ok(())
+    }
+
+    /// `--setup`, `--setup-network`, `--setup-optional`, `--setup-timeout`: win over the
+    /// environment and the file.
+    pub fn set_setup_flags(&mut self, flags: &SetupFlags) -> Result<(), ConfigError> {
+        if let Some(c) = &flags.command {
+            // `--setup ""` turns the setup off, the repository's script included.
+            self.setup.command = Some(c.trim().to_string());
+            self.sources.insert("setup", Source::Flag);
+        }
+        if let Some(m) = &flags.network {
+            self.setup.network = Some(parse_setup_network(m)?);
+            self.sources.insert("setup_network", Source::Flag);
+        }
+        if flags.optional {
+            self.setup.optional = true;
+            self.sources.insert("setup_optional", Source::Flag);
+        }
+        if let Some(t) = flags.timeout_secs {
+            self.setup.timeout = Duration::from_secs(t.max(1));
+            self.sources.insert("setup_timeout", Source::Flag);
+        }
+        Ok(())
+    }
+
+    /// The setup phase's network: as asked, else `allowlist` when an allow-list names a host,
+    /// else `off`.
+    pub fn setup_network_mode(&self) -> NetworkMode {
+        match (self.setup.network, &self.sandbox.allow_hosts) {
+            (Some(m), _) => m,
+            (None, Some(hosts)) if !hosts.is_empty() => NetworkMode::Allowlist,
+            (None, _) => NetworkMode::Off,
+        }
+    }
+
+    /// The agent phase's network once a setup ran: the mode given explicitly (`--network`,
+    /// `TB_NETWORK`, `sandbox.network`), else `off` — an allow-list alone is the setup's.
+    pub fn agent_network_after_setup(&self) -> NetworkMode {
+        if self.network_explicit() {
+            self.sandbox.network_mode()
+        } else {
+            NetworkMode::Off
+        }
+    }
+
+    /// Whether the network mode was given (flag, environment or file) rather than implied.
+    pub fn network_explicit(&self) -> bool {
+        self.sources.contains_key("network")
     }
 
     pub fn set_server_hosts_flag(&mut self, value: &str) -> Result<(), ConfigError> {

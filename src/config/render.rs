@@ -118,6 +118,38 @@ impl Config {
             );
         }
         line(
+            "setup",
+            match self.setup.command.as_deref() {
+                None => "(not set: .tiny-backspace/setup.sh if executable)".to_string(),
+                Some("") => "(off, the repository's script too)".to_string(),
+                Some(c) => c.to_string(),
+            },
+            self.source("setup"),
+        );
+        let setup_mode = self.setup_network_mode();
+        line(
+            "setup network",
+            if self.setup.network.is_some() {
+                setup_mode.as_str().to_string()
+            } else {
+                format!(
+                    "{} (allowlist with allowed hosts, else off)",
+                    setup_mode.as_str()
+                )
+            },
+            self.source("setup_network"),
+        );
+        line(
+            "setup optional",
+            self.setup.optional.to_string(),
+            self.source("setup_optional"),
+        );
+        line(
+            "setup timeout",
+            format!("{}s", self.setup.timeout.as_secs()),
+            self.source("setup_timeout"),
+        );
+        line(
             "command timeout",
             format!(
                 "{}s (max {}s)",

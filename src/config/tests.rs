@@ -251,3 +251,66 @@ fn network_modes_and_allow_hosts_from_file_env_and_flag() {
     let c = Config::load_from(&Overrides::default(), &env_of(&[]), None, Some(&file)).unwrap();
     assert_eq!(c.sandbox.network_mode(), NetworkMode::On);
 }
+
+#[test]
+fn setup_settings_from_file_env_and_flags_with_their_network_rules() {
+    use crate::sandbox::NetworkMode;
+    let t = tempfile::tempdir().unwrap();
+    let file = t.path().join("config.toml");
+    std::fs::write(
+        &file,
+        "[agent]\nsetup = \"make deps\"\nsetup_timeout_secs = 30\n[sandbox]\nallow_hosts = [\"127.0.0.1:8080\"]\n",
+    )
+    .unwrap();
+    let env = env_of(&[("TB_SETUP_OPTIONAL", "1")]);
+    let mut c = Config::load_from(&Overrides::default(), &env, None, Some(&file)).unwrap();
+    assert_eq!(c.setup.command.as_deref(), Some("make deps"));
+    assert_eq!(c.setup.timeout, Duration::from_secs(30));
+    assert!(c.setup.optional);
+    // An allow-list makes the setup's network allowlist; the agent's, after a setup, off.
+    assert_eq!(c.setup_network_mode(), NetworkMode::Allowlist);
+    assert_eq!(c.agent_network_after_setup(), NetworkMode::Off);
+    let text = c.render();
+    assert!(
+        text.contains("make deps") && text.contains("(config file)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("setup optional") && text.contains("(environment)"),
+        "{text}"
+    );
+    c.set_setup_flags(&SetupFlags {
+        command: Some("pip install -e .".into()),
+        network: Some("off".into()),
+        optional: false,
+        timeout_secs: Some(90),
+    })
+    .unwrap();
+    assert_eq!(c.setup.command.as_deref(), Some("pip install -e ."));
+    assert_eq!(c.setup_network_mode(), NetworkMode::Off);
+    assert_eq!(c.setup.timeout, Duration::from_secs(90));
+    assert_eq!(c.source("setup"), "flag");
+    c.set_setup_flags(&SetupFlags {
+        command: Some(String::new()),
+        ..SetupFlags::default()
+    })
+    .unwrap();
+    assert_eq!(c.setup.command.as_deref(), Some(""));
+    assert!(c.render().contains("(off, the repository's script too)"));
+    let e = c
+        .set_setup_flags(&SetupFlags {
+            network: Some("sometimes".into()),
+            ..SetupFlags::default()
+        })
+        .unwrap_err();
+    assert!(e.to_string().contains("'sometimes'"), "{e}");
+    // Without an allow-list the setup has no network; an explicit agent mode is kept.
+    let o = Overrides {
+        network: Some("on".into()),
+        ..Default::default()
+    };
+    let c = Config::load_from(&o, &env_of(&[]), None, None).unwrap();
+    assert_eq!(c.setup_network_mode(), NetworkMode::Off);
+    assert_eq!(c.agent_network_after_setup(), NetworkMode::On);
+    assert_eq!(c.setup.timeout, SETUP_TIMEOUT_DEFAULT);
+}

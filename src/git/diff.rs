@@ -20,6 +20,21 @@ use crate::event::FileStat;
 /// Listings (`--raw`, `--numstat`, `cat-file`) larger than this fail rather than fill memory.
 const LISTING_CAP: u64 = 64 << 20;
 
+/// Paths the setup command created (NUL-separated, relative to the work tree), written by the
+/// pipeline's setup stage into the git directory: never staged.
+pub const SETUP_PATHS_FILE: &str = "info/tb-setup-paths";
+
+fn setup_paths(git_dir: &std::path::Path) -> Vec<Vec<u8>> {
+    std::fs::read(git_dir.join(SETUP_PATHS_FILE))
+        .map(|b| {
+            b.split(|c| *c == 0)
+                .filter(|p| !p.is_empty())
+                .map(<[u8]>::to_vec)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// How large a patch may get (`diff.max_file_mb`, `diff.max_patch_mb`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DiffLimits {
@@ -207,7 +222,11 @@ impl HostRepo {
         // Never staged (git would follow the `.git`, refuse the name, or read the whole file):
         // excluded from the add, and the index put back to the base for them in case an earlier
         // diff staged them.
-        let excluded: Vec<&[u8]> = found.paths().collect();
+        // So are the paths the setup command made (`.venv/`, `node_modules/`): listed by the
+        // host in the git directory, which no `.gitignore` negation reaches.
+        let setup_made = setup_paths(&self.git_dir);
+        let mut excluded: Vec<&[u8]> = found.paths().collect();
+        excluded.extend(setup_made.iter().map(Vec::as_slice));
         self.restore_base(&base, &excluded).await?;
         let add = pathspecs(b".\0", ":(exclude,literal)", excluded.iter().copied());
         // Exit 1 is git's notice that an exclusion lies in an ignored directory ("The following

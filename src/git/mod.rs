@@ -24,7 +24,7 @@ use std::time::Duration;
 use tokio::io::AsyncReadExt;
 use tokio_util::sync::CancellationToken;
 
-pub use diff::{DiffLimits, LeftOut, LeftOutReason, WorkDiff, worktree_walker};
+pub use diff::{DiffLimits, LeftOut, LeftOutReason, SETUP_PATHS_FILE, WorkDiff, worktree_walker};
 pub use listing::parse_numstat;
 pub use refresh::IndexRefresh;
 

@@ -1,5 +1,8 @@
 //! The pipeline's stage logic as a pure state machine: inputs in, effects out, no IO.
 //!
+//! Stages: validate → clone → setup → agent → diff → gate → publish → cleanup; a setup that
+//! fails ends the run like a failed clone (no diff: nothing of the agent's exists yet).
+//!
 //! Invariants: exactly one stage effect is outstanding at a time; every path ends in `CleanUp`
 //! followed by exactly one `Finish`; an agent that stops for any reason still gets its diff computed
 //! and saved before the run ends (nothing lost); cancellation while a stage runs first asks that
@@ -107,6 +110,8 @@ pub enum Input {
 pub enum Effect {
     Validate,
     Clone,
+    /// The setup command, if any, and the environment probe, before the agent's first turn.
+    Setup,
     RunAgent {
         followup: Option<String>,
     },
@@ -134,6 +139,7 @@ impl Effect {
             self,
             Effect::Validate
                 | Effect::Clone
+                | Effect::Setup
                 | Effect::RunAgent { .. }
                 | Effect::ComputeDiff
                 | Effect::Publish { .. }
@@ -301,7 +307,12 @@ impl Machine {
                 .clean_up(Outcome::Cancelled {
                     stage: Stage::Clone,
                 }),
-            (Phase::Running(Stage::Clone), Input::StageOk) => {
+            (Phase::Running(Stage::Clone), Input::StageOk) => self.run(Stage::Setup, Effect::Setup),
+            (Phase::Running(Stage::Setup), Input::StageOk) if self.cancel_requested => self
+                .clean_up(Outcome::Cancelled {
+                    stage: Stage::Setup,
+                }),
+            (Phase::Running(Stage::Setup), Input::StageOk) => {
                 self.run(Stage::Agent, Effect::RunAgent { followup: None })
             }
             (Phase::Running(Stage::Agent), Input::StageOk) => {

@@ -5,6 +5,7 @@ use super::*;
 fn ok_through_diff(m: &mut Machine) {
     assert_eq!(m.handle(Input::Start), vec![Effect::Validate]);
     assert_eq!(m.handle(Input::StageOk), vec![Effect::Clone]);
+    assert_eq!(m.handle(Input::StageOk), vec![Effect::Setup]);
     assert_eq!(
         m.handle(Input::StageOk),
         vec![Effect::RunAgent { followup: None }]
@@ -163,7 +164,7 @@ fn interactive_reject_and_cancel_in_review() {
 
 #[test]
 fn failure_in_each_stage_cleans_up_then_finishes() {
-    for (ok_steps, stage) in [(0, Stage::Validate), (1, Stage::Clone)] {
+    for (ok_steps, stage) in [(0, Stage::Validate), (1, Stage::Clone), (2, Stage::Setup)] {
         let mut m = Machine::new(Gate::NoPr, true);
         m.handle(Input::Start);
         for _ in 0..ok_steps {
@@ -191,6 +192,7 @@ fn failure_in_each_stage_cleans_up_then_finishes() {
 fn agent_failure_still_saves_the_diff() {
     let mut m = Machine::new(Gate::AutoApprove, true);
     m.handle(Input::Start);
+    m.handle(Input::StageOk);
     m.handle(Input::StageOk);
     m.handle(Input::StageOk);
     let fx = m.handle(Input::StageFailed {
@@ -308,6 +310,7 @@ fn cancel_racing_a_finished_clone_does_not_start_the_agent() {
 fn cancel_during_agent_salvages_the_diff() {
     let mut m = Machine::new(Gate::NoPr, true);
     m.handle(Input::Start);
+    m.handle(Input::StageOk);
     m.handle(Input::StageOk);
     m.handle(Input::StageOk);
     assert_eq!(
@@ -616,6 +619,7 @@ fn the_first_agent_run_failing_still_ends_an_interactive_run() {
     m.handle(Input::Start);
     m.handle(Input::StageOk);
     m.handle(Input::StageOk);
+    m.handle(Input::StageOk);
     m.handle(Input::StageFailed {
         message: "budget".into(),
         retryable: false,
@@ -632,4 +636,20 @@ fn the_first_agent_run_failing_still_ends_an_interactive_run() {
             ..
         }
     ));
+}
+
+#[test]
+fn a_cancel_racing_a_finished_setup_does_not_start_the_agent() {
+    let mut m = Machine::new(Gate::NoPr, true);
+    m.handle(Input::Start);
+    m.handle(Input::StageOk);
+    assert_eq!(m.handle(Input::StageOk), vec![Effect::Setup]);
+    m.handle(Input::Command(Command::Cancel));
+    assert_eq!(m.handle(Input::StageOk), vec![Effect::CleanUp]);
+    assert_eq!(
+        finish(&mut m),
+        Outcome::Cancelled {
+            stage: Stage::Setup
+        }
+    );
 }

@@ -11,7 +11,9 @@
 pub mod machine;
 pub mod publish;
 pub mod selection;
+mod setup;
 mod stages;
+mod workdelta;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -103,6 +105,7 @@ pub fn start_with_id(
         clone_token: None,
         stop_reason: None,
         index_refresh: None,
+        setup: None,
     };
     let span = tracing::info_span!("run", run_id = %run_id);
     let task = tokio::spawn(tracing::Instrument::instrument(
@@ -145,6 +148,8 @@ struct Driver {
     stop_reason: Option<String>,
     /// The post-clone index refresh, settled before the host touches the index again.
     index_refresh: Option<crate::git::IndexRefresh>,
+    /// What the setup stage ran and how it ended (`None`: no setup ran).
+    setup: Option<setup::SetupDone>,
 }
 
 /// Keeps the reason of a `Stop` (the first one wins); the machine treats it as a `Cancel`.
@@ -234,6 +239,7 @@ impl Driver {
         let result = match effect {
             Effect::Validate => self.validate(&cancel).await,
             Effect::Clone => self.clone_repo(&cancel).await,
+            Effect::Setup => self.run_setup(&cancel).await,
             Effect::RunAgent { followup } => self.run_agent(followup, &cancel).await,
             Effect::ComputeDiff => return self.compute_diff().await,
             Effect::Publish {

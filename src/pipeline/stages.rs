@@ -219,6 +219,23 @@ impl Driver {
             };
             network.push_str(&format!(" ({list})"));
         }
+        // A configured setup has a network of its own; the agent's follows it.
+        if kind != SandboxKind::None
+            && self
+                .config
+                .setup
+                .command
+                .as_deref()
+                .is_some_and(|c| !c.is_empty())
+        {
+            let setup =
+                super::setup::with_network(&self.config.sandbox, self.config.setup_network_mode());
+            network = format!(
+                "{} for the agent, setup network {}",
+                sandbox::network_label(kind, self.config.agent_network_after_setup()),
+                super::setup::describe_mode(&setup)
+            );
+        }
         self.emitter
             .status(
                 Stage::Validate,
@@ -356,7 +373,12 @@ ErrorCode::BaseNotFound,
             work_tree: work_tree.clone(),
             git_dir: cloned.repo.git_dir.clone(),
         };
-        let sandbox = sandbox::open(&self.config.sandbox, mounts)
+        // After a setup the agent's network is its own (`--network`, default off).
+        let settings = match &self.setup {
+            Some(done) => super::setup::with_network(&self.config.sandbox, done.agent_network),
+            None => self.config.sandbox.clone(),
+        };
+        let sandbox = sandbox::open(&settings, mounts)
             .map_err(|e| StageError::failed(e.code(), e.to_string(), false))?;
         // Mode allowlist: each request the proxy allows or refuses becomes a Status line.
         let proxy_log = sandbox.take_proxy_decisions().map(|mut decisions| {
@@ -377,14 +399,12 @@ ErrorCode::BaseNotFound,
         let tools = Toolbox {
             fs,
             sandbox: Arc::from(sandbox),
-            sandbox_settings: self.config.sandbox.clone(),
+            sandbox_settings: settings.clone(),
             run_id: self.run_id.clone(),
             output_cap_chars: 30_000,
         };
-        let mode = self.config.sandbox.network_mode();
-        let allowed: Vec<String> = self
-            .config
-            .sandbox
+        let mode = settings.network_mode();
+        let allowed: Vec<String> = settings
             .allow_hosts
             .iter()
             .flatten()
@@ -406,6 +426,9 @@ ErrorCode::BaseNotFound,
                         self.config.sandbox.default_timeout,
                         self.config.sandbox.max_timeout,
                     ),
+                    setup: self.setup.as_ref().map(|d| d.facts.clone()),
+                    toolchains: super::setup::probe_toolchains(tools.sandbox.as_ref(), cancel)
+                        .await,
                 };
                 let task =
                     crate::agent::context::first_message(&self.request.prompt, &tools.fs, &env);
