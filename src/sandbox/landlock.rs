@@ -34,6 +34,7 @@ use super::notify::{self, Channel};
 use super::process::{self, ChildSetup, ExecOutput, RunSpec};
 use super::proxy::{Proxy, ProxyDecision};
 use super::seccomp;
+use super::state::RunState;
 use super::{
     ExecRequest, NetworkMode, Sandbox, SandboxError, SandboxKind, SandboxMounts, SandboxSettings,
 };
@@ -121,6 +122,17 @@ pub struct Confinement {
 impl Confinement {
     /// Builds the ruleset for `mounts` and `tmp` (the private temporary directory).
     pub fn build(mounts: &SandboxMounts, tmp: &Path, net: NetAccess) -> Result<Self, String> {
+        Self::build_with(mounts, &[tmp], &[], net)
+    }
+
+    /// Builds the ruleset for `mounts`, the writable directories `rw` (the run's `/tmp`, the
+    /// repository's cache) and the read-only (read and execute) host paths `ro`.
+    pub fn build_with(
+        mounts: &SandboxMounts,
+        rw: &[&Path],
+        ro: &[&Path],
+        net: NetAccess,
+    ) -> Result<Self, String> {
         let abi = abi()?;
         if abi < MIN_ABI {
             return Err(format!(
@@ -219,10 +231,17 @@ impl Confinement {
         for dev in ["/dev/urandom", "/dev/random"] {
             add(Path::new(dev), FS_READ_FILE)?;
         }
+        for path in ro {
+            add(path, read_exec)?;
+        }
         add(&mounts.git_dir, FS_READ_FILE | FS_READ_DIR)?;
         add(&mounts.work_tree, all)?;
-        add(tmp, all)?;
-        let roots = Roots::new(&[&mounts.work_tree, tmp])
+        for dir in rw {
+            add(dir, all)?;
+        }
+        let mut roots: Vec<&Path> = vec![&mounts.work_tree];
+        roots.extend(rw.iter().copied());
+        let roots = Roots::new(&roots)
             .map(|r| r.with_connect_port(net.connect_port()))
             .map_err(|e| format!("opening the work tree for the metadata supervisor: {e}"))?;
         Ok(Confinement {
@@ -481,7 +500,9 @@ exit "$rc"
 pub struct LandlockSandbox {
     mounts: SandboxMounts,
     settings: SandboxSettings,
-    tmp: tempfile::TempDir,
+    /// The run's `/tmp`, `HOME` and caches on disk (beside the work tree): they outlive this
+    /// sandbox and go with the workspace.
+    state: RunState,
     confine: Arc<Confinement>,
     /// Mode allowlist: the run's proxy and its host loopback port.
     proxy: Option<(Proxy, u16)>,
@@ -490,31 +511,24 @@ pub struct LandlockSandbox {
 impl LandlockSandbox {
     pub fn new(mounts: SandboxMounts, settings: &SandboxSettings) -> Result<Self, SandboxError> {
         // Next to the work tree, i.e. inside the run's workspace: it belongs to its run and goes
-        // with the workspace, even when this process is killed before its Drop runs.
-        let tmp_parent = mounts
-            .work_tree
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .map(Path::to_path_buf)
-            .unwrap_or_else(std::env::temp_dir);
-        let tmp = tempfile::Builder::new()
-            .prefix("tb-sandbox-tmp-")
-            .tempdir_in(tmp_parent)
-            .map_err(|e| SandboxError::Spawn(format!("private temporary directory: {e}")))?;
-        std::fs::create_dir_all(tmp.path().join("home"))
-            .map_err(|e| SandboxError::Spawn(format!("private temporary directory: {e}")))?;
+        // with the workspace, even when this process is killed.
+        let state = RunState::prepare(&mounts, settings)
+            .map_err(|e| SandboxError::Spawn(format!("the sandbox's state directory: {e}")))?;
         let proxy = super::landlock_net::start_proxy(settings)?;
         let net = match &proxy {
             _ if settings.network => NetAccess::All,
             Some((_, port)) => NetAccess::ConnectPort(*port),
             None => NetAccess::None,
         };
-        let confine = Confinement::build(&mounts, tmp.path(), net)
+        let mut rw: Vec<&Path> = vec![&state.tmp];
+        rw.extend(state.repo_cache.as_deref());
+        let ro: Vec<&Path> = settings.ro_paths.iter().map(|r| r.path.as_path()).collect();
+        let confine = Confinement::build_with(&mounts, &rw, &ro, net)
             .map_err(|reason| SandboxError::Unavailable { reason })?;
         Ok(LandlockSandbox {
             mounts,
             settings: settings.clone(),
-            tmp,
+            state,
             confine: Arc::new(confine),
             proxy,
         })
@@ -563,8 +577,13 @@ impl Sandbox for LandlockSandbox {
         if spec.term_leader_first {
             cmd.env("TB_HOST_PID", std::process::id().to_string());
         }
-        let home = self.tmp.path().join("home");
-        for (k, v) in super::sandbox_env(&home.to_string_lossy()) {
+        let mut env = super::sandbox_env(&self.state.home.to_string_lossy());
+        let cache = match &self.state.repo_cache {
+            Some(dir) => dir.clone(),
+            None => self.state.home.join(super::state::CACHE_IN_HOME),
+        };
+        super::state::env_additions(&mut env, &cache.to_string_lossy(), &self.settings.ro_paths);
+        for (k, v) in env {
             cmd.env(k, v);
         }
         if let Some((_, port)) = &self.proxy {
@@ -572,13 +591,21 @@ impl Sandbox for LandlockSandbox {
                 cmd.env(k, v);
             }
         }
-        cmd.env("TMPDIR", self.tmp.path())
+        cmd.env("TMPDIR", &self.state.tmp)
             .env("GIT_DIR", &self.mounts.git_dir)
             .env("GIT_WORK_TREE", &self.mounts.work_tree);
-        spec.disk_watch = Some((
-            vec![self.mounts.work_tree.clone(), self.tmp.path().to_path_buf()],
-            self.settings.limits.workspace_bytes,
-        ));
+        spec.disk_watch = vec![
+            (
+                vec![self.mounts.work_tree.clone()],
+                self.settings.limits.workspace_bytes,
+                super::Termination::DiskLimit,
+            ),
+            (
+                self.state.watched(),
+                self.settings.limits.tmp_bytes,
+                super::Termination::TmpLimit,
+            ),
+        ];
         let setup = ChildSetup {
             rlimits: limits::rlimits(&self.settings.limits, spec.cgroup.is_some()),
             confine: Some(self.confine.clone()),
