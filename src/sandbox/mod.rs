@@ -14,6 +14,7 @@ pub mod allow;
 mod bridge;
 mod bwrap;
 mod bwrap_args;
+mod caps;
 mod diskwatch;
 mod hostns;
 pub mod landlock;

@@ -69,8 +69,25 @@ fn homes(home: Option<&Path>) -> Vec<PathBuf> {
         .filter_map(|h| std::fs::canonicalize(h).ok())
         .collect();
     out.extend(resolved);
-    out.sort();
-    out.dedup();
+    // The caller's own home first, so a refusal names its secret store.
+    let mut seen = std::collections::HashSet::new();
+    out.retain(|h| seen.insert(h.clone()));
+    out
+}
+
+/// `path` with `.` and `..` removed without looking at the disk (for the check before it is
+/// resolved, so a missing `~/.ssh` is still refused as a secret store).
+fn lexical(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            std::path::Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
     out
 }
 
@@ -84,13 +101,27 @@ pub fn check(raw: &str, home: Option<&Path>, state_dir: &Path) -> Result<RoPath,
     if path_text.is_empty() {
         return Err("an empty path was given".into());
     }
-    let given = expand_home(&path_text, home)?;
+    let given = lexical(&expand_home(&path_text, home)?);
+    // As written first (a secret store that does not exist yet is still refused), then resolved.
+    refusal(raw, &given, &given, home, state_dir)?;
     let path = std::fs::canonicalize(&given).map_err(|e| {
         format!(
             "`{raw}`: {} cannot be mounted: {e}; give an existing directory",
             given.display()
         )
     })?;
+    refusal(raw, &given, &path, home, state_dir)?;
+    Ok(RoPath { path, add_to_path })
+}
+
+/// Why `path` (resolved from `given`) may not be mounted, if it may not.
+fn refusal(
+    raw: &str,
+    given: &Path,
+    path: &Path,
+    home: Option<&Path>,
+    state_dir: &Path,
+) -> Result<(), String> {
     let shown = if path == given {
         format!("`{raw}`")
     } else {
@@ -100,8 +131,10 @@ pub fn check(raw: &str, home: Option<&Path>, state_dir: &Path) -> Result<RoPath,
     for home in homes(home) {
         for store in SECRET_STORES {
             let secret = home.join(store);
-            if overlaps(&path, &secret) {
-                let how = if path.starts_with(&secret) {
+            if overlaps(path, &secret) {
+                let how = if path == secret {
+                    "is"
+                } else if path.starts_with(&secret) {
                     "is inside"
                 } else {
                     "holds"
@@ -119,7 +152,7 @@ pub fn check(raw: &str, home: Option<&Path>, state_dir: &Path) -> Result<RoPath,
                 );
             }
         }
-        if home.starts_with(&path) {
+        if home.starts_with(path) {
             return refuse(
                 format!(
                     "it is or contains the home directory {} (with its secret stores)",
@@ -130,7 +163,7 @@ pub fn check(raw: &str, home: Option<&Path>, state_dir: &Path) -> Result<RoPath,
         }
     }
     let state = std::fs::canonicalize(state_dir).unwrap_or_else(|_| state_dir.to_path_buf());
-    if overlaps(&path, &state) {
+    if overlaps(path, &state) {
         return refuse(
             format!(
                 "it overlaps tiny-backspace's state directory {} (other runs, tokens)",
@@ -139,7 +172,7 @@ pub fn check(raw: &str, home: Option<&Path>, state_dir: &Path) -> Result<RoPath,
             "mount only the toolchain's own directory",
         );
     }
-    if overlaps(&path, Path::new("/etc")) {
+    if overlaps(path, Path::new("/etc")) {
         return refuse(
             "it overlaps /etc, whose secrets (shadow, sudoers, ssh keys) the sandbox masks".into(),
             "system directories are already visible read-only; mount only a toolchain directory",
@@ -148,9 +181,9 @@ pub fn check(raw: &str, home: Option<&Path>, state_dir: &Path) -> Result<RoPath,
     for own in OWN_MOUNTS {
         // Beneath /tmp is allowed: it is mounted over the run's persistent /tmp.
         let covers = if *own == "/tmp" {
-            Path::new(own).starts_with(&path)
+            Path::new(own).starts_with(path)
         } else {
-            overlaps(&path, Path::new(own))
+            overlaps(path, Path::new(own))
         };
         if covers {
             return refuse(
@@ -159,7 +192,7 @@ pub fn check(raw: &str, home: Option<&Path>, state_dir: &Path) -> Result<RoPath,
             );
         }
     }
-    Ok(RoPath { path, add_to_path })
+    Ok(())
 }
 
 /// Checks every entry; the first refusal is the error.
