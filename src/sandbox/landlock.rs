@@ -356,8 +356,10 @@ fn etc_entries() -> Vec<PathBuf> {
                 .collect()
         })
         .unwrap_or_default();
-    // Public CA certificates are needed for TLS; the private keys next to them are not granted.
+    // Public CA certificates are needed for TLS, and OpenSSL's configuration (node exits when
+    // it cannot read it); the private keys next to them are not granted.
     out.push(PathBuf::from("/etc/ssl/certs"));
+    out.push(PathBuf::from("/etc/ssl/openssl.cnf"));
     out
 }
 
