@@ -299,6 +299,7 @@ fn run_commands(
     commands: &[serde_json::Value],
     as_tbuser: bool,
     extra_env: &[(&str, &str)],
+    extra_args: &[&str],
 ) -> std::process::Output {
     let mut turns: Vec<serde_json::Value> = commands
         .iter()
@@ -309,12 +310,9 @@ fn run_commands(
         &format!("script-{}.json", fastrand::u32(..)),
         &support::script(json!(turns)),
     );
-    let mut cmd = env.scripted_command(
-        repo.to_str().unwrap(),
-        "p",
-        &s,
-        &["--sandbox", kind.as_str()],
-    );
+    let mut args = vec!["--sandbox", kind.as_str()];
+    args.extend(extra_args);
+    let mut cmd = env.scripted_command(repo.to_str().unwrap(), "p", &s, &args);
     for (k, v) in extra_env {
         cmd.env(k, v);
     }
@@ -351,6 +349,9 @@ fn a_real_run_keeps_state_out_of_the_patch_and_removes_it_at_the_end() {
                  printf '[core]\\n\\tfsmonitor = \"touch {p}\"\\n\\thooksPath = /nonexistent\\n' > \"$f\"; done",
                 p = pwned.display()
             );
+            // A toolchain the user owns, mounted read-only with its bin on PATH.
+            let tool = toolchain(env.tmp.path());
+            let ro = format!("{}:path", tool.path().display());
             let out = run_commands(
                 &env,
                 &repo,
@@ -358,16 +359,21 @@ fn a_real_run_keeps_state_out_of_the_patch_and_removes_it_at_the_end() {
                 &[
                     json!({"command": format!("{WRITE_STATE}; {plant}; echo change >> a.txt")}),
                     json!({"command": "sleep 100000", "timeout_secs": 1}),
-                    json!({"command": format!("{READ_STATE}; id -u")}),
+                    json!({"command": format!("tb-ro-hello; touch {}/x 2>/dev/null && echo WROTE-RO; {READ_STATE}; id -u", tool.path().display())}),
                 ],
                 tbuser,
                 &[],
+                &["--ro-path", &ro],
             );
             let stderr = String::from_utf8_lossy(&out.stderr);
             assert_eq!(out.status.code(), Some(0), "{case}: {stderr}");
             let bash = as_user::bash_outputs(&out);
             assert!(bash[0].contains("WROTE"), "{case}: {bash:?}");
             assert!(kept(&bash[2]), "{case}: {bash:?}");
+            assert!(
+                bash[2].contains("HELLO-FROM-RO") && !bash[2].contains("WROTE-RO"),
+                "{case}: {bash:?}"
+            );
             if tbuser {
                 let uid = bash[2].lines().last().unwrap_or("").trim().to_string();
                 assert_eq!(uid, as_user::tbuser().0.to_string(), "{case}: {bash:?}");
@@ -457,6 +463,7 @@ fn the_cache_is_kept_between_runs_only_when_enabled() {
                 &[write],
                 false,
                 &[("TB_SANDBOX_CACHE", flag)],
+                &[],
             );
             assert_eq!(first.status.code(), Some(0), "{first:?}");
             let second = run_commands(
@@ -466,6 +473,7 @@ fn the_cache_is_kept_between_runs_only_when_enabled() {
                 &[read],
                 false,
                 &[("TB_SANDBOX_CACHE", flag)],
+                &[],
             );
             assert_eq!(second.status.code(), Some(0), "{second:?}");
             let out = as_user::bash_outputs(&second).join("\n");

@@ -1,15 +1,12 @@
-//! The bubblewrap backend: one fresh set of namespaces per command.
+//! The bubblewrap backend: one sandbox per run (a fresh one after a kill), or one per command.
 //!
 //! Invariants: bwrap itself starts with an empty environment (its own environment is readable as
-//! `/proc/1/environ` inside) and no secret is ever in its arguments; all namespaces are unshared
-//! (network too unless asked for), nested user namespaces are disabled, the root is read-only,
-//! only the work tree is writable besides a private `/tmp`, the git directory is mounted read-only,
-//! and the host's home, `/root` and `/tmp` are not there at all. A seccomp program (see
-//! [`super::seccomp`]) is handed to bwrap as fd 3 and applies to the command and everything it
-//! starts; rlimits and a per-command cgroup bound it; the private `/tmp` is a size-capped tmpfs.
-//! Nothing host-global is writable: `/proc` is read-only as a whole (sysctls, `sysrq-trigger`,
-//! `irq`, `bus`, `fs`, procfs entries' modes), what runc masks and every `/proc` file only root may
-//! read are masked, there is no `/sys`; for a root caller [`super::hostns`] also makes the host
+//! `/proc/1/environ` inside) and no secret is ever in its arguments; the command line is
+//! [`super::bwrap_args`]'s (all namespaces, read-only root, only the work tree and the run's
+//! state directory writable, the git directory and `ro_paths` read-only, `/proc` read-only and
+//! masked, no `/sys`). A seccomp program (see [`super::seccomp`]) is handed to bwrap as fd 3;
+//! rlimits and a cgroup bound it; the disk watch bounds the work tree (`workspace_mb`) and the
+//! run's `/tmp` and `HOME` (`tmp_mb`). For a root caller [`super::hostns`] also makes the host
 //! device nodes read-only and, where it can, runs bwrap as an unprivileged host uid.
 
 use std::ffi::OsString;

@@ -14,7 +14,10 @@
 //!    idmapped mounts, the work tree and git directory are attached idmapped (host uid 0 on disk
 //!    shows as [`SANDBOX_UID`]) at [`STAGED_WORK_TREE`] / [`STAGED_GIT_DIR`] on a private tmpfs,
 //!    and the child becomes [`SANDBOX_UID`] for good before exec'ing bwrap. Files stay host uid 0
-//!    on disk, so host git, the agent's host-side tools and the cleanup see no change.
+//!    on disk, so host git, the agent's host-side tools and the cleanup see no change. The run's
+//!    state directory and the repository's cache are idmapped the same way ([`STAGED_STATE`],
+//!    [`STAGED_CACHE`]); read-only host paths are cloned read-only as they are ([`staged_ro`]),
+//!    so one under a 0700 home stays reachable after the uid drop.
 //!
 //! Which of these work is probed once per process by starting bwrap each way ([`host_mode`]);
 //! what does not work is logged and the next weaker way used (down to plain bwrap as host uid 0,

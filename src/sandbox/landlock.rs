@@ -8,8 +8,8 @@
 //! reports itself unavailable. Every command runs with: all capabilities dropped (bounding set,
 //! ambient, and `SECBIT_NOROOT` so exec cannot bring them back), `no_new_privs`, a Landlock domain
 //! allowing read/exec of the system directories, read of a filtered `/etc` (no shadow, sudoers,
-//! ssh or private keys) and of the git directory, read/write of the work tree and a private
-//! temporary directory only — no `/proc`, `/sys`, `/run`, home or host `/tmp` —, no signals or
+//! ssh or private keys) and of the git directory, read/exec of the `ro_paths`, read/write of the
+//! work tree and the run's state directory (`/tmp`, `HOME`; the repository's cache) only — no `/proc`, `/sys`, `/run`, home or host `/tmp` —, no signals or
 //! abstract sockets outside its domain, no TCP while the network is off (allowlist: connects to the
 //! proxy only, `super::landlock_net`); and the seccomp filter, which refuses `AF_UNIX` sockets
 //! always (named host sockets — a container runtime's, init's — would be reachable) and others
