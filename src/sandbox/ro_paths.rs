@@ -111,7 +111,29 @@ pub fn check(raw: &str, home: Option<&Path>, state_dir: &Path) -> Result<RoPath,
         )
     })?;
     refusal(raw, &given, &path, home, state_dir)?;
+    if !readable(&path) {
+        return Err(format!(
+            "`{raw}`: {} is not readable by this user, so the sandbox could not mount it; give a \
+             directory you can read",
+            path.display()
+        ));
+    }
     Ok(RoPath { path, add_to_path })
+}
+
+/// Whether the caller may read `path` (and enter it, when a directory).
+fn readable(path: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
+        return false;
+    };
+    let mode = if path.is_dir() {
+        libc::R_OK | libc::X_OK
+    } else {
+        libc::R_OK
+    };
+    // SAFETY: access reads a NUL-terminated path and touches no other memory.
+    unsafe { libc::access(c.as_ptr(), mode) == 0 }
 }
 
 /// Why `path` (resolved from `given`) may not be mounted, if it may not.
