@@ -109,21 +109,19 @@ impl RunState {
         ensure_dir(&root)?;
         ensure_dir(&tmp)?;
         ensure_dir(&home)?;
-        let repo_cache = match &settings.cache_root {
-            Some(cache_root) => {
-                let key = repository_key(&mounts.git_dir).unwrap_or_else(|| {
-                    // No identity to key on: a cache for this run only, never shared.
-                    format!(
-                        "run-{}",
-                        hex(&Sha256::digest(root.as_os_str().as_encoded_bytes()))
-                    )
-                });
+        let repo_cache = match (&settings.cache_root, repository_key(&mounts.git_dir)) {
+            (Some(cache_root), Some(key)) => {
                 std::fs::create_dir_all(cache_root)?;
                 let dir = cache_root.join(key);
                 ensure_dir(&dir)?;
                 Some(dir)
             }
-            None => None,
+            (Some(_), None) => {
+                // No identity to key on: caches last this run only (never shared, never left).
+                tracing::warn!("no repository identity (origin URL) to key the cache on");
+                None
+            }
+            (None, _) => None,
         };
         Ok(RunState {
             root,
