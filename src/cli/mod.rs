@@ -66,6 +66,13 @@ pub struct GlobalArgs {
     /// --network=allowlist; no port: 80 and 443). Env: TB_ALLOW_HOSTS (comma-separated).
     #[arg(long = "allow-host", global = true, value_name = "HOST[:PORT]")]
     pub allow_host: Vec<String>,
+    /// Mount a host directory read-only at the same path in the sandbox (repeatable), e.g. a
+    /// toolchain: `--ro-path ~/.rustup --ro-path ~/.cargo/bin:path` (`:path` adds its `bin`
+    /// directory, or itself when it is one, to PATH). Secret stores (~/.ssh, ~/.aws, ~/.cargo
+    /// with its credentials, …), homes and their parents are refused. Env: TB_RO_PATHS
+    /// (comma-separated).
+    #[arg(long = "ro-path", global = true, value_name = "PATH[:path]")]
+    pub ro_path: Vec<String>,
     /// State directory for runs and logs. Env: TB_HOME.
     #[arg(long, global = true, value_name = "DIR")]
     pub home: Option<PathBuf>,
@@ -332,6 +339,7 @@ pub async fn main() -> color_eyre::Result<i32> {
     let config = match Config::load(&overrides)
         .and_then(|mut c| c.set_allow_hosts_flag(&cli.global.allow_host).map(|()| c))
         .and_then(|mut c| c.set_setup_flags(&cli.global.setup_flags()).map(|()| c))
+        .and_then(|mut c| c.set_ro_paths_flag(&cli.global.ro_path).map(|()| c))
     {
         Ok(c) => c,
         Err(e) => {

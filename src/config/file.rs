@@ -86,8 +86,38 @@ pub(super) struct SandboxFile {
     pub(super) file_size_mb: Option<u64>,
     pub(super) workspace_mb: Option<u64>,
     pub(super) tmp_mb: Option<u64>,
+    /// Keep package caches between runs of the same repository.
+    pub(super) cache: Option<bool>,
+    /// Host paths mounted read-only: `"PATH"`, `"PATH:path"` or `{ path, add_to_path }`.
+    pub(super) ro_paths: Option<Vec<RoPathFile>>,
     pub(super) output_limit_mb: Option<u64>,
     pub(super) output_keep_kb: Option<u64>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub(super) enum RoPathFile {
+    Plain(String),
+    Table(RoPathTable),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RoPathTable {
+    pub(super) path: String,
+    #[serde(default)]
+    pub(super) add_to_path: bool,
+}
+
+impl RoPathFile {
+    /// The entry as `--ro-path` takes it.
+    pub(super) fn as_entry(&self) -> String {
+        match self {
+            RoPathFile::Plain(s) => s.clone(),
+            RoPathFile::Table(t) if t.add_to_path => format!("{}:path", t.path),
+            RoPathFile::Table(t) => t.path.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -160,6 +160,40 @@ impl Config {
             key: "network".into(),
             message,
         })?;
+        if let Some(v) = pick(
+            "cache",
+            None,
+            &["TB_SANDBOX_CACHE"],
+            file.sandbox.cache.map(|b| b.to_string()),
+        ) && parse_bool("cache", &v)?
+        {
+            sandbox.cache_root = Some(home.join("cache"));
+        }
+        // A file list is joined with newlines (always one at the end), the environment's with
+        // commas, so a path with a comma can still be given in the file.
+        if let Some(v) = pick(
+            "ro_paths",
+            None,
+            &["TB_RO_PATHS"],
+            file.sandbox.ro_paths.as_ref().map(|list| {
+                list.iter()
+                    .map(|e| format!("{}\n", e.as_entry()))
+                    .collect::<String>()
+            }),
+        ) {
+            let entries: Vec<String> = if v.contains('\n') {
+                v.lines().map(str::to_string).collect()
+            } else {
+                v.split(',').map(str::to_string).collect()
+            };
+            let user_home = env("HOME").map(PathBuf::from);
+            sandbox.ro_paths =
+                crate::sandbox::ro_paths::check_all(&entries, user_home.as_deref(), &home)
+                    .map_err(|message| ConfigError::Value {
+                        key: "ro_paths".into(),
+                        message,
+                    })?;
+        }
         if let Some(t) = file.sandbox.timeout_secs {
             sandbox.default_timeout = Duration::from_secs(t.max(1));
         }

@@ -342,6 +342,24 @@ impl Config {
         self.sources.contains_key("network")
     }
 
+    /// `--ro-path` (repeatable): replaces the environment's and file's list; every entry is
+    /// checked (a secret store, a home or a parent of one is refused).
+    pub fn set_ro_paths_flag(&mut self, paths: &[String]) -> Result<(), ConfigError> {
+        if paths.is_empty() {
+            return Ok(());
+        }
+        let user_home = std::env::var_os("HOME").map(PathBuf::from);
+        self.sandbox.ro_paths =
+            crate::sandbox::ro_paths::check_all(paths, user_home.as_deref(), &self.home).map_err(
+                |message| ConfigError::Value {
+                    key: "ro_path".into(),
+                    message,
+                },
+            )?;
+        self.sources.insert("ro_paths", Source::Flag);
+        Ok(())
+    }
+
     pub fn set_server_hosts_flag(&mut self, value: &str) -> Result<(), ConfigError> {
         self.server_hosts = parse_server_hosts(value)?;
         self.sources.insert("server_host", Source::Flag);

@@ -150,6 +150,31 @@ impl Config {
             self.source("setup_timeout"),
         );
         line(
+            "read-only paths",
+            if self.sandbox.ro_paths.is_empty() {
+                "(none)".to_string()
+            } else {
+                self.sandbox
+                    .ro_paths
+                    .iter()
+                    .map(|r| {
+                        let on_path = if r.add_to_path { " (bin on PATH)" } else { "" };
+                        format!("{}{on_path}", r.path.display())
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            },
+            self.source("ro_paths"),
+        );
+        line(
+            "package cache",
+            match &self.sandbox.cache_root {
+                Some(root) => format!("kept between runs per repository, in {}", root.display()),
+                None => "per run (sandbox.cache = false)".to_string(),
+            },
+            self.source("cache"),
+        );
+        line(
             "command timeout",
             format!(
                 "{}s (max {}s)",

@@ -6,8 +6,8 @@
 //! concurrent `serve`, another terminal) is never touched, nor one recorded on another host, nor
 //! one without an owner record (older versions). Recovering a run: kill what is left of its
 //! sandbox (the dead process's command cgroups; without cgroups, sandboxed processes working in
-//! its workspace), remove its workspaces (landlock's private temporary directory lives inside;
-//! kept if the run was started with `--keep-workspace`),
+//! its workspace), remove its workspaces (the sandbox's state directory — the run's `/tmp`, `HOME`
+//! and caches — lives inside; kept if the run was started with `--keep-workspace`),
 //! then mark it `interrupted` — with the status it had, its patch and selection kept — and close
 //! its `events.jsonl` with an `Error`, like every ended run. A run folder that never got its
 //! `meta.json` (its process died during validation) is removed. Two starts recovering at once take

@@ -1,15 +1,12 @@
-//! The bubblewrap backend: one fresh set of namespaces per command.
+//! The bubblewrap backend: one sandbox per run (a fresh one after a kill), or one per command.
 //!
 //! Invariants: bwrap itself starts with an empty environment (its own environment is readable as
-//! `/proc/1/environ` inside) and no secret is ever in its arguments; all namespaces are unshared
-//! (network too unless asked for), nested user namespaces are disabled, the root is read-only,
-//! only the work tree is writable besides a private `/tmp`, the git directory is mounted read-only,
-//! and the host's home, `/root` and `/tmp` are not there at all. A seccomp program (see
-//! [`super::seccomp`]) is handed to bwrap as fd 3 and applies to the command and everything it
-//! starts; rlimits and a per-command cgroup bound it; the private `/tmp` is a size-capped tmpfs.
-//! Nothing host-global is writable: `/proc` is read-only as a whole (sysctls, `sysrq-trigger`,
-//! `irq`, `bus`, `fs`, procfs entries' modes), what runc masks and every `/proc` file only root may
-//! read are masked, there is no `/sys`; for a root caller [`super::hostns`] also makes the host
+//! `/proc/1/environ` inside) and no secret is ever in its arguments; the command line is
+//! [`super::bwrap_args`]'s (all namespaces, read-only root, only the work tree and the run's
+//! state directory writable, the git directory and `ro_paths` read-only, `/proc` read-only and
+//! masked, no `/sys`). A seccomp program (see [`super::seccomp`]) is handed to bwrap as fd 3;
+//! rlimits and a cgroup bound it; the disk watch bounds the work tree (`workspace_mb`) and the
+//! run's `/tmp` and `HOME` (`tmp_mb`). For a root caller [`super::hostns`] also makes the host
 //! device nodes read-only and, where it can, runs bwrap as an unprivileged host uid.
 
 use std::ffi::OsString;
@@ -19,43 +16,19 @@ use std::sync::{Arc, OnceLock};
 use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;
 
-use super::bridge::{BINARY_FD, BRIDGE_ARG, BRIDGE_PORT, HostEnd, SpawnFds};
-use super::hostns::{self, HostMode, HostPrep, STAGED_GIT_DIR, STAGED_WORK_TREE};
+use super::bridge::{HostEnd, SpawnFds};
+use super::bwrap_args::{BwrapPolicy, bwrap_args_with};
+use super::hostns::{self, Extra, HostMode, HostPrep};
 use super::landlock::Confinement;
 use super::limits::{self, Cgroup};
 use super::process::{self, ChildSetup, ExecOutput, RunSpec};
 use super::proxy::{Proxy, ProxyDecision};
 use super::seccomp;
 use super::session::{self, Session};
+use super::state::RunState;
 use super::{
     ExecRequest, NetworkMode, Sandbox, SandboxError, SandboxKind, SandboxMounts, SandboxSettings,
 };
-
-/// Where the work tree appears inside the sandbox.
-pub const SANDBOX_WORKDIR: &str = "/workspace";
-const SANDBOX_HOME: &str = "/tmp/home";
-
-/// Host files under `/etc` that must never be visible, even read-only.
-const MASKED_ETC: &[&str] = &[
-    "/etc/shadow",
-    "/etc/gshadow",
-    "/etc/shadow-",
-    "/etc/gshadow-",
-    "/etc/sudoers",
-];
-const MASKED_ETC_DIRS: &[&str] = &["/etc/ssh", "/etc/sudoers.d", "/etc/ssl/private"];
-
-/// What runc masks in `/proc` (`maskedPaths`): files become an unreadable device node,
-/// directories an empty read-only tmpfs. Host knowledge (kernel memory, keys, timers, hardware).
-const MASKED_PROC_FILES: &[&str] = &[
-    "/proc/kcore",
-    "/proc/keys",
-    "/proc/latency_stats",
-    "/proc/timer_list",
-    "/proc/timer_stats",
-    "/proc/sched_debug",
-];
-const MASKED_PROC_DIRS: &[&str] = &["/proc/acpi", "/proc/asound", "/proc/scsi"];
 
 pub struct BwrapSandbox {
     mounts: SandboxMounts,
@@ -67,10 +40,14 @@ pub struct BwrapSandbox {
     session: tokio::sync::Mutex<Option<Session>>,
     /// Mode allowlist: the run's proxy, reached through [`super::bridge`].
     proxy: Option<Arc<Proxy>>,
+    /// The run's `/tmp`, `HOME` and caches on disk: they outlive every session.
+    state: RunState,
 }
 
 impl BwrapSandbox {
-    pub fn new(mounts: SandboxMounts, settings: &SandboxSettings) -> Self {
+    pub fn new(mounts: SandboxMounts, settings: &SandboxSettings) -> Result<Self, SandboxError> {
+        let state = RunState::prepare(&mounts, settings)
+            .map_err(|e| SandboxError::Spawn(format!("the sandbox's state directory: {e}")))?;
         let scope = if settings.network {
             match Confinement::scope_only() {
                 Ok(c) => Some(Arc::new(c)),
@@ -86,13 +63,49 @@ impl BwrapSandbox {
             Some(hosts) if !settings.network => Some(Arc::new(Proxy::new(hosts.clone()))),
             _ => None,
         };
-        BwrapSandbox {
+        Ok(BwrapSandbox {
             mounts,
             settings: settings.clone(),
             scope,
             session: tokio::sync::Mutex::new(None),
             proxy,
+            state,
+        })
+    }
+
+    /// What besides the work tree and git directory a root caller's bwrap needs staged.
+    fn extra(&self) -> Extra<'_> {
+        Extra {
+            state: Some(&self.state.root),
+            cache: self.state.repo_cache.as_deref(),
+            ro: self
+                .settings
+                .ro_paths
+                .iter()
+                .map(|r| r.path.as_path())
+                .collect(),
         }
+    }
+
+    /// The host uid step for this caller over the run's mounts.
+    fn prep(&self) -> Option<HostPrep> {
+        HostPrep::for_caller(&self.mounts, &self.extra())
+    }
+
+    /// The work tree bounded by `workspace_mb`, the run's `/tmp` and `HOME` by `tmp_mb`.
+    fn disk_watch(&self) -> Vec<super::diskwatch::WatchSpec> {
+        vec![
+            (
+                vec![self.mounts.work_tree.clone()],
+                self.settings.limits.workspace_bytes,
+                super::Termination::DiskLimit,
+            ),
+            (
+                self.state.watched(),
+                self.settings.limits.tmp_bytes,
+                super::Termination::TmpLimit,
+            ),
+        ]
     }
 
     /// Mode allowlist: the bridge's host end for one bwrap about to start.
@@ -125,6 +138,8 @@ impl BwrapSandbox {
             seccomp_fd3: true,
             tmp_bytes: supports_size().then_some(self.settings.limits.tmp_bytes),
             uid_drop: prep.is_some_and(HostPrep::drops_uid),
+            state: Some(self.state.clone()),
+            ro_paths: self.settings.ro_paths.clone(),
         }
     }
 
@@ -149,7 +164,7 @@ impl BwrapSandbox {
     }
 
     fn start_session(&self) -> Result<Session, SandboxError> {
-        let prep = HostPrep::for_caller(&self.mounts);
+        let prep = self.prep();
         let args = bwrap_args_with(&self.mounts, &self.policy(prep.as_ref()), session::EXECUTOR);
         let cgroup = Cgroup::for_settings(&self.settings);
         let setup = ChildSetup {
@@ -173,15 +188,12 @@ impl BwrapSandbox {
         request: &ExecRequest,
         cancel: &CancellationToken,
     ) -> Result<ExecOutput, SandboxError> {
-        let prep = HostPrep::for_caller(&self.mounts);
+        let prep = self.prep();
         let args = bwrap_args_with(&self.mounts, &self.policy(prep.as_ref()), &request.command);
         let memfd = self.seccomp_memfd()?;
         let mut spec = RunSpec::new(&self.settings, request.timeout);
         spec.cgroup = Cgroup::for_settings(&self.settings);
-        spec.disk_watch = Some((
-            vec![self.mounts.work_tree.clone()],
-            self.settings.limits.workspace_bytes,
-        ));
+        spec.disk_watch = self.disk_watch();
         let end = self.bridge()?;
         // Our own copies: `adopt` below may close the originals before the spawn.
         let copies = match &end {
@@ -205,187 +217,6 @@ impl BwrapSandbox {
         drop((memfd, copies));
         out
     }
-}
-
-fn push(args: &mut Vec<OsString>, parts: &[&str]) {
-    args.extend(parts.iter().map(OsString::from));
-}
-
-/// Switches of one bwrap command line besides the mounts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BwrapPolicy {
-    pub network: bool,
-    /// Mode allowlist: the command starts through [`super::bridge`] (binary at fd 5, channel at
-    /// fd 6) and gets the proxy variables.
-    pub bridge: bool,
-    /// Pass `--seccomp 3` (the caller puts the program at fd 3).
-    pub seccomp_fd3: bool,
-    /// Size of the private `/tmp` tmpfs, when this bwrap supports `--size`.
-    pub tmp_bytes: Option<u64>,
-    /// bwrap runs as an unprivileged host uid over the idmapped work tree and git directory that
-    /// [`super::hostns`] stages: bind those, and be uid 0 inside as before.
-    pub uid_drop: bool,
-}
-
-/// The bwrap command line for `command` without seccomp; see [`bwrap_args_with`].
-pub fn bwrap_args(mounts: &SandboxMounts, network: bool, command: &str) -> Vec<OsString> {
-    bwrap_args_with(
-        mounts,
-        &BwrapPolicy {
-            network,
-            bridge: false,
-            seccomp_fd3: false,
-            tmp_bytes: None,
-            uid_drop: false,
-        },
-        command,
-    )
-}
-
-/// The bwrap command line for `command`; a pure function so its policy can be tested.
-pub fn bwrap_args_with(
-    mounts: &SandboxMounts,
-    policy: &BwrapPolicy,
-    command: &str,
-) -> Vec<OsString> {
-    let network = policy.network;
-    let mut a: Vec<OsString> = Vec::new();
-    push(
-        &mut a,
-        &["--unshare-all", "--unshare-user", "--disable-userns"],
-    );
-    if network {
-        push(&mut a, &["--share-net"]);
-    }
-    if policy.uid_drop {
-        push(&mut a, &["--uid", "0", "--gid", "0"]);
-    }
-    push(
-        &mut a,
-        &["--die-with-parent", "--new-session", "--cap-drop", "ALL"],
-    );
-    push(&mut a, &["--ro-bind", "/usr", "/usr"]);
-    // Merged-/usr systems have symlinks here; others have real directories.
-    for top in ["/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"] {
-        let p = Path::new(top);
-        match std::fs::read_link(p) {
-            Ok(target) => {
-                a.push("--symlink".into());
-                a.push(target.into_os_string());
-                a.push(top.into());
-            }
-            Err(_) if p.is_dir() => push(&mut a, &["--ro-bind", top, top]),
-            Err(_) => {}
-        }
-    }
-    push(&mut a, &["--ro-bind", "/etc", "/etc"]);
-    for f in MASKED_ETC {
-        if Path::new(f).exists() {
-            push(&mut a, &["--ro-bind", "/dev/null", f]);
-        }
-    }
-    for d in MASKED_ETC_DIRS {
-        if Path::new(d).is_dir() {
-            push(&mut a, &["--tmpfs", d]);
-        }
-    }
-    push(&mut a, &["--proc", "/proc"]);
-    mask_proc(&mut a);
-    push(&mut a, &["--dev", "/dev"]);
-    if let Some(bytes) = policy.tmp_bytes {
-        a.push("--size".into());
-        a.push(bytes.to_string().into());
-    }
-    push(&mut a, &["--tmpfs", "/tmp", "--dir", SANDBOX_HOME]);
-    let (work_tree, git_dir) = if policy.uid_drop {
-        (STAGED_WORK_TREE.into(), STAGED_GIT_DIR.into())
-    } else {
-        (mounts.work_tree.clone(), mounts.git_dir.clone())
-    };
-    a.push("--bind".into());
-    a.push(work_tree.into_os_string());
-    a.push(SANDBOX_WORKDIR.into());
-    a.push("--ro-bind".into());
-    a.push(git_dir.into_os_string());
-    a.push(format!("{SANDBOX_WORKDIR}/.git").into());
-    push(
-        &mut a,
-        &[
-            "--remount-ro",
-            "/",
-            "--chdir",
-            SANDBOX_WORKDIR,
-            "--clearenv",
-        ],
-    );
-    for (k, v) in super::sandbox_env(SANDBOX_HOME) {
-        a.push("--setenv".into());
-        a.push(k.into());
-        a.push(v.into());
-    }
-    push(&mut a, &["--setenv", "TMPDIR", "/tmp"]);
-    if policy.bridge {
-        for (k, v) in super::proxy_env(BRIDGE_PORT) {
-            push(&mut a, &["--setenv", &k, &v]);
-        }
-    }
-    if policy.seccomp_fd3 {
-        push(&mut a, &["--seccomp", "3"]);
-    }
-    a.push("--".into());
-    if policy.bridge {
-        a.push(format!("/proc/self/fd/{BINARY_FD}").into());
-        a.push(BRIDGE_ARG.into());
-    }
-    a.push(super::shell().as_os_str().to_owned());
-    a.push("-c".into());
-    a.push(command.into());
-    a
-}
-
-/// Masks after `--proc /proc`, then makes all of `/proc` read-only. A sandbox running as host
-/// uid 0 (a root caller without the uid drop) would otherwise write sysctls (`test_perm` checks the
-/// uid, not a capability; bwrap's own cover skips `/proc/sys`, whose directory mode is 0555),
-/// `chmod` procfs entries for the whole host, and read root-only files. Per-process files
-/// (`/proc/self/oom_score_adj`, …) become read-only too; nothing a build needs writes them.
-fn mask_proc(a: &mut Vec<OsString>) {
-    let mut files: Vec<String> = MASKED_PROC_FILES.iter().map(|f| f.to_string()).collect();
-    files.extend(root_only_proc_files().iter().cloned());
-    files.sort();
-    files.dedup();
-    for f in files.iter().filter(|f| Path::new(f).exists()) {
-        push(a, &["--ro-bind", "/dev/null", f]);
-    }
-    for d in MASKED_PROC_DIRS.iter().filter(|d| Path::new(d).is_dir()) {
-        push(a, &["--tmpfs", d, "--remount-ro", d]);
-    }
-    push(a, &["--remount-ro", "/proc"]);
-}
-
-/// Top-level `/proc` files only root may read (`kmsg`, `slabinfo`, `kpageflags`, …): the same on
-/// the host as in the sandbox's own procfs, so listed once from ours.
-fn root_only_proc_files() -> &'static [String] {
-    use std::os::unix::fs::{MetadataExt, PermissionsExt};
-    static FILES: OnceLock<Vec<String>> = OnceLock::new();
-    FILES.get_or_init(|| {
-        let Ok(dir) = std::fs::read_dir("/proc") else {
-            return Vec::new();
-        };
-        dir.flatten()
-            .filter(|e| {
-                !e.file_name()
-                    .as_encoded_bytes()
-                    .iter()
-                    .all(u8::is_ascii_digit)
-            })
-            .filter(|e| {
-                std::fs::symlink_metadata(e.path()).is_ok_and(|m| {
-                    m.is_file() && m.uid() == 0 && m.permissions().mode() & 0o004 == 0
-                })
-            })
-            .map(|e| format!("/proc/{}", e.file_name().to_string_lossy()))
-            .collect()
-    })
 }
 
 /// Whether this bwrap knows `--size` (0.7 and later).
@@ -445,11 +276,10 @@ pub(super) fn probe_with(
         .map_err(|e| format!("no temporary directory: {e}"))?;
     let prep = prep(&mounts).map_err(|e| e.to_string())?;
     let policy = BwrapPolicy {
-        network: false,
-        bridge: false,
         seccomp_fd3: true,
         tmp_bytes: supports_size().then_some(1 << 20),
         uid_drop: prep.as_ref().is_some_and(HostPrep::drops_uid),
+        ..BwrapPolicy::default()
     };
     let args = bwrap_args_with(&mounts, &policy, "true");
     let prog = seccomp::program(seccomp::Policy {
@@ -513,10 +343,7 @@ impl Sandbox for BwrapSandbox {
             return self.exec_fresh(request, cancel).await;
         }
         let mut spec = RunSpec::new(&self.settings, request.timeout);
-        spec.disk_watch = Some((
-            vec![self.mounts.work_tree.clone()],
-            self.settings.limits.workspace_bytes,
-        ));
+        spec.disk_watch = self.disk_watch();
         let mut guard = self.session.lock().await;
         let mut session = match guard.take() {
             Some(s) => s,
@@ -536,7 +363,3 @@ impl Sandbox for BwrapSandbox {
         }
     }
 }
-
-#[cfg(test)]
-#[path = "bwrap_tests.rs"]
-mod tests;

@@ -1,4 +1,4 @@
-//! Unit tests of `bwrap.rs` (kept apart so the module stays readable).
+//! Unit tests of `bwrap_args.rs` (kept apart so the module stays readable).
 use super::*;
 use std::path::PathBuf;
 
@@ -47,11 +47,9 @@ fn network_only_when_asked() {
 #[test]
 fn seccomp_and_tmp_size_when_asked() {
     let policy = BwrapPolicy {
-        network: false,
-        bridge: false,
         seccomp_fd3: true,
         tmp_bytes: Some(1234),
-        uid_drop: false,
+        ..BwrapPolicy::default()
     };
     let a = bwrap_args_with(&mounts(), &policy, "true")
         .iter()
@@ -85,11 +83,8 @@ fn proc_is_read_only_with_runc_masks() {
 #[test]
 fn uid_drop_binds_the_staged_idmapped_mounts() {
     let policy = BwrapPolicy {
-        network: false,
-        bridge: false,
-        seccomp_fd3: false,
-        tmp_bytes: None,
         uid_drop: true,
+        ..BwrapPolicy::default()
     };
     let a = bwrap_args_with(&mounts(), &policy, "true")
         .iter()
@@ -120,4 +115,65 @@ fn no_secret_names_in_the_environment() {
             "{k}"
         );
     }
+}
+
+fn state() -> RunState {
+    RunState {
+        root: PathBuf::from("/w/sandbox-repo"),
+        tmp: PathBuf::from("/w/sandbox-repo/tmp"),
+        home: PathBuf::from("/w/sandbox-repo/tmp/home"),
+        repo_cache: Some(PathBuf::from("/s/cache/abc")),
+    }
+}
+
+fn args_of(policy: &BwrapPolicy) -> String {
+    bwrap_args_with(&mounts(), policy, "true")
+        .iter()
+        .map(|s| s.to_string_lossy().into_owned())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[test]
+fn the_run_state_replaces_the_tmpfs_and_ro_paths_are_bound_read_only() {
+    let mut policy = BwrapPolicy {
+        tmp_bytes: Some(1234),
+        state: Some(state()),
+        ro_paths: vec![RoPath {
+            path: PathBuf::from("/opt/tool"),
+            add_to_path: true,
+        }],
+        ..BwrapPolicy::default()
+    };
+    let a = args_of(&policy);
+    assert!(!a.contains("--tmpfs /tmp") && !a.contains("--size"), "{a}");
+    assert!(a.contains("--bind /w/sandbox-repo/tmp /tmp"), "{a}");
+    assert!(a.contains("--bind /s/cache/abc /tmp/home/.cache"), "{a}");
+    assert!(a.contains("--ro-bind /opt/tool /opt/tool"), "{a}");
+    assert!(
+        a.contains("--setenv PATH /opt/tool/bin:/usr/local/sbin"),
+        "{a}"
+    );
+    assert!(
+        a.contains("--setenv npm_config_cache /tmp/home/.cache/npm"),
+        "{a}"
+    );
+    policy.uid_drop = true;
+    let a = args_of(&policy);
+    assert!(
+        a.contains(&format!("--bind {STAGED_STATE}/tmp /tmp")),
+        "{a}"
+    );
+    assert!(
+        a.contains(&format!("--bind {STAGED_CACHE} /tmp/home/.cache")),
+        "{a}"
+    );
+    assert!(
+        a.contains(&format!("--ro-bind {} /opt/tool", staged_ro(0))),
+        "{a}"
+    );
+    assert!(
+        !a.contains("/w/sandbox-repo") && !a.contains("/s/cache"),
+        "{a}"
+    );
 }

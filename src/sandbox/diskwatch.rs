@@ -19,6 +19,8 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use super::process::Termination;
+
 /// The shortest gap between two checks.
 const MIN_GAP: Duration = Duration::from_millis(500);
 /// A check may take at most 1/`COST_SHARE` of the time between checks.
@@ -93,11 +95,6 @@ impl DiskWatch {
         }
     }
 
-    /// Resolves when the next check is due.
-    pub(crate) async fn due(&self) {
-        tokio::time::sleep_until(self.next_check).await;
-    }
-
     /// Measures; true when the command must be stopped (over the limit and grown).
     pub(crate) async fn over_limit(&mut self) -> bool {
         let baseline = match &mut self.baseline {
@@ -120,6 +117,46 @@ impl DiskWatch {
         }
         self.baseline = Baseline::Known(used);
         false
+    }
+}
+
+/// Several watched sets of directories, each with its own limit and what stopping for it means
+/// (the work tree: [`Termination::DiskLimit`]; the run's `/tmp` and `HOME`:
+/// [`Termination::TmpLimit`]).
+pub(crate) struct Watches {
+    list: Vec<(DiskWatch, Termination)>,
+}
+
+/// One watched set: its directories, its limit, and the reason a stop for it gets.
+pub(crate) type WatchSpec = (Vec<PathBuf>, u64, Termination);
+
+impl Watches {
+    pub(crate) fn start(specs: Vec<WatchSpec>) -> Watches {
+        Watches {
+            list: specs
+                .into_iter()
+                .map(|(dirs, cap, why)| (DiskWatch::start(dirs, cap), why))
+                .collect(),
+        }
+    }
+
+    /// Resolves when a check is due; never without a watch.
+    pub(crate) async fn due(&self) {
+        match self.list.iter().map(|(w, _)| w.next_check).min() {
+            Some(at) => tokio::time::sleep_until(at).await,
+            None => std::future::pending().await,
+        }
+    }
+
+    /// Checks the sets that are due; why the command must stop, if it must.
+    pub(crate) async fn check(&mut self) -> Option<Termination> {
+        let now = Instant::now();
+        for (watch, why) in &mut self.list {
+            if watch.next_check <= now && watch.over_limit().await {
+                return Some(*why);
+            }
+        }
+        None
     }
 }
 

@@ -14,7 +14,10 @@
 //!    idmapped mounts, the work tree and git directory are attached idmapped (host uid 0 on disk
 //!    shows as [`SANDBOX_UID`]) at [`STAGED_WORK_TREE`] / [`STAGED_GIT_DIR`] on a private tmpfs,
 //!    and the child becomes [`SANDBOX_UID`] for good before exec'ing bwrap. Files stay host uid 0
-//!    on disk, so host git, the agent's host-side tools and the cleanup see no change.
+//!    on disk, so host git, the agent's host-side tools and the cleanup see no change. The run's
+//!    state directory and the repository's cache are idmapped the same way ([`STAGED_STATE`],
+//!    [`STAGED_CACHE`]); read-only host paths are cloned read-only as they are ([`staged_ro`]),
+//!    so one under a 0700 home stays reachable after the uid drop.
 //!
 //! Which of these work is probed once per process by starting bwrap each way ([`host_mode`]);
 //! what does not work is logged and the next weaker way used (down to plain bwrap as host uid 0,
@@ -41,9 +44,16 @@ pub(crate) const SANDBOX_UID: u32 = 65534;
 /// Where the idmapped work tree and git directory are attached in the private mount namespace.
 pub(crate) const STAGED_WORK_TREE: &str = "/tmp/tb-work-tree";
 pub(crate) const STAGED_GIT_DIR: &str = "/tmp/tb-git-dir";
+/// The run's state directory (`super::state`) and the repository's cache, idmapped like the work
+/// tree; read-only host paths (`sandbox.ro_paths`) at `/tmp/tb-ro-N`, not idmapped.
+pub(crate) const STAGED_STATE: &str = "/tmp/tb-state";
+pub(crate) const STAGED_CACHE: &str = "/tmp/tb-cache";
 const STAGE: &CStr = c"/tmp";
-const STAGED_WORK_TREE_C: &CStr = c"/tmp/tb-work-tree";
-const STAGED_GIT_DIR_C: &CStr = c"/tmp/tb-git-dir";
+
+/// Where the `n`th read-only path is attached for a uid-dropped bwrap.
+pub(crate) fn staged_ro(n: usize) -> String {
+    format!("/tmp/tb-ro-{n}")
+}
 
 /// The host device nodes bwrap's `--dev` binds into the sandbox.
 const DEVICES: &[&str] = &[
@@ -58,10 +68,10 @@ const DEVICES: &[&str] = &[
 /// The child's last step before exec (see [`super::process::ChildSetup::last_step`]).
 pub(crate) type Step = Arc<dyn Fn() -> io::Result<()> + Send + Sync>;
 
-/// The work tree and git directory as idmapped mounts not yet attached anywhere.
+/// Detached mounts (the work tree, git directory and state idmapped; read-only paths as they
+/// are), each with where it is attached in the child.
 struct Idmapped {
-    work_tree: OwnedFd,
-    git_dir: OwnedFd,
+    mounts: Vec<(OwnedFd, CString)>,
 }
 
 /// The host-side preparation of one bwrap start.
@@ -99,11 +109,11 @@ fn last_err(what: &str) -> io::Error {
 impl HostPrep {
     /// What a sandbox over `mounts` needs here, by [`host_mode`]; `None` when nothing. The uid
     /// drop falls back to [`HostMode::PrivateNs`] (logged) when `mounts` cannot be idmapped.
-    pub(crate) fn for_caller(mounts: &SandboxMounts) -> Option<HostPrep> {
+    pub(crate) fn for_caller(mounts: &SandboxMounts, extra: &Extra<'_>) -> Option<HostPrep> {
         match host_mode() {
             HostMode::Caller | HostMode::Plain | HostMode::Unavailable(_) => None,
             HostMode::PrivateNs => Some(HostPrep::private_ns()),
-            HostMode::DropUid(ns) => match HostPrep::dropping(mounts, ns.as_raw_fd()) {
+            HostMode::DropUid(ns) => match HostPrep::dropping(mounts, extra, ns.as_raw_fd()) {
                 Ok(prep) => Some(prep),
                 Err(e) => {
                     tracing::warn!(
@@ -127,9 +137,9 @@ impl HostPrep {
     }
 
     /// Everything, with the idmapping user namespace `userns`.
-    fn dropping(mounts: &SandboxMounts, userns: RawFd) -> io::Result<HostPrep> {
+    fn dropping(mounts: &SandboxMounts, extra: &Extra<'_>, userns: RawFd) -> io::Result<HostPrep> {
         let mut prep = HostPrep::private_ns();
-        prep.idmapped = Some(idmap(mounts, userns)?);
+        prep.idmapped = Some(idmap(mounts, extra, userns)?);
         Ok(prep)
     }
 
@@ -191,10 +201,8 @@ impl HostPrep {
             {
                 return Err(io::Error::last_os_error());
             }
-            for (fd, at) in [
-                (ids.work_tree.as_raw_fd(), STAGED_WORK_TREE_C),
-                (ids.git_dir.as_raw_fd(), STAGED_GIT_DIR_C),
-            ] {
+            for (fd, at) in &ids.mounts {
+                let fd = fd.as_raw_fd();
                 if libc::mkdir(at.as_ptr(), 0o755) != 0
                     || libc::syscall(
                         libc::SYS_move_mount,
@@ -226,17 +234,57 @@ impl HostPrep {
     }
 }
 
-/// An idmapped, detached copy of each mount (the git directory read-only).
-fn idmap(mounts: &SandboxMounts, userns: RawFd) -> io::Result<Idmapped> {
-    Ok(Idmapped {
-        work_tree: idmapped_clone(&mounts.work_tree, userns, false)?,
-        git_dir: idmapped_clone(&mounts.git_dir, userns, true)?,
-    })
+/// Besides the work tree and git directory, what a sandbox mounts from the host.
+#[derive(Default)]
+pub(crate) struct Extra<'a> {
+    /// The run's state directory (`super::state`), writable.
+    pub state: Option<&'a Path>,
+    /// The repository's cache, writable.
+    pub cache: Option<&'a Path>,
+    /// Read-only host paths, in order (staged as [`staged_ro`]).
+    pub ro: Vec<&'a Path>,
 }
 
-fn idmapped_clone(path: &Path, userns: RawFd, read_only: bool) -> io::Result<OwnedFd> {
+/// A detached copy of each mount: the work tree, git directory (read-only), state and cache
+/// idmapped; the read-only paths as they are (recursively, read-only).
+fn idmap(mounts: &SandboxMounts, extra: &Extra<'_>, userns: RawFd) -> io::Result<Idmapped> {
+    let at = |s: &str| CString::new(s).map_err(io::Error::other);
+    let mut list = vec![
+        (
+            idmapped_clone(&mounts.work_tree, Some(userns), false)?,
+            at(STAGED_WORK_TREE)?,
+        ),
+        (
+            idmapped_clone(&mounts.git_dir, Some(userns), true)?,
+            at(STAGED_GIT_DIR)?,
+        ),
+    ];
+    if let Some(state) = extra.state {
+        list.push((
+            idmapped_clone(state, Some(userns), false)?,
+            at(STAGED_STATE)?,
+        ));
+    }
+    if let Some(cache) = extra.cache {
+        list.push((
+            idmapped_clone(cache, Some(userns), false)?,
+            at(STAGED_CACHE)?,
+        ));
+    }
+    for (n, ro) in extra.ro.iter().enumerate() {
+        list.push((idmapped_clone(ro, None, true)?, at(&staged_ro(n))?));
+    }
+    Ok(Idmapped { mounts: list })
+}
+
+/// A detached clone of the mount at `path`: idmapped through `userns` when given (else recursive,
+/// submounts included), read-only when asked.
+fn idmapped_clone(path: &Path, userns: Option<RawFd>, read_only: bool) -> io::Result<OwnedFd> {
     let c = CString::new(path.as_os_str().as_bytes())?;
-    let flags = libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC;
+    let mut flags = libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC;
+    if userns.is_none() {
+        flags |= libc::AT_RECURSIVE as u32;
+    }
     // SAFETY: open_tree reads a NUL-terminated path and returns a new descriptor we own.
     let raw = unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, c.as_ptr(), flags) };
     if raw < 0 {
@@ -248,15 +296,18 @@ fn idmapped_clone(path: &Path, userns: RawFd, read_only: bool) -> io::Result<Own
     // SAFETY: `raw` is a fresh descriptor nobody else owns.
     let tree = unsafe { OwnedFd::from_raw_fd(raw as RawFd) };
     let attr = libc::mount_attr {
-        attr_set: libc::MOUNT_ATTR_IDMAP
-            | if read_only {
-                libc::MOUNT_ATTR_RDONLY
-            } else {
-                0
-            },
+        attr_set: if userns.is_some() {
+            libc::MOUNT_ATTR_IDMAP
+        } else {
+            0
+        } | if read_only {
+            libc::MOUNT_ATTR_RDONLY
+        } else {
+            0
+        },
         attr_clr: 0,
         propagation: 0,
-        userns_fd: userns as u64,
+        userns_fd: userns.unwrap_or(0) as u64,
     };
     // SAFETY: mount_setattr reads `attr` (its size is passed) on the descriptor we own.
     let rc = unsafe {
@@ -264,7 +315,12 @@ fn idmapped_clone(path: &Path, userns: RawFd, read_only: bool) -> io::Result<Own
             libc::SYS_mount_setattr,
             tree.as_raw_fd(),
             c"".as_ptr(),
-            libc::AT_EMPTY_PATH,
+            libc::AT_EMPTY_PATH
+                | if userns.is_none() {
+                    libc::AT_RECURSIVE
+                } else {
+                    0
+                },
             &attr as *const libc::mount_attr,
             std::mem::size_of::<libc::mount_attr>(),
         )
@@ -323,7 +379,9 @@ pub(crate) fn host_mode() -> &'static HostMode {
         let drop_err = match idmap_userns() {
             Ok(ns) => {
                 let fd = ns.as_raw_fd();
-                match super::bwrap::probe_with(|m| HostPrep::dropping(m, fd).map(Some)) {
+                match super::bwrap::probe_with(|m| {
+                    HostPrep::dropping(m, &Extra::default(), fd).map(Some)
+                }) {
                     Ok(()) => return HostMode::DropUid(ns),
                     Err(e) => format!("bubblewrap cannot run as uid {SANDBOX_UID} here: {e}"),
                 }

@@ -8,8 +8,8 @@
 //! reports itself unavailable. Every command runs with: all capabilities dropped (bounding set,
 //! ambient, and `SECBIT_NOROOT` so exec cannot bring them back), `no_new_privs`, a Landlock domain
 //! allowing read/exec of the system directories, read of a filtered `/etc` (no shadow, sudoers,
-//! ssh or private keys) and of the git directory, read/write of the work tree and a private
-//! temporary directory only — no `/proc`, `/sys`, `/run`, home or host `/tmp` —, no signals or
+//! ssh or private keys) and of the git directory, read/exec of the `ro_paths`, read/write of the
+//! work tree and the run's state directory (`/tmp`, `HOME`; the repository's cache) only — no `/proc`, `/sys`, `/run`, home or host `/tmp` —, no signals or
 //! abstract sockets outside its domain, no TCP while the network is off (allowlist: connects to the
 //! proxy only, `super::landlock_net`); and the seccomp filter, which refuses `AF_UNIX` sockets
 //! always (named host sockets — a container runtime's, init's — would be reachable) and others
@@ -34,6 +34,7 @@ use super::notify::{self, Channel};
 use super::process::{self, ChildSetup, ExecOutput, RunSpec};
 use super::proxy::{Proxy, ProxyDecision};
 use super::seccomp;
+use super::state::RunState;
 use super::{
     ExecRequest, NetworkMode, Sandbox, SandboxError, SandboxKind, SandboxMounts, SandboxSettings,
 };
@@ -121,6 +122,17 @@ pub struct Confinement {
 impl Confinement {
     /// Builds the ruleset for `mounts` and `tmp` (the private temporary directory).
     pub fn build(mounts: &SandboxMounts, tmp: &Path, net: NetAccess) -> Result<Self, String> {
+        Self::build_with(mounts, &[tmp], &[], net)
+    }
+
+    /// Builds the ruleset for `mounts`, the writable directories `rw` (the run's `/tmp`, the
+    /// repository's cache) and the read-only (read and execute) host paths `ro`.
+    pub fn build_with(
+        mounts: &SandboxMounts,
+        rw: &[&Path],
+        ro: &[&Path],
+        net: NetAccess,
+    ) -> Result<Self, String> {
         let abi = abi()?;
         if abi < MIN_ABI {
             return Err(format!(
@@ -219,10 +231,17 @@ impl Confinement {
         for dev in ["/dev/urandom", "/dev/random"] {
             add(Path::new(dev), FS_READ_FILE)?;
         }
+        for path in ro {
+            add(path, read_exec)?;
+        }
         add(&mounts.git_dir, FS_READ_FILE | FS_READ_DIR)?;
         add(&mounts.work_tree, all)?;
-        add(tmp, all)?;
-        let roots = Roots::new(&[&mounts.work_tree, tmp])
+        for dir in rw {
+            add(dir, all)?;
+        }
+        let mut roots: Vec<&Path> = vec![&mounts.work_tree];
+        roots.extend(rw.iter().copied());
+        let roots = Roots::new(&roots)
             .map(|r| r.with_connect_port(net.connect_port()))
             .map_err(|e| format!("opening the work tree for the metadata supervisor: {e}"))?;
         Ok(Confinement {
@@ -281,7 +300,7 @@ impl Confinement {
         // SAFETY: plain syscalls with stack values; nothing allocates.
         unsafe {
             if self.drop_caps {
-                drop_capabilities()?;
+                super::caps::drop_capabilities()?;
             }
             if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
                 return Err(std::io::Error::last_os_error());
@@ -337,79 +356,11 @@ fn etc_entries() -> Vec<PathBuf> {
                 .collect()
         })
         .unwrap_or_default();
-    // Public CA certificates are needed for TLS; the private keys next to them are not granted.
+    // Public CA certificates are needed for TLS, and OpenSSL's configuration (node exits when
+    // it cannot read it); the private keys next to them are not granted.
     out.push(PathBuf::from("/etc/ssl/certs"));
+    out.push(PathBuf::from("/etc/ssl/openssl.cnf"));
     out
-}
-
-/// Clears the bounding, ambient, effective, permitted and inheritable sets and locks
-/// `SECBIT_NOROOT`, so that even a uid-0 command has no capabilities after exec.
-unsafe fn drop_capabilities() -> std::io::Result<()> {
-    const SECBIT_NOROOT: libc::c_ulong = 1 << 0;
-    const SECBIT_NOROOT_LOCKED: libc::c_ulong = 1 << 1;
-    const SECBIT_NO_SETUID_FIXUP: libc::c_ulong = 1 << 2;
-    const SECBIT_NO_SETUID_FIXUP_LOCKED: libc::c_ulong = 1 << 3;
-    const SECBIT_NO_CAP_AMBIENT_RAISE: libc::c_ulong = 1 << 6;
-    const SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED: libc::c_ulong = 1 << 7;
-    #[repr(C)]
-    struct Header {
-        version: u32,
-        pid: i32,
-    }
-    #[repr(C)]
-    struct Data {
-        effective: u32,
-        permitted: u32,
-        inheritable: u32,
-    }
-    // SAFETY: prctl/capset with stack values.
-    unsafe {
-        // Only possible with CAP_SETPCAP; without it there is nothing to drop below.
-        let has_setpcap = libc::prctl(
-            libc::PR_SET_SECUREBITS,
-            SECBIT_NOROOT
-                | SECBIT_NOROOT_LOCKED
-                | SECBIT_NO_SETUID_FIXUP
-                | SECBIT_NO_SETUID_FIXUP_LOCKED
-                | SECBIT_NO_CAP_AMBIENT_RAISE
-                | SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED,
-        ) == 0;
-        if has_setpcap {
-            for cap in 0..64 {
-                let r = libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0);
-                if r != 0 && *libc::__errno_location() != libc::EINVAL {
-                    return Err(std::io::Error::last_os_error());
-                }
-            }
-        }
-        libc::prctl(
-            libc::PR_CAP_AMBIENT,
-            libc::PR_CAP_AMBIENT_CLEAR_ALL,
-            0,
-            0,
-            0,
-        );
-        let header = Header {
-            version: 0x2008_0522,
-            pid: 0,
-        };
-        let data = [
-            Data {
-                effective: 0,
-                permitted: 0,
-                inheritable: 0,
-            },
-            Data {
-                effective: 0,
-                permitted: 0,
-                inheritable: 0,
-            },
-        ];
-        if libc::syscall(libc::SYS_capset, &header as *const Header, data.as_ptr()) != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-    }
-    Ok(())
 }
 
 /// Checks once per process that a confined command can run here.
@@ -481,7 +432,9 @@ exit "$rc"
 pub struct LandlockSandbox {
     mounts: SandboxMounts,
     settings: SandboxSettings,
-    tmp: tempfile::TempDir,
+    /// The run's `/tmp`, `HOME` and caches on disk (beside the work tree): they outlive this
+    /// sandbox and go with the workspace.
+    state: RunState,
     confine: Arc<Confinement>,
     /// Mode allowlist: the run's proxy and its host loopback port.
     proxy: Option<(Proxy, u16)>,
@@ -490,31 +443,24 @@ pub struct LandlockSandbox {
 impl LandlockSandbox {
     pub fn new(mounts: SandboxMounts, settings: &SandboxSettings) -> Result<Self, SandboxError> {
         // Next to the work tree, i.e. inside the run's workspace: it belongs to its run and goes
-        // with the workspace, even when this process is killed before its Drop runs.
-        let tmp_parent = mounts
-            .work_tree
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .map(Path::to_path_buf)
-            .unwrap_or_else(std::env::temp_dir);
-        let tmp = tempfile::Builder::new()
-            .prefix("tb-sandbox-tmp-")
-            .tempdir_in(tmp_parent)
-            .map_err(|e| SandboxError::Spawn(format!("private temporary directory: {e}")))?;
-        std::fs::create_dir_all(tmp.path().join("home"))
-            .map_err(|e| SandboxError::Spawn(format!("private temporary directory: {e}")))?;
+        // with the workspace, even when this process is killed.
+        let state = RunState::prepare(&mounts, settings)
+            .map_err(|e| SandboxError::Spawn(format!("the sandbox's state directory: {e}")))?;
         let proxy = super::landlock_net::start_proxy(settings)?;
         let net = match &proxy {
             _ if settings.network => NetAccess::All,
             Some((_, port)) => NetAccess::ConnectPort(*port),
             None => NetAccess::None,
         };
-        let confine = Confinement::build(&mounts, tmp.path(), net)
+        let mut rw: Vec<&Path> = vec![&state.tmp];
+        rw.extend(state.repo_cache.as_deref());
+        let ro: Vec<&Path> = settings.ro_paths.iter().map(|r| r.path.as_path()).collect();
+        let confine = Confinement::build_with(&mounts, &rw, &ro, net)
             .map_err(|reason| SandboxError::Unavailable { reason })?;
         Ok(LandlockSandbox {
             mounts,
             settings: settings.clone(),
-            tmp,
+            state,
             confine: Arc::new(confine),
             proxy,
         })
@@ -563,8 +509,13 @@ impl Sandbox for LandlockSandbox {
         if spec.term_leader_first {
             cmd.env("TB_HOST_PID", std::process::id().to_string());
         }
-        let home = self.tmp.path().join("home");
-        for (k, v) in super::sandbox_env(&home.to_string_lossy()) {
+        let mut env = super::sandbox_env(&self.state.home.to_string_lossy());
+        let cache = match &self.state.repo_cache {
+            Some(dir) => dir.clone(),
+            None => self.state.home.join(super::state::CACHE_IN_HOME),
+        };
+        super::state::env_additions(&mut env, &cache.to_string_lossy(), &self.settings.ro_paths);
+        for (k, v) in env {
             cmd.env(k, v);
         }
         if let Some((_, port)) = &self.proxy {
@@ -572,13 +523,21 @@ impl Sandbox for LandlockSandbox {
                 cmd.env(k, v);
             }
         }
-        cmd.env("TMPDIR", self.tmp.path())
+        cmd.env("TMPDIR", &self.state.tmp)
             .env("GIT_DIR", &self.mounts.git_dir)
             .env("GIT_WORK_TREE", &self.mounts.work_tree);
-        spec.disk_watch = Some((
-            vec![self.mounts.work_tree.clone(), self.tmp.path().to_path_buf()],
-            self.settings.limits.workspace_bytes,
-        ));
+        spec.disk_watch = vec![
+            (
+                vec![self.mounts.work_tree.clone()],
+                self.settings.limits.workspace_bytes,
+                super::Termination::DiskLimit,
+            ),
+            (
+                self.state.watched(),
+                self.settings.limits.tmp_bytes,
+                super::Termination::TmpLimit,
+            ),
+        ];
         let setup = ChildSetup {
             rlimits: limits::rlimits(&self.settings.limits, spec.cgroup.is_some()),
             confine: Some(self.confine.clone()),

@@ -13,6 +13,8 @@
 pub mod allow;
 mod bridge;
 mod bwrap;
+mod bwrap_args;
+mod caps;
 mod diskwatch;
 mod hostns;
 pub mod landlock;
@@ -24,8 +26,10 @@ mod netguard;
 mod notify;
 mod process;
 pub mod proxy;
+pub mod ro_paths;
 pub mod seccomp;
 mod session;
+pub mod state;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -36,12 +40,14 @@ use tokio_util::sync::CancellationToken;
 
 pub use allow::{AllowHost, AllowHostError, NetworkMode};
 pub use bridge::{BRIDGE_ARG, bridge_main, set_bridge_program};
-pub use bwrap::{BwrapPolicy, BwrapSandbox, bwrap_args, bwrap_args_with};
+pub use bwrap::BwrapSandbox;
+pub use bwrap_args::{BwrapPolicy, SANDBOX_WORKDIR, bwrap_args, bwrap_args_with};
 pub use landlock::LandlockSandbox;
 pub(crate) use leftovers::{cgroup_owners, kill_cgroups_of};
 pub(crate) use limits::cgroup_parents;
 pub use limits::{Enforcement, Limits, enforcement};
 pub use process::{ExecOutput, Termination};
+pub use state::{RoPath, RunState, state_dir};
 
 /// Which isolation a run uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -95,6 +101,13 @@ pub struct SandboxSettings {
     /// Create cgroups where possible (limits, finding `setsid` children); `false` exercises the
     /// fallbacks.
     pub use_cgroups: bool,
+    /// `sandbox.cache`: where per-repository package caches are kept between runs (`None`: off,
+    /// caches last the run only). See [`state`].
+    #[serde(default)]
+    pub cache_root: Option<PathBuf>,
+    /// Host paths mounted read-only at the same path, already checked ([`ro_paths`]).
+    #[serde(default)]
+    pub ro_paths: Vec<RoPath>,
 }
 
 impl Default for SandboxSettings {
@@ -110,6 +123,8 @@ impl Default for SandboxSettings {
             limits: Limits::default(),
             per_command: false,
             use_cgroups: true,
+            cache_root: None,
+            ro_paths: Vec::new(),
         }
     }
 }
@@ -251,7 +266,7 @@ pub fn open(
             );
             Ok(Box::new(process::UnsandboxedRunner::new(mounts, settings)))
         }
-        SandboxKind::Bwrap => Ok(Box::new(BwrapSandbox::new(mounts, settings))),
+        SandboxKind::Bwrap => Ok(Box::new(BwrapSandbox::new(mounts, settings)?)),
         SandboxKind::Landlock => Ok(Box::new(LandlockSandbox::new(mounts, settings)?)),
     }
 }

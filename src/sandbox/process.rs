@@ -12,7 +12,7 @@
 use std::collections::VecDeque;
 use std::os::fd::RawFd;
 use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
+
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use tokio::io::AsyncReadExt;
 use tokio_util::sync::CancellationToken;
 
-use super::diskwatch::DiskWatch;
+use super::diskwatch::{WatchSpec, Watches};
 use super::landlock::Confinement;
 use super::limits::{self, Cgroup, Rlimit};
 use super::notify::{self, Channel};
@@ -35,8 +35,10 @@ pub enum Termination {
     Timeout,
     OutputLimit,
     Cancelled,
-    /// The work tree (with the private temporary directory) grew beyond its limit.
+    /// The work tree grew beyond its limit (`sandbox.workspace_mb`).
     DiskLimit,
+    /// The run's `/tmp` and `HOME` (with the package caches) grew beyond `sandbox.tmp_mb`.
+    TmpLimit,
 }
 
 impl Termination {
@@ -49,6 +51,9 @@ impl Termination {
             Termination::Cancelled => "killed: the run was cancelled".into(),
             Termination::DiskLimit => {
                 "killed: the work tree grew beyond the workspace size limit".into()
+            }
+            Termination::TmpLimit => {
+                "killed: /tmp and HOME grew beyond their size limit (sandbox.tmp_mb)".into()
             }
         }
     }
@@ -143,8 +148,8 @@ pub(crate) struct RunSpec {
     pub timeout: Duration,
     pub keep_bytes: usize,
     pub output_limit: u64,
-    /// Directories whose total size is bounded, and the bound.
-    pub disk_watch: Option<(Vec<PathBuf>, u64)>,
+    /// Sets of directories whose total size is bounded, each with its bound.
+    pub disk_watch: Vec<WatchSpec>,
     /// A cgroup for the command (limits, and killing everything at the end).
     pub cgroup: Option<Cgroup>,
     /// On a forced stop, SIGTERM the leader and give it a moment before the SIGKILLs (the
@@ -158,18 +163,10 @@ impl RunSpec {
             timeout,
             keep_bytes: settings.output_keep_bytes,
             output_limit: settings.output_limit_bytes,
-            disk_watch: None,
+            disk_watch: Vec::new(),
             cgroup: None,
             term_leader_first: false,
         }
-    }
-}
-
-/// Resolves when `watch` is due for a check; never without one.
-pub(crate) async fn disk_check_due(watch: &Option<DiskWatch>) {
-    match watch {
-        Some(w) => w.due().await,
-        None => std::future::pending().await,
     }
 }
 
@@ -298,7 +295,7 @@ pub(crate) async fn run(
     let mut buf = HeadTail::new(keep_bytes);
     let mut chunk = vec![0u8; 64 * 1024];
     let deadline = tokio::time::Instant::now() + timeout;
-    let mut disk_watch = disk_watch.map(|(dirs, cap)| DiskWatch::start(dirs, cap));
+    let mut disk_watch = Watches::start(disk_watch);
     let mut terminated = None;
     let mut status = None;
     let mut eof = false;
@@ -338,11 +335,9 @@ pub(crate) async fn run(
                 terminated = Some(Termination::Cancelled);
                 break;
             },
-            _ = disk_check_due(&disk_watch) => {
-                if let Some(watch) = disk_watch.as_mut()
-                    && watch.over_limit().await
-                {
-                    terminated = Some(Termination::DiskLimit);
+            _ = disk_watch.due() => {
+                if let Some(why) = disk_watch.check().await {
+                    terminated = Some(why);
                     break;
                 }
             },
@@ -518,7 +513,7 @@ mod tests {
             timeout: Duration::from_millis(timeout_ms),
             keep_bytes: 1024,
             output_limit: 1 << 20,
-            disk_watch: None,
+            disk_watch: Vec::new(),
             cgroup: None,
             term_leader_first: false,
         };

@@ -29,7 +29,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
 use super::SandboxError;
-use super::diskwatch::DiskWatch;
+use super::diskwatch::Watches;
 use super::limits::Cgroup;
 use super::process::{self, ChildSetup, ExecOutput, HeadTail, Termination};
 
@@ -181,10 +181,7 @@ impl Session {
         let mut buf = HeadTail::new(spec.keep_bytes);
         let mut chunk = vec![0u8; 64 * 1024];
         let deadline = tokio::time::Instant::now() + spec.timeout;
-        let mut disk_watch = spec
-            .disk_watch
-            .clone()
-            .map(|(dirs, cap)| DiskWatch::start(dirs, cap));
+        let mut disk_watch = Watches::start(spec.disk_watch.clone());
         let mut terminated = None;
         let mut status_line = Vec::new();
         let mut sbuf = [0u8; 64];
@@ -226,11 +223,9 @@ impl Session {
                     terminated = Some(Termination::Cancelled);
                     break;
                 }
-                _ = process::disk_check_due(&disk_watch) => {
-                    if let Some(watch) = disk_watch.as_mut()
-                        && watch.over_limit().await
-                    {
-                        terminated = Some(Termination::DiskLimit);
+                _ = disk_watch.due() => {
+                    if let Some(why) = disk_watch.check().await {
+                        terminated = Some(why);
                         break;
                     }
                 }
