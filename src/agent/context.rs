@@ -136,8 +136,8 @@ pub fn first_message(task: &str, fs: &WorkspaceFs, env: &Environment) -> String 
          unless you give timeout_secs (at most {} s).\n- The .git directory is \
          read-only: `git checkout -- FILE` and `git restore FILE` fail (they must write the \
          index); to revert a file use `git show HEAD:FILE > FILE`, and `rm` a file you created.\n\
-         - Keep scratch and reproduction files in /tmp, not in the repository, so they do not \
-         end up in the pull request.\n",
+         - Keep scratch and reproduction files in $TMPDIR (/tmp where it is unset), not in the \
+         repository, so they do not end up in the pull request.\n",
         env.sandbox,
         env.network,
         env.timeouts.0.as_secs(),
