@@ -69,6 +69,14 @@ pub struct GlobalArgs {
     /// State directory for runs and logs. Env: TB_HOME.
     #[arg(long, global = true, value_name = "DIR")]
     pub home: Option<PathBuf>,
+    /// Extended-thinking tokens per turn for Claude models that have it (at least 1024; 0 = off).
+    /// Env: TB_THINKING_BUDGET. Config: agent.thinking_budget.
+    #[arg(long, global = true, value_name = "N")]
+    pub thinking_budget: Option<String>,
+    /// Reasoning effort for OpenAI's reasoning models: low, medium or high.
+    /// Env: TB_REASONING_EFFORT. Config: agent.reasoning_effort.
+    #[arg(long, global = true, value_name = "EFFORT")]
+    pub reasoning_effort: Option<String>,
 }
 
 impl GlobalArgs {
@@ -307,7 +315,11 @@ pub async fn main() -> color_eyre::Result<i32> {
     let overrides = cli.global.overrides();
     let config = match Config::load(&overrides)
         .and_then(|mut c| c.set_allow_hosts_flag(&cli.global.allow_host).map(|()| c))
-    {
+        .and_then(|mut c| {
+            let g = &cli.global;
+            c.set_reasoning_flags(g.thinking_budget.as_deref(), g.reasoning_effort.as_deref())
+                .map(|()| c)
+        }) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {}", visible(&e.to_string()));

@@ -10,7 +10,7 @@ pub(super) struct FileConfig {
     #[serde(default)]
     pub(super) anthropic: ProviderFile,
     #[serde(default)]
-    pub(super) openai: ProviderFile,
+    pub(super) openai: OpenAiFile,
     #[serde(default)]
     pub(super) github: GitHubFile,
     #[serde(default)]
@@ -64,6 +64,15 @@ pub(super) struct ProviderFile {
     pub(super) base_url: Option<String>,
 }
 
+/// `[openai]`: like `[anthropic]`, plus which API is spoken (`auto`, `responses`, `chat`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct OpenAiFile {
+    pub(super) api_key: Option<String>,
+    pub(super) base_url: Option<String>,
+    pub(super) api: Option<String>,
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct GitHubFile {
@@ -100,6 +109,10 @@ pub(super) struct AgentFile {
     pub(super) max_seconds: Option<u64>,
     /// One self-review turn before a run that made changes ends (default on).
     pub(super) self_review: Option<bool>,
+    /// Extended-thinking tokens for Anthropic models that have it (0 = off).
+    pub(super) thinking_budget: Option<u32>,
+    /// `low`, `medium` or `high`, for OpenAI's reasoning models.
+    pub(super) reasoning_effort: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -6,9 +6,10 @@
 //! to the id, then the last call, for servers that omit it); arguments may arrive in fragments or
 //! whole. A turn is returned once the stream said it was complete (`[DONE]`, or a `finish_reason`
 //! before the body ended); otherwise the attempt fails with a retryable [`LlmError::Stream`].
-//! Missing usage, missing tool-call ids and unusual `finish_reason`s are tolerated.
+//! Missing usage, missing tool-call ids and unusual `finish_reason`s are tolerated. The provider
+//! speaks the Responses API (`responses.rs`) instead on OpenAI's own endpoint (`openai.api`).
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use async_trait::async_trait;
 use reqwest::header::HeaderMap;
@@ -16,7 +17,7 @@ use reqwest::{Client, Url};
 use serde_json::{Value, json};
 
 use super::http::{self, TurnState};
-use super::settings::LlmSettings;
+use super::settings::{self, LlmSettings, OpenAiApi, ReasoningEffort};
 use super::sse::SseEvent;
 use super::{
     Block, ChatRequest, ChatResponse, LlmError, ModelLabel, Observer, Provider, Role, StopReason,
@@ -34,6 +35,15 @@ pub struct OpenAiProvider {
     model: String,
     /// The official API wants `max_completion_tokens`; compatible servers know `max_tokens`.
     official: bool,
+    /// Speaks the Responses API rather than Chat Completions.
+    responses: bool,
+    /// The model reasons (see [`settings::openai_reasoning`]).
+    reasoning_model: bool,
+    /// The reasoning effort sent with each request.
+    effort: Option<ReasoningEffort>,
+    /// Why a configured effort is not sent, said once in the first turn's status.
+    effort_ignored: Option<String>,
+    warned: AtomicBool,
     settings: LlmSettings,
 }
 
@@ -57,12 +67,40 @@ impl OpenAiProvider {
         if model.is_empty() {
             return Err(LlmError::Config("openai: the model name is empty".into()));
         }
+        let official = base.host_str() == Some("api.openai.com");
+        let responses = match settings.openai_api {
+            OpenAiApi::Auto => official,
+            OpenAiApi::Responses => true,
+            OpenAiApi::Chat => false,
+        };
+        let reasoning_model = settings::openai_reasoning(model);
+        // OpenAI's own models other than its reasoning ones refuse the parameter; a compatible
+        // server gets what the user configured.
+        let effort_sent = reasoning_model || !official;
+        let effort_ignored = settings.reasoning_effort.filter(|_| !effort_sent).map(|e| {
+            format!(
+                "agent.reasoning_effort ({}) is not sent: openai:{model} is not a reasoning model                  (o-series, gpt-5, gpt-oss, codex)",
+                e.as_str()
+            )
+        });
         Ok(OpenAiProvider {
             client: http::client(settings, &base)?,
-            official: base.host_str() == Some("api.openai.com"),
-            url: http::join(&base, "chat/completions"),
+            official,
+            responses,
+            url: http::join(
+                &base,
+                if responses {
+                    "responses"
+                } else {
+                    "chat/completions"
+                },
+            ),
             api_key,
             model: model.to_string(),
+            reasoning_model,
+            effort: settings.reasoning_effort.filter(|_| effort_sent),
+            effort_ignored,
+            warned: AtomicBool::new(false),
             settings: settings.clone(),
         })
     }
@@ -83,7 +121,25 @@ impl Provider for OpenAiProvider {
         request: &ChatRequest<'_>,
         observer: TextSink<'_>,
     ) -> Result<ChatResponse, LlmError> {
-        let body = serde_json::to_vec(&request_body(&self.model, request, self.official))
+        if let Some(why) = &self.effort_ignored
+            && !self.warned.swap(true, Ordering::Relaxed)
+        {
+            observer.status(why);
+        }
+        let body = if self.responses {
+            let options = super::responses::Options {
+                reasoning_model: self.reasoning_model,
+                effort: self.effort,
+            };
+            super::responses::request_body(&self.model, request, options)
+        } else {
+            let mut body = request_body(&self.model, request, self.official);
+            if let Some(e) = self.effort {
+                body["reasoning_effort"] = json!(e.as_str());
+            }
+            body
+        };
+        let body = serde_json::to_vec(&body)
             .map_err(|e| LlmError::Protocol(format!("cannot encode the request: {e}")))?;
         let mut headers = HeaderMap::new();
         if let Some(key) = &self.api_key {
@@ -92,7 +148,19 @@ impl Provider for OpenAiProvider {
                 http::secret_header(&format!("Bearer {}", key.expose()))?,
             );
         }
-        tracing::debug!(model = %self.model, bytes = body.len(), "openai request");
+        tracing::debug!(model = %self.model, bytes = body.len(), responses = self.responses, "openai request");
+        if self.responses {
+            return http::exchange::<super::responses::Turn>(
+                &self.client,
+                &self.url,
+                headers,
+                body,
+                &self.settings,
+                &self.model,
+                observer,
+            )
+            .await;
+        }
         http::exchange::<Turn>(
             &self.client,
             &self.url,
@@ -224,7 +292,7 @@ struct Turn {
 }
 
 /// Ids for servers that send tool calls without one: unique within the process.
-fn generated_id() -> String {
+pub(crate) fn generated_id() -> String {
     static NEXT: AtomicU64 = AtomicU64::new(1);
     format!(
         "call_tb{:x}{}",
@@ -401,6 +469,7 @@ impl Turn {
             text: self.text,
             tool_calls,
             stop_reason,
+            reasoning: Vec::new(),
             usage: self.usage.unwrap_or_default(),
             answered_by: None,
         })
