@@ -40,7 +40,8 @@ fn parse_thinking_budget(v: &str) -> Result<Option<u32>, ConfigError> {
     match v.trim().parse::<u32>() {
         Ok(0) => Ok(None),
         Ok(n) if n < MIN_THINKING_BUDGET => Err(bad(format!(
-            "{n} tokens is below the minimum of {MIN_THINKING_BUDGET} that extended thinking              accepts (0 turns it off)"
+            "{n} tokens is below the minimum of {MIN_THINKING_BUDGET} that extended thinking \
+             accepts (0 turns it off)"
         ))),
         Ok(n) if n > 200_000 => Err(bad(format!(
             "{n} tokens is more than any model can think in one turn"

@@ -71,7 +71,8 @@ impl AnthropicProvider {
         let supported = settings::anthropic_thinking(model);
         let thinking_ignored = budget.filter(|_| !supported).map(|b| {
             format!(
-                "agent.thinking_budget ({b} tokens) is ignored: anthropic:{model} has no extended                  thinking (Claude 3.7 Sonnet and Claude 4 or later have it)"
+                "agent.thinking_budget ({b} tokens) is ignored: anthropic:{model} has no extended \
+                 thinking (Claude 3.7 Sonnet and Claude 4 or later have it)"
             )
         });
         if let Some(why) = &thinking_ignored {

@@ -79,7 +79,8 @@ impl OpenAiProvider {
         let effort_sent = reasoning_model || !official;
         let effort_ignored = settings.reasoning_effort.filter(|_| !effort_sent).map(|e| {
             format!(
-                "agent.reasoning_effort ({}) is not sent: openai:{model} is not a reasoning model                  (o-series, gpt-5, gpt-oss, codex)",
+                "agent.reasoning_effort ({}) is not sent: openai:{model} is not a reasoning model \
+                 (o-series, gpt-5, gpt-oss, codex)",
                 e.as_str()
             )
         });
