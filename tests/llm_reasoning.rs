@@ -508,3 +508,27 @@ async fn the_mock_route_speaks_the_responses_wire_format() {
     );
     assert_eq!((r.usage.input_tokens, r.usage.cache_read_tokens), (10, 90));
 }
+
+#[tokio::test]
+async fn chat_completions_carry_reasoning_effort() {
+    let body = mock_llm::openai_stream(&Turn::new("ok", &[]), 0, Usage::default()).concat();
+    let server = MockServer::start(turns_route(vec![body])).await;
+    let s = LlmSettings {
+        reasoning_effort: Some(ReasoningEffort::Medium),
+        ..settings()
+    };
+    // A compatible server: Chat Completions, and the effort as configured.
+    let p = OpenAiProvider::new(Some(&server.url_v1()), None, "gpt-oss-20b", &s).unwrap();
+    let messages = vec![Message::user_text("hi")];
+    let req = ChatRequest {
+        system: "s",
+        tools: &[],
+        messages: &messages,
+        max_output_tokens: 64,
+    };
+    assert_eq!(p.complete(&req, &|_: &str| {}).await.unwrap().text, "ok");
+    let r = &server.requests()[0];
+    assert_eq!(r.path, "/v1/chat/completions");
+    assert_eq!(r.body["reasoning_effort"], "medium");
+    assert!(r.body.get("reasoning").is_none());
+}

@@ -530,6 +530,44 @@ mod tests {
     }
 
     #[test]
+    fn the_api_and_the_effort_follow_the_endpoint_and_the_model() {
+        let key = || Some(Secret::new("k"));
+        let with = |api, effort| LlmSettings {
+            openai_api: api,
+            reasoning_effort: effort,
+            ..Default::default()
+        };
+        let auto = with(OpenAiApi::Auto, Some(ReasoningEffort::Low));
+        let official = OpenAiProvider::new(None, key(), "o3", &auto).unwrap();
+        assert!(official.responses && official.url.path().ends_with("/v1/responses"));
+        assert_eq!(official.effort, Some(ReasoningEffort::Low));
+        let local = "http://127.0.0.1:1/v1";
+        let compatible = OpenAiProvider::new(Some(local), None, "qwen", &auto).unwrap();
+        assert!(!compatible.responses && compatible.url.path().ends_with("/chat/completions"));
+        assert_eq!(
+            compatible.effort,
+            Some(ReasoningEffort::Low),
+            "the user's server decides"
+        );
+        let forced = with(OpenAiApi::Responses, None);
+        assert!(
+            OpenAiProvider::new(Some(local), None, "m", &forced)
+                .unwrap()
+                .responses
+        );
+        let chat = with(OpenAiApi::Chat, None);
+        assert!(
+            !OpenAiProvider::new(None, key(), "o3", &chat)
+                .unwrap()
+                .responses
+        );
+        // OpenAI's non-reasoning models refuse the parameter: not sent, and said once.
+        let plain = OpenAiProvider::new(None, key(), "gpt-4.1", &auto).unwrap();
+        assert_eq!(plain.effort, None);
+        assert!(plain.effort_ignored.unwrap().contains("gpt-4.1"));
+    }
+
+    #[test]
     fn body_shapes_tool_calls_and_results() {
         let tools = vec![ToolSpec {
             name: "read_file",
