@@ -16,6 +16,7 @@ mod anthropic_body;
 pub mod context;
 pub mod http;
 pub mod openai;
+mod openai_body;
 pub mod pricing;
 pub mod responses;
 mod responses_body;

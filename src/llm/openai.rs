@@ -17,11 +17,12 @@ use reqwest::{Client, Url};
 use serde_json::{Value, json};
 
 use super::http::{self, TurnState};
+pub use super::openai_body::request_body;
 use super::settings::{self, LlmSettings, OpenAiApi, ReasoningEffort};
 use super::sse::SseEvent;
 use super::{
-    Block, ChatRequest, ChatResponse, LlmError, ModelLabel, Observer, Provider, Role, StopReason,
-    TextSink, ToolCall, parse_tool_input,
+    ChatRequest, ChatResponse, LlmError, ModelLabel, Observer, Provider, StopReason, TextSink,
+    ToolCall, parse_tool_input,
 };
 use crate::event::UsageTotals;
 use crate::secret::Secret;
@@ -182,96 +183,6 @@ pub fn decode_chunks<'a>(
     observer: &dyn Observer,
 ) -> Result<ChatResponse, LlmError> {
     http::decode_chunks::<Turn>(chunks, observer)
-}
-
-/// The Chat Completions request body for `request`.
-pub fn request_body(model: &str, request: &ChatRequest<'_>, official: bool) -> Value {
-    let mut messages = Vec::new();
-    if !request.system.is_empty() {
-        messages.push(json!({"role": "system", "content": request.system}));
-    }
-    for m in request.messages {
-        let text: Vec<&str> = m
-            .blocks
-            .iter()
-            .filter_map(|b| match b {
-                Block::Text(t) if !t.trim().is_empty() => Some(t.as_str()),
-                _ => None,
-            })
-            .collect();
-        let text = text.join("\n\n");
-        match m.role {
-            Role::Assistant => {
-                let calls: Vec<Value> = m
-                    .blocks
-                    .iter()
-                    .filter_map(|b| match b {
-                        Block::ToolCall(c) => Some(json!({
-                            "id": c.id,
-                            "type": "function",
-                            "function": {"name": c.name, "arguments": c.input.to_string()},
-                        })),
-                        _ => None,
-                    })
-                    .collect();
-                if text.is_empty() && calls.is_empty() {
-                    continue;
-                }
-                let mut msg = json!({"role": "assistant", "content": if text.is_empty() { Value::Null } else { Value::String(text) }});
-                if !calls.is_empty() {
-                    msg["tool_calls"] = Value::Array(calls);
-                }
-                messages.push(msg);
-            }
-            Role::User => {
-                // Tool results answer the preceding assistant message, so they come first.
-                for b in &m.blocks {
-                    if let Block::ToolResult {
-                        call_id,
-                        content,
-                        is_error,
-                    } = b
-                    {
-                        let content = match (*is_error, content.is_empty()) {
-                            (true, _) => format!("Error: {content}"),
-                            (false, true) => "(no output)".to_string(),
-                            (false, false) => content.clone(),
-                        };
-                        messages.push(
-                            json!({"role": "tool", "tool_call_id": call_id, "content": content}),
-                        );
-                    }
-                }
-                if !text.is_empty() {
-                    messages.push(json!({"role": "user", "content": text}));
-                }
-            }
-        }
-    }
-    let tools: Vec<Value> = request
-        .tools
-        .iter()
-        .map(|t| {
-            json!({"type": "function", "function": {
-                "name": t.name, "description": t.description, "parameters": t.input_schema}})
-        })
-        .collect();
-    let mut body = json!({
-        "model": model,
-        "messages": messages,
-        "stream": true,
-        "stream_options": {"include_usage": true},
-    });
-    let limit = if official {
-        "max_completion_tokens"
-    } else {
-        "max_tokens"
-    };
-    body[limit] = json!(request.max_output_tokens);
-    if !tools.is_empty() {
-        body["tools"] = Value::Array(tools);
-    }
-    body
 }
 
 #[derive(Default)]
@@ -480,7 +391,7 @@ impl Turn {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::llm::{Message, ToolSpec};
+    use crate::llm::{Block, Message, Role, ToolSpec};
 
     fn decode(body: &str) -> Result<ChatResponse, LlmError> {
         decode_chunks([body.as_bytes()], &|_: &str| {})
