@@ -532,3 +532,53 @@ async fn chat_completions_carry_reasoning_effort() {
     assert_eq!(r.body["reasoning_effort"], "medium");
     assert!(r.body.get("reasoning").is_none());
 }
+
+#[tokio::test]
+async fn the_thinking_budget_counts_against_the_context_window() {
+    use tiny_backspace::llm::retry::Chain;
+    // ~10k estimated tokens of old tool output against a 20k window: it fits without thinking,
+    // not with a 10k budget, which `max_tokens` adds.
+    let mut messages = vec![Message::user_text("Task")];
+    for i in 0..3 {
+        messages.push(Message {
+            role: Role::Assistant,
+            blocks: vec![Block::ToolCall(ToolCall {
+                id: format!("toolu_{i}"),
+                name: "read_file".into(),
+                input: json!({"path": "big"}),
+            })],
+        });
+        messages.push(Message {
+            role: Role::User,
+            blocks: vec![Block::ToolResult {
+                call_id: format!("toolu_{i}"),
+                content: "y".repeat(10_000),
+                is_error: false,
+            }],
+        });
+    }
+    let mut elided = vec![];
+    for budget in [None, Some(10_000)] {
+        let body = done_turn(0);
+        let server = MockServer::start(Arc::new(move |_: &mock_llm::Request| {
+            mock_llm::Reply::sse(mock_llm::per_event(&body))
+        }))
+        .await;
+        let s = LlmSettings {
+            context_window: Some(20_000),
+            thinking_budget: budget,
+            ..settings()
+        };
+        let chain = Chain::new(vec![claude(&server, "claude-sonnet-4-5", budget)], s);
+        let req = ChatRequest {
+            system: "s",
+            tools: &[],
+            messages: &messages,
+            max_output_tokens: 512,
+        };
+        chain.complete(&req, &|_: &str| {}).await.unwrap();
+        let sent = server.requests()[0].body.to_string();
+        elided.push(sent.contains("output elided"));
+    }
+    assert_eq!(elided, [false, true]);
+}
