@@ -7,9 +7,10 @@
 //! again (by [`retry::Chain`]), so the agent never sees half a turn and never runs a tool twice.
 //!
 //! Layout: `anthropic`, `openai` (Chat Completions) and `responses` (OpenAI's Responses API) speak
-//! the wire formats (one attempt each); `sse` and `http` are
-//! their shared plumbing; `retry` adds retries, fallback and context management around them;
-//! `pricing` turns usage into cost; `select` builds the chain from the configuration.
+//! the wire formats (one attempt each; their request bodies are in the `*_body` modules); `sse`
+//! and `http` are their shared plumbing; `retry` adds retries, fallback and context management
+//! around them; `pricing` turns usage into cost; `select` builds the chain from the configuration;
+//! `settings` holds the tunables and the rules for which models reason.
 
 pub mod anthropic;
 mod anthropic_body;
