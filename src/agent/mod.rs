@@ -174,7 +174,13 @@ impl AgentRun<'_> {
 
             // A turn cut at the output limit is never the end: the model is told and continues.
             let cut = response.stop_reason == StopReason::MaxTokens;
-            let mut blocks = Vec::new();
+            // The turn's reasoning goes first: its API wants it back before the tool calls.
+            let mut blocks: Vec<Block> = response
+                .reasoning
+                .iter()
+                .cloned()
+                .map(Block::Reasoning)
+                .collect();
             if !response.text.trim().is_empty() {
                 blocks.push(Block::Text(response.text.clone()));
                 self.emitter
@@ -185,7 +191,7 @@ impl AgentRun<'_> {
                     .await;
             }
             blocks.extend(response.tool_calls.iter().cloned().map(Block::ToolCall));
-            if blocks.is_empty() && cut {
+            if response.text.trim().is_empty() && response.tool_calls.is_empty() && cut {
                 // Providers refuse an empty assistant message.
                 blocks.push(Block::Text("(output cut before any text)".into()));
             }

@@ -91,6 +91,14 @@ pub struct GlobalArgs {
     /// Time limit of the setup command in seconds (default 600). Env: TB_SETUP_TIMEOUT.
     #[arg(long = "setup-timeout", global = true, value_name = "SECS")]
     pub setup_timeout: Option<u64>,
+    /// Extended-thinking tokens per turn for Claude models that have it (at least 1024; 0 = off).
+    /// Env: TB_THINKING_BUDGET. Config: agent.thinking_budget.
+    #[arg(long, global = true, value_name = "N")]
+    pub thinking_budget: Option<String>,
+    /// Reasoning effort for OpenAI's reasoning models: low, medium or high.
+    /// Env: TB_REASONING_EFFORT. Config: agent.reasoning_effort.
+    #[arg(long, global = true, value_name = "EFFORT")]
+    pub reasoning_effort: Option<String>,
 }
 
 impl GlobalArgs {
@@ -340,7 +348,11 @@ pub async fn main() -> color_eyre::Result<i32> {
         .and_then(|mut c| c.set_allow_hosts_flag(&cli.global.allow_host).map(|()| c))
         .and_then(|mut c| c.set_setup_flags(&cli.global.setup_flags()).map(|()| c))
         .and_then(|mut c| c.set_ro_paths_flag(&cli.global.ro_path).map(|()| c))
-    {
+        .and_then(|mut c| {
+            let g = &cli.global;
+            c.set_reasoning_flags(g.thinking_budget.as_deref(), g.reasoning_effort.as_deref())
+                .map(|()| c)
+        }) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {}", visible(&e.to_string()));

@@ -10,7 +10,7 @@ pub(super) struct FileConfig {
     #[serde(default)]
     pub(super) anthropic: ProviderFile,
     #[serde(default)]
-    pub(super) openai: ProviderFile,
+    pub(super) openai: OpenAiFile,
     #[serde(default)]
     pub(super) github: GitHubFile,
     #[serde(default)]
@@ -62,6 +62,15 @@ pub(super) struct PublishFile {
 pub(super) struct ProviderFile {
     pub(super) api_key: Option<String>,
     pub(super) base_url: Option<String>,
+}
+
+/// `[openai]`: like `[anthropic]`, plus which API is spoken (`auto`, `responses`, `chat`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct OpenAiFile {
+    pub(super) api_key: Option<String>,
+    pub(super) base_url: Option<String>,
+    pub(super) api: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -137,6 +146,10 @@ pub(super) struct AgentFile {
     /// A failing setup is reported to the model instead of stopping the run.
     pub(super) setup_optional: Option<bool>,
     pub(super) setup_timeout_secs: Option<u64>,
+    /// Extended-thinking tokens for Anthropic models that have it (0 = off).
+    pub(super) thinking_budget: Option<u32>,
+    /// `low`, `medium` or `high`, for OpenAI's reasoning models.
+    pub(super) reasoning_effort: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -2,6 +2,54 @@
 
 use super::file::*;
 use super::*;
+use crate::llm::settings::{MIN_THINKING_BUDGET, OpenAiApi, ReasoningEffort};
+
+fn parse_effort(v: &str) -> Result<ReasoningEffort, ConfigError> {
+    ReasoningEffort::parse(v).map_err(|message| ConfigError::Value {
+        key: "agent.reasoning_effort".into(),
+        message,
+    })
+}
+
+impl Config {
+    /// `--thinking-budget N` and `--reasoning-effort E`: win over the environment and the file.
+    pub fn set_reasoning_flags(
+        &mut self,
+        thinking_budget: Option<&str>,
+        reasoning_effort: Option<&str>,
+    ) -> Result<(), ConfigError> {
+        if let Some(v) = thinking_budget {
+            self.llm.thinking_budget = parse_thinking_budget(v)?;
+            self.sources.insert("thinking_budget", Source::Flag);
+        }
+        if let Some(v) = reasoning_effort {
+            self.llm.reasoning_effort = Some(parse_effort(v)?);
+            self.sources.insert("reasoning_effort", Source::Flag);
+        }
+        Ok(())
+    }
+}
+
+/// Tokens of extended thinking: 0 is off; otherwise at least the API's minimum. The request's
+/// `max_tokens` grows by the budget, so it is always above it, as the API requires.
+fn parse_thinking_budget(v: &str) -> Result<Option<u32>, ConfigError> {
+    let bad = |message: String| ConfigError::Value {
+        key: "agent.thinking_budget".into(),
+        message,
+    };
+    match v.trim().parse::<u32>() {
+        Ok(0) => Ok(None),
+        Ok(n) if n < MIN_THINKING_BUDGET => Err(bad(format!(
+            "{n} tokens is below the minimum of {MIN_THINKING_BUDGET} that extended thinking \
+             accepts (0 turns it off)"
+        ))),
+        Ok(n) if n > 200_000 => Err(bad(format!(
+            "{n} tokens is more than any model can think in one turn"
+        ))),
+        Ok(n) => Ok(Some(n)),
+        Err(_) => Err(bad(format!("'{v}' is not a number of tokens"))),
+    }
+}
 
 impl Config {
     pub fn load_from(
@@ -90,6 +138,19 @@ impl Config {
             None,
             &["OPENAI_BASE_URL"],
             file.openai.base_url,
+        );
+        let openai_api = pick("openai_api", None, &["TB_OPENAI_API"], file.openai.api);
+        let thinking_budget = pick(
+            "thinking_budget",
+            None,
+            &["TB_THINKING_BUDGET"],
+            file.agent.thinking_budget.map(|n| n.to_string()),
+        );
+        let reasoning_effort = pick(
+            "reasoning_effort",
+            None,
+            &["TB_REASONING_EFFORT"],
+            file.agent.reasoning_effort.clone(),
         );
         let github_token = pick(
             "github_token",
@@ -366,6 +427,20 @@ impl Config {
             publish.max_rate_limit_wait = Duration::from_secs(v);
         }
 
+        let mut llm = file.llm;
+        if let Some(v) = openai_api {
+            llm.openai_api = OpenAiApi::parse(&v).map_err(|message| ConfigError::Value {
+                key: "openai.api".into(),
+                message,
+            })?;
+        }
+        if let Some(v) = reasoning_effort {
+            llm.reasoning_effort = Some(parse_effort(&v)?);
+        }
+        if let Some(v) = thinking_budget {
+            llm.thinking_budget = parse_thinking_budget(&v)?;
+        }
+
         Ok(Config {
             home,
             model,
@@ -381,7 +456,7 @@ impl Config {
             agent,
             setup,
             clone,
-            llm: file.llm,
+            llm,
             publish,
             diff,
             config_file,

@@ -208,6 +208,32 @@ impl Config {
             "",
         );
         line(
+            "thinking budget",
+            match self.llm.thinking_budget {
+                Some(n) => format!("{n} tokens (Claude 3.7 Sonnet, Claude 4 and later)"),
+                None => "off".into(),
+            },
+            self.source("thinking_budget"),
+        );
+        line(
+            "reasoning effort",
+            self.llm
+                .reasoning_effort
+                .map(|e| format!("{} (OpenAI reasoning models)", e.as_str()))
+                .unwrap_or_else(|| "(model default)".into()),
+            self.source("reasoning_effort"),
+        );
+        line(
+            "openai api",
+            match self.llm.openai_api {
+                crate::llm::settings::OpenAiApi::Auto => {
+                    "auto (responses on api.openai.com, chat elsewhere)".to_string()
+                }
+                other => other.as_str().to_string(),
+            },
+            self.source("openai_api"),
+        );
+        line(
             "model chain",
             match crate::llm::select::describe_chain(self) {
                 Ok(chain) => chain.join(" -> "),

@@ -314,3 +314,61 @@ fn setup_settings_from_file_env_and_flags_with_their_network_rules() {
     assert_eq!(c.agent_network_after_setup(), NetworkMode::On);
     assert_eq!(c.setup.timeout, SETUP_TIMEOUT_DEFAULT);
 }
+
+#[test]
+fn reasoning_keys_from_the_file_the_environment_and_the_flags() {
+    use crate::llm::settings::{OpenAiApi, ReasoningEffort};
+    let t = tempfile::tempdir().unwrap();
+    let file = t.path().join("config.toml");
+    std::fs::write(
+        &file,
+        "[agent]\nthinking_budget = 4096\nreasoning_effort = \"low\"\n[openai]\napi = \"chat\"\n",
+    )
+    .unwrap();
+    let c = Config::load_from(&Overrides::default(), &env_of(&[]), None, Some(&file)).unwrap();
+    assert_eq!(c.llm.thinking_budget, Some(4096));
+    assert_eq!(c.llm.reasoning_effort, Some(ReasoningEffort::Low));
+    assert_eq!(c.llm.openai_api, OpenAiApi::Chat);
+    assert_eq!(c.source("thinking_budget"), "config file");
+    let shown = c.render();
+    for want in [
+        "thinking budget",
+        "4096 tokens",
+        "reasoning effort",
+        "low",
+        "openai api",
+    ] {
+        assert!(shown.contains(want), "{want} missing from:\n{shown}");
+    }
+
+    let env = env_of(&[("TB_THINKING_BUDGET", "0"), ("TB_REASONING_EFFORT", "high")]);
+    let mut c = Config::load_from(&Overrides::default(), &env, None, Some(&file)).unwrap();
+    assert_eq!(c.llm.thinking_budget, None, "0 turns thinking off");
+    assert_eq!(c.llm.reasoning_effort, Some(ReasoningEffort::High));
+    assert_eq!(c.source("reasoning_effort"), "environment");
+    c.set_reasoning_flags(Some("2048"), Some("medium")).unwrap();
+    assert_eq!(c.llm.thinking_budget, Some(2048));
+    assert_eq!(c.llm.reasoning_effort, Some(ReasoningEffort::Medium));
+    assert_eq!(c.source("thinking_budget"), "flag");
+    let plain = Config::load_from(&Overrides::default(), &env_of(&[]), None, None).unwrap();
+    assert!(plain.render().contains("auto (responses on api.openai.com"));
+
+    let e = c
+        .set_reasoning_flags(Some("512"), None)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("agent.thinking_budget") && e.contains("1024"),
+        "{e}"
+    );
+    let env = env_of(&[("TB_REASONING_EFFORT", "extreme")]);
+    let e = Config::load_from(&Overrides::default(), &env, None, None)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("agent.reasoning_effort"), "{e}");
+    std::fs::write(&file, "[openai]\napi = \"soap\"\n").unwrap();
+    let e = Config::load_from(&Overrides::default(), &env_of(&[]), None, Some(&file))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("openai.api"), "{e}");
+}

@@ -9,17 +9,19 @@
 //! skipped, as the API asks clients to do.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
 use reqwest::header::{HeaderMap, HeaderValue};
 use reqwest::{Client, Url};
-use serde_json::{Map, Value, json};
+use serde_json::Value;
 
+pub use super::anthropic_body::{request_body, request_body_with, sanitize_id};
 use super::http::{self, TurnState};
-use super::settings::LlmSettings;
+use super::settings::{self, LlmSettings};
 use super::sse::SseEvent;
 use super::{
-    Block, ChatRequest, ChatResponse, LlmError, ModelLabel, Observer, Provider, Role, StopReason,
+    ChatRequest, ChatResponse, LlmError, ModelLabel, Observer, Provider, Reasoning, StopReason,
     TextSink, ToolCall, parse_tool_input,
 };
 use crate::event::UsageTotals;
@@ -34,6 +36,11 @@ pub struct AnthropicProvider {
     api_key: Option<Secret>,
     model: String,
     settings: LlmSettings,
+    /// The thinking budget, when this model has extended thinking.
+    thinking: Option<u32>,
+    /// Why a configured budget is ignored, said once in the first turn's status.
+    thinking_ignored: Option<String>,
+    warned: AtomicBool,
 }
 
 impl AnthropicProvider {
@@ -60,12 +67,26 @@ impl AnthropicProvider {
                 "anthropic: the model name is empty".into(),
             ));
         }
+        let budget = settings.thinking_budget;
+        let supported = settings::anthropic_thinking(model);
+        let thinking_ignored = budget.filter(|_| !supported).map(|b| {
+            format!(
+                "agent.thinking_budget ({b} tokens) is ignored: anthropic:{model} has no extended \
+                 thinking (Claude 3.7 Sonnet and Claude 4 or later have it)"
+            )
+        });
+        if let Some(why) = &thinking_ignored {
+            tracing::warn!("{why}");
+        }
         Ok(AnthropicProvider {
             client: http::client(settings, &base)?,
             url: http::join(&base, "v1/messages"),
             api_key,
             model: model.to_string(),
             settings: settings.clone(),
+            thinking: budget.filter(|_| supported),
+            thinking_ignored,
+            warned: AtomicBool::new(false),
         })
     }
 }
@@ -85,7 +106,12 @@ impl Provider for AnthropicProvider {
         request: &ChatRequest<'_>,
         observer: TextSink<'_>,
     ) -> Result<ChatResponse, LlmError> {
-        let body = serde_json::to_vec(&request_body(&self.model, request))
+        if let Some(why) = &self.thinking_ignored
+            && !self.warned.swap(true, Ordering::Relaxed)
+        {
+            observer.status(why);
+        }
+        let body = serde_json::to_vec(&request_body_with(&self.model, request, self.thinking))
             .map_err(|e| LlmError::Protocol(format!("cannot encode the request: {e}")))?;
         let mut headers = HeaderMap::new();
         headers.insert(
@@ -118,125 +144,6 @@ pub fn decode_chunks<'a>(
     http::decode_chunks::<Turn>(chunks, observer)
 }
 
-/// Tool-use ids must match `[a-zA-Z0-9_-]+`; ids from another provider are mapped consistently.
-pub fn sanitize_id(id: &str) -> String {
-    let s: String = id
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .take(64)
-        .collect();
-    if s.is_empty() { "id".into() } else { s }
-}
-
-fn ephemeral() -> Value {
-    json!({"type": "ephemeral"})
-}
-
-/// The Messages API request body for `request`, with cache breakpoints.
-pub fn request_body(model: &str, request: &ChatRequest<'_>) -> Value {
-    let mut tools: Vec<Value> = request
-        .tools
-        .iter()
-        .map(|t| json!({"name": t.name, "description": t.description, "input_schema": t.input_schema}))
-        .collect();
-    if let Some(Value::Object(last)) = tools.last_mut() {
-        last.insert("cache_control".into(), ephemeral());
-    }
-
-    // Tool results first in a user turn (the API requires it), empty turns dropped, same-role
-    // neighbours merged so roles alternate.
-    let mut messages: Vec<(Role, Vec<Value>)> = Vec::new();
-    for m in request.messages {
-        let mut blocks: Vec<Value> = Vec::new();
-        for b in &m.blocks {
-            if let Block::ToolResult {
-                call_id,
-                content,
-                is_error,
-            } = b
-            {
-                let content = if content.is_empty() {
-                    "(no output)"
-                } else {
-                    content
-                };
-                let mut v = json!({"type": "tool_result", "tool_use_id": sanitize_id(call_id), "content": content});
-                if *is_error {
-                    v["is_error"] = Value::Bool(true);
-                }
-                blocks.push(v);
-            }
-        }
-        for b in &m.blocks {
-            match b {
-                Block::Text(t) if !t.trim().is_empty() => {
-                    blocks.push(json!({"type": "text", "text": t}))
-                }
-                Block::ToolCall(c) => {
-                    let input = if c.input.is_object() {
-                        c.input.clone()
-                    } else {
-                        Value::Object(Map::new())
-                    };
-                    blocks.push(json!({"type": "tool_use", "id": sanitize_id(&c.id), "name": c.name, "input": input}))
-                }
-                _ => {}
-            }
-        }
-        if blocks.is_empty() {
-            continue;
-        }
-        match messages.last_mut() {
-            Some((role, existing)) if *role == m.role => existing.extend(blocks),
-            _ => messages.push((m.role.clone(), blocks)),
-        }
-    }
-    let user_turns: Vec<usize> = messages
-        .iter()
-        .enumerate()
-        .rev()
-        .filter(|(_, (r, _))| *r == Role::User)
-        .map(|(i, _)| i)
-        .take(2)
-        .collect();
-    for i in user_turns {
-        if let Some(Value::Object(last)) = messages[i].1.last_mut() {
-            last.insert("cache_control".into(), ephemeral());
-        }
-    }
-    let messages: Vec<Value> = messages
-        .into_iter()
-        .map(|(role, content)| {
-            let role = match role {
-                Role::User => "user",
-                Role::Assistant => "assistant",
-            };
-            json!({"role": role, "content": content})
-        })
-        .collect();
-
-    let mut body = json!({
-        "model": model,
-        "max_tokens": request.max_output_tokens,
-        "stream": true,
-        "messages": messages,
-    });
-    if !request.system.is_empty() {
-        body["system"] =
-            json!([{"type": "text", "text": request.system, "cache_control": ephemeral()}]);
-    }
-    if !tools.is_empty() {
-        body["tools"] = Value::Array(tools);
-    }
-    body
-}
-
 enum Acc {
     Text(String),
     Tool {
@@ -246,7 +153,31 @@ enum Acc {
         /// Input given whole in the block's start (some proxies send no deltas).
         initial: Value,
     },
+    Thinking {
+        thinking: String,
+        signature: String,
+    },
+    Redacted(String),
     Other,
+}
+
+/// A thinking block as it starts (streamed) or whole (a non-streamed message).
+fn thinking_acc(block: &Value) -> Option<Acc> {
+    let s = |k: &str| {
+        block
+            .get(k)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
+    match block.get("type").and_then(Value::as_str)? {
+        "thinking" => Some(Acc::Thinking {
+            thinking: s("thinking"),
+            signature: s("signature"),
+        }),
+        "redacted_thinking" => Some(Acc::Redacted(s("data"))),
+        _ => None,
+    }
 }
 
 /// Accumulates one streamed message.
@@ -343,7 +274,7 @@ impl Turn {
                             json: String::new(),
                             initial: block.get("input").cloned().unwrap_or(Value::Null),
                         },
-                        _ => Acc::Other,
+                        _ => thinking_acc(block).unwrap_or(Acc::Other),
                     };
                     self.blocks.insert(i as u64, acc);
                 }
@@ -380,7 +311,7 @@ impl Turn {
                         json: String::new(),
                         initial: block.get("input").cloned().unwrap_or(Value::Null),
                     },
-                    _ => Acc::Other,
+                    _ => thinking_acc(block).unwrap_or(Acc::Other),
                 };
                 self.blocks.insert(index, acc);
             }
@@ -400,7 +331,20 @@ impl Turn {
                     (Some("input_json_delta"), Acc::Tool { json, .. }) => {
                         json.push_str(part("partial_json"))
                     }
-                    (Some("text_delta" | "input_json_delta"), _) => {
+                    // The thinking is not the answer: kept to be sent back, never streamed.
+                    (Some("thinking_delta"), Acc::Thinking { thinking, .. }) => {
+                        thinking.push_str(part("thinking"))
+                    }
+                    (Some("signature_delta"), Acc::Thinking { signature, .. }) => {
+                        signature.push_str(part("signature"))
+                    }
+                    (
+                        Some(
+                            "text_delta" | "input_json_delta" | "thinking_delta"
+                            | "signature_delta",
+                        ),
+                        _,
+                    ) => {
                         return Err(stream_err("a delta that does not match its block's type"));
                     }
                     _ => {}
@@ -457,8 +401,20 @@ impl Turn {
         };
         let mut text = String::new();
         let mut tool_calls = Vec::new();
+        let mut reasoning = Vec::new();
         for acc in self.blocks.into_values() {
             match acc {
+                // A block cut before its signature cannot be sent back (the API checks it).
+                Acc::Thinking {
+                    thinking,
+                    signature,
+                } if !signature.is_empty() => reasoning.push(Reasoning::Thinking {
+                    thinking,
+                    signature,
+                }),
+                Acc::Redacted(data) if !data.is_empty() => {
+                    reasoning.push(Reasoning::RedactedThinking { data })
+                }
                 Acc::Text(t) if !t.is_empty() => {
                     if !text.is_empty() {
                         text.push_str("\n\n");
@@ -500,6 +456,7 @@ impl Turn {
             text,
             tool_calls,
             stop_reason,
+            reasoning,
             usage: UsageTotals {
                 input_tokens: self.input_tokens,
                 output_tokens: self.output_tokens,
@@ -515,75 +472,7 @@ impl Turn {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::llm::{Message, ToolSpec};
-
-    fn conversation() -> Vec<Message> {
-        vec![
-            Message::user_text("Task: fix it"),
-            Message {
-                role: Role::Assistant,
-                blocks: vec![
-                    Block::Text("Looking.".into()),
-                    Block::ToolCall(ToolCall {
-                        id: "call:1".into(),
-                        name: "read_file".into(),
-                        input: json!({"path": "a"}),
-                    }),
-                ],
-            },
-            Message {
-                role: Role::User,
-                blocks: vec![
-                    Block::Text("Follow-up".into()),
-                    Block::ToolResult {
-                        call_id: "call:1".into(),
-                        content: String::new(),
-                        is_error: true,
-                    },
-                ],
-            },
-        ]
-    }
-
-    #[test]
-    fn body_places_cache_breakpoints_and_orders_tool_results_first() {
-        let tools = vec![
-            ToolSpec {
-                name: "a",
-                description: "A",
-                input_schema: json!({"type": "object"}),
-            },
-            ToolSpec {
-                name: "b",
-                description: "B",
-                input_schema: json!({"type": "object"}),
-            },
-        ];
-        let messages = conversation();
-        let req = ChatRequest {
-            system: "sys",
-            tools: &tools,
-            messages: &messages,
-            max_output_tokens: 100,
-        };
-        let b = request_body("claude-x", &req);
-        assert_eq!(b["stream"], true);
-        assert_eq!(b["max_tokens"], 100);
-        assert!(b["tools"][0].get("cache_control").is_none());
-        assert_eq!(b["tools"][1]["cache_control"]["type"], "ephemeral");
-        assert_eq!(b["system"][0]["cache_control"]["type"], "ephemeral");
-        let m = b["messages"].as_array().unwrap();
-        assert_eq!(m.len(), 3);
-        assert_eq!(m[1]["content"][1]["id"], "call_1");
-        assert_eq!(m[2]["content"][0]["type"], "tool_result");
-        assert_eq!(m[2]["content"][0]["tool_use_id"], "call_1");
-        assert_eq!(m[2]["content"][0]["is_error"], true);
-        assert_eq!(m[2]["content"][0]["content"], "(no output)");
-        assert_eq!(m[2]["content"][1]["text"], "Follow-up");
-        assert_eq!(m[2]["content"][1]["cache_control"]["type"], "ephemeral");
-        assert_eq!(m[0]["content"][0]["cache_control"]["type"], "ephemeral");
-        assert!(m[1]["content"][1].get("cache_control").is_none());
-    }
+    use serde_json::json;
 
     #[test]
     fn tool_input_given_whole_in_the_block_start_is_kept() {

@@ -36,9 +36,27 @@ fn message_bytes(m: &Message) -> usize {
             Block::ToolResult {
                 call_id, content, ..
             } => call_id.len() + content.len() + 24,
+            Block::Reasoning(r) => reasoning_bytes(r),
         })
         .sum::<usize>()
         + 8
+}
+
+/// Reasoning is sent back whole (Anthropic counts past turns' thinking less, but its bytes still
+/// travel): counting it keeps the estimate on the safe side.
+fn reasoning_bytes(r: &super::Reasoning) -> usize {
+    use super::Reasoning;
+    match r {
+        Reasoning::Thinking {
+            thinking,
+            signature,
+        } => thinking.len() + signature.len() + 48,
+        Reasoning::RedactedThinking { data } => data.len() + 40,
+        Reasoning::OpenAi {
+            summary,
+            encrypted_content,
+        } => summary.iter().map(String::len).sum::<usize>() + encrypted_content.len() + 48,
+    }
 }
 
 fn note(chars: usize) -> String {

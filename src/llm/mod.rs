@@ -6,15 +6,21 @@
 //! A provider returns only complete turns: a broken stream is an error and the whole turn is asked
 //! again (by [`retry::Chain`]), so the agent never sees half a turn and never runs a tool twice.
 //!
-//! Layout: `anthropic` and `openai` speak the wire formats (one attempt each); `sse` and `http` are
-//! their shared plumbing; `retry` adds retries, fallback and context management around them;
-//! `pricing` turns usage into cost; `select` builds the chain from the configuration.
+//! Layout: `anthropic`, `openai` (Chat Completions) and `responses` (OpenAI's Responses API) speak
+//! the wire formats (one attempt each; their request bodies are in the `*_body` modules); `sse`
+//! and `http` are their shared plumbing; `retry` adds retries, fallback and context management
+//! around them; `pricing` turns usage into cost; `select` builds the chain from the configuration;
+//! `settings` holds the tunables and the rules for which models reason.
 
 pub mod anthropic;
+mod anthropic_body;
 pub mod context;
 pub mod http;
 pub mod openai;
+mod openai_body;
 pub mod pricing;
+pub mod responses;
+mod responses_body;
 pub mod retry;
 pub mod scripted;
 pub mod select;
@@ -48,6 +54,25 @@ pub enum Block {
         call_id: String,
         content: String,
         is_error: bool,
+    },
+    /// The model's reasoning in an assistant turn, kept to be sent back (see [`Reasoning`]).
+    Reasoning(Reasoning),
+}
+
+/// Reasoning a model produced in a turn. Its API needs it back (Anthropic, during tool use:
+/// thinking blocks unchanged, before the turn's tool calls) or uses it to keep its reasoning
+/// between turns (OpenAI's Responses API). Opaque: it is never shown as the answer, and each
+/// wire format sends back only its own kind — another provider (after a fallback) never sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Reasoning {
+    /// An Anthropic `thinking` block with its signature, sent back unchanged.
+    Thinking { thinking: String, signature: String },
+    /// An Anthropic `redacted_thinking` block, sent back verbatim.
+    RedactedThinking { data: String },
+    /// An OpenAI Responses `reasoning` item: its summary and its encrypted content.
+    OpenAi {
+        summary: Vec<String>,
+        encrypted_content: String,
     },
 }
 
@@ -94,6 +119,9 @@ pub struct ChatResponse {
     pub text: String,
     pub tool_calls: Vec<ToolCall>,
     pub stop_reason: StopReason,
+    /// Reasoning to keep in the conversation, in the order the model produced it; it goes before
+    /// the turn's text and tool calls.
+    pub reasoning: Vec<Reasoning>,
     pub usage: UsageTotals,
     /// Which provider and model produced this turn, when it may differ from
     /// [`Provider::label`] (after a fallback). `None` means the provider's own label.

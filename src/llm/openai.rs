@@ -6,9 +6,10 @@
 //! to the id, then the last call, for servers that omit it); arguments may arrive in fragments or
 //! whole. A turn is returned once the stream said it was complete (`[DONE]`, or a `finish_reason`
 //! before the body ended); otherwise the attempt fails with a retryable [`LlmError::Stream`].
-//! Missing usage, missing tool-call ids and unusual `finish_reason`s are tolerated.
+//! Missing usage, missing tool-call ids and unusual `finish_reason`s are tolerated. The provider
+//! speaks the Responses API (`responses.rs`) instead on OpenAI's own endpoint (`openai.api`).
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use async_trait::async_trait;
 use reqwest::header::HeaderMap;
@@ -16,11 +17,12 @@ use reqwest::{Client, Url};
 use serde_json::{Value, json};
 
 use super::http::{self, TurnState};
-use super::settings::LlmSettings;
+pub use super::openai_body::request_body;
+use super::settings::{self, LlmSettings, OpenAiApi, ReasoningEffort};
 use super::sse::SseEvent;
 use super::{
-    Block, ChatRequest, ChatResponse, LlmError, ModelLabel, Observer, Provider, Role, StopReason,
-    TextSink, ToolCall, parse_tool_input,
+    ChatRequest, ChatResponse, LlmError, ModelLabel, Observer, Provider, StopReason, TextSink,
+    ToolCall, parse_tool_input,
 };
 use crate::event::UsageTotals;
 use crate::secret::Secret;
@@ -34,6 +36,15 @@ pub struct OpenAiProvider {
     model: String,
     /// The official API wants `max_completion_tokens`; compatible servers know `max_tokens`.
     official: bool,
+    /// Speaks the Responses API rather than Chat Completions.
+    responses: bool,
+    /// The model reasons (see [`settings::openai_reasoning`]).
+    reasoning_model: bool,
+    /// The reasoning effort sent with each request.
+    effort: Option<ReasoningEffort>,
+    /// Why a configured effort is not sent, said once in the first turn's status.
+    effort_ignored: Option<String>,
+    warned: AtomicBool,
     settings: LlmSettings,
 }
 
@@ -57,12 +68,41 @@ impl OpenAiProvider {
         if model.is_empty() {
             return Err(LlmError::Config("openai: the model name is empty".into()));
         }
+        let official = base.host_str() == Some("api.openai.com");
+        let responses = match settings.openai_api {
+            OpenAiApi::Auto => official,
+            OpenAiApi::Responses => true,
+            OpenAiApi::Chat => false,
+        };
+        let reasoning_model = settings::openai_reasoning(model);
+        // OpenAI's own models other than its reasoning ones refuse the parameter; a compatible
+        // server gets what the user configured.
+        let effort_sent = reasoning_model || !official;
+        let effort_ignored = settings.reasoning_effort.filter(|_| !effort_sent).map(|e| {
+            format!(
+                "agent.reasoning_effort ({}) is not sent: openai:{model} is not a reasoning model \
+                 (o-series, gpt-5, gpt-oss, codex)",
+                e.as_str()
+            )
+        });
         Ok(OpenAiProvider {
             client: http::client(settings, &base)?,
-            official: base.host_str() == Some("api.openai.com"),
-            url: http::join(&base, "chat/completions"),
+            official,
+            responses,
+            url: http::join(
+                &base,
+                if responses {
+                    "responses"
+                } else {
+                    "chat/completions"
+                },
+            ),
             api_key,
             model: model.to_string(),
+            reasoning_model,
+            effort: settings.reasoning_effort.filter(|_| effort_sent),
+            effort_ignored,
+            warned: AtomicBool::new(false),
             settings: settings.clone(),
         })
     }
@@ -83,7 +123,25 @@ impl Provider for OpenAiProvider {
         request: &ChatRequest<'_>,
         observer: TextSink<'_>,
     ) -> Result<ChatResponse, LlmError> {
-        let body = serde_json::to_vec(&request_body(&self.model, request, self.official))
+        if let Some(why) = &self.effort_ignored
+            && !self.warned.swap(true, Ordering::Relaxed)
+        {
+            observer.status(why);
+        }
+        let body = if self.responses {
+            let options = super::responses::Options {
+                reasoning_model: self.reasoning_model,
+                effort: self.effort,
+            };
+            super::responses::request_body(&self.model, request, options)
+        } else {
+            let mut body = request_body(&self.model, request, self.official);
+            if let Some(e) = self.effort {
+                body["reasoning_effort"] = json!(e.as_str());
+            }
+            body
+        };
+        let body = serde_json::to_vec(&body)
             .map_err(|e| LlmError::Protocol(format!("cannot encode the request: {e}")))?;
         let mut headers = HeaderMap::new();
         if let Some(key) = &self.api_key {
@@ -92,7 +150,19 @@ impl Provider for OpenAiProvider {
                 http::secret_header(&format!("Bearer {}", key.expose()))?,
             );
         }
-        tracing::debug!(model = %self.model, bytes = body.len(), "openai request");
+        tracing::debug!(model = %self.model, bytes = body.len(), responses = self.responses, "openai request");
+        if self.responses {
+            return http::exchange::<super::responses::Turn>(
+                &self.client,
+                &self.url,
+                headers,
+                body,
+                &self.settings,
+                &self.model,
+                observer,
+            )
+            .await;
+        }
         http::exchange::<Turn>(
             &self.client,
             &self.url,
@@ -115,96 +185,6 @@ pub fn decode_chunks<'a>(
     http::decode_chunks::<Turn>(chunks, observer)
 }
 
-/// The Chat Completions request body for `request`.
-pub fn request_body(model: &str, request: &ChatRequest<'_>, official: bool) -> Value {
-    let mut messages = Vec::new();
-    if !request.system.is_empty() {
-        messages.push(json!({"role": "system", "content": request.system}));
-    }
-    for m in request.messages {
-        let text: Vec<&str> = m
-            .blocks
-            .iter()
-            .filter_map(|b| match b {
-                Block::Text(t) if !t.trim().is_empty() => Some(t.as_str()),
-                _ => None,
-            })
-            .collect();
-        let text = text.join("\n\n");
-        match m.role {
-            Role::Assistant => {
-                let calls: Vec<Value> = m
-                    .blocks
-                    .iter()
-                    .filter_map(|b| match b {
-                        Block::ToolCall(c) => Some(json!({
-                            "id": c.id,
-                            "type": "function",
-                            "function": {"name": c.name, "arguments": c.input.to_string()},
-                        })),
-                        _ => None,
-                    })
-                    .collect();
-                if text.is_empty() && calls.is_empty() {
-                    continue;
-                }
-                let mut msg = json!({"role": "assistant", "content": if text.is_empty() { Value::Null } else { Value::String(text) }});
-                if !calls.is_empty() {
-                    msg["tool_calls"] = Value::Array(calls);
-                }
-                messages.push(msg);
-            }
-            Role::User => {
-                // Tool results answer the preceding assistant message, so they come first.
-                for b in &m.blocks {
-                    if let Block::ToolResult {
-                        call_id,
-                        content,
-                        is_error,
-                    } = b
-                    {
-                        let content = match (*is_error, content.is_empty()) {
-                            (true, _) => format!("Error: {content}"),
-                            (false, true) => "(no output)".to_string(),
-                            (false, false) => content.clone(),
-                        };
-                        messages.push(
-                            json!({"role": "tool", "tool_call_id": call_id, "content": content}),
-                        );
-                    }
-                }
-                if !text.is_empty() {
-                    messages.push(json!({"role": "user", "content": text}));
-                }
-            }
-        }
-    }
-    let tools: Vec<Value> = request
-        .tools
-        .iter()
-        .map(|t| {
-            json!({"type": "function", "function": {
-                "name": t.name, "description": t.description, "parameters": t.input_schema}})
-        })
-        .collect();
-    let mut body = json!({
-        "model": model,
-        "messages": messages,
-        "stream": true,
-        "stream_options": {"include_usage": true},
-    });
-    let limit = if official {
-        "max_completion_tokens"
-    } else {
-        "max_tokens"
-    };
-    body[limit] = json!(request.max_output_tokens);
-    if !tools.is_empty() {
-        body["tools"] = Value::Array(tools);
-    }
-    body
-}
-
 #[derive(Default)]
 struct Call {
     index: Option<u64>,
@@ -224,7 +204,7 @@ struct Turn {
 }
 
 /// Ids for servers that send tool calls without one: unique within the process.
-fn generated_id() -> String {
+pub(crate) fn generated_id() -> String {
     static NEXT: AtomicU64 = AtomicU64::new(1);
     format!(
         "call_tb{:x}{}",
@@ -401,6 +381,7 @@ impl Turn {
             text: self.text,
             tool_calls,
             stop_reason,
+            reasoning: Vec::new(),
             usage: self.usage.unwrap_or_default(),
             answered_by: None,
         })
@@ -410,7 +391,7 @@ impl Turn {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::llm::{Message, ToolSpec};
+    use crate::llm::{Block, Message, Role, ToolSpec};
 
     fn decode(body: &str) -> Result<ChatResponse, LlmError> {
         decode_chunks([body.as_bytes()], &|_: &str| {})
@@ -457,6 +438,44 @@ mod tests {
         )
         .unwrap_err();
         assert!(matches!(e, LlmError::Stream(_)), "{e:?}");
+    }
+
+    #[test]
+    fn the_api_and_the_effort_follow_the_endpoint_and_the_model() {
+        let key = || Some(Secret::new("k"));
+        let with = |api, effort| LlmSettings {
+            openai_api: api,
+            reasoning_effort: effort,
+            ..Default::default()
+        };
+        let auto = with(OpenAiApi::Auto, Some(ReasoningEffort::Low));
+        let official = OpenAiProvider::new(None, key(), "o3", &auto).unwrap();
+        assert!(official.responses && official.url.path().ends_with("/v1/responses"));
+        assert_eq!(official.effort, Some(ReasoningEffort::Low));
+        let local = "http://127.0.0.1:1/v1";
+        let compatible = OpenAiProvider::new(Some(local), None, "qwen", &auto).unwrap();
+        assert!(!compatible.responses && compatible.url.path().ends_with("/chat/completions"));
+        assert_eq!(
+            compatible.effort,
+            Some(ReasoningEffort::Low),
+            "the user's server decides"
+        );
+        let forced = with(OpenAiApi::Responses, None);
+        assert!(
+            OpenAiProvider::new(Some(local), None, "m", &forced)
+                .unwrap()
+                .responses
+        );
+        let chat = with(OpenAiApi::Chat, None);
+        assert!(
+            !OpenAiProvider::new(None, key(), "o3", &chat)
+                .unwrap()
+                .responses
+        );
+        // OpenAI's non-reasoning models refuse the parameter: not sent, and said once.
+        let plain = OpenAiProvider::new(None, key(), "gpt-4.1", &auto).unwrap();
+        assert_eq!(plain.effort, None);
+        assert!(plain.effort_ignored.unwrap().contains("gpt-4.1"));
     }
 
     #[test]

@@ -154,7 +154,15 @@ impl Chain {
     ) -> Result<ChatResponse, (LlmError, u32)> {
         let label = name(&provider.label());
         let max = self.settings.max_attempts.max(1);
-        let window = pricing::context_window(&provider.label().model, self.settings.context_window);
+        let model = provider.label();
+        let mut window = pricing::context_window(&model.model, self.settings.context_window);
+        // Claude's thinking budget is part of `max_tokens`, which must fit in the window too.
+        if let Some(budget) = self.settings.thinking_budget
+            && model.provider == "anthropic"
+            && super::settings::anthropic_thinking(&model.model)
+        {
+            window = window.saturating_sub(u64::from(budget));
+        }
         let mut shrunk = false;
         let mut attempt = 1;
         loop {

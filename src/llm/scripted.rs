@@ -166,6 +166,7 @@ impl Provider for ScriptedProvider {
             text,
             tool_calls,
             stop_reason,
+            reasoning: Vec::new(),
             // A replay costs nothing and counts no tokens.
             usage: UsageTotals {
                 input_tokens: turn.usage.as_ref().map_or(0, |u| u.input_tokens),

@@ -9,14 +9,17 @@
 //! `#[path = "support/mock_llm/mod.rs"] mod mock_llm;`.
 //!
 //! Parts: this file (the server), `wire` (turns in both formats, faults, the scripted [`Model`]),
+//! `responses` (OpenAI Responses API turns, and a route answering each turn with a given body),
 //! `checks` (request assertions and prompt-cache accounting), `task` (a small end-to-end task).
 #![allow(dead_code, unused_imports, clippy::unwrap_used, clippy::expect_used)]
 
 mod checks;
+mod responses;
 mod task;
 mod wire;
 
 pub use checks::*;
+pub use responses::*;
 pub use task::*;
 pub use wire::*;
 
