@@ -10,9 +10,9 @@ use serde::{Deserialize, Serialize};
 
 use super::{ForgeError, Plan, text};
 use crate::config::Config;
+use crate::diff::Selection;
+use crate::diff::selection::SavedSelection;
 use crate::git::publish::{self as gitpub, Author};
-use crate::pipeline::Selection;
-use crate::pipeline::selection::SavedSelection;
 use crate::repo::RepoSource;
 use crate::store::{RunDir, RunMeta};
 

@@ -7,7 +7,7 @@
 //! gate, a publish that fails or is cancelled goes back to review (workspace kept, another approval
 //! retries); rejecting after such a failure ends the run with that failure.
 
-pub use super::selection::Selection;
+pub use crate::diff::Selection;
 use crate::event::{ErrorCode, Stage};
 
 /// What happens at the approval gate.

@@ -10,7 +10,9 @@
 
 pub mod machine;
 pub mod publish;
-pub mod selection;
+/// The reviewer's choice lives with the patch it selects from (`diff`); re-exported here for the
+/// front-ends.
+pub use crate::diff::selection;
 mod stages;
 
 use std::path::PathBuf;
