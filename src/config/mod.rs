@@ -16,6 +16,7 @@ use crate::secret::Secret;
 mod file;
 mod load;
 mod render;
+pub use render::Derived;
 #[cfg(test)]
 mod tests;
 

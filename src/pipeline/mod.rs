@@ -9,6 +9,7 @@
 //! the workspace is removed at the end unless kept on purpose; the last event is `Done` or `Error`.
 
 pub mod machine;
+pub mod model;
 pub mod publish;
 /// The reviewer's choice lives with the patch it selects from (`diff`); re-exported here for the
 /// front-ends.

@@ -24,6 +24,8 @@ use crate::emit::Emitter;
 use crate::event::{ErrorCode, Event, Stage};
 pub use crate::forge::record::{PrRecord, PublishRequest};
 use crate::forge::record::{author_for, io, prepare_record};
+/// The PR title, body and commit message as publishing words them (the TUI previews them).
+pub use crate::forge::text;
 use crate::forge::{self, ForgeError, Target};
 use crate::git::GitError;
 use crate::git::publish::{self as gitpub, Author, Remote};

@@ -13,8 +13,9 @@ use serde_json::Value;
 
 use super::AppState;
 use super::routes::error;
-use crate::forge::record::PublishRequest;
 use crate::pipeline::Selection;
+use crate::pipeline::model::ModelSpec;
+use crate::pipeline::publish::PublishRequest;
 use crate::repo::RepoSource;
 
 /// A 400 naming the field at fault.
@@ -62,14 +63,18 @@ fn check_model(m: &str, allow_local: bool) -> Result<(), BadRequest> {
             Some("model"),
         )
     };
-    let (provider, name) = m.split_once(':').ok_or_else(not_a_model)?;
-    match provider {
-        "scripted" if !allow_local => Err(bad(
+    // Only the canonical spelling: no `claude:`, no case or spacing variants, a model named.
+    let spec: ModelSpec = m.parse().map_err(|_| not_a_model())?;
+    if spec.to_string() != m {
+        return Err(not_a_model());
+    }
+    match spec {
+        ModelSpec::Scripted(_) if !allow_local => Err(bad(
             "this server does not accept scripted models",
             Some("model"),
         )),
-        "scripted" => {
-            let path = Path::new(name);
+        ModelSpec::Scripted(name) => {
+            let path = Path::new(&name);
             let plain = path.is_absolute()
                 && path
                     .components()
@@ -84,7 +89,11 @@ fn check_model(m: &str, allow_local: bool) -> Result<(), BadRequest> {
                 ))
             }
         }
-        "anthropic" | "openai" if model_name_ok(name) => Ok(()),
+        ModelSpec::Anthropic(Some(name)) | ModelSpec::OpenAi(Some(name))
+            if model_name_ok(&name) =>
+        {
+            Ok(())
+        }
         _ => Err(not_a_model()),
     }
 }
