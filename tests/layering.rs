@@ -8,6 +8,8 @@
 //! ignored (a doc comment may name a module it does not import); `lib.rs` and `main.rs` are the
 //! crate roots and belong to no layer.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
