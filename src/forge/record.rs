@@ -48,7 +48,8 @@ pub struct PrRecord {
     pub pr_number: Option<u64>,
 }
 
-/// What the user approved; `None` fields keep the saved (or default) value.
+/// What the user approved; `None` fields keep the saved (or default) value. Built from the
+/// pipeline's `PublishRequest` (front-ends never name this one).
 #[derive(Debug, Clone, Default)]
 pub struct PublishRequest {
     /// `Some` starts from the run's patch again with this selection; `None` reuses `approved.diff`
