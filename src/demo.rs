@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 
-use crate::llm::scripted::{Script, ScriptedProvider};
+use crate::pipeline::model::{Script, ScriptedProvider};
 
 /// The sample repository's files, relative to its root.
 const FILES: &[(&str, &str)] = &[

@@ -39,12 +39,44 @@ impl Stage {
     }
 }
 
+/// How a file changed, as git's raw listing says (`A`, `M`, `D`, `R`, `C`, `T`); on the wire the
+/// lowercase words (`type-changed` for `T`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FileStatus {
+    Added,
+    #[default]
+    Modified,
+    Deleted,
+    Renamed,
+    Copied,
+    TypeChanged,
+}
+
+impl FileStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FileStatus::Added => "added",
+            FileStatus::Modified => "modified",
+            FileStatus::Deleted => "deleted",
+            FileStatus::Renamed => "renamed",
+            FileStatus::Copied => "copied",
+            FileStatus::TypeChanged => "type-changed",
+        }
+    }
+}
+
+impl std::fmt::Display for FileStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// One changed file in a `Diff` event.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileStat {
     pub path: String,
-    /// `added`, `modified`, `deleted`, `renamed`, `copied`, `type-changed`.
-    pub status: String,
+    pub status: FileStatus,
     pub insertions: u64,
     pub deletions: u64,
     /// Binary files have no line counts.

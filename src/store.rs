@@ -173,10 +173,6 @@ impl Store {
         self.root.join("work")
     }
 
-    pub fn logs_dir(&self) -> PathBuf {
-        self.root.join("logs")
-    }
-
     /// A new run folder with exactly `meta.id` (an existing one is an `AlreadyExists` error),
     /// holding the owner record and `meta`.
     pub fn create_run(&self, meta: &RunMeta) -> std::io::Result<RunDir> {

@@ -3,9 +3,10 @@
 //!
 //! Invariants: nothing is written to the terminal (the TUI owns it); export is off unless both the
 //! feature and the endpoint are there; spans carry run ids and stage names, never secrets (no span
-//! records a configuration value).
+//! records a configuration value); the variables it honours are read through
+//! [`crate::config::Conventions`].
 
-use crate::config::Config;
+use crate::config::{Config, Conventions};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
@@ -32,8 +33,12 @@ pub fn init(config: &Config) -> Option<Guard> {
     std::fs::create_dir_all(&dir).ok()?;
     let appender = tracing_appender::rolling::never(&dir, "tiny-backspace.log");
     let (writer, log_guard) = tracing_appender::non_blocking(appender);
-    let filter = tracing_subscriber::EnvFilter::try_from_env("TB_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let env = Conventions::from_env();
+    let filter = env
+        .log_filter
+        .as_deref()
+        .and_then(|f| tracing_subscriber::EnvFilter::try_new(f).ok())
+        .unwrap_or_else(|| tracing_subscriber::EnvFilter::new("info"));
     let file = tracing_subscriber::fmt::layer()
         .with_writer(writer)
         .with_ansi(false);
@@ -41,7 +46,7 @@ pub fn init(config: &Config) -> Option<Guard> {
 
     #[cfg(feature = "otel")]
     {
-        let (layer, traces) = match otlp() {
+        let (layer, traces) = match otlp(env.otlp_endpoint) {
             Some((layer, provider)) => (Some(layer), Some(provider)),
             None => (None, None),
         };
@@ -59,7 +64,9 @@ pub fn init(config: &Config) -> Option<Guard> {
 }
 
 #[cfg(feature = "otel")]
-fn otlp<S>() -> Option<(
+fn otlp<S>(
+    endpoint: Option<String>,
+) -> Option<(
     tracing_opentelemetry::OpenTelemetryLayer<S, opentelemetry_sdk::trace::Tracer>,
     opentelemetry_sdk::trace::SdkTracerProvider,
 )>
@@ -68,9 +75,7 @@ where
 {
     use opentelemetry::trace::TracerProvider as _;
     use opentelemetry_otlp::WithExportConfig as _;
-    let endpoint = std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT")
-        .ok()
-        .filter(|e| !e.is_empty())?;
+    let endpoint = endpoint?;
     let exporter = opentelemetry_otlp::SpanExporter::builder()
         .with_http()
         .with_endpoint(format!("{}/v1/traces", endpoint.trim_end_matches('/')))

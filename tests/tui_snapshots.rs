@@ -168,7 +168,7 @@ fn review(w: u16, h: u16, no_color: bool) -> Model {
                 "r1",
                 vec![FileStat {
                     path: "calc/__init__.py".into(),
-                    status: "modified".into(),
+                    status: tiny_backspace::event::FileStatus::Modified,
                     insertions: 4,
                     deletions: 1,
                     ..FileStat::default()

@@ -406,7 +406,10 @@ pub async fn main() -> color_eyre::Result<i32> {
         Some(Cmd::Eval(args)) => eval(args, cli.global.model.clone(), config).await,
         Some(Cmd::Config) => {
             // Values come from the environment, `.env` and the config file: shown, not obeyed.
-            print!("{}", visible(&config.render()));
+            print!(
+                "{}",
+                visible(&config.render(&crate::pipeline::model::config_rows(&config)))
+            );
             Ok(0)
         }
         None => {

@@ -120,7 +120,7 @@ pub async fn demo(config: Config, headless: bool) -> color_eyre::Result<i32> {
         };
         let factory: crate::tui::app::ProviderFactory = {
             let setup = Arc::new(setup);
-            Arc::new(move || setup.provider() as Arc<dyn crate::llm::Provider>)
+            Arc::new(move || setup.provider() as Arc<dyn crate::pipeline::model::Provider>)
         };
         return crate::tui::term::run_with(prefill, config, Some(factory)).await;
     }

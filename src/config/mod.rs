@@ -16,6 +16,7 @@ use crate::secret::Secret;
 mod file;
 mod load;
 mod render;
+pub use render::Derived;
 #[cfg(test)]
 mod tests;
 
@@ -169,6 +170,44 @@ pub struct Config {
     pub config_file: Option<PathBuf>,
     /// Where each shown value came from, for `tiny-backspace config`.
     sources: BTreeMap<&'static str, Source>,
+}
+
+/// Variables other programs define, honoured as their conventions say: read from the process
+/// environment only (never `.env` or the config file, which are this program's own settings).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Conventions {
+    /// `NO_COLOR` set and not empty.
+    pub no_color: bool,
+    /// `VISUAL`, else `EDITOR`, unless blank.
+    pub editor: Option<String>,
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT`, unless empty.
+    pub otlp_endpoint: Option<String>,
+    /// `TB_LOG`: the log filter (`tracing` directives), as given.
+    pub log_filter: Option<String>,
+}
+
+impl Conventions {
+    pub fn from_env() -> Conventions {
+        Conventions::read(&|k| match std::env::var(k) {
+            Ok(v) => Some(v),
+            // Only set-ness matters for NO_COLOR; the others must be text.
+            Err(std::env::VarError::NotUnicode(v)) if k == "NO_COLOR" => {
+                Some(v.to_string_lossy().into_owned())
+            }
+            Err(_) => None,
+        })
+    }
+
+    pub fn read(env: &dyn Fn(&str) -> Option<String>) -> Conventions {
+        Conventions {
+            no_color: env("NO_COLOR").is_some_and(|v| !v.is_empty()),
+            editor: env("VISUAL")
+                .or_else(|| env("EDITOR"))
+                .filter(|e| !e.trim().is_empty()),
+            otlp_endpoint: env("OTEL_EXPORTER_OTLP_ENDPOINT").filter(|e| !e.is_empty()),
+            log_filter: env("TB_LOG"),
+        }
+    }
 }
 
 /// The config file path: `$TB_CONFIG`, else `<XDG config dir>/tiny-backspace/config.toml`.
@@ -372,5 +411,39 @@ impl Config {
             .copied()
             .unwrap_or(Source::Default)
             .as_str()
+    }
+}
+
+#[cfg(test)]
+mod conventions_tests {
+    use super::Conventions;
+
+    #[test]
+    fn conventions_follow_their_programs_rules() {
+        let read = |pairs: &[(&str, &str)]| {
+            Conventions::read(&|k| {
+                pairs
+                    .iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| v.to_string())
+            })
+        };
+        assert_eq!(read(&[]), Conventions::default());
+        let c = read(&[
+            ("NO_COLOR", "1"),
+            ("VISUAL", " "),
+            ("EDITOR", "nano"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", ""),
+        ]);
+        // A blank VISUAL hides EDITOR (it is set), as before: no editor named means `vi`.
+        assert!(c.no_color && c.editor.is_none() && c.otlp_endpoint.is_none());
+        let c = read(&[
+            ("NO_COLOR", ""),
+            ("EDITOR", "code --wait"),
+            ("TB_LOG", "debug"),
+        ]);
+        assert!(!c.no_color);
+        assert_eq!(c.editor.as_deref(), Some("code --wait"));
+        assert_eq!(c.log_filter.as_deref(), Some("debug"));
     }
 }

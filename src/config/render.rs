@@ -1,10 +1,20 @@
 //! `tiny-backspace config`: every resolved value with where it came from, secrets masked.
+//!
+//! Invariants: values other layers compute from the configuration (the model chain) are handed
+//! in as [`Derived`], so `config` depends on no layer's logic, only on their settings types.
 
 use super::*;
 
+/// Rows computed from the configuration by the layers that own them (the caller fills them in).
+#[derive(Debug, Clone, Default)]
+pub struct Derived {
+    /// The model chain's labels, first the one that answers; `None` when none can be built.
+    pub model_chain: Option<Vec<String>>,
+}
+
 impl Config {
     /// The resolved configuration, secrets masked, each value with where it came from.
-    pub fn render(&self) -> String {
+    pub fn render(&self, derived: &Derived) -> String {
         let mut out = String::new();
         // Derived values have no source of their own: no parentheses for them.
         let mut line = |k: &str, v: String, src: &str| {
@@ -235,9 +245,9 @@ impl Config {
         );
         line(
             "model chain",
-            match crate::llm::select::describe_chain(self) {
-                Ok(chain) => chain.join(" -> "),
-                Err(_) => "(none: set ANTHROPIC_API_KEY, OPENAI_API_KEY or OPENAI_BASE_URL)".into(),
+            match &derived.model_chain {
+                Some(chain) => chain.join(" -> "),
+                None => "(none: set ANTHROPIC_API_KEY, OPENAI_API_KEY or OPENAI_BASE_URL)".into(),
             },
             "",
         );

@@ -57,7 +57,7 @@ fn secrets_are_masked_everywhere() {
         ("ANTHROPIC_API_KEY", "sk-ant-abcdefghijkl"),
     ]);
     let c = Config::load_from(&Overrides::default(), &env, None, None).unwrap();
-    let shown = c.render();
+    let shown = c.render(&Derived::default());
     assert!(!shown.contains("supersecret"), "{shown}");
     assert!(!shown.contains("abcdefgh"), "{shown}");
     assert!(shown.contains("****1234"));
@@ -67,7 +67,7 @@ fn secrets_are_masked_everywhere() {
 #[test]
 fn the_rendering_says_what_is_missing_in_one_line_each() {
     let c = Config::load_from(&Overrides::default(), &env_of(&[]), None, None).unwrap();
-    let shown = c.render();
+    let shown = c.render(&Derived::default());
     assert!(!shown.contains("()"), "{shown}");
     let chain = shown
         .lines()
@@ -112,7 +112,7 @@ fn publish_settings_follow_precedence() {
     assert!(c.publish.fork);
     assert_eq!(c.source("branch_prefix"), "environment");
     assert_eq!(c.publish.author_email.as_deref(), Some("e@x"));
-    assert!(c.render().contains("File Name <e@x>"));
+    assert!(c.render(&Derived::default()).contains("File Name <e@x>"));
     for bad in ["-x/", "a..b/", "a b/", "/abs"] {
         let pairs = [("TB_BRANCH_PREFIX", bad)];
         let env = env_of(&pairs);
@@ -134,7 +134,7 @@ fn server_hosts_from_the_file_the_environment_and_the_flag() {
     assert_eq!(c.source("server_host"), "environment");
     c.set_server_hosts_flag("flag.example").unwrap();
     assert_eq!(c.server_hosts, ["flag.example"]);
-    assert!(c.render().contains("flag.example"));
+    assert!(c.render(&Derived::default()).contains("flag.example"));
     for bad in ["a b", "-x", "x:port", "x:70000", "[nope]", "x/y", "a@b"] {
         let pairs = [("TB_SERVER_HOST", bad)];
         let env = env_of(&pairs);
@@ -160,7 +160,11 @@ fn diff_limits_come_from_the_file_and_the_environment() {
     let c = Config::load_from(&Overrides::default(), &env, None, Some(&file)).unwrap();
     assert_eq!(c.diff.max_file_bytes, 200 << 20);
     assert_eq!(c.source("diff_max_file_mb"), "environment");
-    assert!(c.render().contains("diff max file"), "{}", c.render());
+    assert!(
+        c.render(&Derived::default()).contains("diff max file"),
+        "{}",
+        c.render(&Derived::default())
+    );
     for bad in ["0", "ten", "-1"] {
         let pairs = [("TB_DIFF_MAX_PATCH_MB", bad)];
         let e = Config::load_from(&Overrides::default(), &env_of(&pairs), None, None).unwrap_err();
@@ -207,7 +211,7 @@ fn sandbox_limits_from_the_file_and_landlock_by_name() {
     };
     let c = Config::load_from(&o, &env_of(&[]), None, Some(&file)).unwrap();
     assert_eq!(c.sandbox.kind, Some(SandboxKind::Bwrap));
-    assert!(c.render().contains("memory 512 MB"));
+    assert!(c.render(&Derived::default()).contains("memory 512 MB"));
 }
 
 #[test]
@@ -223,7 +227,10 @@ fn network_modes_and_allow_hosts_from_file_env_and_flag() {
     let c = Config::load_from(&Overrides::default(), &env_of(&[]), None, Some(&file)).unwrap();
     assert_eq!(c.sandbox.network_mode(), NetworkMode::Allowlist);
     assert_eq!(c.sandbox.allow_hosts.as_ref().map(Vec::len), Some(2));
-    assert!(c.render().contains("127.0.0.1:8080, example.org"));
+    assert!(
+        c.render(&Derived::default())
+            .contains("127.0.0.1:8080, example.org")
+    );
     // The environment's list replaces the file's; a list alone implies allowlist.
     let env = env_of(&[("TB_ALLOW_HOSTS", "10.0.0.1:3000")]);
     let c = Config::load_from(&Overrides::default(), &env, None, None).unwrap();
@@ -270,7 +277,7 @@ fn setup_settings_from_file_env_and_flags_with_their_network_rules() {
     // An allow-list makes the setup's network allowlist; the agent's, after a setup, off.
     assert_eq!(c.setup_network_mode(), NetworkMode::Allowlist);
     assert_eq!(c.agent_network_after_setup(), NetworkMode::Off);
-    let text = c.render();
+    let text = c.render(&Derived::default());
     assert!(
         text.contains("make deps") && text.contains("(config file)"),
         "{text}"
@@ -296,7 +303,7 @@ fn setup_settings_from_file_env_and_flags_with_their_network_rules() {
     })
     .unwrap();
     assert_eq!(c.setup.command.as_deref(), Some(""));
-    assert!(c.render().contains("(off, the repository's script too)"));
+    assert!(c.render(&Derived::default()).contains("(off, the repository's script too)"));
     let e = c
         .set_setup_flags(&SetupFlags {
             network: Some("sometimes".into()),
@@ -330,7 +337,7 @@ fn reasoning_keys_from_the_file_the_environment_and_the_flags() {
     assert_eq!(c.llm.reasoning_effort, Some(ReasoningEffort::Low));
     assert_eq!(c.llm.openai_api, OpenAiApi::Chat);
     assert_eq!(c.source("thinking_budget"), "config file");
-    let shown = c.render();
+    let shown = c.render(&Derived::default());
     for want in [
         "thinking budget",
         "4096 tokens",
@@ -351,7 +358,7 @@ fn reasoning_keys_from_the_file_the_environment_and_the_flags() {
     assert_eq!(c.llm.reasoning_effort, Some(ReasoningEffort::Medium));
     assert_eq!(c.source("thinking_budget"), "flag");
     let plain = Config::load_from(&Overrides::default(), &env_of(&[]), None, None).unwrap();
-    assert!(plain.render().contains("auto (responses on api.openai.com"));
+    assert!(plain.render(&Derived::default()).contains("auto (responses on api.openai.com"));
 
     let e = c
         .set_reasoning_flags(Some("512"), None)

@@ -9,11 +9,13 @@
 
 pub mod rows;
 mod select;
+pub mod selection;
 pub mod warnings;
 
 use std::borrow::Cow;
 
 pub use select::{SelectionError, check_selection, filter};
+pub use selection::Selection;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Hunk {

@@ -6,8 +6,8 @@
 
 use std::io::Write as _;
 
+use super::Selection;
 use super::{FilePatch, Hunk, parse, parse_hunk_header};
-use crate::pipeline::Selection;
 
 /// The patch with the excluded files and hunks left out.
 pub fn filter(patch: &[u8], selection: &Selection) -> Vec<u8> {

@@ -171,7 +171,7 @@ fn apply_metrics(result: &mut TaskResult, m: RunMetrics) {
 type Prepared = (
     Source,
     PathBuf,
-    Arc<dyn crate::llm::Provider>,
+    Arc<dyn crate::pipeline::model::Provider>,
     Option<String>,
 );
 
@@ -195,7 +195,7 @@ async fn prepare(ctx: &Context, task: &Task, scratch: &Path) -> Result<Prepared,
     let mut config = (*ctx.config).clone();
     config.model = spec.clone();
     let provider =
-        crate::llm::select::provider_for(&config, &base_dir).map_err(|e| format!("model: {e}"))?;
+        crate::pipeline::model::provider(&config, &base_dir).map_err(|e| format!("model: {e}"))?;
     Ok((source, derived, provider, spec))
 }
 

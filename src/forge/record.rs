@@ -10,9 +10,9 @@ use serde::{Deserialize, Serialize};
 
 use super::{ForgeError, Plan, text};
 use crate::config::Config;
+use crate::diff::Selection;
+use crate::diff::selection::SavedSelection;
 use crate::git::publish::{self as gitpub, Author};
-use crate::pipeline::Selection;
-use crate::pipeline::selection::SavedSelection;
 use crate::repo::RepoSource;
 use crate::store::{RunDir, RunMeta};
 
@@ -48,7 +48,8 @@ pub struct PrRecord {
     pub pr_number: Option<u64>,
 }
 
-/// What the user approved; `None` fields keep the saved (or default) value.
+/// What the user approved; `None` fields keep the saved (or default) value. Built from the
+/// pipeline's `PublishRequest` (front-ends never name this one).
 #[derive(Debug, Clone, Default)]
 pub struct PublishRequest {
     /// `Some` starts from the run's patch again with this selection; `None` reuses `approved.diff`

@@ -120,7 +120,7 @@ fn body_of(full: &[u8], approved: &[u8], summary: &str) -> String {
 #[test]
 fn a_left_out_file_is_never_named_and_the_summary_is_marked() {
     let full = three_files().into_bytes();
-    let sel = crate::pipeline::Selection {
+    let sel = crate::diff::Selection {
         excluded_files: vec!["tests/test_b.py".into(), "b.py".into()],
         excluded_hunks: vec![],
     };
@@ -176,7 +176,7 @@ fn a_left_out_file_is_never_named_and_the_summary_is_marked() {
 #[test]
 fn hunks_left_out_of_a_kept_file_are_counted() {
     let full = three_files().into_bytes();
-    let sel = crate::pipeline::Selection {
+    let sel = crate::diff::Selection {
         excluded_files: vec![],
         excluded_hunks: vec![("b.py".into(), 1)],
     };
@@ -187,7 +187,7 @@ fn hunks_left_out_of_a_kept_file_are_counted() {
     let body = body_of(&full, &approved, "Did it.");
     assert!(body.contains("_Left out at review: 1 hunk; 3 of 4 hunks are in this PR._"));
     assert!(body.contains("- `b.py` +1 −0"), "{body}");
-    let sel = crate::pipeline::Selection {
+    let sel = crate::diff::Selection {
         excluded_files: vec!["a.py".into()],
         excluded_hunks: vec![("b.py".into(), 1)],
     };

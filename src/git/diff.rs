@@ -11,7 +11,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use super::listing::{LineCounts, RawEntry, parse_numstat, parse_raw, status_word};
+use super::listing::{LineCounts, RawEntry, parse_numstat, parse_raw, status_of};
 use super::output::{PatchRead, output_capped, read_patch};
 use super::scan::{Scan, scan};
 use super::{GitError, HostRepo};
@@ -244,7 +244,7 @@ impl HostRepo {
                 let (ins, del) = counts.get(&e.path).copied().unwrap_or((Some(0), Some(0)));
                 FileStat {
                     path: lossy(&e.path),
-                    status: status_word(e.status).to_string(),
+                    status: status_of(e.status),
                     insertions: ins.unwrap_or(0),
                     deletions: del.unwrap_or(0),
                     binary: ins.is_none() || del.is_none(),
@@ -256,7 +256,7 @@ impl HostRepo {
         left_out.sort_by(|a, b| a.0.path.cmp(&b.0.path));
         files.extend(left_out.iter().map(|(l, status)| FileStat {
             path: l.path.clone(),
-            status: status_word(*status).to_string(),
+            status: status_of(*status),
             left_out: Some(l.reason.code().to_string()),
             warnings: vec![l.reason.warning().to_string()],
             ..FileStat::default()

@@ -215,5 +215,5 @@ async fn what_lies_inside_a_submodule_is_no_candidate_but_a_dot_git_at_its_path_
             ("sub".to_string(), Some("nested_repository".to_string()))
         ]
     );
-    assert_eq!(d.files[1].status, "modified");
+    assert_eq!(d.files[1].status, crate::event::FileStatus::Modified);
 }

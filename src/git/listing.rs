@@ -1,6 +1,8 @@
 //! git's machine-readable listings of a diff (`--raw -z`, `--numstat -z`), read as bytes: paths
 //! need not be UTF-8.
 
+use crate::event::FileStatus;
+
 /// One file of `git diff --raw -z`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RawEntry {
@@ -41,14 +43,15 @@ pub fn parse_raw(raw: &[u8]) -> Vec<RawEntry> {
     out
 }
 
-pub fn status_word(code: u8) -> &'static str {
+/// The status a raw listing's letter stands for (`M` and anything unknown: modified).
+pub fn status_of(code: u8) -> FileStatus {
     match code {
-        b'A' => "added",
-        b'D' => "deleted",
-        b'R' => "renamed",
-        b'C' => "copied",
-        b'T' => "type-changed",
-        _ => "modified",
+        b'A' => FileStatus::Added,
+        b'D' => FileStatus::Deleted,
+        b'R' => FileStatus::Renamed,
+        b'C' => FileStatus::Copied,
+        b'T' => FileStatus::TypeChanged,
+        _ => FileStatus::Modified,
     }
 }
 
@@ -99,7 +102,44 @@ mod tests {
         assert_eq!(e[1].status, b'R');
         assert_eq!(e[1].path, b"new.rs");
         assert_eq!(e[1].old_path.as_deref(), Some(&b"old.rs"[..]));
-        assert_eq!(status_word(e[2].status), "added");
+        assert_eq!(status_of(e[2].status), FileStatus::Added);
+    }
+
+    #[test]
+    fn statuses_keep_their_wire_words() {
+        use crate::event::FileStat;
+        use serde_json::json;
+        let words = [
+            (b'A', "added"),
+            (b'M', "modified"),
+            (b'D', "deleted"),
+            (b'R', "renamed"),
+            (b'C', "copied"),
+            (b'T', "type-changed"),
+            (b'X', "modified"),
+        ];
+        for (code, word) in words {
+            let s = status_of(code);
+            assert_eq!(serde_json::to_value(s).unwrap(), json!(word));
+            assert_eq!(s.to_string(), word);
+            assert_eq!(
+                serde_json::from_value::<FileStatus>(json!(word)).unwrap(),
+                s
+            );
+        }
+        // The whole record is the JSON it was when `status` was a string.
+        let f = FileStat {
+            path: "a b".into(),
+            status: FileStatus::Renamed,
+            insertions: 1,
+            deletions: 2,
+            old_path: Some("c".into()),
+            ..FileStat::default()
+        };
+        let wire = r#"{"path":"a b","status":"renamed","insertions":1,"deletions":2,"old_path":"c","warnings":[]}"#;
+        assert_eq!(serde_json::to_string(&f).unwrap(), wire);
+        assert_eq!(serde_json::from_str::<FileStat>(wire).unwrap(), f);
+        assert!(serde_json::from_str::<FileStatus>(r#""unmerged""#).is_err());
     }
 
     #[test]

@@ -1,21 +1,93 @@
-//! Turning `--model` / `TB_MODEL` and the configured keys into a provider chain.
+//! Turning a [`ModelSpec`] (`--model` / `TB_MODEL`) and the configured endpoints into a provider
+//! chain.
 //!
 //! Invariants: the scripted replay is only ever chosen by name (`scripted:PATH`), never as a
 //! fallback; when nothing is configured the error lists what to set. Without a model named, the
 //! chain is Anthropic (if configured) then OpenAI (if configured); a named provider comes first and
 //! the other configured one follows as fallback (unless `llm.fallback = false`). A provider counts
 //! as configured with its API key, or with a loopback base URL (local servers need no key); OpenAI
-//! also with any base URL (its constructor then says a key is missing).
+//! also with any base URL (its constructor then says a key is missing). This module reads no
+//! configuration itself: the caller hands it the [`Endpoints`] and [`LlmSettings`].
 
+use std::fmt;
 use std::path::Path;
+use std::str::FromStr;
 use std::sync::Arc;
 
 use super::anthropic::AnthropicProvider;
 use super::openai::OpenAiProvider;
 use super::retry::Chain;
 use super::scripted::ScriptedProvider;
+use super::settings::LlmSettings;
 use super::{LlmError, Provider, http};
-use crate::config::Config;
+use crate::secret::Secret;
+
+/// A model as named on the command line, in `TB_MODEL` or in a `serve` request:
+/// `anthropic[:MODEL]` (or `claude[:MODEL]`), `openai[:MODEL]`, or `scripted:PATH`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ModelSpec {
+    /// The provider's configured default model when `None`.
+    Anthropic(Option<String>),
+    OpenAi(Option<String>),
+    /// A recorded session replayed; the path as given (possibly empty, which only building refuses).
+    Scripted(String),
+}
+
+const NEEDS_SCRIPT: &str = "scripted model needs a script file: --model scripted:PATH";
+
+impl FromStr for ModelSpec {
+    type Err = LlmError;
+
+    /// Parses a trimmed spec; the provider is case-insensitive (`scripted` excepted), the model
+    /// name is trimmed and an empty one means the default.
+    fn from_str(spec: &str) -> Result<ModelSpec, LlmError> {
+        let (provider, rest) = match spec.split_once(':') {
+            Some((p, r)) => (p, Some(r)),
+            None => (spec, None),
+        };
+        if provider == "scripted" {
+            return match rest {
+                Some(path) => Ok(ModelSpec::Scripted(path.to_string())),
+                None => Err(LlmError::Config(NEEDS_SCRIPT.into())),
+            };
+        }
+        let model = rest
+            .map(str::trim)
+            .filter(|m| !m.is_empty())
+            .map(str::to_string);
+        match provider.trim().to_ascii_lowercase().as_str() {
+            "anthropic" | "claude" => Ok(ModelSpec::Anthropic(model)),
+            "openai" => Ok(ModelSpec::OpenAi(model)),
+            other => Err(LlmError::Config(format!(
+                "unknown model provider '{other}' in '{spec}': use anthropic:MODEL, \
+                 openai:MODEL or scripted:PATH"
+            ))),
+        }
+    }
+}
+
+/// The canonical form: `anthropic:MODEL`, `openai:MODEL`, `scripted:PATH`, or the bare provider
+/// when no model is named.
+impl fmt::Display for ModelSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ModelSpec::Anthropic(None) => f.write_str("anthropic"),
+            ModelSpec::Anthropic(Some(m)) => write!(f, "anthropic:{m}"),
+            ModelSpec::OpenAi(None) => f.write_str("openai"),
+            ModelSpec::OpenAi(Some(m)) => write!(f, "openai:{m}"),
+            ModelSpec::Scripted(p) => write!(f, "scripted:{p}"),
+        }
+    }
+}
+
+/// Where the providers are and the keys to them: the part of the configuration this layer needs.
+#[derive(Debug, Clone, Default)]
+pub struct Endpoints {
+    pub anthropic_api_key: Option<Secret>,
+    pub anthropic_base_url: Option<String>,
+    pub openai_api_key: Option<Secret>,
+    pub openai_base_url: Option<String>,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -37,60 +109,62 @@ fn loopback(url: Option<&String>) -> bool {
         .is_some_and(|u| http::is_loopback(&u))
 }
 
-fn configured(config: &Config, kind: Kind) -> bool {
+fn configured(ends: &Endpoints, kind: Kind) -> bool {
     match kind {
         Kind::Anthropic => {
-            config.anthropic_api_key.is_some() || loopback(config.anthropic_base_url.as_ref())
+            ends.anthropic_api_key.is_some() || loopback(ends.anthropic_base_url.as_ref())
         }
-        Kind::OpenAi => config.openai_api_key.is_some() || config.openai_base_url.is_some(),
+        Kind::OpenAi => ends.openai_api_key.is_some() || ends.openai_base_url.is_some(),
     }
 }
 
-fn build(config: &Config, kind: Kind, model: Option<&str>) -> Result<Arc<dyn Provider>, LlmError> {
-    let s = &config.llm;
+fn build(
+    ends: &Endpoints,
+    s: &LlmSettings,
+    kind: Kind,
+    model: Option<&str>,
+) -> Result<Arc<dyn Provider>, LlmError> {
     Ok(match kind {
         Kind::Anthropic => Arc::new(AnthropicProvider::new(
-            config.anthropic_base_url.as_deref(),
-            config.anthropic_api_key.clone(),
+            ends.anthropic_base_url.as_deref(),
+            ends.anthropic_api_key.clone(),
             model.unwrap_or(&s.anthropic_model),
             s,
         )?),
         Kind::OpenAi => Arc::new(OpenAiProvider::new(
-            config.openai_base_url.as_deref(),
-            config.openai_api_key.clone(),
+            ends.openai_base_url.as_deref(),
+            ends.openai_api_key.clone(),
             model.unwrap_or(&s.openai_model),
             s,
         )?),
     })
 }
 
-/// The chain's links, first the one that answers.
-fn chain_links(config: &Config, spec: Option<&str>) -> Result<Vec<Arc<dyn Provider>>, LlmError> {
+/// The chain's links, first the one that answers (`spec` names no scripted replay).
+fn chain_links(
+    ends: &Endpoints,
+    s: &LlmSettings,
+    spec: Option<&ModelSpec>,
+) -> Result<Vec<Arc<dyn Provider>>, LlmError> {
     let mut order = vec![Kind::Anthropic, Kind::OpenAi];
     let mut named_model = None;
     if let Some(spec) = spec {
-        let (provider, model) = spec.split_once(':').unwrap_or((spec, ""));
-        let kind = match provider.trim().to_ascii_lowercase().as_str() {
-            "anthropic" | "claude" => Kind::Anthropic,
-            "openai" => Kind::OpenAi,
-            other => {
-                return Err(LlmError::Config(format!(
-                    "unknown model provider '{other}' in '{spec}': use anthropic:MODEL, \
-                     openai:MODEL or scripted:PATH"
-                )));
-            }
+        let (kind, model) = match spec {
+            ModelSpec::Anthropic(m) => (Kind::Anthropic, m),
+            ModelSpec::OpenAi(m) => (Kind::OpenAi, m),
+            ModelSpec::Scripted(_) => return Err(LlmError::Config(NEEDS_SCRIPT.into())),
         };
         order.retain(|k| *k != kind);
         order.insert(0, kind);
-        named_model = Some(model.trim()).filter(|m| !m.is_empty());
+        named_model = model.as_deref();
     }
     let mut links = Vec::new();
     for (i, kind) in order.into_iter().enumerate() {
         let first = i == 0;
         if first && spec.is_some() {
-            links.push(build(config, kind, named_model)?);
-        } else if (first || config.llm.fallback) && configured(config, kind) {
-            links.push(build(config, kind, None)?);
+            links.push(build(ends, s, kind, named_model)?);
+        } else if (first || s.fallback) && configured(ends, kind) {
+            links.push(build(ends, s, kind, None)?);
         }
     }
     if links.is_empty() {
@@ -99,41 +173,35 @@ fn chain_links(config: &Config, spec: Option<&str>) -> Result<Vec<Arc<dyn Provid
     Ok(links)
 }
 
-/// The configured `--model`/`TB_MODEL` value, trimmed; `None` when unset or blank.
-fn model_spec(config: &Config) -> Option<&str> {
-    config
-        .model
-        .as_deref()
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-}
-
-pub fn provider_for(config: &Config, cwd: &Path) -> Result<Arc<dyn Provider>, LlmError> {
-    let spec = model_spec(config);
-    if let Some(spec) = spec
-        && let Some(("scripted", rest)) = spec.split_once(':').or(Some((spec, "")))
-    {
+/// The provider for `spec` (or the configured chain without one); a script path is relative to
+/// `cwd`.
+pub fn provider_for(
+    ends: &Endpoints,
+    settings: &LlmSettings,
+    spec: Option<&ModelSpec>,
+    cwd: &Path,
+) -> Result<Arc<dyn Provider>, LlmError> {
+    if let Some(ModelSpec::Scripted(rest)) = spec {
         if rest.is_empty() {
-            return Err(LlmError::Config(
-                "scripted model needs a script file: --model scripted:PATH".into(),
-            ));
+            return Err(LlmError::Config(NEEDS_SCRIPT.into()));
         }
         let path = cwd.join(rest);
         return Ok(Arc::new(ScriptedProvider::from_file(&path)?));
     }
-    let links = chain_links(config, spec)?;
-    Ok(Arc::new(Chain::new(links, config.llm.clone())))
+    let links = chain_links(ends, settings, spec)?;
+    Ok(Arc::new(Chain::new(links, settings.clone())))
 }
 
-/// The labels the chain for `config` would use, in order (for `tiny-backspace config` and tests).
-pub fn describe_chain(config: &Config) -> Result<Vec<String>, LlmError> {
-    let spec = model_spec(config);
-    if let Some(spec) = spec
-        && spec.starts_with("scripted:")
-    {
+/// The labels the chain for `spec` would use, in order (for `tiny-backspace config` and tests).
+pub fn describe_chain(
+    ends: &Endpoints,
+    settings: &LlmSettings,
+    spec: Option<&ModelSpec>,
+) -> Result<Vec<String>, LlmError> {
+    if let Some(spec @ ModelSpec::Scripted(_)) = spec {
         return Ok(vec![format!("{spec} (replay)")]);
     }
-    Ok(chain_links(config, spec)?
+    Ok(chain_links(ends, settings, spec)?
         .iter()
         .map(|p| {
             let l = p.label();
@@ -145,20 +213,67 @@ pub fn describe_chain(config: &Config) -> Result<Vec<String>, LlmError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Overrides;
-    use std::collections::HashMap;
 
-    fn config(pairs: &[(&str, &str)]) -> Config {
-        let m: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        let env = move |k: &str| m.get(k).cloned();
-        Config::load_from(&Overrides::default(), &env, None, None).unwrap()
+    /// The endpoints and model the variables in `pairs` name (what `config` would resolve).
+    fn config(pairs: &[(&str, &str)]) -> (Endpoints, Result<Option<ModelSpec>, LlmError>) {
+        let get = |k: &str| {
+            pairs
+                .iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.to_string())
+        };
+        let ends = Endpoints {
+            anthropic_api_key: get("ANTHROPIC_API_KEY").map(Secret::new),
+            anthropic_base_url: get("ANTHROPIC_BASE_URL"),
+            openai_api_key: get("OPENAI_API_KEY").map(Secret::new),
+            openai_base_url: get("OPENAI_BASE_URL"),
+        };
+        (ends, get("TB_MODEL").map(|m| m.parse()).transpose())
     }
 
     fn chain(pairs: &[(&str, &str)]) -> Result<Vec<String>, String> {
-        describe_chain(&config(pairs)).map_err(|e| e.to_string())
+        let (ends, spec) = config(pairs);
+        let spec = spec.map_err(|e| e.to_string())?;
+        describe_chain(&ends, &LlmSettings::default(), spec.as_ref()).map_err(|e| e.to_string())
+    }
+
+    fn provider(pairs: &[(&str, &str)]) -> Result<Arc<dyn Provider>, LlmError> {
+        let (ends, spec) = config(pairs);
+        provider_for(
+            &ends,
+            &LlmSettings::default(),
+            spec?.as_ref(),
+            Path::new("/"),
+        )
+    }
+
+    #[test]
+    fn specs_parse_and_print_canonically() {
+        let p = |s: &str| s.parse::<ModelSpec>().map_err(|e| e.to_string());
+        assert_eq!(p("claude"), Ok(ModelSpec::Anthropic(None)));
+        assert_eq!(
+            p("OpenAI: gpt-x "),
+            Ok(ModelSpec::OpenAi(Some("gpt-x".into())))
+        );
+        assert_eq!(p("openai:"), Ok(ModelSpec::OpenAi(None)));
+        assert_eq!(
+            p("scripted:a b.json"),
+            Ok(ModelSpec::Scripted("a b.json".into()))
+        );
+        assert!(p("scripted").unwrap_err().contains("scripted:PATH"));
+        assert!(
+            p("gemini:x")
+                .unwrap_err()
+                .contains("unknown model provider 'gemini'")
+        );
+        for canonical in [
+            "anthropic",
+            "anthropic:claude-x",
+            "openai:qwen2.5:7b",
+            "scripted:/s.json",
+        ] {
+            assert_eq!(p(canonical).unwrap().to_string(), canonical);
+        }
     }
 
     #[test]
@@ -173,7 +288,7 @@ mod tests {
         ] {
             assert!(e.contains(v), "{v} missing from: {e}");
         }
-        let e = provider_for(&config(&[]), Path::new("/")).err().unwrap();
+        let e = provider(&[]).err().unwrap();
         assert!(e.to_string().contains("tiny-backspace demo"));
     }
 
@@ -227,9 +342,7 @@ mod tests {
         assert!(e.contains("plain http"), "{e}");
         let e = chain(&[("TB_MODEL", "scripted:")]);
         assert!(e.is_ok()); // described only; building it errors:
-        let e = provider_for(&config(&[("TB_MODEL", "scripted:")]), Path::new("/"))
-            .err()
-            .unwrap();
+        let e = provider(&[("TB_MODEL", "scripted:")]).err().unwrap();
         assert!(e.to_string().contains("scripted:PATH"), "{e}");
     }
 }

@@ -10,7 +10,7 @@
 //! gate, a publish that fails or is cancelled goes back to review (workspace kept, another approval
 //! retries); rejecting after such a failure ends the run with that failure.
 
-pub use super::selection::Selection;
+pub use crate::diff::Selection;
 use crate::event::{ErrorCode, Stage};
 
 /// What happens at the approval gate.
@@ -133,18 +133,20 @@ pub enum Effect {
 }
 
 impl Effect {
-    /// Effects that start a stage whose completion comes back as an `Input`.
-    pub fn is_stage(&self) -> bool {
-        matches!(
-            self,
-            Effect::Validate
-                | Effect::Clone
-                | Effect::Setup
-                | Effect::RunAgent { .. }
-                | Effect::ComputeDiff
-                | Effect::Publish { .. }
-                | Effect::CleanUp
-        )
+    /// The effect's name, as the log's `stage` field shows it (`RunAgent`, `CleanUp`, …).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Effect::Validate => "Validate",
+            Effect::Clone => "Clone",
+            Effect::Setup => "Setup",
+            Effect::RunAgent { .. } => "RunAgent",
+            Effect::ComputeDiff => "ComputeDiff",
+            Effect::Publish { .. } => "Publish",
+            Effect::CancelStage => "CancelStage",
+            Effect::Status { .. } => "Status",
+            Effect::CleanUp => "CleanUp",
+            Effect::Finish(_) => "Finish",
+        }
     }
 }
 
@@ -152,7 +154,6 @@ impl Effect {
 pub struct Machine {
     pub phase: Phase,
     gate: Gate,
-    can_publish: bool,
     /// Why the agent stopped, held while its diff is salvaged.
     after_diff: Option<Outcome>,
     /// The last failed publish of this review, the run's outcome unless a retry succeeds.
@@ -163,11 +164,10 @@ pub struct Machine {
 }
 
 impl Machine {
-    pub fn new(gate: Gate, can_publish: bool) -> Self {
+    pub fn new(gate: Gate) -> Self {
         Machine {
             phase: Phase::Idle,
             gate,
-            can_publish,
             after_diff: None,
             failed_publish: None,
             following_up: false,
@@ -213,26 +213,15 @@ impl Machine {
         body: Option<String>,
         draft: bool,
     ) -> Vec<Effect> {
-        if self.can_publish {
-            self.run(
-                Stage::Publish,
-                Effect::Publish {
-                    selection,
-                    title,
-                    body,
-                    draft,
-                },
-            )
-        } else {
-            let mut fx = vec![Effect::Status {
-                stage: Stage::Publish,
-                message: "publishing is not available in this build; the patch is saved in the run folder".into(),
-            }];
-            fx.extend(self.clean_up(Outcome::Finished {
-                reason: "approved; patch saved".into(),
-            }));
-            fx
-        }
+        self.run(
+            Stage::Publish,
+            Effect::Publish {
+                selection,
+                title,
+                body,
+                draft,
+            },
+        )
     }
 
     pub fn handle(&mut self, input: Input) -> Vec<Effect> {

@@ -25,7 +25,7 @@ fn finish(m: &mut Machine) -> Outcome {
 
 #[test]
 fn no_pr_stops_after_the_diff() {
-    let mut m = Machine::new(Gate::NoPr, true);
+    let mut m = Machine::new(Gate::NoPr);
     ok_through_diff(&mut m);
     assert_eq!(
         m.handle(Input::DiffReady { empty: false }),
@@ -36,7 +36,7 @@ fn no_pr_stops_after_the_diff() {
 
 #[test]
 fn auto_approve_publishes_everything() {
-    let mut m = Machine::new(Gate::AutoApprove, true);
+    let mut m = Machine::new(Gate::AutoApprove);
     ok_through_diff(&mut m);
     assert_eq!(
         m.handle(Input::DiffReady { empty: false }),
@@ -53,25 +53,9 @@ fn auto_approve_publishes_everything() {
 }
 
 #[test]
-fn auto_approve_without_publisher_saves_the_patch() {
-    let mut m = Machine::new(Gate::AutoApprove, false);
-    ok_through_diff(&mut m);
-    let fx = m.handle(Input::DiffReady { empty: false });
-    assert!(matches!(
-        fx[0],
-        Effect::Status {
-            stage: Stage::Publish,
-            ..
-        }
-    ));
-    assert_eq!(fx[1], Effect::CleanUp);
-    assert!(matches!(finish(&mut m), Outcome::Finished { .. }));
-}
-
-#[test]
 fn empty_diff_finishes_without_publishing() {
     for gate in [Gate::NoPr, Gate::AutoApprove] {
-        let mut m = Machine::new(gate, true);
+        let mut m = Machine::new(gate);
         ok_through_diff(&mut m);
         assert_eq!(
             m.handle(Input::DiffReady { empty: true }),
@@ -85,7 +69,7 @@ fn empty_diff_finishes_without_publishing() {
 
 #[test]
 fn interactive_review_approve_with_selection() {
-    let mut m = Machine::new(Gate::Interactive, true);
+    let mut m = Machine::new(Gate::Interactive);
     ok_through_diff(&mut m);
     let fx = m.handle(Input::DiffReady { empty: false });
     assert!(matches!(
@@ -121,7 +105,7 @@ fn interactive_review_approve_with_selection() {
 
 #[test]
 fn interactive_follow_up_runs_the_agent_again() {
-    let mut m = Machine::new(Gate::Interactive, true);
+    let mut m = Machine::new(Gate::Interactive);
     ok_through_diff(&mut m);
     m.handle(Input::DiffReady { empty: true });
     let fx = m.handle(Input::Command(Command::FollowUp("also x".into())));
@@ -138,7 +122,7 @@ fn interactive_follow_up_runs_the_agent_again() {
 
 #[test]
 fn interactive_reject_and_cancel_in_review() {
-    let mut m = Machine::new(Gate::Interactive, true);
+    let mut m = Machine::new(Gate::Interactive);
     ok_through_diff(&mut m);
     m.handle(Input::DiffReady { empty: false });
     assert_eq!(
@@ -147,7 +131,7 @@ fn interactive_reject_and_cancel_in_review() {
     );
     assert!(matches!(finish(&mut m), Outcome::Finished { .. }));
 
-    let mut m = Machine::new(Gate::Interactive, true);
+    let mut m = Machine::new(Gate::Interactive);
     ok_through_diff(&mut m);
     m.handle(Input::DiffReady { empty: false });
     assert_eq!(
@@ -165,7 +149,7 @@ fn interactive_reject_and_cancel_in_review() {
 #[test]
 fn failure_in_each_stage_cleans_up_then_finishes() {
     for (ok_steps, stage) in [(0, Stage::Validate), (1, Stage::Clone), (2, Stage::Setup)] {
-        let mut m = Machine::new(Gate::NoPr, true);
+        let mut m = Machine::new(Gate::NoPr);
         m.handle(Input::Start);
         for _ in 0..ok_steps {
             m.handle(Input::StageOk);
@@ -190,7 +174,7 @@ fn failure_in_each_stage_cleans_up_then_finishes() {
 
 #[test]
 fn agent_failure_still_saves_the_diff() {
-    let mut m = Machine::new(Gate::AutoApprove, true);
+    let mut m = Machine::new(Gate::AutoApprove);
     m.handle(Input::Start);
     m.handle(Input::StageOk);
     m.handle(Input::StageOk);
@@ -219,7 +203,7 @@ fn agent_failure_still_saves_the_diff() {
 
 #[test]
 fn diff_failure_and_publish_failure() {
-    let mut m = Machine::new(Gate::AutoApprove, true);
+    let mut m = Machine::new(Gate::AutoApprove);
     ok_through_diff(&mut m);
     m.handle(Input::StageFailed {
         message: "git".into(),
@@ -234,7 +218,7 @@ fn diff_failure_and_publish_failure() {
         }
     ));
 
-    let mut m = Machine::new(Gate::AutoApprove, true);
+    let mut m = Machine::new(Gate::AutoApprove);
     ok_through_diff(&mut m);
     m.handle(Input::DiffReady { empty: false });
     m.handle(Input::StageFailed {
@@ -254,7 +238,7 @@ fn diff_failure_and_publish_failure() {
 
 #[test]
 fn cancel_while_running_waits_for_the_stage() {
-    let mut m = Machine::new(Gate::NoPr, true);
+    let mut m = Machine::new(Gate::NoPr);
     m.handle(Input::Start);
     m.handle(Input::StageOk);
     assert_eq!(
@@ -275,7 +259,7 @@ fn cancel_while_running_waits_for_the_stage() {
 
 #[test]
 fn a_stop_with_a_reason_is_a_cancel_to_the_machine() {
-    let mut m = Machine::new(Gate::NoPr, true);
+    let mut m = Machine::new(Gate::NoPr);
     m.handle(Input::Start);
     m.handle(Input::StageOk);
     assert_eq!(
@@ -293,7 +277,7 @@ fn a_stop_with_a_reason_is_a_cancel_to_the_machine() {
 
 #[test]
 fn cancel_racing_a_finished_clone_does_not_start_the_agent() {
-    let mut m = Machine::new(Gate::NoPr, true);
+    let mut m = Machine::new(Gate::NoPr);
     m.handle(Input::Start);
     m.handle(Input::StageOk);
     m.handle(Input::Command(Command::Cancel));
@@ -308,7 +292,7 @@ fn cancel_racing_a_finished_clone_does_not_start_the_agent() {
 
 #[test]
 fn cancel_during_agent_salvages_the_diff() {
-    let mut m = Machine::new(Gate::NoPr, true);
+    let mut m = Machine::new(Gate::NoPr);
     m.handle(Input::Start);
     m.handle(Input::StageOk);
     m.handle(Input::StageOk);
@@ -332,12 +316,12 @@ fn cancel_during_agent_salvages_the_diff() {
 
 #[test]
 fn cancel_before_start_and_after_done() {
-    let mut m = Machine::new(Gate::NoPr, true);
+    let mut m = Machine::new(Gate::NoPr);
     assert!(matches!(
         m.handle(Input::Command(Command::Cancel)).as_slice(),
         [Effect::Finish(_)]
     ));
-    let mut m = Machine::new(Gate::NoPr, true);
+    let mut m = Machine::new(Gate::NoPr);
     ok_through_diff(&mut m);
     m.handle(Input::DiffReady { empty: false });
     finish(&mut m);
@@ -347,7 +331,7 @@ fn cancel_before_start_and_after_done() {
 
 #[test]
 fn cancel_during_the_diff_ends_cancelled_without_review() {
-    let mut m = Machine::new(Gate::Interactive, true);
+    let mut m = Machine::new(Gate::Interactive);
     ok_through_diff(&mut m);
     assert_eq!(
         m.handle(Input::Command(Command::Cancel)),
@@ -362,7 +346,7 @@ fn cancel_during_the_diff_ends_cancelled_without_review() {
 
 #[test]
 fn a_failing_cleanup_still_finishes_with_the_run_outcome() {
-    let mut m = Machine::new(Gate::NoPr, true);
+    let mut m = Machine::new(Gate::NoPr);
     ok_through_diff(&mut m);
     m.handle(Input::DiffReady { empty: false });
     let fx = m.handle(Input::StageFailed {
@@ -378,7 +362,7 @@ fn a_failing_cleanup_still_finishes_with_the_run_outcome() {
 
 #[test]
 fn review_ignores_stage_reports_and_running_ignores_review_commands() {
-    let mut m = Machine::new(Gate::Interactive, true);
+    let mut m = Machine::new(Gate::Interactive);
     m.handle(Input::Start);
     assert_eq!(m.handle(Input::Command(Command::Reject)), vec![]);
     assert_eq!(
@@ -389,11 +373,26 @@ fn review_ignores_stage_reports_and_running_ignores_review_commands() {
 }
 
 #[test]
-fn stage_effects_are_marked() {
-    assert!(Effect::Validate.is_stage());
-    assert!(Effect::CleanUp.is_stage());
-    assert!(!Effect::CancelStage.is_stage());
-    assert!(!Effect::Finish(Outcome::Published).is_stage());
+fn effects_are_named_as_the_log_shows_them() {
+    // The names the driver once took from `{effect:?}`: the log's `stage` field keeps them.
+    let publish = Effect::Publish {
+        selection: Selection::default(),
+        title: None,
+        body: None,
+        draft: false,
+    };
+    for (effect, name) in [
+        (Effect::Validate, "Validate"),
+        (Effect::RunAgent { followup: None }, "RunAgent"),
+        (Effect::ComputeDiff, "ComputeDiff"),
+        (publish, "Publish"),
+        (Effect::CleanUp, "CleanUp"),
+        (Effect::Finish(Outcome::Published), "Finish"),
+    ] {
+        let debug = format!("{effect:?}");
+        assert!(debug.starts_with(name), "{debug}");
+        assert_eq!(effect.name(), name);
+    }
 }
 
 fn in_review(m: &mut Machine) {
@@ -429,7 +428,7 @@ fn review_statuses(fx: &[Effect]) -> (String, String) {
 
 #[test]
 fn a_failed_publish_in_review_goes_back_to_review_and_a_retry_publishes() {
-    let mut m = Machine::new(Gate::Interactive, true);
+    let mut m = Machine::new(Gate::Interactive);
     in_review(&mut m);
     let sel = Selection {
         excluded_files: vec!["tests/a.py".into()],
@@ -468,7 +467,7 @@ fn a_failed_publish_in_review_goes_back_to_review_and_a_retry_publishes() {
 
 #[test]
 fn rejecting_after_a_failed_publish_ends_with_that_failure() {
-    let mut m = Machine::new(Gate::Interactive, true);
+    let mut m = Machine::new(Gate::Interactive);
     in_review(&mut m);
     m.handle(approve_all());
     m.handle(Input::StageFailed {
@@ -493,7 +492,7 @@ fn rejecting_after_a_failed_publish_ends_with_that_failure() {
 
 #[test]
 fn cancelling_a_publish_in_review_keeps_the_review() {
-    let mut m = Machine::new(Gate::Interactive, true);
+    let mut m = Machine::new(Gate::Interactive);
     in_review(&mut m);
     m.handle(approve_all());
     assert_eq!(
@@ -518,7 +517,7 @@ fn cancelling_a_publish_in_review_keeps_the_review() {
 
 #[test]
 fn a_follow_up_after_a_failed_publish_reviews_again() {
-    let mut m = Machine::new(Gate::Interactive, true);
+    let mut m = Machine::new(Gate::Interactive);
     in_review(&mut m);
     m.handle(approve_all());
     m.handle(Input::StageFailed {
@@ -539,7 +538,7 @@ fn a_follow_up_after_a_failed_publish_reviews_again() {
 
 #[test]
 fn without_a_person_at_the_gate_a_failed_publish_still_ends_the_run() {
-    let mut m = Machine::new(Gate::AutoApprove, true);
+    let mut m = Machine::new(Gate::AutoApprove);
     ok_through_diff(&mut m);
     m.handle(Input::DiffReady { empty: false });
     assert_eq!(
@@ -550,7 +549,7 @@ fn without_a_person_at_the_gate_a_failed_publish_still_ends_the_run() {
         }),
         vec![Effect::CleanUp]
     );
-    let mut m = Machine::new(Gate::AutoApprove, true);
+    let mut m = Machine::new(Gate::AutoApprove);
     ok_through_diff(&mut m);
     m.handle(Input::DiffReady { empty: false });
     m.handle(Input::Command(Command::Cancel));
@@ -565,7 +564,7 @@ fn without_a_person_at_the_gate_a_failed_publish_still_ends_the_run() {
 
 #[test]
 fn a_follow_up_that_fails_or_is_cancelled_keeps_the_review() {
-    let mut m = Machine::new(Gate::Interactive, true);
+    let mut m = Machine::new(Gate::Interactive);
     in_review(&mut m);
     m.handle(Input::Command(Command::FollowUp("more".into())));
     assert_eq!(
@@ -615,7 +614,7 @@ fn a_follow_up_that_fails_or_is_cancelled_keeps_the_review() {
 
 #[test]
 fn the_first_agent_run_failing_still_ends_an_interactive_run() {
-    let mut m = Machine::new(Gate::Interactive, true);
+    let mut m = Machine::new(Gate::Interactive);
     m.handle(Input::Start);
     m.handle(Input::StageOk);
     m.handle(Input::StageOk);
@@ -640,7 +639,7 @@ fn the_first_agent_run_failing_still_ends_an_interactive_run() {
 
 #[test]
 fn a_cancel_racing_a_finished_setup_does_not_start_the_agent() {
-    let mut m = Machine::new(Gate::NoPr, true);
+    let mut m = Machine::new(Gate::NoPr);
     m.handle(Input::Start);
     m.handle(Input::StageOk);
     assert_eq!(m.handle(Input::StageOk), vec![Effect::Setup]);

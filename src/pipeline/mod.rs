@@ -9,8 +9,11 @@
 //! the workspace is removed at the end unless kept on purpose; the last event is `Done` or `Error`.
 
 pub mod machine;
+pub mod model;
 pub mod publish;
-pub mod selection;
+/// The reviewer's choice lives with the patch it selects from (`diff`); re-exported here for the
+/// front-ends.
+pub use crate::diff::selection;
 mod setup;
 mod stages;
 mod workdelta;
@@ -161,7 +164,7 @@ fn note_stop_reason(command: &Command, reason: &mut Option<String>) {
 
 impl Driver {
     async fn drive(mut self, mut commands: mpsc::Receiver<Command>) -> Outcome {
-        let mut machine = Machine::new(self.request.gate, true);
+        let mut machine = Machine::new(self.request.gate);
         let mut pending: std::collections::VecDeque<Effect> = machine.handle(Input::Start).into();
         let mut commands_open = true;
         loop {
@@ -217,12 +220,7 @@ impl Driver {
     }
 
     async fn execute(&mut self, effect: Effect, cancel: CancellationToken) -> Input {
-        let stage = format!("{effect:?}");
-        let stage = stage
-            .split([' ', '{', '('])
-            .next()
-            .unwrap_or("")
-            .to_string();
+        let stage = effect.name();
         let started = Instant::now();
         tracing::info!(stage = %stage, "stage started");
         let input = self.execute_stage(effect, cancel).await;

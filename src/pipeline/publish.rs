@@ -22,14 +22,40 @@ use super::{Driver, Gate, Selection};
 use crate::config::Config;
 use crate::emit::Emitter;
 use crate::event::{ErrorCode, Event, Stage};
-pub use crate::forge::record::{PrRecord, PublishRequest};
-use crate::forge::record::{author_for, io, prepare_record};
+pub use crate::forge::record::PrRecord;
+use crate::forge::record::{self, author_for, io, prepare_record};
+/// The PR title, body and commit message as publishing words them (the TUI previews them).
+pub use crate::forge::text;
 use crate::forge::{self, ForgeError, Target};
 use crate::git::GitError;
 use crate::git::publish::{self as gitpub, Author, Remote};
 use crate::repo::RepoSource;
 use crate::store::{RunDir, RunStatus};
 use target::{finish, push_error};
+
+/// What the person approved, as a front-end says it (the `serve` body, the TUI's dialog, `run`'s
+/// flags); `None` fields keep the saved (or default) value. The pipeline's own type: the record
+/// layer (`forge::record`) gets its copy when the publish starts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PublishRequest {
+    /// `Some` starts from the run's patch again with this selection; `None` reuses `approved.diff`
+    /// (or the whole patch if nothing was approved yet).
+    pub selection: Option<Selection>,
+    pub title: Option<String>,
+    pub body: Option<String>,
+    pub draft: Option<bool>,
+}
+
+impl From<PublishRequest> for record::PublishRequest {
+    fn from(r: PublishRequest) -> Self {
+        record::PublishRequest {
+            selection: r.selection,
+            title: r.title,
+            body: r.body,
+            draft: r.draft,
+        }
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct Published {
@@ -73,7 +99,7 @@ async fn publish_inner(
     cancel: &CancellationToken,
 ) -> Result<Published, ForgeError> {
     let meta = run_dir.read_meta().map_err(io("reading meta.json"))?;
-    let (mut record, patch) = prepare_record(run_dir, &meta, config, &request)?;
+    let (mut record, patch) = prepare_record(run_dir, &meta, config, &request.into())?;
     let warned = warned_files(&patch);
     if !warned.is_empty() {
         emitter

@@ -75,7 +75,7 @@ impl Driver {
         }
         let provider = match &self.request.provider {
             Some(p) => p.clone(),
-            None => crate::llm::select::provider_for(&self.config, &self.cwd).map_err(|e| {
+            None => super::model::provider(&self.config, &self.cwd).map_err(|e| {
                 StageError::failed(ErrorCode::InvalidInput, format!("model: {e}"), false)
             })?,
         };

@@ -23,7 +23,7 @@ use tokio::sync::mpsc;
 use super::validate::{CodeRequest, parse_code_request, parse_publish_request};
 use super::{AppState, guard, replay};
 use crate::event::{Event, Stage};
-use crate::forge::record::PublishRequest;
+use crate::pipeline::publish::PublishRequest;
 use crate::pipeline::{self, Command, Gate, RunRequest};
 use crate::store::{RunDir, Store};
 

@@ -20,9 +20,8 @@ use super::model::{Info, Model, PastRun, Prefill, RunState};
 use super::update::{Action, Msg, update};
 use crate::config::Config;
 use crate::event::Event;
-use crate::forge::record::{PrRecord, PublishRequest};
-use crate::llm::Provider;
-use crate::pipeline::publish::{ConfigReload, PublishOptions};
+use crate::pipeline::model::{ModelSpec, Provider};
+use crate::pipeline::publish::{ConfigReload, PrRecord, PublishOptions, PublishRequest};
 use crate::pipeline::selection::SavedSelection;
 use crate::pipeline::{self, Command, Gate, Outcome, RunRequest, Selection};
 use crate::store::Store;
@@ -71,16 +70,16 @@ struct PastPublish {
 
 /// How the header names the configured model before any call was made.
 pub fn model_label(config: &Config) -> String {
-    match config.model.as_deref().map(str::trim) {
-        Some(m) if m.starts_with("scripted:") => {
-            let path = m.trim_start_matches("scripted:");
-            let name = std::path::Path::new(path)
+    let spec = config.model.as_deref().map(str::trim);
+    match spec.map(|m| (m, m.parse::<ModelSpec>())) {
+        Some((_, Ok(ModelSpec::Scripted(path)))) => {
+            let name = std::path::Path::new(&path)
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_else(|| path.to_string());
+                .unwrap_or_else(|| path.clone());
             format!("replay · {name}")
         }
-        Some(m) if !m.is_empty() => m.to_string(),
+        Some((m, _)) if !m.is_empty() => m.to_string(),
         _ => "no model configured".into(),
     }
 }
@@ -93,18 +92,8 @@ impl App {
         no_color: bool,
         provider: Option<ProviderFactory>,
     ) -> (App, mpsc::Receiver<PipeMsg>) {
-        let sandbox = match crate::sandbox::resolve_kind(&config.sandbox) {
-            Ok(k) => k.as_str().to_string(),
-            Err(_) => "no sandbox available".into(),
-        };
         // The header reads "<sandbox>, no network": the proxy is the one way out.
-        let sandbox = if config.sandbox.network_mode() == crate::sandbox::NetworkMode::Allowlist
-            && sandbox != "none"
-        {
-            format!("{sandbox} + allow-list proxy")
-        } else {
-            sandbox
-        };
+        let sandbox = crate::pipeline::model::sandbox_label(&config);
         // A provider given by the caller (the demo's replay) names itself.
         let label = match &provider {
             Some(factory) => {

@@ -13,7 +13,7 @@ use super::model::{
     text_field,
 };
 use crate::event::{Event, Stage};
-use crate::forge::text;
+use crate::pipeline::publish::text;
 use crate::pipeline::{Selection, machine};
 use crate::store::RunStatus;
 

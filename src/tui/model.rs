@@ -231,7 +231,7 @@ pub struct Model {
     /// the follow-up, so the default PR title comes from this one).
     pub first_summary: Option<String>,
     /// The commands the agent ran, for the PR body's evidence.
-    pub commands: Vec<crate::forge::text::CommandRun>,
+    pub commands: Vec<crate::pipeline::publish::text::CommandRun>,
     /// PR text the user edited for the current run.
     pub pr_text: PrText,
     /// A past run under review again (its process ended): no pipeline; publishing goes from its

@@ -122,7 +122,7 @@ pub async fn run_with(
         );
         return Ok(2);
     }
-    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    let no_color = crate::config::Conventions::from_env().no_color;
     let cwd = std::env::current_dir()?;
     if !no_color {
         std::thread::spawn(super::highlight::warm_up);
@@ -291,10 +291,8 @@ fn edit_in_editor(field: Field, text: &str) -> std::io::Result<String> {
     };
     let path: PathBuf = dir.path().join(name);
     std::fs::write(&path, text)?;
-    let editor = std::env::var("VISUAL")
-        .ok()
-        .or_else(|| std::env::var("EDITOR").ok())
-        .filter(|e| !e.trim().is_empty())
+    let editor = crate::config::Conventions::from_env()
+        .editor
         .unwrap_or_else(|| "vi".into());
     // Through the shell so that EDITOR="code --wait" works; the path is passed as an argument.
     let status = std::process::Command::new("/bin/sh")
