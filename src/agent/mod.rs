@@ -19,6 +19,7 @@ pub mod prompt;
 pub mod review;
 pub mod search;
 pub mod steer;
+pub mod stream;
 pub mod tools;
 
 use std::time::Duration;
@@ -287,7 +288,10 @@ impl AgentRun<'_> {
                     None
                 } else {
                     tokio::select! {
-                        o = self.tools.call(&call.name, &call.input, self.cancel) => Some(o),
+                        o = self.tools.call_streaming(&call.name, &call.input, self.cancel, Some(stream::OutputStream {
+                            emitter: self.emitter,
+                            call_id: &call.id,
+                        })) => Some(o),
                         _ = tokio::time::sleep_until(deadline) => {
                             stop = Some(time_budget());
                             None

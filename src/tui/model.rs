@@ -264,6 +264,10 @@ pub struct Model {
     /// `z`: the focused read-only pane (steps or diff) fills the screen; text fields show the
     /// usual layout.
     pub zoom: bool,
+    /// `v` in the steps pane: one step's output over the whole screen.
+    pub pager: Option<Box<super::pager::Pager>>,
+    /// The diff shown is the live one of a run still working (`Live Diff`): read-only.
+    pub live_diff: bool,
     pub should_quit: bool,
 }
 
@@ -343,6 +347,8 @@ impl Model {
             side_by_side: true,
             search: None,
             zoom: false,
+            pager: None,
+            live_diff: false,
             should_quit: false,
         }
     }

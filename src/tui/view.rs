@@ -51,6 +51,9 @@ pub fn draw(frame: &mut Frame, model: &Model) {
     inputs(frame, model, &theme, &p);
     stepview::draw(frame, model, &theme, p.steps);
     diffpane::draw(frame, model, &theme, &p);
+    if let Some(pager) = &model.pager {
+        super::pager::draw(frame, pager, &theme, area);
+    }
     match &model.overlay {
         Overlay::None => {}
         Overlay::Help { scroll } => dialogs::help(frame, &theme, area, *scroll),
