@@ -161,7 +161,7 @@ mod tests {
     fn a_chunk_never_ends_inside_a_character_or_a_sequence() {
         assert_eq!(held_back(b"plain\n"), 0);
         assert_eq!(held_back("é".as_bytes().split_at(1).0), 1);
-        assert_eq!(held_back(b"ok \x1b[3"), 4);
+        assert_eq!(held_back(b"ok \x1b[3"), 3);
         assert_eq!(held_back(b"ok \x1b[32m"), 0);
         assert_eq!(held_back(b"x\x1b]52;c;aGk="), 11);
         assert_eq!(held_back(b"x\x1b]52;c;aGk=\x07y"), 0);

@@ -11,6 +11,7 @@
 pub mod machine;
 pub mod publish;
 pub mod selection;
+mod live;
 mod stages;
 
 use std::path::PathBuf;

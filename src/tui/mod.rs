@@ -18,6 +18,7 @@ pub mod highlight;
 mod ingest;
 pub mod layout;
 pub mod model;
+mod livediff;
 mod mouse;
 mod pager;
 mod pane_keys;

@@ -268,6 +268,9 @@ pub struct Model {
     pub pager: Option<Box<super::pager::Pager>>,
     /// The diff shown is the live one of a run still working (`Live Diff`): read-only.
     pub live_diff: bool,
+    /// The diff under review when a follow-up's live diff replaced it on screen: the final diff
+    /// carries its selection.
+    pub before_live: Option<DiffView>,
     pub should_quit: bool,
 }
 
@@ -349,6 +352,7 @@ impl Model {
             zoom: false,
             pager: None,
             live_diff: false,
+            before_live: None,
             should_quit: false,
         }
     }
