@@ -57,6 +57,10 @@ pub const HELP: &[(&str, &[(&str, &str)])] = &[
             ),
             ("G / End", "follow the tail · g / Home: top"),
             (
+                "v",
+                "its whole output full screen: j/k, PgUp/PgDn, g/G, / n N, q back",
+            ),
+            (
                 "/ · n / N",
                 "search (smart case) · next / previous match · Esc ends",
             ),
@@ -66,7 +70,7 @@ pub const HELP: &[(&str, &[(&str, &str)])] = &[
             ),
             (
                 "mouse",
-                "click focuses a pane or picks a row · wheel scrolls",
+                "click focuses a pane, picks a step or row · wheel scrolls the view",
             ),
         ],
     ),

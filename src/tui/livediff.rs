@@ -10,13 +10,14 @@
 use super::diffview::DiffView;
 use super::model::{Model, RunState};
 
-/// The pane title of a live diff says so.
-pub fn title(model: &Model, title: String) -> String {
-    if model.live_diff {
-        title.replacen(" Diff ", " Live diff (so far) ", 1)
-    } else {
-        title
+/// The diff pane's title (`width` columns); a live diff's says so.
+pub fn title(model: &Model, d: &DiffView, width: usize) -> String {
+    const LIVE: &str = " Live diff (so far) ";
+    if !model.live_diff {
+        return super::diffpane::title(d, width);
     }
+    let extra = LIVE.chars().count() - " Diff ".chars().count();
+    super::diffpane::title(d, width.saturating_sub(extra)).replacen(" Diff ", LIVE, 1)
 }
 
 impl Model {

@@ -150,9 +150,18 @@ fn entry_title(
     } else {
         ""
     };
+    // Tokens and cost when the title keeps room to be read; tokens alone, or nothing, when not.
+    let room = width.saturating_sub(3 + fold.chars().count());
     let usage = e
         .usage
-        .map(|u| format!(" · {}", u.label()))
+        .map(|u| {
+            let full = format!(" · {}", u.label());
+            let short = format!(" · {}", u.label().split(" · ").next().unwrap_or(""));
+            [full, short]
+                .into_iter()
+                .find(|s| room.saturating_sub(s.chars().count()) >= 24)
+                .unwrap_or_default()
+        })
         .unwrap_or_default();
     let title = fit_title(
         e,

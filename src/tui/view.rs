@@ -188,7 +188,7 @@ fn pane_keys(model: &Model) -> &'static str {
         return match model.focus {
             Focus::Diff => "j/k scroll · n/p hunk · ]/[ file · Ctrl+C cancel · Tab pane · ? keys",
             _ if model.focus.is_text() => "Ctrl+C cancel · Tab pane · F1 keys",
-            _ => "j/k select · Enter expand · G follow · Ctrl+C cancel · Tab pane · ? keys",
+            _ => "j/k select · Enter expand · v full screen · G follow · Ctrl+C cancel · Tab pane · ? keys",
         };
     }
     if model.pr_url.is_some() && !model.focus.is_text() {
@@ -202,7 +202,7 @@ fn pane_keys(model: &Model) -> &'static str {
             "Ctrl+S run · Enter newline · Ctrl+E $EDITOR · Tab pane · F1 keys · Ctrl+C quit"
         }
         Focus::Steps => {
-            "j/k select · Enter expand · G follow · Tab pane · r runs · ? keys · q quit"
+            "j/k select · Enter expand · v full screen · G follow · Tab pane · r runs · ? keys · q quit"
         }
         Focus::Diff if model.state == RunState::Review => {
             "j/k scroll · n/p hunk · ]/[ file · space in/out · c create PR · e edit & re-run · f follow-up · ? keys"
