@@ -107,10 +107,10 @@ impl Emitter {
     /// A transient event ([`Event::is_transient`]): not stored, and handed back when the
     /// consumer cannot take it right now, so the caller may merge it into a later one. A gone
     /// consumer takes everything (nothing to wait for).
-    pub fn try_emit_transient(&self, event: Event) -> Result<(), Event> {
+    pub fn try_emit_transient(&self, event: Event) -> Result<(), Box<Event>> {
         match self.tx.try_send(event) {
             Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => Ok(()),
-            Err(mpsc::error::TrySendError::Full(e)) => Err(e),
+            Err(mpsc::error::TrySendError::Full(e)) => Err(Box::new(e)),
         }
     }
 

@@ -118,7 +118,8 @@ fn output_streams_and_the_live_diff_shows_before_the_end_then_the_pager_reads_50
         .expect("the validate step is on screen") as u16;
     mouse(&tmux, 0, 4, row);
     wait_until(&tmux, "the clicked step selected", |s| {
-        s.lines().any(|l| l.starts_with("│▸") && l.contains("validate"))
+        s.lines()
+            .any(|l| l.starts_with("│▸") && l.contains("validate"))
     });
     // The steps search selects the 5,000-line step; `v` opens it full screen.
     tmux.send(&["/"]);
@@ -151,7 +152,9 @@ fn output_streams_and_the_live_diff_shows_before_the_end_then_the_pager_reads_50
     mouse(&tmux, 65, 4, row + 2);
     let screen = wait_until(&tmux, "the wheel scrolled", |s| s.contains("lines 4–"));
     assert!(
-        screen.lines().any(|l| l.starts_with("│▸") && l.contains("seq 1 5000")),
+        screen
+            .lines()
+            .any(|l| l.starts_with("│▸") && l.contains("seq 1 5000")),
         "{screen}"
     );
 }

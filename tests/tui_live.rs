@@ -59,7 +59,8 @@ fn usage(tokens: u64, cost: f64) -> Event {
     }
 }
 
-const PATCH: &str = "diff --git a/a.txt b/a.txt\n--- a/a.txt\n+++ b/a.txt\n@@ -1 +1,2 @@\n a\n+LIVE\n";
+const PATCH: &str =
+    "diff --git a/a.txt b/a.txt\n--- a/a.txt\n+++ b/a.txt\n@@ -1 +1,2 @@\n a\n+LIVE\n";
 const PATCH2: &str = "diff --git a/a.txt b/a.txt\n--- a/a.txt\n+++ b/a.txt\n@@ -1 +1,2 @@\n a\n+FINAL\ndiff --git a/b.txt b/b.txt\nnew file mode 100644\n--- /dev/null\n+++ b/b.txt\n@@ -0,0 +1 @@\n+b\n";
 
 fn live(patch: &str) -> Event {
@@ -108,7 +109,10 @@ fn output_streams_into_the_running_step_and_tool_bash_finishes_it_in_place() {
     let screen = render_text(&m, 100, 30);
     // The last lines of the output, under the running step.
     assert!(screen.contains("test_8 PASSED"), "{screen}");
-    assert!(!screen.contains("test_3 PASSED"), "five lines only: {screen}");
+    assert!(
+        !screen.contains("test_3 PASSED"),
+        "five lines only: {screen}"
+    );
     ev(&mut m, bash("pytest -q", "all 8 PASSED\n"));
     assert_eq!(m.log.entries.len(), steps, "one step, not two");
     let e = m.log.entries.back().unwrap();
@@ -119,7 +123,10 @@ fn output_streams_into_the_running_step_and_tool_bash_finishes_it_in_place() {
     // Escape sequences in a chunk never reach the screen.
     ev(&mut m, output("call_3", "\x1b]52;c;aGk=\x07\x1b[31mred\n"));
     let screen = render_text(&m, 100, 30);
-    assert!(screen.contains("red") && !screen.contains('\x1b'), "{screen}");
+    assert!(
+        screen.contains("red") && !screen.contains('\x1b'),
+        "{screen}"
+    );
 }
 
 #[test]
@@ -127,15 +134,24 @@ fn tokens_and_cost_show_per_step_and_per_follow_up() {
     let mut m = running(200, 40);
     let screen = render_text(&m, 200, 40);
     let model = line_with(&screen, "I'll run the tests.");
-    assert!(model.contains("1.2k tok · $0.01"), "the turn's step: {model}");
+    assert!(
+        model.contains("1.2k tok · $0.01"),
+        "the turn's step: {model}"
+    );
     let agent = line_with(&screen, "agent ·");
-    assert!(agent.contains("2.0k tok · $0.03"), "the agent's total: {agent}");
+    assert!(
+        agent.contains("2.0k tok · $0.03"),
+        "the agent's total: {agent}"
+    );
     // A follow-up's agent step counts only the follow-up.
     ev(&mut m, bash("pytest -q", "ok\n"));
     ev(&mut m, Event::diff("r", vec![], PATCH.as_bytes(), None));
     ev(&mut m, status(Stage::Review, "review"));
     m.state = RunState::Running(Stage::Agent);
-    ev(&mut m, status(Stage::Agent, "agent continues with the follow-up"));
+    ev(
+        &mut m,
+        status(Stage::Agent, "agent continues with the follow-up"),
+    );
     ev(&mut m, usage(300, 0.005));
     let screen = render_text(&m, 200, 40);
     let follow = line_with(&screen, "agent continu");
@@ -156,7 +172,10 @@ fn the_live_diff_is_read_only_and_the_final_diff_replaces_it() {
     ev(&mut m, Event::diff("r", vec![], PATCH2.as_bytes(), None));
     ev(&mut m, status(Stage::Review, "review"));
     let screen = render_text(&m, 120, 30);
-    assert!(!screen.contains("Live diff") && screen.contains("FINAL"), "{screen}");
+    assert!(
+        !screen.contains("Live diff") && screen.contains("FINAL"),
+        "{screen}"
+    );
     // In review, b.txt is left out; a follow-up's live diffs do not lose that choice.
     update(&mut m, chr(']'));
     update(&mut m, chr(' '));
@@ -221,7 +240,10 @@ fn the_pager_reaches_the_last_line_of_5000_and_searches_them() {
     update(&mut m, chr('v'));
     update(&mut m, ctrl('c'));
     assert!(m.pager.is_none());
-    assert!(!matches!(m.overlay, tiny_backspace::tui::model::Overlay::None));
+    assert!(!matches!(
+        m.overlay,
+        tiny_backspace::tui::model::Overlay::None
+    ));
 }
 
 fn mouse(m: &mut Model, kind: MouseEventKind, column: u16, row: u16) {
@@ -252,15 +274,26 @@ fn a_click_selects_the_step_under_it_and_the_wheel_scrolls_the_view_not_the_sele
     let steps = m.panes().steps;
     // Following the tail: the last step is on the last row.
     let screen = render_text(&m, 100, 30);
-    let row = screen.lines().position(|l| l.contains("file30.txt")).unwrap() as u16;
-    mouse(&mut m, MouseEventKind::Down(MouseButton::Left), steps.x + 3, row);
+    let row = screen
+        .lines()
+        .position(|l| l.contains("file30.txt"))
+        .unwrap() as u16;
+    mouse(
+        &mut m,
+        MouseEventKind::Down(MouseButton::Left),
+        steps.x + 3,
+        row,
+    );
     assert_eq!(m.focus, Focus::Steps);
     let picked = m.log.selected.unwrap();
     assert_eq!(m.log.entries[picked].title, "Read file30.txt");
     let screen = render_text(&m, 100, 30);
     assert!(line_with(&screen, "file30.txt").contains('▸'), "{screen}");
     assert_eq!(
-        screen.lines().position(|l| l.contains("file30.txt")).unwrap() as u16,
+        screen
+            .lines()
+            .position(|l| l.contains("file30.txt"))
+            .unwrap() as u16,
         row,
         "the view did not move"
     );
@@ -269,14 +302,28 @@ fn a_click_selects_the_step_under_it_and_the_wheel_scrolls_the_view_not_the_sele
     assert_eq!(m.log.selected, Some(picked));
     let screen = render_text(&m, 100, 30);
     assert_eq!(
-        screen.lines().position(|l| l.contains("file30.txt")).unwrap() as u16,
+        screen
+            .lines()
+            .position(|l| l.contains("file30.txt"))
+            .unwrap() as u16,
         row + 3,
         "{screen}"
     );
     // A click after scrolling picks what is drawn there.
-    let row = screen.lines().position(|l| l.contains("file28.txt")).unwrap() as u16;
-    mouse(&mut m, MouseEventKind::Down(MouseButton::Left), steps.x + 3, row);
-    assert_eq!(m.log.entries[m.log.selected.unwrap()].title, "Read file28.txt");
+    let row = screen
+        .lines()
+        .position(|l| l.contains("file28.txt"))
+        .unwrap() as u16;
+    mouse(
+        &mut m,
+        MouseEventKind::Down(MouseButton::Left),
+        steps.x + 3,
+        row,
+    );
+    assert_eq!(
+        m.log.entries[m.log.selected.unwrap()].title,
+        "Read file28.txt"
+    );
     // A key moves the selection and the view follows it again; G follows the tail.
     update(&mut m, chr('j'));
     assert_eq!(m.log.view_top, None);

@@ -113,7 +113,9 @@ impl<'a> Sender<'a> {
             stream: Some("combined".into()),
             text: std::mem::take(&mut self.unsent),
         };
-        if let Err(Event::Output { text, .. }) = self.stream.emitter.try_emit_transient(event) {
+        if let Err(back) = self.stream.emitter.try_emit_transient(event)
+            && let Event::Output { text, .. } = *back
+        {
             // The consumer is behind: merged into the next chunk (bounded by the cap).
             self.unsent = text;
         }

@@ -142,11 +142,7 @@ pub fn key(model: &mut Model, k: KeyEvent) -> bool {
                 p.editing = false;
                 p.query.clear();
             }
-            KeyCode::Backspace => {
-                if p.query.pop().is_none() {
-                    p.editing = false;
-                }
-            }
+            KeyCode::Backspace if p.query.pop().is_none() => p.editing = false,
             KeyCode::Enter => {
                 p.editing = false;
                 p.pattern = Pattern::new(&p.query);
