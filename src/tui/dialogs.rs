@@ -56,10 +56,7 @@ pub const HELP: &[(&str, &[(&str, &str)])] = &[
                 "expand / collapse its full output (PgUp/PgDn pages)",
             ),
             ("G / End", "follow the tail · g / Home: top"),
-            (
-                "v",
-                "its whole output full screen: j/k, PgUp/PgDn, g/G, / n N, q back",
-            ),
+            ("v", "its output full screen: / n N, g/G, PgUp/PgDn, q back"),
             (
                 "/ · n / N",
                 "search (smart case) · next / previous match · Esc ends",
@@ -68,10 +65,7 @@ pub const HELP: &[(&str, &[(&str, &str)])] = &[
                 "z",
                 "zoom the steps or the diff to the whole screen and back",
             ),
-            (
-                "mouse",
-                "click focuses a pane, picks a step or row · wheel scrolls the view",
-            ),
+            ("mouse", "click: pane, step or row · wheel scrolls the view"),
         ],
     ),
     (

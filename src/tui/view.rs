@@ -188,9 +188,7 @@ fn pane_keys(model: &Model) -> &'static str {
         return match model.focus {
             Focus::Diff => "j/k scroll · n/p hunk · ]/[ file · Ctrl+C cancel · Tab pane · ? keys",
             _ if model.focus.is_text() => "Ctrl+C cancel · Tab pane · F1 keys",
-            _ => {
-                "j/k select · Enter expand · v full screen · G follow · Ctrl+C cancel · Tab pane · ? keys"
-            }
+            _ => "j/k select · Enter expand · G follow · Ctrl+C cancel · Tab pane · ? keys",
         };
     }
     if model.pr_url.is_some() && !model.focus.is_text() {
