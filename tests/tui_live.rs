@@ -350,3 +350,96 @@ fn snapshots_of_the_live_states() {
         insta::assert_snapshot!(format!("pager_{w}x{h}"), format!("{buf:?}"));
     }
 }
+
+fn edit(path: &str, old: &str, new: &str) -> Event {
+    Event::ToolEdit {
+        filepath: path.into(),
+        old_str: old.into(),
+        new_str: new.into(),
+        run_id: None,
+    }
+}
+
+#[test]
+fn t_on_a_hunk_selects_the_step_that_last_changed_it_and_t_or_esc_goes_back() {
+    let mut m = tui_support::prefilled_model("octo/calc", "p", false, 120, 30);
+    update(&mut m, ctrl('s'));
+    ev(&mut m, status(Stage::Agent, "agent started (m)"));
+    let said = |m: &mut Model, text: &str| {
+        ev(
+            m,
+            Event::AiMessage {
+                message: text.into(),
+                run_id: None,
+            },
+        )
+    };
+    said(&mut m, "First the guard.");
+    ev(
+        &mut m,
+        edit(
+            "calc.py",
+            "def div(a, b):\n",
+            "def div(a, b):\n    if b == 0:\n        raise ValueError\n",
+        ),
+    );
+    said(&mut m, "Now the notes.");
+    ev(&mut m, edit("NOTES.md", "", "divide checks zero\n"));
+    said(&mut m, "And a tweak at the end of calc.");
+    ev(
+        &mut m,
+        edit(
+            "calc.py",
+            "    return a / b\n",
+            "    return a / b  # checked\n",
+        ),
+    );
+    ev(&mut m, bash("sed -i s/x/y/ gen.txt", ""));
+    let patch = "diff --git a/calc.py b/calc.py\n--- a/calc.py\n+++ b/calc.py\n@@ -1,2 +1,4 @@\n def div(a, b):\n+    if b == 0:\n+        raise ValueError\n     return a / b\n@@ -10,1 +12,1 @@\n-    return a / b\n+    return a / b  # checked\ndiff --git a/gen.txt b/gen.txt\n--- a/gen.txt\n+++ b/gen.txt\n@@ -1 +1 @@\n-x\n+y\ndiff --git a/other.txt b/other.txt\n--- a/other.txt\n+++ b/other.txt\n@@ -1 +1 @@\n-o\n+p\n";
+    ev(&mut m, Event::diff("r", vec![], patch.as_bytes(), None));
+    ev(&mut m, status(Stage::Review, "review"));
+    m.focus = Focus::Diff;
+    let title = |m: &Model| m.log.entries[m.log.selected.unwrap()].title.clone();
+    // The first hunk: the guard's edit, not the later edit of the same file.
+    update(&mut m, chr('n'));
+    update(&mut m, chr('j'));
+    let cursor = m.diff.as_ref().unwrap().cursor;
+    update(&mut m, chr('t'));
+    assert_eq!(m.focus, Focus::Steps);
+    assert_eq!(title(&m), "Edit calc.py (+2 −0)");
+    let screen = render_text(&m, 120, 30);
+    assert!(
+        screen.contains("First the guard."),
+        "the words before it: {screen}"
+    );
+    assert!(screen.contains("goes back to the hunk"), "{screen}");
+    update(&mut m, key(KeyCode::Esc));
+    assert_eq!(m.focus, Focus::Diff);
+    assert_eq!(m.diff.as_ref().unwrap().cursor, cursor, "back where it was");
+    // The second hunk: the later edit; `t` goes back too.
+    update(&mut m, chr('n'));
+    update(&mut m, chr('t'));
+    assert_eq!(title(&m), "Edit calc.py (+1 −1)");
+    update(&mut m, chr('t'));
+    assert_eq!(m.focus, Focus::Diff);
+    // A file only a command changed: the command naming it.
+    update(&mut m, chr(']'));
+    update(&mut m, chr('n'));
+    update(&mut m, chr('t'));
+    assert!(
+        title(&m).starts_with("Bash sed -i s/x/y/ gen.txt"),
+        "{}",
+        title(&m)
+    );
+    update(&mut m, chr('t'));
+    // A file no step names: said so, the focus stays.
+    update(&mut m, chr(']'));
+    update(&mut m, chr('t'));
+    assert_eq!(m.focus, Focus::Diff);
+    assert!(
+        m.notice
+            .as_deref()
+            .unwrap_or("")
+            .contains("no step edited other.txt")
+    );
+}

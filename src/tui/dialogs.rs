@@ -82,6 +82,7 @@ pub const HELP: &[(&str, &[(&str, &str)])] = &[
             ("g / G", "top / bottom"),
             ("w", "wrap long lines (shows the unified layout)"),
             ("h / l ← / →", "scroll long lines sideways (not wrapped)"),
+            ("t", "the step that last changed this hunk · t / Esc back"),
         ],
     ),
     (

@@ -142,6 +142,7 @@ impl Model {
         self.pager = None;
         self.live_diff = false;
         self.before_live = None;
+        self.jump_back = None;
     }
 
     pub(super) fn ingest(&mut self, event: &Event) {

@@ -15,6 +15,7 @@ mod diffpane;
 pub mod diffview;
 mod diffwrap;
 pub mod highlight;
+mod hunkjump;
 mod ingest;
 pub mod layout;
 mod livediff;

@@ -271,6 +271,8 @@ pub struct Model {
     /// The diff under review when a follow-up's live diff replaced it on screen: the final diff
     /// carries its selection.
     pub before_live: Option<DiffView>,
+    /// `t` jumped from a hunk to its step: where to go back to.
+    pub jump_back: Option<super::hunkjump::JumpBack>,
     pub should_quit: bool,
 }
 
@@ -353,6 +355,7 @@ impl Model {
             pager: None,
             live_diff: false,
             before_live: None,
+            jump_back: None,
             should_quit: false,
         }
     }

@@ -116,6 +116,9 @@ pub(super) fn steps_key(model: &mut Model, k: KeyEvent) {
     if k.code == KeyCode::Char('v') {
         return super::pager::open(model);
     }
+    if matches!(k.code, KeyCode::Char('t') | KeyCode::Esc) && super::hunkjump::back(model) {
+        return;
+    }
     let (room, visible) = steps_geometry(model);
     let page = visible.max(1) as isize;
     let log = &mut model.log;
@@ -142,6 +145,9 @@ pub(super) fn steps_key(model: &mut Model, k: KeyEvent) {
 pub(super) fn diff_key(model: &mut Model, k: KeyEvent) {
     if k.code == KeyCode::Char('v') {
         return toggle_diff_mode(model);
+    }
+    if k.code == KeyCode::Char('t') {
+        return super::hunkjump::to_step(model);
     }
     let h = diff_height(model);
     let body_w = diff_body(model).width as usize;

@@ -54,6 +54,8 @@ pub struct Entry {
     /// Tokens and cost of the model calls this step stands for (a model turn, or a stage's
     /// total: the whole run's agent, or one follow-up's).
     pub usage: Option<super::steplive::StepUsage>,
+    /// The file an edit or a write changed (as the event names it).
+    pub path: Option<String>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -177,6 +179,7 @@ impl StepLog {
             streaming: false,
             call_id: None,
             usage: None,
+            path: None,
         });
         let last = self.entries.len() - 1;
         if !matches!(kind, EntryKind::Stage(_)) {
@@ -286,6 +289,7 @@ impl StepLog {
                 let detail = capped(&detail);
                 let e = self.push(EntryKind::Edit, title, EntryStatus::Ok, now);
                 e.detail = detail;
+                e.path = Some(filepath.clone());
             }
             Event::ToolBash {
                 command,
