@@ -443,3 +443,30 @@ fn t_on_a_hunk_selects_the_step_that_last_changed_it_and_t_or_esc_goes_back() {
             .contains("no step edited other.txt")
     );
 }
+
+#[test]
+fn an_expanded_running_command_follows_its_output_until_a_key_moves_it() {
+    let mut m = running(100, 30);
+    for i in 9..=60 {
+        ev(&mut m, output("call_2", &format!("test_{i} PASSED\n")));
+    }
+    m.focus = Focus::Steps;
+    update(&mut m, key(KeyCode::Enter));
+    let screen = render_text(&m, 100, 30);
+    assert!(screen.contains("test_60 PASSED"), "at its end: {screen}");
+    ev(&mut m, output("call_2", "test_61 PASSED\n"));
+    let screen = render_text(&m, 100, 30);
+    assert!(screen.contains("test_61 PASSED"), "follows: {screen}");
+    assert!(screen.contains("of 61"), "{screen}");
+    update(&mut m, chr('k'));
+    ev(&mut m, output("call_2", "test_62 PASSED\n"));
+    let screen = render_text(&m, 100, 30);
+    assert!(
+        !screen.contains("test_62 PASSED"),
+        "a key stops following: {screen}"
+    );
+    // Finished, the whole output replaces the streamed one; the step stays readable.
+    ev(&mut m, bash("pytest -q", "62 passed\n"));
+    let screen = render_text(&m, 100, 30);
+    assert!(screen.contains("62 passed"), "{screen}");
+}

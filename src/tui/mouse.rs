@@ -102,7 +102,9 @@ pub(super) fn steps_click(model: &mut Model, steps: Rect, row: u16) {
         (Some(top), _) => entry_at(log, h, room, top, y),
         (None, Some(a)) => {
             let rows = detail_row_count(&log.entries[a], room);
-            let shown = 1 + rows.saturating_sub(log.scroll).min(h.saturating_sub(1));
+            let visible = h.saturating_sub(1);
+            let scroll = log.scroll.min(rows.saturating_sub(visible));
+            let shown = 1 + rows.saturating_sub(scroll).min(visible);
             if y < shown {
                 Some(a)
             } else {

@@ -122,6 +122,7 @@ pub(super) fn steps_key(model: &mut Model, k: KeyEvent) {
     let (room, visible) = steps_geometry(model);
     let page = visible.max(1) as isize;
     let log = &mut model.log;
+    log.clamp_scroll(room, visible);
     match k.code {
         KeyCode::Up | KeyCode::Char('k') => log.up(),
         KeyCode::Down | KeyCode::Char('j') => log.down(room, visible),

@@ -12,6 +12,9 @@ use super::sanitize;
 use crate::event::{Event, Stage};
 
 pub const MAX_ENTRIES: usize = 2000;
+/// A [`StepLog::scroll`] that stays at the end of the selected step (a running command's output
+/// as it grows); drawing clamps it, keys clamp it first ([`StepLog::clamp_scroll`]).
+pub const FOLLOW_END: usize = usize::MAX;
 /// Text kept per entry: between this and twice this many bytes (the newest).
 pub const MAX_TEXT: usize = 32 * 1024;
 
@@ -458,13 +461,28 @@ impl StepLog {
             e.expanded = !e.expanded;
             if e.expanded {
                 self.selected = Some(idx);
+                if e.call_id.is_some() {
+                    // A command still running is read from its end, which follows its output.
+                    self.scroll = FOLLOW_END;
+                }
             }
+        }
+    }
+
+    /// Brings a [`FOLLOW_END`] scroll (or any past the end) back to the last screenful, before a
+    /// key or the wheel moves it.
+    pub fn clamp_scroll(&mut self, room: usize, visible: usize) {
+        if let Some(e) = self.selected.and_then(|i| self.entries.get(i)) {
+            self.scroll = self
+                .scroll
+                .min(detail_row_count(e, room).saturating_sub(visible));
         }
     }
 
     /// Moves down one row inside the selected expanded entry (`rows` detail rows, `visible` of
     /// them on screen), or to the next entry once its end is on screen.
     pub fn down(&mut self, room: usize, visible: usize) {
+        self.clamp_scroll(room, visible);
         if let Some(e) = self.selected.and_then(|i| self.entries.get(i))
             && e.expanded
             && self.scroll + visible < detail_row_count(e, room)
@@ -493,7 +511,7 @@ impl StepLog {
             return;
         }
         let max = detail_row_count(e, room).saturating_sub(visible);
-        self.scroll = self.scroll.saturating_add_signed(delta).min(max);
+        self.scroll = self.scroll.min(max).saturating_add_signed(delta).min(max);
     }
 }
 
