@@ -5,10 +5,11 @@
 //! git, the pre-add scan, the same limits) and nothing from the work tree; it only reacts to an
 //! edit or a command the agent reported (`Emitter::changes`), at most once per [`MIN_GAP`] and
 //! never more often than four times its last duration, so a large repository is not diffed
-//! continuously; a diff once started is never dropped halfway (an interrupted `git add` would
-//! leave the index locked for the real diff) — stopping waits for it; the index refresh started
-//! after the clone is settled before the first live diff touches the index. The final diff, the
-//! one reviewed, still comes from the diff stage.
+//! continuously; it stages into its own index (a copy of the repository's, made at its first
+//! diff, in the protected git directory), so the index the diff stage, the agent's self-review
+//! and the post-clone refresh use is never locked or changed by it; a diff once started is
+//! never dropped halfway — stopping waits for it. The final diff, the one reviewed, still comes
+//! from the diff stage.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::emit::Emitter;
 use crate::event::Event;
-use crate::git::{DiffLimits, HostRepo, IndexRefresh};
+use crate::git::{DiffLimits, HostRepo};
 
 /// The least time between two live diffs.
 pub const MIN_GAP: Duration = Duration::from_millis(1500);
@@ -28,19 +29,18 @@ pub(super) struct LiveDiff {
 }
 
 impl LiveDiff {
-    /// Starts watching `emitter`'s changes; `refresh` is settled before the first diff.
+    /// Starts watching `emitter`'s changes.
     pub(super) fn start(
         emitter: Emitter,
         repo: HostRepo,
         base: Option<String>,
         limits: DiffLimits,
-        refresh: Option<IndexRefresh>,
     ) -> LiveDiff {
         let stop = CancellationToken::new();
         let token = stop.clone();
         let changes = emitter.changes();
         let task = tokio::spawn(async move {
-            watch(emitter, repo, base, limits, refresh, changes, token).await;
+            watch(emitter, repo, base, limits, changes, token).await;
         });
         LiveDiff { stop, task }
     }
@@ -57,7 +57,6 @@ async fn watch(
     repo: HostRepo,
     base: Option<String>,
     limits: DiffLimits,
-    mut refresh: Option<IndexRefresh>,
     changes: Arc<tokio::sync::Notify>,
     stop: CancellationToken,
 ) {
@@ -73,12 +72,16 @@ async fn watch(
             _ = stop.cancelled() => break,
             _ = tokio::time::sleep_until(next_at) => {}
         }
-        if let Some(r) = refresh.take() {
-            r.settle().await;
-        }
+        let live = match own_index(&repo) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::debug!("live diff off: {e}");
+                break;
+            }
+        };
         let started = tokio::time::Instant::now();
         // Not raced against `stop`: see the module's invariants.
-        let diff = repo.work_diff(base.as_deref(), &limits).await;
+        let diff = live.work_diff(base.as_deref(), &limits).await;
         gap = MIN_GAP.max(started.elapsed() * 4);
         next_at = tokio::time::Instant::now() + gap;
         match diff {
@@ -100,8 +103,21 @@ async fn watch(
             Err(e) => tracing::debug!("live diff skipped: {e}"),
         }
     }
-    if let Some(r) = refresh {
-        r.settle().await;
-    }
     tracing::debug!(?gap, "live diff stopped");
 }
+
+/// `repo` staging into its live index, a copy of its own index made the first time (a fresh
+/// index would make git hash every file of the work tree once).
+fn own_index(repo: &HostRepo) -> std::io::Result<HostRepo> {
+    let live = repo.git_dir.join(LIVE_INDEX);
+    if !live.exists() {
+        let own = repo.git_dir.join("index");
+        if own.exists() {
+            std::fs::copy(&own, &live)?;
+        }
+    }
+    Ok(repo.with_index(live))
+}
+
+/// The live diff's index, next to the repository's own.
+pub const LIVE_INDEX: &str = "tb-live-index";

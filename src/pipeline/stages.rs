@@ -452,7 +452,6 @@ ErrorCode::BaseNotFound,
             cloned.repo.clone(),
             cloned.base_commit.clone(),
             self.config.diff,
-            self.index_refresh.take(),
         );
         let result = run.run(&mut self.conversation, &mut self.usage).await;
         live.stop().await;
