@@ -26,7 +26,7 @@ fn a_live_diff_arrives_before_the_final_one_with_the_same_limits() {
     );
     // A 1 MB file limit: big.txt is left out of both diffs.
     env.write("config.toml", "[diff]\nmax_file_mb = 1\n");
-    let out = env.run_scripted(&repo, "change a", &s, &[]);
+    let out = env.run_scripted(&repo, "change a", &s, &["--keep-workspace"]);
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -49,6 +49,11 @@ fn a_live_diff_arrives_before_the_final_one_with_the_same_limits() {
         .expect("listed");
     assert_eq!(big["left_out"], "too_large", "{big}");
     assert!(!l["patch"].as_str().unwrap().contains("xxxx"));
+    // It staged into its own index, next to the one the diff stage used.
+    let run_id = evs[0]["run_id"].as_str().unwrap();
+    let git_dir = env.home().join("work").join(run_id).join("git");
+    assert!(git_dir.join("index").exists());
+    assert!(git_dir.join("tb-live-index").exists(), "{git_dir:?}");
 }
 
 #[test]
