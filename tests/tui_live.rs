@@ -348,6 +348,11 @@ fn snapshots_of_the_live_states() {
         update(&mut m, key(KeyCode::Enter));
         let buf = render(&m, w, h);
         insta::assert_snapshot!(format!("pager_{w}x{h}"), format!("{buf:?}"));
+        let mut m = edited(w, h);
+        update(&mut m, chr('n'));
+        update(&mut m, chr('t'));
+        let buf = render(&m, w, h);
+        insta::assert_snapshot!(format!("hunk_to_step_{w}x{h}"), format!("{buf:?}"));
     }
 }
 
@@ -360,9 +365,9 @@ fn edit(path: &str, old: &str, new: &str) -> Event {
     }
 }
 
-#[test]
-fn t_on_a_hunk_selects_the_step_that_last_changed_it_and_t_or_esc_goes_back() {
-    let mut m = tui_support::prefilled_model("octo/calc", "p", false, 120, 30);
+/// A review of two edits of calc.py, a command on gen.txt and a file no step names.
+fn edited(w: u16, h: u16) -> Model {
+    let mut m = tui_support::prefilled_model("octo/calc", "p", false, w, h);
     update(&mut m, ctrl('s'));
     ev(&mut m, status(Stage::Agent, "agent started (m)"));
     let said = |m: &mut Model, text: &str| {
@@ -399,6 +404,12 @@ fn t_on_a_hunk_selects_the_step_that_last_changed_it_and_t_or_esc_goes_back() {
     ev(&mut m, Event::diff("r", vec![], patch.as_bytes(), None));
     ev(&mut m, status(Stage::Review, "review"));
     m.focus = Focus::Diff;
+    m
+}
+
+#[test]
+fn t_on_a_hunk_selects_the_step_that_last_changed_it_and_t_or_esc_goes_back() {
+    let mut m = edited(120, 30);
     let title = |m: &Model| m.log.entries[m.log.selected.unwrap()].title.clone();
     // The first hunk: the guard's edit, not the later edit of the same file.
     update(&mut m, chr('n'));
@@ -412,7 +423,7 @@ fn t_on_a_hunk_selects_the_step_that_last_changed_it_and_t_or_esc_goes_back() {
         screen.contains("First the guard."),
         "the words before it: {screen}"
     );
-    assert!(screen.contains("goes back to the hunk"), "{screen}");
+    assert!(screen.contains("t or Esc: back to it"), "{screen}");
     update(&mut m, key(KeyCode::Esc));
     assert_eq!(m.focus, Focus::Diff);
     assert_eq!(m.diff.as_ref().unwrap().cursor, cursor, "back where it was");

@@ -106,20 +106,7 @@ pub fn to_step(model: &mut Model) {
     model.log.view_top = None;
     model.focus = Focus::Steps;
     model.jump_back = Some(back);
-    let said = model
-        .log
-        .entries
-        .iter()
-        .take(i)
-        .rposition(|e| e.kind == EntryKind::Model);
-    model.notice = Some(format!(
-        "the step that last changed this{} · t or Esc goes back to the hunk",
-        if said.is_some() {
-            ", the model's words before it above"
-        } else {
-            ""
-        }
-    ));
+    model.notice = Some("the step that last changed this hunk · t or Esc: back to it".into());
 }
 
 /// `t` or `Esc` in the steps pane after a jump: back to the hunk. Returns whether it went.
