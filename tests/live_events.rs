@@ -87,3 +87,36 @@ fn a_noisy_command_streams_within_its_cap() {
     let bash = evs.iter().find(|e| e["type"] == "Tool: Bash").unwrap();
     assert!(bash["output"].as_str().unwrap().contains("end"));
 }
+
+#[test]
+fn both_sandbox_backends_stream_a_commands_output() {
+    for backend in ["bwrap", "landlock"] {
+        let env = Env::new();
+        let repo = make_repo(&env.path("repo"), "main", &[("a.txt", "a\n")]);
+        let s = env.write(
+            "script.json",
+            &script(json!([
+                {"tool_calls": [{"name": "bash", "input": {"command": "echo one; sleep 1; echo two"}}]},
+                {"text": "Streamed"}
+            ])),
+        );
+        let out = env.run_scripted(&repo, "stream", &s, &["--sandbox", backend]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{backend}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let evs = events(&out.stdout);
+        let first = evs
+            .iter()
+            .position(|e| e["type"] == "Output")
+            .unwrap_or_else(|| panic!("{backend}: no Output"));
+        let bash = evs.iter().position(|e| e["type"] == "Tool: Bash").unwrap();
+        assert!(first < bash, "{backend}");
+        assert_eq!(
+            evs[first]["text"], "one\n",
+            "{backend}: the first line alone, before the sleep"
+        );
+    }
+}
