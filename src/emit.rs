@@ -1,7 +1,8 @@
 //! Stamps events with the run id, appends them to the run's `events.jsonl`, and sends them on.
 //!
 //! Invariants: an event is written to the log before any front-end sees it (streaming `AI Delta`
-//! fragments excepted: the complete `AI Message` that follows them is stored); events emitted
+//! fragments, `Output` chunks and `Live Diff`s excepted: what they show follows in a stored
+//! event — see [`Event::is_transient`]); events emitted
 //! before the run folder exists are buffered and written when it is attached; the channel is
 //! bounded, so a slow consumer slows the pipeline instead of growing memory; a gone consumer never
 //! fails a run.
@@ -24,6 +25,8 @@ pub struct Emitter {
     run_id: String,
     tx: mpsc::Sender<Event>,
     log: Arc<Mutex<Log>>,
+    /// Notified after each edit or command the agent reports (the live diff waits on it).
+    changed: Arc<tokio::sync::Notify>,
 }
 
 impl Emitter {
@@ -32,6 +35,7 @@ impl Emitter {
             run_id: run_id.into(),
             tx,
             log: Arc::default(),
+            changed: Arc::default(),
         }
     }
 
@@ -67,7 +71,16 @@ impl Emitter {
         }
     }
 
+    /// Woken (one stored permit) after every `Tool: Edit` or `Tool: Bash` emitted: the work tree
+    /// may have changed.
+    pub fn changes(&self) -> Arc<tokio::sync::Notify> {
+        self.changed.clone()
+    }
+
     pub async fn emit(&self, event: Event) {
+        if matches!(event, Event::ToolEdit { .. } | Event::ToolBash { .. }) {
+            self.changed.notify_one();
+        }
         self.persist(&event);
         let _ = self.tx.send(event).await;
     }
@@ -89,6 +102,16 @@ impl Emitter {
             run_id: self.run_id.clone(),
             delta: delta.to_string(),
         });
+    }
+
+    /// A transient event ([`Event::is_transient`]): not stored, and handed back when the
+    /// consumer cannot take it right now, so the caller may merge it into a later one. A gone
+    /// consumer takes everything (nothing to wait for).
+    pub fn try_emit_transient(&self, event: Event) -> Result<(), Box<Event>> {
+        match self.tx.try_send(event) {
+            Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => Ok(()),
+            Err(mpsc::error::TrySendError::Full(e)) => Err(Box::new(e)),
+        }
     }
 
     pub async fn status(&self, stage: Stage, message: impl Into<String>) {

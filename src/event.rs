@@ -214,6 +214,30 @@ pub enum Event {
         cache_write_tokens: u64,
         cost_usd: Option<f64>,
     },
+    /// A running command's output as it comes (chunks, sanitized, rate-limited and capped per
+    /// call); `Tool: Bash` still carries the whole (capped) output when the command ends. Not
+    /// stored in `events.jsonl` (so it has no SSE id): a transient view of a running call.
+    Output {
+        run_id: String,
+        /// The tool call's id (the model's `tool_use` / `tool_call` id).
+        id: String,
+        /// `combined`: stdout and stderr interleaved as the sandbox merges them.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        stream: Option<String>,
+        text: String,
+    },
+    /// The accumulated diff so far while the agent works (same hardened host git and limits as
+    /// the diff stage, at most every few seconds, after edits and commands). Provisional and
+    /// read-only: the final diff, the one reviewed and approved, is the `Diff` event. Not stored.
+    #[serde(rename = "Live Diff")]
+    LiveDiff {
+        run_id: String,
+        files: Vec<FileStat>,
+        /// The patch as text (lossy where not UTF-8), cut to whole files past a few hundred KB.
+        patch: String,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        patch_truncated: bool,
+    },
     /// The work's changes. Build it with [`Event::diff`], which keeps the line a few MB at most.
     Diff {
         run_id: String,
@@ -267,6 +291,8 @@ pub enum Event {
 /// so that no event line is more than a few MB.
 pub const DIFF_PATCH_INLINE_MAX: usize = 2 << 20;
 pub const DIFF_FILES_INLINE_MAX: usize = 1 << 20;
+/// The most of its patch a `Live Diff` carries: it is sent again after every change.
+pub const LIVE_DIFF_INLINE_MAX: usize = 512 << 10;
 
 /// The length of `s` as a JSON string (serde_json escapes `"`, `\` and control characters).
 fn json_len(s: &str) -> usize {
@@ -340,10 +366,43 @@ impl Event {
             Event::Plan { .. } => "Plan",
             Event::Status { .. } => "Status",
             Event::Usage { .. } => "Usage",
+            Event::Output { .. } => "Output",
+            Event::LiveDiff { .. } => "Live Diff",
             Event::Diff { .. } => "Diff",
             Event::Pr { .. } => "PR",
             Event::Error { .. } => "Error",
             Event::Done { .. } => "Done",
+        }
+    }
+
+    /// Events that are a passing view of work in progress (`AI Delta`, `Output`, `Live Diff`):
+    /// not stored in `events.jsonl`, sent without an SSE id, dropped rather than waited for when
+    /// a consumer is behind; what they show arrives whole in a stored event.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            Event::AiDelta { .. } | Event::Output { .. } | Event::LiveDiff { .. }
+        )
+    }
+
+    /// A `Live Diff` event for `patch`: its first whole files up to [`LIVE_DIFF_INLINE_MAX`].
+    pub fn live_diff(run_id: &str, files: Vec<FileStat>, patch: &[u8]) -> Event {
+        let mut end = patch.len();
+        let patch_truncated = end > LIVE_DIFF_INLINE_MAX;
+        if patch_truncated {
+            end = crate::diff::file_ranges(patch)
+                .into_iter()
+                .map(|r| r.end)
+                .take_while(|&e| e <= LIVE_DIFF_INLINE_MAX)
+                .last()
+                .unwrap_or(0);
+        }
+        let (files, _) = bound_files(files);
+        Event::LiveDiff {
+            run_id: run_id.to_string(),
+            files,
+            patch: String::from_utf8_lossy(&patch[..end]).into_owned(),
+            patch_truncated,
         }
     }
 

@@ -98,6 +98,13 @@ fn every_event_round_trips_and_names_its_type() {
             message: "m".into(),
         },
         Event::diff("r", vec![], b"", None),
+        Event::Output {
+            run_id: "r".into(),
+            id: "call_1".into(),
+            stream: Some("combined".into()),
+            text: "ok\n".into(),
+        },
+        Event::live_diff("r", vec![], b"diff --git a/x b/x\n"),
         Event::diff(
             "r",
             vec![FileStat {
@@ -236,4 +243,37 @@ fn usage_cost_is_unknown_if_any_part_is() {
     });
     assert_eq!(t.cost_usd, None);
     assert_eq!(t.input_tokens, 10);
+}
+
+#[test]
+fn output_and_live_diff_are_transient_and_a_live_diff_stays_small() {
+    let out = Event::Output {
+        run_id: "r".into(),
+        id: "c".into(),
+        stream: None,
+        text: "t".into(),
+    };
+    assert!(out.is_transient());
+    assert_eq!(
+        out.to_json_line(),
+        r#"{"type":"Output","run_id":"r","id":"c","text":"t"}"#
+    );
+    let mut patch = Vec::new();
+    for i in 0..40 {
+        patch.extend_from_slice(format!("diff --git a/f{i} b/f{i}\n").as_bytes());
+        patch.extend_from_slice(&vec![b'+'; 20_000]);
+        patch.push(b'\n');
+    }
+    let Event::LiveDiff {
+        patch: text,
+        patch_truncated,
+        ..
+    } = Event::live_diff("r", vec![], &patch)
+    else {
+        panic!()
+    };
+    assert!(patch_truncated);
+    assert!(text.len() <= LIVE_DIFF_INLINE_MAX && text.len() > LIVE_DIFF_INLINE_MAX / 2);
+    assert!(text.ends_with("+\n"), "whole files only");
+    assert!(!Event::diff("r", vec![], b"", None).is_transient());
 }

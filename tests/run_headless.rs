@@ -48,8 +48,25 @@ fn scripted_run_reports_real_tools_in_order_and_its_patch_reproduces_the_work() 
     let evs = events(&out.stdout);
     let significant: Vec<String> = types(&evs)
         .into_iter()
-        .filter(|t| !matches!(t.as_str(), "Status" | "Usage"))
+        .filter(|t| !matches!(t.as_str(), "Status" | "Usage" | "Output" | "Live Diff"))
         .collect();
+    // The command's output streamed (`Output`, with the call's id) before its `Tool: Bash`.
+    let at = |ty: &str| evs.iter().position(|e| e["type"] == ty).unwrap();
+    assert!(at("Output") < at("Tool: Bash"), "{evs:?}");
+    let streamed: String = evs
+        .iter()
+        .filter(|e| e["type"] == "Output")
+        .map(|e| e["text"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        streamed.contains("out") && streamed.contains("err"),
+        "{streamed}"
+    );
+    assert!(
+        evs.iter()
+            .filter(|e| e["type"] == "Output")
+            .all(|e| e["id"].is_string())
+    );
     assert_eq!(
         significant,
         [
@@ -135,7 +152,12 @@ fn scripted_run_reports_real_tools_in_order_and_its_patch_reproduces_the_work() 
     let runs = env.run_folders();
     assert_eq!(runs.len(), 1);
     let stored = std::fs::read_to_string(runs[0].join("events.jsonl")).unwrap();
-    assert_eq!(stored.lines().count(), evs.len());
+    // Streamed output and live diffs are transient: on stdout, not stored.
+    let kept = evs
+        .iter()
+        .filter(|e| !matches!(e["type"].as_str(), Some("Output" | "Live Diff")))
+        .count();
+    assert_eq!(stored.lines().count(), kept);
     assert_eq!(
         std::fs::read_to_string(runs[0].join("patch.diff")).unwrap(),
         patch

@@ -65,8 +65,15 @@ async fn a_run_streams_the_event_vocabulary_in_order_and_ends_with_done() {
     let kinds: Vec<&str> = events
         .iter()
         .map(|e| e["type"].as_str().unwrap())
-        .filter(|t| !matches!(*t, "Status" | "Usage" | "AI Delta"))
+        .filter(|t| !matches!(*t, "Status" | "Usage" | "AI Delta" | "Output" | "Live Diff"))
         .collect();
+    // The command's output streamed before it ended, as an SSE event without an id (not stored).
+    let output = messages
+        .iter()
+        .find(|m| m.data.as_ref().is_some_and(|d| d["type"] == "Output"))
+        .expect("an Output event");
+    assert!(output.id.is_none());
+    assert_eq!(output.data.as_ref().unwrap()["text"], "b\n");
     assert_eq!(
         kinds,
         [

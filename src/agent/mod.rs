@@ -19,6 +19,7 @@ pub mod prompt;
 pub mod review;
 pub mod search;
 pub mod steer;
+pub mod stream;
 pub mod tools;
 
 use std::time::Duration;
@@ -292,8 +293,13 @@ impl AgentRun<'_> {
                 let outcome = if stop.is_some() {
                     None
                 } else {
+                    // A command's output streams as `Output` events while it runs.
+                    let stream = Some(stream::OutputStream {
+                        emitter: self.emitter,
+                        call_id: &call.id,
+                    });
                     tokio::select! {
-                        o = self.tools.call(&call.name, &call.input, self.cancel) => Some(o),
+                        o = self.tools.call_streaming(&call.name, &call.input, self.cancel, stream) => Some(o),
                         _ = tokio::time::sleep_until(deadline) => {
                             stop = Some(time_budget());
                             None

@@ -15,6 +15,7 @@ use super::edit;
 use super::fs::{ToolError, WorkspaceFs, tool_err};
 use super::input::{check_input, edit_specs, expected_input, opt_str, opt_u64, str_arg};
 use super::search;
+use super::stream::OutputStream;
 use crate::event::Event;
 use crate::llm::ToolSpec;
 use crate::sandbox::{ExecRequest, Sandbox, SandboxSettings};
@@ -138,6 +139,17 @@ pub fn cap_text(text: &str, max: usize) -> String {
 
 impl Toolbox {
     pub async fn call(&self, name: &str, input: &Value, cancel: &CancellationToken) -> ToolOutcome {
+        self.call_streaming(name, input, cancel, None).await
+    }
+
+    /// [`Toolbox::call`], with a `bash` command's output streamed to `stream` as it runs.
+    pub async fn call_streaming(
+        &self,
+        name: &str,
+        input: &Value,
+        cancel: &CancellationToken,
+        stream: Option<OutputStream<'_>>,
+    ) -> ToolOutcome {
         let result = match check_input(name, input) {
             Err(e) => {
                 let hint = expected_input(name).unwrap_or_default();
@@ -145,7 +157,7 @@ impl Toolbox {
                     "not run: {e}. {hint}; send the call again with complete, valid JSON"
                 ))
             }
-            Ok(()) => self.dispatch(name, input, cancel).await,
+            Ok(()) => self.dispatch(name, input, cancel, stream).await,
         };
         match result {
             Ok((content, events)) => ToolOutcome {
@@ -170,6 +182,7 @@ impl Toolbox {
         name: &str,
         input: &Value,
         cancel: &CancellationToken,
+        stream: Option<OutputStream<'_>>,
     ) -> Result<(String, Vec<Event>), ToolError> {
         let one = |r: Result<(String, Event), ToolError>| r.map(|(c, e)| (c, vec![e]));
         match name {
@@ -178,7 +191,7 @@ impl Toolbox {
             "search" => one(search::run(self, input)),
             "edit_file" => self.edit_file(input, cancel).await,
             "write_file" => one(self.write_file(input)),
-            "bash" => one(self.bash(input, cancel).await),
+            "bash" => one(self.bash(input, cancel, stream).await),
             "update_plan" => one(super::plan::update(input, &self.run_id)),
             other => tool_err(format!(
                 "there is no tool named '{other}'; the tools are read_file, list_files, search, \
@@ -422,6 +435,7 @@ impl Toolbox {
         &self,
         input: &Value,
         cancel: &CancellationToken,
+        stream: Option<OutputStream<'_>>,
     ) -> Result<(String, Event), ToolError> {
         let command = str_arg(input, "command")?;
         if command.trim().is_empty() {
@@ -433,9 +447,7 @@ impl Toolbox {
             command: command.to_string(),
             timeout,
         };
-        let out = self
-            .sandbox
-            .exec(&request, cancel)
+        let out = super::stream::run(stream, self.sandbox.exec(&request, cancel))
             .await
             .map_err(|e| ToolError(format!("the command could not be started: {e}")))?;
         let note = out.terminated.map(|t| t.describe(timeout));

@@ -295,7 +295,9 @@ fn render_raw(event: &Event) -> String {
             indent(&crate::event::plan_lines(steps, explanation.as_deref()), 40)
         ),
         Event::AiMessage { message, .. } => format!("◆ {}\n", message.trim().replace('\n', "\n  ")),
-        Event::AiDelta { .. } => String::new(),
+        // Streamed output and the live diff are left out of the log: the whole output follows
+        // with `Tool: Bash` and the final diff with `Diff` (`--json` carries them).
+        Event::AiDelta { .. } | Event::Output { .. } | Event::LiveDiff { .. } => String::new(),
         Event::Usage { .. } => String::new(),
         Event::Diff { files, .. } => {
             let mut s = format!("· diff     {} files\n", files.len());

@@ -109,6 +109,8 @@ pub struct HostRepo {
     pub work_tree: Option<PathBuf>,
     /// The empty tree in this repository's hash: `GIT_ATTR_SOURCE` of every command.
     attr_source: Option<String>,
+    /// An index other than the repository's own (`GIT_INDEX_FILE`), see [`HostRepo::with_index`].
+    index_file: Option<PathBuf>,
 }
 
 /// Configuration that wins over anything a repository's files could say.
@@ -219,6 +221,7 @@ impl HostRepo {
             git_dir,
             work_tree,
             attr_source: None,
+            index_file: None,
         };
         let empty = repo.empty_tree().await?;
         if empty.is_empty() {
@@ -231,12 +234,25 @@ impl HostRepo {
         Ok(repo)
     }
 
+    /// The same repository, every command staging into `index` instead of its own index (the
+    /// live diff's copy, so it never locks or changes the index the diff stage and the agent's
+    /// self-review read). The same hardening applies.
+    pub fn with_index(&self, index: PathBuf) -> HostRepo {
+        HostRepo {
+            index_file: Some(index),
+            ..self.clone()
+        }
+    }
+
     pub fn command(&self) -> tokio::process::Command {
         let mut cmd = hardened_command("file");
         if let Some(tree) = &self.attr_source {
             cmd.env("GIT_ATTR_SOURCE", tree);
         }
         cmd.env("GIT_DIR", &self.git_dir);
+        if let Some(index) = &self.index_file {
+            cmd.env("GIT_INDEX_FILE", index);
+        }
         match &self.work_tree {
             Some(w) => {
                 cmd.env("GIT_WORK_TREE", w).current_dir(w);

@@ -8,6 +8,7 @@
 //! validation fails — so two runs never share a folder; the patch and meta are on disk before the gate;
 //! the workspace is removed at the end unless kept on purpose; the last event is `Done` or `Error`.
 
+mod live;
 pub mod machine;
 pub mod model;
 pub mod publish;

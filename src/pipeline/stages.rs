@@ -469,7 +469,15 @@ ErrorCode::BaseNotFound,
                 .self_review()
                 .then_some(&changes as &dyn crate::agent::review::WorkChanges),
         };
+        // The diff so far, recomputed after edits and commands while the agent works.
+        let live = super::live::LiveDiff::start(
+            self.emitter.clone(),
+            cloned.repo.clone(),
+            cloned.base_commit.clone(),
+            self.config.diff,
+        );
         let result = run.run(&mut self.conversation, &mut self.usage).await;
+        live.stop().await;
         // The sandbox (and its proxy) ends here; its last decisions are sent before the stage ends.
         drop(tools);
         if let Some(mut forwarder) = proxy_log

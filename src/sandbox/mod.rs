@@ -46,7 +46,7 @@ pub use landlock::LandlockSandbox;
 pub(crate) use leftovers::{cgroup_owners, kill_cgroups_of};
 pub(crate) use limits::cgroup_parents;
 pub use limits::{Enforcement, Limits, enforcement};
-pub use process::{ExecOutput, Termination};
+pub use process::{ExecOutput, OutputTap, Termination, current_tap, with_tap};
 pub use state::{RoPath, RunState, state_dir};
 
 /// Which isolation a run uses.

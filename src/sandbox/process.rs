@@ -7,7 +7,9 @@
 //! of its metadata calls comes back over a socket pair and is handed to a supervisor thread
 //! right after the spawn, or the command is killed at once. On timeout,
 //! cancellation, output limit or workspace limit the whole group — and the cgroup, so `setsid`
-//! children too — is killed with SIGKILL and reaped before `run` returns.
+//! children too — is killed with SIGKILL and reaped before `run` returns. Output is read only
+//! through [`HeadTail`], which also hands each read to the task's [`OutputTap`], if one is set
+//! ([`with_tap`]): that is how a running command's output streams, whatever the backend.
 
 use std::collections::VecDeque;
 use std::os::fd::RawFd;
@@ -70,12 +72,33 @@ pub struct ExecOutput {
     pub duration: Duration,
 }
 
+/// Receives a copy of a command's output as it is read (see [`with_tap`]). It must not block:
+/// it runs in the read loop.
+pub type OutputTap = Arc<dyn Fn(&[u8]) + Send + Sync>;
+
+tokio::task_local! {
+    static TAP: OutputTap;
+}
+
+/// Runs `fut` — a [`Sandbox::exec`] — with `tap` seeing the command's output as it is read.
+/// Every backend reads through a [`HeadTail`] made in the task that awaits `exec`, which picks
+/// the tap up; a task-local rather than a request field keeps every other caller unchanged.
+pub async fn with_tap<F: std::future::Future>(tap: OutputTap, fut: F) -> F::Output {
+    TAP.scope(tap, fut).await
+}
+
+/// The tap of the task's running [`with_tap`], if any.
+pub fn current_tap() -> Option<OutputTap> {
+    TAP.try_with(Arc::clone).ok()
+}
+
 /// Keeps the first and last `keep/2` bytes of a stream, counting the rest.
 pub(crate) struct HeadTail {
     head: Vec<u8>,
     tail: VecDeque<u8>,
     half: usize,
     total: u64,
+    tap: Option<OutputTap>,
 }
 
 impl HeadTail {
@@ -85,6 +108,7 @@ impl HeadTail {
             tail: VecDeque::new(),
             half: keep.max(2) / 2,
             total: 0,
+            tap: current_tap(),
         }
     }
 
@@ -93,6 +117,9 @@ impl HeadTail {
     }
 
     pub(crate) fn push(&mut self, mut bytes: &[u8]) {
+        if let Some(tap) = &self.tap {
+            tap(bytes);
+        }
         self.total += bytes.len() as u64;
         if self.head.len() < self.half {
             let take = (self.half - self.head.len()).min(bytes.len());
@@ -520,6 +547,18 @@ mod tests {
         run(c, ChildSetup::default(), spec, &CancellationToken::new())
             .await
             .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_tap_sees_the_output_as_it_is_read() {
+        let seen = Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
+        let copy = seen.clone();
+        let tap: OutputTap = Arc::new(move |b| copy.lock().unwrap().extend_from_slice(b));
+        let out = with_tap(tap, sh("echo one; echo two >&2", 5000)).await;
+        assert_eq!(out.exit_code, 0);
+        assert_eq!(String::from_utf8_lossy(&seen.lock().unwrap()), "one\ntwo\n");
+        // Outside the scope, nothing is tapped.
+        assert!(HeadTail::new(10).tap.is_none());
     }
 
     #[tokio::test]

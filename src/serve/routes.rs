@@ -190,7 +190,7 @@ async fn run_session(
                 Some(event) => {
                     let mut sse = SseEvent::default().data(event.to_json_line());
                     // Ids count the events stored in events.jsonl, for Last-Event-ID replay.
-                    if !matches!(event, Event::AiDelta { .. }) {
+                    if !event.is_transient() {
                         seq += 1;
                         sse = sse.id(seq.to_string());
                     }

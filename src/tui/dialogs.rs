@@ -56,6 +56,7 @@ pub const HELP: &[(&str, &[(&str, &str)])] = &[
                 "expand / collapse its full output (PgUp/PgDn pages)",
             ),
             ("G / End", "follow the tail · g / Home: top"),
+            ("v", "its output full screen: / n N, g/G, PgUp/PgDn, q back"),
             (
                 "/ · n / N",
                 "search (smart case) · next / previous match · Esc ends",
@@ -64,10 +65,7 @@ pub const HELP: &[(&str, &[(&str, &str)])] = &[
                 "z",
                 "zoom the steps or the diff to the whole screen and back",
             ),
-            (
-                "mouse",
-                "click focuses a pane or picks a row · wheel scrolls",
-            ),
+            ("mouse", "click: pane, step or row · wheel scrolls the view"),
         ],
     ),
     (
@@ -84,6 +82,7 @@ pub const HELP: &[(&str, &[(&str, &str)])] = &[
             ("g / G", "top / bottom"),
             ("w", "wrap long lines (shows the unified layout)"),
             ("h / l ← / →", "scroll long lines sideways (not wrapped)"),
+            ("t", "the step that last changed this hunk · t / Esc back"),
         ],
     ),
     (

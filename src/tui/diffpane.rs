@@ -93,7 +93,7 @@ pub fn draw(frame: &mut Frame, model: &Model, theme: &Theme, p: &Panes) {
         .borders(Borders::ALL)
         .border_style(theme.border(focused))
         .title(Span::styled(
-            title(d, p.diff.width as usize),
+            super::livediff::title(model, d, p.diff.width as usize),
             theme.title(focused),
         ));
     frame.render_widget(block, p.diff);

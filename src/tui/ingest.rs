@@ -139,6 +139,10 @@ impl Model {
         self.quit_armed = false;
         self.viewing = None;
         self.overlay = Overlay::None;
+        self.pager = None;
+        self.live_diff = false;
+        self.before_live = None;
+        self.jump_back = None;
     }
 
     pub(super) fn ingest(&mut self, event: &Event) {
@@ -233,9 +237,10 @@ impl Model {
                     format!("{provider}:{model}")
                 };
             }
+            Event::LiveDiff { patch, .. } => self.live_diff(patch),
             Event::Diff { patch, .. } => {
                 let mut view = DiffView::new(patch.clone());
-                if let Some(old) = self.diff.take() {
+                if let Some(old) = self.reviewed_before_live() {
                     self.carry_selection(&old, &mut view);
                 }
                 if self.focus != Focus::Prompt || self.state != RunState::Idle {

@@ -264,6 +264,15 @@ pub struct Model {
     /// `z`: the focused read-only pane (steps or diff) fills the screen; text fields show the
     /// usual layout.
     pub zoom: bool,
+    /// `v` in the steps pane: one step's output over the whole screen.
+    pub pager: Option<Box<super::pager::Pager>>,
+    /// The diff shown is the live one of a run still working (`Live Diff`): read-only.
+    pub live_diff: bool,
+    /// The diff under review when a follow-up's live diff replaced it on screen: the final diff
+    /// carries its selection.
+    pub before_live: Option<DiffView>,
+    /// `t` jumped from a hunk to its step: where to go back to.
+    pub jump_back: Option<super::hunkjump::JumpBack>,
     pub should_quit: bool,
 }
 
@@ -343,6 +352,10 @@ impl Model {
             side_by_side: true,
             search: None,
             zoom: false,
+            pager: None,
+            live_diff: false,
+            before_live: None,
+            jump_back: None,
             should_quit: false,
         }
     }

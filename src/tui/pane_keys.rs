@@ -45,6 +45,14 @@ pub(super) fn mouse(model: &mut Model, m: MouseEvent) {
     if !matches!(model.overlay, Overlay::None) {
         return;
     }
+    if model.pager.is_some() {
+        match m.kind {
+            MouseEventKind::ScrollDown => super::pager::wheel(model, 3),
+            MouseEventKind::ScrollUp => super::pager::wheel(model, -3),
+            _ => {}
+        }
+        return;
+    }
     let p = panes(model);
     let at = Position::new(m.column, m.row);
     let delta: isize = match m.kind {
@@ -62,14 +70,7 @@ pub(super) fn mouse(model: &mut Model, m: MouseEvent) {
             d.scroll_by(delta, h);
         }
     } else if p.steps.contains(at) {
-        let (room, visible) = steps_geometry(model);
-        for _ in 0..delta.unsigned_abs() {
-            if delta < 0 {
-                model.log.up();
-            } else {
-                model.log.down(room, visible);
-            }
-        }
+        super::mouse::steps_wheel(model, p.steps, delta);
     }
 }
 
@@ -87,6 +88,9 @@ fn click(model: &mut Model, p: &layout::Panes, at: Position) {
         return;
     };
     model.focus = focus;
+    if focus == Focus::Steps {
+        return super::mouse::steps_click(model, p.steps, at.y);
+    }
     if focus != Focus::Diff {
         return;
     }
@@ -109,9 +113,16 @@ fn click(model: &mut Model, p: &layout::Panes, at: Position) {
 }
 
 pub(super) fn steps_key(model: &mut Model, k: KeyEvent) {
+    if k.code == KeyCode::Char('v') {
+        return super::pager::open(model);
+    }
+    if matches!(k.code, KeyCode::Char('t') | KeyCode::Esc) && super::hunkjump::back(model) {
+        return;
+    }
     let (room, visible) = steps_geometry(model);
     let page = visible.max(1) as isize;
     let log = &mut model.log;
+    log.clamp_scroll(room, visible);
     match k.code {
         KeyCode::Up | KeyCode::Char('k') => log.up(),
         KeyCode::Down | KeyCode::Char('j') => log.down(room, visible),
@@ -121,10 +132,12 @@ pub(super) fn steps_key(model: &mut Model, k: KeyEvent) {
         KeyCode::Home | KeyCode::Char('g') => {
             log.selected = Some(0);
             log.scroll = 0;
+            log.view_top = None;
         }
         KeyCode::End | KeyCode::Char('G') => {
             log.selected = None;
             log.scroll = 0;
+            log.view_top = None;
         }
         _ => {}
     }
@@ -133,6 +146,9 @@ pub(super) fn steps_key(model: &mut Model, k: KeyEvent) {
 pub(super) fn diff_key(model: &mut Model, k: KeyEvent) {
     if k.code == KeyCode::Char('v') {
         return toggle_diff_mode(model);
+    }
+    if k.code == KeyCode::Char('t') {
+        return super::hunkjump::to_step(model);
     }
     let h = diff_height(model);
     let body_w = diff_body(model).width as usize;

@@ -12,6 +12,9 @@ use super::sanitize;
 use crate::event::{Event, Stage};
 
 pub const MAX_ENTRIES: usize = 2000;
+/// A [`StepLog::scroll`] that stays at the end of the selected step (a running command's output
+/// as it grows); drawing clamps it, keys clamp it first ([`StepLog::clamp_scroll`]).
+pub const FOLLOW_END: usize = usize::MAX;
 /// Text kept per entry: between this and twice this many bytes (the newest).
 pub const MAX_TEXT: usize = 32 * 1024;
 
@@ -49,6 +52,13 @@ pub struct Entry {
     pub expanded: bool,
     /// Model text still streaming in.
     pub streaming: bool,
+    /// A command running now: the tool call's id its `Output` chunks carry.
+    pub call_id: Option<String>,
+    /// Tokens and cost of the model calls this step stands for (a model turn, or a stage's
+    /// total: the whole run's agent, or one follow-up's).
+    pub usage: Option<super::steplive::StepUsage>,
+    /// The file an edit or a write changed (as the event names it).
+    pub path: Option<String>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -60,6 +70,13 @@ pub struct StepLog {
     pub selected: Option<usize>,
     /// Rows of the selected entry's expanded detail scrolled past (its title stays on top).
     pub scroll: usize,
+    /// The mouse wheel moved the view away from the selection: the first row drawn (see
+    /// `steplive::rows_window`); any key that moves the selection clears it.
+    pub view_top: Option<usize>,
+    /// A `Usage` not yet given to a step (it came before the turn's first step).
+    pub(super) pending_usage: Option<super::steplive::StepUsage>,
+    /// The command streaming its output now, if any: its call id.
+    pub(super) live_call: Option<String>,
 }
 
 /// The rows of an expanded entry's detail, wrapped at `room` columns (a model message's first line
@@ -97,7 +114,7 @@ pub fn detail_row_count(e: &Entry, room: usize) -> usize {
 
 /// Keeps the tail of `s` once it grows past twice the cap (trimming in steps keeps a stream of
 /// small appends linear instead of moving the whole text on every append).
-fn cap_tail(s: &mut String) {
+pub(super) fn cap_tail(s: &mut String) {
     if s.len() > 2 * MAX_TEXT {
         let mut cut = s.len() - MAX_TEXT;
         while !s.is_char_boundary(cut) {
@@ -140,7 +157,7 @@ fn edit_lines(old: &str, new: &str) -> (usize, usize, String) {
 }
 
 impl StepLog {
-    fn push(
+    pub(super) fn push(
         &mut self,
         kind: EntryKind,
         title: String,
@@ -163,8 +180,14 @@ impl StepLog {
             duration_ms: None,
             expanded: false,
             streaming: false,
+            call_id: None,
+            usage: None,
+            path: None,
         });
         let last = self.entries.len() - 1;
+        if !matches!(kind, EntryKind::Stage(_)) {
+            self.entries[last].usage = self.pending_usage.take();
+        }
         &mut self.entries[last]
     }
 
@@ -269,6 +292,7 @@ impl StepLog {
                 let detail = capped(&detail);
                 let e = self.push(EntryKind::Edit, title, EntryStatus::Ok, now);
                 e.detail = detail;
+                e.path = Some(filepath.clone());
             }
             Event::ToolBash {
                 command,
@@ -290,7 +314,15 @@ impl StepLog {
                 } else {
                     EntryStatus::Failed
                 };
-                let e = self.push(EntryKind::Bash, title, status, now);
+                let e = match self.take_live(now) {
+                    Some(i) => {
+                        let e = &mut self.entries[i];
+                        e.title = title;
+                        e.status = status;
+                        e
+                    }
+                    None => self.push(EntryKind::Bash, title, status, now),
+                };
                 e.detail = capped(output);
                 e.duration_ms = Some(*duration_ms);
             }
@@ -393,18 +425,22 @@ impl StepLog {
                 e.detail = capped(message);
             }
             Event::Done { .. } => self.close_running(now, false),
-            Event::Usage { .. } | Event::Diff { .. } | Event::Pr { .. } => {}
+            Event::Output { id, text, .. } => self.ingest_output(id, text, now),
+            Event::Usage { .. } => self.ingest_usage(event),
+            Event::LiveDiff { .. } | Event::Diff { .. } | Event::Pr { .. } => {}
         }
     }
 
     pub fn select_prev(&mut self) {
         self.scroll = 0;
+        self.view_top = None;
         let last = self.entries.len().saturating_sub(1);
         self.selected = Some(self.selected.unwrap_or(last).saturating_sub(1));
     }
 
     pub fn select_next(&mut self) {
         self.scroll = 0;
+        self.view_top = None;
         let last = self.entries.len().saturating_sub(1);
         match self.selected {
             Some(s) if s + 1 >= last => self.selected = None,
@@ -420,17 +456,33 @@ impl StepLog {
             .selected
             .unwrap_or(self.entries.len().saturating_sub(1));
         self.scroll = 0;
+        self.view_top = None;
         if let Some(e) = self.entries.get_mut(idx) {
             e.expanded = !e.expanded;
             if e.expanded {
                 self.selected = Some(idx);
+                if e.call_id.is_some() {
+                    // A command still running is read from its end, which follows its output.
+                    self.scroll = FOLLOW_END;
+                }
             }
+        }
+    }
+
+    /// Brings a [`FOLLOW_END`] scroll (or any past the end) back to the last screenful, before a
+    /// key or the wheel moves it.
+    pub fn clamp_scroll(&mut self, room: usize, visible: usize) {
+        if let Some(e) = self.selected.and_then(|i| self.entries.get(i)) {
+            self.scroll = self
+                .scroll
+                .min(detail_row_count(e, room).saturating_sub(visible));
         }
     }
 
     /// Moves down one row inside the selected expanded entry (`rows` detail rows, `visible` of
     /// them on screen), or to the next entry once its end is on screen.
     pub fn down(&mut self, room: usize, visible: usize) {
+        self.clamp_scroll(room, visible);
         if let Some(e) = self.selected.and_then(|i| self.entries.get(i))
             && e.expanded
             && self.scroll + visible < detail_row_count(e, room)
@@ -459,7 +511,7 @@ impl StepLog {
             return;
         }
         let max = detail_row_count(e, room).saturating_sub(visible);
-        self.scroll = self.scroll.saturating_add_signed(delta).min(max);
+        self.scroll = self.scroll.min(max).saturating_add_signed(delta).min(max);
     }
 }
 
@@ -472,126 +524,5 @@ pub fn fmt_duration(ms: u64) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn status(stage: Stage, m: &str) -> Event {
-        Event::Status {
-            run_id: "r".into(),
-            stage,
-            message: m.into(),
-        }
-    }
-
-    #[test]
-    fn a_publish_or_follow_up_that_did_not_go_through_is_marked_failed() {
-        let mut log = StepLog::default();
-        log.ingest(&status(Stage::Publish, "pushing tb/x"), 100);
-        log.ingest(&status(Stage::Publish, "publishing failed: 401"), 300);
-        assert_eq!(log.entries.len(), 1);
-        assert_eq!(log.entries[0].status, EntryStatus::Failed);
-        assert_eq!(log.entries[0].duration_ms, Some(200));
-        log.ingest(&status(Stage::Review, "review the diff"), 400);
-        assert_eq!(log.entries[0].status, EntryStatus::Failed, "stays failed");
-        log.ingest(
-            &status(Stage::Agent, "the follow-up failed: out of turns"),
-            500,
-        );
-        assert_eq!(log.entries[2].status, EntryStatus::Failed);
-    }
-
-    #[test]
-    fn stages_get_durations_and_tools_read_like_the_design() {
-        let mut log = StepLog::default();
-        log.ingest(&status(Stage::Clone, "cloning x"), 1000);
-        log.ingest(&status(Stage::Clone, "Receiving objects 50%"), 1100);
-        assert_eq!(log.entries.len(), 1, "progress updates the stage entry");
-        log.ingest(&status(Stage::Agent, "running"), 1400);
-        assert_eq!(log.entries[0].duration_ms, Some(400));
-        log.ingest(
-            &Event::ToolEdit {
-                filepath: "src/main.rs".into(),
-                old_str: "a\n".into(),
-                new_str: "a\nb\nc\n".into(),
-                run_id: None,
-            },
-            1500,
-        );
-        log.ingest(
-            &Event::ToolBash {
-                command: "cargo test".into(),
-                output: "\x1b[32mok\x1b[0m\x1b]52;c;aGk=\x07".into(),
-                exit_code: 0,
-                run_id: None,
-                duration_ms: 1200,
-                terminated: None,
-            },
-            1600,
-        );
-        assert_eq!(
-            log.entries[2].title, "Edit src/main.rs (+2 −0)",
-            "counted like the diff"
-        );
-        assert_eq!(log.entries[2].detail, " a\n+b\n+c\n");
-        assert_eq!(log.entries[3].title, "Bash cargo test → exit 0 · 1.2s");
-        assert_eq!(log.entries[3].detail, "ok", "escapes stripped");
-    }
-
-    #[test]
-    fn streaming_text_accumulates_then_settles() {
-        let mut log = StepLog::default();
-        for d in ["I'll ", "look ", "first."] {
-            log.ingest(
-                &Event::AiDelta {
-                    run_id: "r".into(),
-                    delta: d.into(),
-                },
-                0,
-            );
-        }
-        assert_eq!(log.entries.len(), 1);
-        assert!(log.entries[0].streaming);
-        log.ingest(
-            &Event::AiMessage {
-                message: "I'll look first.".into(),
-                run_id: None,
-            },
-            0,
-        );
-        assert_eq!(log.entries.len(), 1);
-        assert!(!log.entries[0].streaming);
-        assert_eq!(log.entries[0].detail, "I'll look first.");
-    }
-
-    #[test]
-    fn memory_is_bounded_under_a_flood() {
-        let mut log = StepLog::default();
-        for i in 0..(MAX_ENTRIES + 500) {
-            log.ingest(
-                &Event::ToolRead {
-                    filepath: format!("f{i}"),
-                    run_id: None,
-                },
-                0,
-            );
-        }
-        assert_eq!(log.entries.len(), MAX_ENTRIES);
-        assert_eq!(log.dropped, 500);
-        let big = "y".repeat(MAX_TEXT * 3);
-        log.ingest(
-            &Event::AiDelta {
-                run_id: "r".into(),
-                delta: big.clone(),
-            },
-            0,
-        );
-        log.ingest(
-            &Event::AiDelta {
-                run_id: "r".into(),
-                delta: big,
-            },
-            0,
-        );
-        assert!(log.entries.back().unwrap().detail.len() <= 2 * MAX_TEXT);
-    }
-}
+#[path = "steplog_tests.rs"]
+mod tests;

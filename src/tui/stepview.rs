@@ -51,8 +51,30 @@ fn entry_lines(
                 .take(take)
                 .map(|r| detail_line(e, r, theme)),
         );
+    } else if e.call_id.is_some() {
+        // A command running now shows the last lines of its output as they come.
+        let room = detail_room(width);
+        let n = live_tail_rows(e, room);
+        let skip = detail_row_count(e, room).saturating_sub(n);
+        out.extend(
+            detail_rows(e, room)
+                .skip(skip)
+                .map(|r| detail_line(e, r, theme)),
+        );
     }
     out
+}
+
+/// Rows of output a running, folded command shows under its title.
+pub(super) const LIVE_TAIL: usize = 5;
+
+/// How many rows of its output's end a folded step shows: [`LIVE_TAIL`] at most while its
+/// command runs, none otherwise.
+pub(super) fn live_tail_rows(e: &Entry, room: usize) -> usize {
+    if e.call_id.is_none() || e.expanded || e.detail.is_empty() {
+        return 0;
+    }
+    detail_row_count(e, room).min(LIVE_TAIL)
 }
 
 fn detail_line(e: &Entry, row: String, theme: &Theme) -> Line<'static> {
@@ -128,7 +150,24 @@ fn entry_title(
     } else {
         ""
     };
-    let title = fit_title(e, title, width.saturating_sub(3 + fold.chars().count()));
+    // Tokens and cost when the title keeps room to be read; tokens alone, or nothing, when not.
+    let room = width.saturating_sub(3 + fold.chars().count());
+    let usage = e
+        .usage
+        .map(|u| {
+            let full = format!(" · {}", u.label());
+            let short = format!(" · {}", u.label().split(" · ").next().unwrap_or(""));
+            [full, short]
+                .into_iter()
+                .find(|s| room.saturating_sub(s.chars().count()) >= 24)
+                .unwrap_or_default()
+        })
+        .unwrap_or_default();
+    let title = fit_title(
+        e,
+        title,
+        width.saturating_sub(3 + fold.chars().count() + usage.chars().count()),
+    );
     Line::from(vec![
         Span::styled(marker.to_string(), sel),
         Span::styled(format!("{icon} "), icon_style),
@@ -140,6 +179,7 @@ fn entry_title(
                 Style::default()
             }),
         ),
+        Span::styled(usage, theme.dim()),
         Span::styled(fold.to_string(), theme.dim()),
     ])
 }
@@ -189,7 +229,7 @@ pub fn draw(frame: &mut Frame, model: &Model, theme: &Theme, area: Rect) {
     let focused = model.focus == Focus::Steps;
     let h = area.height.saturating_sub(2) as usize;
     let w = area.width.saturating_sub(2) as usize;
-    let pin = pinned(model, h, w);
+    let pin = pinned(model, h, w).filter(|_| model.log.view_top.is_none());
     let mut title = " Steps ".to_string();
     if model.log.dropped > 0 {
         title = format!(" Steps · {} earlier not shown ", model.log.dropped);
@@ -197,7 +237,7 @@ pub fn draw(frame: &mut Frame, model: &Model, theme: &Theme, area: Rect) {
     if let Some((_, skip, rows)) = pin {
         let last = (skip + h.saturating_sub(1)).min(rows);
         title.push_str(&format!("· lines {}–{last} of {rows} ", skip + 1));
-    } else if model.log.selected.is_some() {
+    } else if model.log.selected.is_some() || model.log.view_top.is_some() {
         title.push_str("· scrolled (G follows) ");
     }
     let block = Block::default()
@@ -214,6 +254,11 @@ pub fn draw(frame: &mut Frame, model: &Model, theme: &Theme, area: Rect) {
             "Starting…"
         };
         frame.render_widget(Paragraph::new(Span::styled(hint, theme.dim())), inner);
+        return;
+    }
+    if let Some(top) = model.log.view_top {
+        let lines = from_row(model, theme, w, h, top);
+        frame.render_widget(Paragraph::new(marked(model, lines, theme)), inner);
         return;
     }
     if let Some((a, skip, _)) = pin {
@@ -292,6 +337,28 @@ pub fn draw(frame: &mut Frame, model: &Model, theme: &Theme, area: Rect) {
     }
     lines.truncate(h);
     frame.render_widget(Paragraph::new(marked(model, lines, theme)), inner);
+}
+
+/// The pane's lines from `top` rows below the first step's title (the wheel moved the view):
+/// each step as it is drawn following the selection, its first rows when expanded.
+fn from_row(model: &Model, theme: &Theme, w: usize, h: usize, top: usize) -> Vec<Line<'static>> {
+    let room = detail_room(w);
+    let mut at = 0;
+    let mut lines = Vec::with_capacity(h);
+    for (i, e) in model.log.entries.iter().enumerate() {
+        let rows = super::mouse::height(e, h, room);
+        if at + rows > top {
+            let selected = model.log.selected == Some(i);
+            let ls = entry_lines(e, selected, model, theme, w, Rows::Head(h));
+            lines.extend(ls.into_iter().skip(top.saturating_sub(at)));
+            if lines.len() >= h {
+                break;
+            }
+        }
+        at += rows;
+    }
+    lines.truncate(h);
+    lines
 }
 
 /// The lines with the steps search's matches marked (only the lines drawn are looked at).

@@ -310,6 +310,10 @@ fn paste(model: &mut Model, text: &str) {
 }
 
 fn key(model: &mut Model, k: KeyEvent) -> Vec<Action> {
+    // The pager owns the keyboard while open (it gives `Ctrl+C` back, closed).
+    if model.pager.is_some() && super::pager::key(model, k) {
+        return vec![];
+    }
     let rerun_armed = std::mem::take(&mut model.rerun_armed);
     // Ctrl+C works everywhere (help lists it so): it closes a dialog and does what it does
     // outside — cancel the run, or quit. The quit confirmation answers it itself, and the PR

@@ -51,6 +51,9 @@ pub fn draw(frame: &mut Frame, model: &Model) {
     inputs(frame, model, &theme, &p);
     stepview::draw(frame, model, &theme, p.steps);
     diffpane::draw(frame, model, &theme, &p);
+    if let Some(pager) = &model.pager {
+        super::pager::draw(frame, pager, &theme, area);
+    }
     match &model.overlay {
         Overlay::None => {}
         Overlay::Help { scroll } => dialogs::help(frame, &theme, area, *scroll),
@@ -199,7 +202,7 @@ fn pane_keys(model: &Model) -> &'static str {
             "Ctrl+S run · Enter newline · Ctrl+E $EDITOR · Tab pane · F1 keys · Ctrl+C quit"
         }
         Focus::Steps => {
-            "j/k select · Enter expand · G follow · Tab pane · r runs · ? keys · q quit"
+            "j/k select · Enter expand · v full screen · G follow · Tab pane · r runs · ? keys · q quit"
         }
         Focus::Diff if model.state == RunState::Review => {
             "j/k scroll · n/p hunk · ]/[ file · space in/out · c create PR · e edit & re-run · f follow-up · ? keys"
