@@ -32,6 +32,9 @@ pub enum Command {
     },
     Reject,
     FollowUp(String),
+    /// In review: the reviewer changed the work tree (the TUI's `E`): say so with this message
+    /// and compute the diff again (the same hardened stage), then back to review.
+    Rediff(String),
     Cancel,
     /// Cancel, saying why (e.g. a server's time limit). The machine treats it as `Cancel`; the
     /// driver keeps the reason for the run's final error.
@@ -396,6 +399,16 @@ impl Machine {
                         followup: Some(text),
                     },
                 )
+            }
+
+            (Phase::Review, Input::Command(Command::Rediff(message))) => {
+                self.cancel_requested = false;
+                let mut fx = vec![Effect::Status {
+                    stage: Stage::Diff,
+                    message,
+                }];
+                fx.extend(self.run(Stage::Diff, Effect::ComputeDiff));
+                fx
             }
 
             (

@@ -633,3 +633,36 @@ fn the_first_agent_run_failing_still_ends_an_interactive_run() {
         }
     ));
 }
+
+#[test]
+fn a_rediff_in_review_computes_the_diff_again_and_comes_back_to_review() {
+    let mut m = Machine::new(Gate::Interactive, true);
+    ok_through_diff(&mut m);
+    m.handle(Input::DiffReady { empty: false });
+    assert_eq!(m.phase, Phase::Review);
+    assert_eq!(
+        m.handle(Input::Command(Command::Rediff("you edited a.py".into()))),
+        vec![
+            Effect::Status {
+                stage: Stage::Diff,
+                message: "you edited a.py".into()
+            },
+            Effect::ComputeDiff
+        ]
+    );
+    assert!(matches!(
+        m.handle(Input::DiffReady { empty: false }).as_slice(),
+        [Effect::Status {
+            stage: Stage::Review,
+            ..
+        }]
+    ));
+    assert_eq!(m.phase, Phase::Review);
+    // Only in review: while the agent runs, a re-diff request changes nothing.
+    let mut busy = Machine::new(Gate::Interactive, true);
+    busy.handle(Input::Start);
+    assert!(
+        busy.handle(Input::Command(Command::Rediff("x".into())))
+            .is_empty()
+    );
+}

@@ -60,6 +60,8 @@ pub struct App {
     reload: Option<ConfigReload>,
     /// The selection last saved to the store, for which run.
     saved_selection: Option<(String, Selection)>,
+    /// `review.json` as last saved (viewed marks, comments), for which run.
+    saved_review: Option<(String, super::review_store::ReviewFile)>,
     started: Instant,
 }
 
@@ -137,6 +139,7 @@ impl App {
             past_publish: None,
             reload: None,
             saved_selection: None,
+            saved_review: None,
             started: Instant::now(),
         };
         (app, rx)
@@ -173,6 +176,7 @@ impl App {
         let actions = update(&mut self.model, msg);
         let rest = self.perform(actions);
         self.save_selection(false);
+        self.save_review();
         rest
     }
 
@@ -207,6 +211,21 @@ impl App {
                 } => {
                     self.publish_past(run_id, selection, title, body, draft);
                 }
+                Action::EditFile(rel) => {
+                    let checked = self
+                        .model
+                        .run_id
+                        .as_deref()
+                        .and_then(|id| super::editor::work_tree(&self.config.home, id))
+                        .ok_or(super::editor::EditError::NoWorkTree)
+                        .and_then(|wt| super::editor::resolve(&wt, &rel));
+                    match checked {
+                        Ok(path) => rest.push(Action::RunEditor { path, rel }),
+                        Err(e) => {
+                            update(&mut self.model, Msg::Failed(format!("E: {e}")));
+                        }
+                    }
+                }
                 Action::LoadRuns => {
                     let runs = Store::open(&self.config.home)
                         .map(|s| s.list())
@@ -219,6 +238,14 @@ impl App {
                         Err(e) => Msg::Failed(format!("cannot open run {id}: {e}")),
                     };
                     update(&mut self.model, msg);
+                    let saved = Store::open(&self.config.home)
+                        .ok()
+                        .and_then(|s| s.run_dir(&id))
+                        .and_then(|d| super::review_store::read(&d));
+                    if let Some(r) = saved {
+                        super::review_store::apply(&r, &mut self.model);
+                        self.saved_review = Some((id.clone(), r));
+                    }
                 }
                 other => rest.push(other),
             }
@@ -373,6 +400,39 @@ impl App {
             self.retired.push(c.task);
         }
         self.save_selection(new_diff);
+        self.save_review();
+    }
+
+    /// Saves viewed marks and comments (`review.json`) when they changed.
+    fn save_review(&mut self) {
+        let (Some(run_id), Some(_)) = (&self.model.run_id, &self.model.diff) else {
+            return;
+        };
+        if self.model.viewing.is_some() {
+            return;
+        }
+        let review = super::review_store::capture(&self.model);
+        let unchanged = match &self.saved_review {
+            Some((id, r)) => id == run_id && *r == review,
+            None => review == Default::default(),
+        };
+        if unchanged {
+            return;
+        }
+        let Some(dir) = Store::open(&self.config.home)
+            .ok()
+            .and_then(|s| s.run_dir(run_id))
+        else {
+            return;
+        };
+        match super::review_store::write(&dir, &review) {
+            Ok(()) => self.saved_review = Some((run_id.clone(), review)),
+            Err(e) => {
+                tracing::warn!("could not save review.json: {e}");
+                self.model.notice =
+                    Some(format!("could not save the viewed marks and comments: {e}"));
+            }
+        }
     }
 
     /// Saves the review's selection through the store when it changed (or the diff did), so a

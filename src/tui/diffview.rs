@@ -67,6 +67,9 @@ pub struct DiffView {
     pub marks: Option<super::search::Pattern>,
     /// Syntax colors for hunks on screen (memoized).
     pub highlighter: super::highlight::Highlighter,
+    /// Viewed, collapsed, the reviewer's own hunks, what changed since the last review
+    /// ([`super::filelist`]).
+    pub review: super::filelist::Marks,
     /// Lines added and removed per hunk, per file (so summaries cost O(hunks), not O(lines)).
     hunk_counts: Vec<Vec<(u64, u64)>>,
 }
@@ -152,6 +155,7 @@ impl DiffView {
             wrap: false,
             hscroll: 0,
             highlighter: Default::default(),
+            review: Default::default(),
         }
     }
 

@@ -123,6 +123,8 @@ impl Model {
         self.summary.clear();
         self.first_summary = None;
         self.followups.clear();
+        self.comments.clear();
+        self.user_edit = None;
         self.commands.clear();
         self.pr_text = PrText::default();
         self.reopened = false;
@@ -237,6 +239,7 @@ impl Model {
                 let mut view = DiffView::new(patch.clone());
                 if let Some(old) = self.diff.take() {
                     self.carry_selection(&old, &mut view);
+                    super::review_keys::new_diff(self, &old, &mut view);
                 }
                 if self.focus != Focus::Prompt || self.state != RunState::Idle {
                     self.focus = Focus::Diff;

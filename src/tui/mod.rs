@@ -9,16 +9,21 @@
 //! `Event`s; the terminal is restored on every exit path, panics included.
 
 pub mod app;
+pub mod comments;
 mod dialog_keys;
 mod dialogs;
 mod diffpane;
 pub mod diffview;
 mod diffwrap;
+pub mod editor;
+pub mod filelist;
 pub mod highlight;
 mod ingest;
 pub mod layout;
 pub mod model;
 mod pane_keys;
+mod review_keys;
+pub mod review_store;
 pub mod sanitize;
 pub mod search;
 pub mod sidebyside;
