@@ -405,34 +405,7 @@ impl App {
 
     /// Saves viewed marks and comments (`review.json`) when they changed.
     fn save_review(&mut self) {
-        let (Some(run_id), Some(_)) = (&self.model.run_id, &self.model.diff) else {
-            return;
-        };
-        if self.model.viewing.is_some() {
-            return;
-        }
-        let review = super::review_store::capture(&self.model);
-        let unchanged = match &self.saved_review {
-            Some((id, r)) => id == run_id && *r == review,
-            None => review == Default::default(),
-        };
-        if unchanged {
-            return;
-        }
-        let Some(dir) = Store::open(&self.config.home)
-            .ok()
-            .and_then(|s| s.run_dir(run_id))
-        else {
-            return;
-        };
-        match super::review_store::write(&dir, &review) {
-            Ok(()) => self.saved_review = Some((run_id.clone(), review)),
-            Err(e) => {
-                tracing::warn!("could not save review.json: {e}");
-                self.model.notice =
-                    Some(format!("could not save the viewed marks and comments: {e}"));
-            }
-        }
+        super::review_store::save(&self.config.home, &mut self.model, &mut self.saved_review);
     }
 
     /// Saves the review's selection through the store when it changed (or the diff did), so a

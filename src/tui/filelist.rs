@@ -208,6 +208,24 @@ pub fn carry(old: &DiffView, new: &mut DiffView, user_edit: Option<&str>) {
     new.reindex();
 }
 
+/// `Tab` (`step` 1) / `Shift+Tab` (-1): the next pane in [`Focus::ORDER`]; the file list only
+/// when there are files to list.
+pub(super) fn tab(model: &mut Model, step: isize) {
+    let has_files = model.diff.as_ref().is_some_and(|d| !d.is_empty());
+    let n = Focus::ORDER.len() as isize;
+    let mut i = Focus::ORDER
+        .iter()
+        .position(|f| *f == model.focus)
+        .unwrap_or(0) as isize;
+    loop {
+        i = (i + step).rem_euclid(n);
+        if Focus::ORDER[i as usize] != Focus::Files || has_files {
+            break;
+        }
+    }
+    model.focus = Focus::ORDER[i as usize];
+}
+
 /// Keys of the focused file list. Returns whether the key was taken.
 pub(super) fn key(model: &mut Model, k: KeyEvent) -> bool {
     let h = diff_height(model);
@@ -288,7 +306,11 @@ pub(super) fn draw(frame: &mut Frame, d: &DiffView, theme: &Theme, p: &Panes, fo
         .map(|f| f.path.chars().count())
         .max()
         .unwrap_or(0)
-        .min((p.files.width as usize).saturating_sub(24).max(8));
+        .min(
+            (p.files.width as usize)
+                .saturating_sub(if any_viewed { 24 } else { 22 })
+                .max(8),
+        );
     let lines: Vec<Line> = (start..(start + h).min(d.files.len()))
         .map(|i| {
             let f = &d.files[i];

@@ -68,6 +68,38 @@ pub fn apply(saved: &ReviewFile, model: &mut Model) {
     d.reindex();
 }
 
+/// Writes `review.json` for the model's run when its marks differ from `saved` (what was last
+/// written, for which run); a failure is logged and said in the status line.
+pub fn save(home: &std::path::Path, model: &mut Model, saved: &mut Option<(String, ReviewFile)>) {
+    let (Some(run_id), Some(_)) = (&model.run_id, &model.diff) else {
+        return;
+    };
+    if model.viewing.is_some() {
+        return;
+    }
+    let review = capture(model);
+    let unchanged = match saved {
+        Some((id, r)) => id == run_id && *r == review,
+        None => review == ReviewFile::default(),
+    };
+    if unchanged {
+        return;
+    }
+    let Some(dir) = crate::store::Store::open(home)
+        .ok()
+        .and_then(|s| s.run_dir(run_id))
+    else {
+        return;
+    };
+    match write(&dir, &review) {
+        Ok(()) => *saved = Some((run_id.clone(), review)),
+        Err(e) => {
+            tracing::warn!("could not save review.json: {e}");
+            model.notice = Some(format!("could not save the viewed marks and comments: {e}"));
+        }
+    }
+}
+
 pub fn write(dir: &RunDir, review: &ReviewFile) -> std::io::Result<()> {
     dir.write_json(&dir.path.join(FILE), review)
 }

@@ -57,8 +57,7 @@ pub enum Action {
     /// Copy to the clipboard (OSC 52).
     Copy(String),
     Suspend,
-    /// `E`: open this file of the patch (a path relative to the work tree) in `$EDITOR`; the app
-    /// checks it ([`super::editor::resolve`]) and hands back [`Action::RunEditor`].
+    /// `E` on this patch path: the app checks it ([`super::editor`]) and hands back `RunEditor`.
     EditFile(String),
     /// Run the editor on this checked work-tree file (needs the terminal).
     RunEditor {
@@ -402,12 +401,7 @@ fn key(model: &mut Model, k: KeyEvent) -> Vec<Action> {
     }
     match k.code {
         KeyCode::Tab | KeyCode::BackTab => {
-            let step = if k.code == KeyCode::Tab { 1 } else { -1 };
-            model.focus = cycle(model.focus, step);
-            // The file list takes the focus only when there are files to list.
-            if model.focus == Focus::Files && model.diff.as_ref().is_none_or(|d| d.is_empty()) {
-                model.focus = cycle(model.focus, step);
-            }
+            super::filelist::tab(model, if k.code == KeyCode::Tab { 1 } else { -1 });
             return vec![];
         }
         _ => {}

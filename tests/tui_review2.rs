@@ -1,0 +1,391 @@
+//! Key-driven tests of the review workspace of issue 15 (no terminal; the real pipeline with the
+//! scripted model and a local repository): the focusable file list (`x`, `m`, `space`, `Enter`),
+//! `E` (the reviewer's edit reaches the published branch, symlinks refused), `C`/`L` comments
+//! sent as one follow-up (captured in the model's request), `d` (only what the follow-up
+//! changed, earlier choices and viewed marks kept), and `review.json`.
+
+mod tui_support;
+
+use std::sync::{Arc, Mutex};
+
+use crossterm::event::KeyCode;
+use tiny_backspace::event::Event;
+use tiny_backspace::llm::scripted::ScriptedProvider;
+use tiny_backspace::llm::{ChatRequest, ChatResponse, LlmError, ModelLabel, Provider, TextSink};
+use tiny_backspace::tui::model::{Focus, Overlay, RunState};
+use tiny_backspace::tui::{Action, App, Msg, Prefill};
+use tui_support::*;
+
+/// The scripted model, remembering every request's messages (Debug text).
+struct Recorder {
+    inner: ScriptedProvider,
+    seen: Arc<Mutex<Vec<String>>>,
+}
+
+#[async_trait::async_trait]
+impl Provider for Recorder {
+    fn label(&self) -> ModelLabel {
+        self.inner.label()
+    }
+    fn self_review(&self) -> bool {
+        self.inner.self_review()
+    }
+    async fn complete(
+        &self,
+        request: &ChatRequest<'_>,
+        on_text: TextSink<'_>,
+    ) -> Result<ChatResponse, LlmError> {
+        self.seen
+            .lock()
+            .unwrap()
+            .push(format!("{:?}", request.messages));
+        self.inner.complete(request, on_text).await
+    }
+}
+
+/// Two hunks in calc, NOTES.md, a symlink out of the work tree; then a follow-up that rewords
+/// NOTES.md.
+fn script() -> serde_json::Value {
+    let mut s = two_hunk_script();
+    let turns = s["turns"].as_array_mut().unwrap();
+    let last = turns.pop().unwrap();
+    turns.push(serde_json::json!({"tool_calls": [
+        {"name": "bash", "input": {"command": "ln -s /etc/hostname host.txt"}}]}));
+    turns.push(last);
+    turns.push(serde_json::json!({"tool_calls": [
+        {"name": "write_file", "input": {"path": "NOTES.md", "content": "divide rejects zero (reworded)\n"}}]}));
+    turns.push(serde_json::json!({"text": "Reworded the notes"}));
+    s
+}
+
+fn harness() -> (Harness, Arc<Mutex<Vec<String>>>) {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = fixture_repo(dir.path());
+    let home = dir.path().join("home");
+    let cfg = config(&home, Some("scripted:test-script.json".into()));
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let text = script().to_string();
+    let s2 = seen.clone();
+    let factory: tiny_backspace::tui::ProviderFactory = Arc::new(move || {
+        Arc::new(Recorder {
+            inner: ScriptedProvider::from_json("test-script.json", &text).unwrap(),
+            seen: s2.clone(),
+        })
+    });
+    let (app, rx) = App::new(
+        Arc::new(cfg),
+        dir.path().to_path_buf(),
+        Prefill {
+            repo: repo.display().to_string(),
+            prompt: "Make divide reject a zero divisor".into(),
+            base: String::new(),
+        },
+        false,
+        Some(factory),
+    );
+    let mut h = Harness {
+        app,
+        rx,
+        dir,
+        repo,
+        events: vec![],
+    };
+    h.send(Msg::Resize(120, 40));
+    (h, seen)
+}
+
+fn in_review(m: &tiny_backspace::tui::Model) -> bool {
+    m.state == RunState::Review && m.diff.is_some()
+}
+
+fn file_index(h: &Harness, path: &str) -> usize {
+    let d = h.model().diff.as_ref().unwrap();
+    d.files.iter().position(|f| f.path == path).unwrap()
+}
+
+/// Puts the file list's cursor on `path` (from the top of the list).
+fn list_to(h: &mut Harness, path: &str) {
+    h.send(chr('g'));
+    for _ in 0..file_index(h, path) {
+        h.send(chr('j'));
+    }
+    assert_eq!(
+        h.model().diff.as_ref().unwrap().current_file(),
+        file_index(h, path)
+    );
+}
+
+fn review_json(h: &Harness) -> serde_json::Value {
+    let id = h.model().run_id.clone().unwrap();
+    let p = h.home().join("runs").join(id).join("review.json");
+    serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
+}
+
+async fn start(h: &mut Harness) {
+    h.send(ctrl('s'));
+    h.pump_until("review", in_review).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_file_list_takes_the_focus_and_collapses_marks_and_selects_whole_files() {
+    let (mut h, _) = harness();
+    start(&mut h).await;
+    assert_eq!(h.model().focus, Focus::Diff);
+    h.send(key(KeyCode::BackTab));
+    assert_eq!(
+        h.model().focus,
+        Focus::Files,
+        "Shift+Tab from the diff: its file list"
+    );
+    let screen = h.screen(120, 40);
+    assert!(screen.contains("j/k file · Enter to diff"), "{screen}");
+
+    list_to(&mut h, "NOTES.md");
+    h.send(chr('m'));
+    let notes = file_index(&h, "NOTES.md");
+    let calc = file_index(&h, "calc/__init__.py");
+    let d = h.model().diff.as_ref().unwrap();
+    assert!(d.review.viewed.contains(&notes) && d.review.collapsed.contains(&notes));
+    assert_eq!(
+        d.current_file(),
+        calc,
+        "m moves on to the next file not viewed"
+    );
+    let screen = h.screen(120, 40);
+    assert!(screen.contains("1/3 viewed"), "{screen}");
+    assert!(
+        screen.contains("✓ viewed"),
+        "the title row says so: {screen}"
+    );
+    assert!(
+        !screen.contains("+divide rejects zero") && !screen.contains("+ divide rejects zero"),
+        "a viewed file shows its title only: {screen}"
+    );
+    let saved = review_json(&h);
+    assert_eq!(saved["viewed"][0]["path"], "NOTES.md", "{saved}");
+
+    // space: the whole file out; x: collapsed; Enter: to the diff at that file.
+    h.send(chr(' '));
+    assert_eq!(
+        h.model().diff.as_ref().unwrap().file_included(calc),
+        Some(false)
+    );
+    let screen = h.screen(120, 40);
+    assert!(screen.contains("2 of 4 hunks in the PR"), "{screen}");
+    h.send(chr(' '));
+    assert_eq!(
+        h.model().diff.as_ref().unwrap().file_included(calc),
+        Some(true)
+    );
+    h.send(chr('x'));
+    let screen = h.screen(120, 40);
+    assert!(screen.contains("(collapsed"), "{screen}");
+    h.send(chr('x'));
+    h.send(key(KeyCode::Enter));
+    assert_eq!(h.model().focus, Focus::Diff);
+    let d = h.model().diff.as_ref().unwrap();
+    assert_eq!(
+        d.cursor, d.info[calc].first_row,
+        "Enter: the diff at the file's title"
+    );
+    // Tab order: the diff, then around to the fields; the list comes back after the steps.
+    h.keys([
+        key(KeyCode::Tab),
+        key(KeyCode::Tab),
+        key(KeyCode::Tab),
+        key(KeyCode::Tab),
+    ]);
+    assert_eq!(h.model().focus, Focus::Steps);
+    h.send(key(KeyCode::Tab));
+    assert_eq!(h.model().focus, Focus::Files);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reviewers_edit_is_recomputed_marked_as_theirs_and_published() {
+    let (mut h, _) = harness();
+    start(&mut h).await;
+    // The agent's symlink out of the work tree: E refuses it.
+    h.send(key(KeyCode::BackTab));
+    list_to(&mut h, "host.txt");
+    let acts = h.send(chr('E'));
+    assert!(acts.is_empty(), "{acts:?}");
+    let notice = h.model().notice.clone().unwrap_or_default();
+    assert!(notice.contains("symlink"), "{notice}");
+
+    list_to(&mut h, "calc/__init__.py");
+    let acts = h.send(chr('E'));
+    let [Action::RunEditor { path, rel }] = acts.as_slice() else {
+        panic!("{acts:?}")
+    };
+    assert_eq!(rel, "calc/__init__.py");
+    assert!(
+        path.ends_with("repo/calc/__init__.py"),
+        "{}",
+        path.display()
+    );
+    // What a scripted $EDITOR does: change a line in place.
+    let text = std::fs::read_to_string(path).unwrap();
+    std::fs::write(path, text.replace("return x + 7", "return x + 700")).unwrap();
+    h.send(Msg::FileEdited {
+        rel: rel.clone(),
+        error: None,
+    });
+    assert!(h.model().state.is_busy(), "waiting for the new diff");
+    h.pump_until("the re-diff", |m| {
+        in_review(m) && m.diff.as_ref().is_some_and(|d| d.patch.contains("x + 700"))
+    })
+    .await;
+    let screen = h.screen(160, 50);
+    assert!(
+        screen.contains("You edited calc/__init__.py (+1 −1)"),
+        "{screen}"
+    );
+    let d = h.model().diff.as_ref().unwrap();
+    assert_eq!(d.review.yours.len(), 1, "{:?}", d.review.yours);
+    h.send(key(KeyCode::Enter));
+    let d = h.model().diff.as_ref().unwrap();
+    let yours = d.review.yours.iter().next().copied().unwrap();
+    let row = d
+        .rows
+        .iter()
+        .position(|r| (r.file as usize, r.hunk as usize) == yours)
+        .unwrap();
+    h.app.model.diff.as_mut().unwrap().jump(row, 20);
+    let screen = h.screen(160, 50);
+    assert!(screen.contains("✎ your edit"), "{screen}");
+
+    // Publish (a local repository: a branch in it) and find the edit there.
+    h.send(chr('c'));
+    assert!(matches!(h.model().overlay, Overlay::Pr(_)));
+    h.send(ctrl('s'));
+    h.pump_until("published", |m| {
+        matches!(m.state, RunState::Done { .. } | RunState::Failed)
+    })
+    .await;
+    let branch = h
+        .events
+        .iter()
+        .find_map(|e| match e {
+            Event::Done { branch, .. } => branch.clone(),
+            _ => None,
+        })
+        .expect("a branch");
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(&h.repo)
+        .args(["show", &format!("{branch}:calc/__init__.py")])
+        .output()
+        .unwrap();
+    let published = String::from_utf8_lossy(&out.stdout);
+    assert!(published.contains("return x + 700"), "{published}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn comments_go_out_as_one_follow_up_and_d_shows_only_what_it_changed() {
+    let (mut h, seen) = harness();
+    start(&mut h).await;
+    let calc = file_index(&h, "calc/__init__.py");
+    let notes = file_index(&h, "NOTES.md");
+    // Leave calc's second hunk out and mark calc viewed: both must survive the follow-up.
+    let d = h.model().diff.as_ref().unwrap();
+    let second = d
+        .rows
+        .iter()
+        .position(|r| r.file as usize == calc && r.hunk == 1)
+        .unwrap();
+    h.app.model.diff.as_mut().unwrap().jump(second, 20);
+    h.send(chr(' '));
+
+    // A comment on calc's first hunk (its header).
+    let first = h
+        .model()
+        .diff
+        .as_ref()
+        .unwrap()
+        .rows
+        .iter()
+        .position(|r| r.file as usize == calc && r.hunk == 0)
+        .unwrap();
+    h.app.model.diff.as_mut().unwrap().jump(first, 20);
+    h.send(chr('C'));
+    assert!(matches!(h.model().overlay, Overlay::Comment(_)));
+    let screen = h.screen(120, 40);
+    assert!(screen.contains("calc/__init__.py:2"), "{screen}");
+    h.type_str("Use a custom error type here");
+    h.send(ctrl('s'));
+    assert_eq!(h.model().comments.len(), 1);
+    assert_eq!(review_json(&h)["comments"][0]["line"], 2);
+    h.send(chr('m'));
+    assert!(
+        h.model()
+            .diff
+            .as_ref()
+            .unwrap()
+            .review
+            .viewed
+            .contains(&calc)
+    );
+
+    h.send(chr('L'));
+    assert!(matches!(h.model().overlay, Overlay::Comments { .. }));
+    let screen = h.screen(120, 40);
+    assert!(screen.contains("Use a custom error type here"), "{screen}");
+    let acts = h.send(ctrl('s'));
+    assert!(acts.is_empty(), "sent by the app: {acts:?}");
+    assert_eq!(
+        h.model().state,
+        RunState::Running(tiny_backspace::event::Stage::Agent)
+    );
+    h.pump_until("the follow-up's review", |m| {
+        in_review(m)
+            && m.diff
+                .as_ref()
+                .is_some_and(|d| d.patch.contains("reworded"))
+    })
+    .await;
+    let requests = seen.lock().unwrap().clone();
+    let followup = requests.last().unwrap();
+    assert!(
+        followup.contains("calc/__init__.py:2") && followup.contains("if b == 0:"),
+        "the comment with its path:line and the line's text: {followup}"
+    );
+    assert!(
+        followup.contains("Use a custom error type here"),
+        "{followup}"
+    );
+
+    // d: only NOTES.md's new hunk; calc keeps its left-out hunk and its viewed mark.
+    let d = h.model().diff.as_ref().unwrap();
+    assert!(
+        d.review.viewed.contains(&calc),
+        "calc did not change: still viewed"
+    );
+    assert!(!d.hunk_included(calc, 1), "the left-out hunk stays out");
+    h.send(chr('d'));
+    let d = h.model().diff.as_ref().unwrap();
+    assert!(d.review.only_since);
+    let shown_hunks: Vec<(u32, u32)> = d
+        .rows
+        .iter()
+        .filter(|r| r.kind == tiny_backspace::diff::rows::RowKind::Hunk)
+        .map(|r| (r.file, r.hunk))
+        .collect();
+    assert_eq!(shown_hunks, vec![(notes as u32, 0)]);
+    let screen = h.screen(120, 40);
+    assert!(screen.contains("since last review"), "{screen}");
+    assert!(screen.contains("reworded"), "{screen}");
+    assert!(!screen.contains("if b == 0"), "{screen}");
+    h.send(chr('d'));
+    assert!(!h.model().diff.as_ref().unwrap().review.only_since);
+    // The comment list says it was sent; sending again has nothing to send.
+    h.send(chr('L'));
+    assert!(h.screen(120, 40).contains("(sent)"));
+    h.send(ctrl('s'));
+    assert!(
+        h.model()
+            .notice
+            .as_deref()
+            .unwrap_or("")
+            .contains("sent already")
+    );
+}
