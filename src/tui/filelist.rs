@@ -334,7 +334,7 @@ pub(super) fn draw(frame: &mut Frame, d: &DiffView, theme: &Theme, p: &Panes, fo
             let pointer = match (i == cur, focused) {
                 (true, true) => Span::styled("▸ ", theme.cursor()),
                 (true, false) => Span::styled("▸ ", theme.bold()),
-                _ => Span::raw("  "),
+                _ => Span::styled("  ", theme.bold()),
             };
             let mut spans = vec![
                 pointer,
