@@ -4,6 +4,8 @@
 //! sent as one follow-up (captured in the model's request), `d` (only what the follow-up
 //! changed, earlier choices and viewed marks kept), and `review.json`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod tui_support;
 
 use std::sync::{Arc, Mutex};
@@ -388,4 +390,217 @@ async fn comments_go_out_as_one_follow_up_and_d_shows_only_what_it_changed() {
             .unwrap_or("")
             .contains("sent already")
     );
+}
+
+// ---- Snapshots of the new states at 80×24 and 200×60 (pure `update`, pinned clock). ----
+
+mod snapshots {
+    use super::*;
+    use tiny_backspace::event::{FileStat, Stage};
+    use tiny_backspace::tui::Model;
+    use tiny_backspace::tui::model::{Info, Prefill as P};
+    use tiny_backspace::tui::update::update;
+
+    const PATCH: &str = "diff --git a/calc/__init__.py b/calc/__init__.py
+index 1111111..2222222 100644
+--- a/calc/__init__.py
++++ b/calc/__init__.py
+@@ -1,5 +1,7 @@
+ def divide(a, b):
+-    return a / b
++    if b == 0:
++        raise ValueError(\"division by zero\")
++    return a / b if b else None
+ 
+ 
+ def f0(x):
+@@ -40,3 +42,4 @@ def f19(x):
+ 
+ def mul(a, b):
++    # product of a and b
+     return a * b
+diff --git a/NOTES.md b/NOTES.md
+new file mode 100644
+index 0000000..3333333
+--- /dev/null
++++ b/NOTES.md
+@@ -0,0 +1,2 @@
++# Notes
++divide() rejects a zero divisor.
+diff --git a/src/util.py b/src/util.py
+index 1111111..2222222 100644
+--- a/src/util.py
++++ b/src/util.py
+@@ -1,2 +1,2 @@
+-def helper():
++def helper(x):
+     pass
+";
+
+    fn diff_event(patch: &str) -> Msg {
+        Msg::Pipeline(Event::diff(
+            "r1",
+            vec![FileStat {
+                path: "calc/__init__.py".into(),
+                status: "modified".into(),
+                ..FileStat::default()
+            }],
+            patch.as_bytes(),
+            None,
+        ))
+    }
+
+    fn status(stage: Stage, m: &str) -> Msg {
+        Msg::Pipeline(Event::Status {
+            run_id: "r1".into(),
+            stage,
+            message: m.into(),
+        })
+    }
+
+    fn review(w: u16, h: u16) -> Model {
+        let info = Info {
+            model: "replay · demo.json".into(),
+            sandbox: "bwrap".into(),
+            network: false,
+            tokens: 0,
+            cost_usd: None,
+        };
+        let p = P {
+            repo: "octo/calc".into(),
+            prompt: "Make divide reject a zero divisor".into(),
+            base: "main".into(),
+        };
+        let mut m = Model::new(p, "/nonexistent".into(), info, false);
+        for msg in [
+            Msg::Resize(w, h),
+            Msg::Tick(0),
+            ctrl('s'),
+            Msg::Started("r1".into()),
+            status(Stage::Agent, "agent started"),
+            Msg::Tick(20_000),
+            status(Stage::Diff, "3 files changed, +7 −2"),
+            diff_event(PATCH),
+            status(Stage::Review, "review the diff; approve to publish"),
+        ] {
+            update(&mut m, msg);
+        }
+        m
+    }
+
+    fn snap(name: &str, build: fn(u16, u16) -> Model) {
+        for (w, h) in [(80, 24), (200, 60)] {
+            let m = build(w, h);
+            let buf = render(&m, w, h);
+            insta::assert_snapshot!(format!("{name}_{w}x{h}"), format!("{buf:?}"));
+        }
+    }
+
+    fn files_focused(w: u16, h: u16) -> Model {
+        let mut m = review(w, h);
+        // The patch order: calc/__init__.py, NOTES.md, src/util.py. calc viewed (the cursor moves
+        // on to NOTES.md), util collapsed.
+        for k in [
+            key(KeyCode::BackTab),
+            chr('m'),
+            chr('j'),
+            chr('x'),
+            chr('k'),
+        ] {
+            update(&mut m, k);
+        }
+        m
+    }
+
+    fn comment_dialog(w: u16, h: u16) -> Model {
+        let mut m = review(w, h);
+        for k in [chr(']'), chr('n'), chr('C')] {
+            update(&mut m, k);
+        }
+        for c in "Use a custom error type here".chars() {
+            update(&mut m, chr(c));
+        }
+        m
+    }
+
+    fn comment_list(w: u16, h: u16) -> Model {
+        let mut m = comment_dialog(w, h);
+        update(&mut m, ctrl('s'));
+        for k in [chr('n'), chr('j'), chr('C')] {
+            update(&mut m, k);
+        }
+        for c in "Is None right here?".chars() {
+            update(&mut m, chr(c));
+        }
+        update(&mut m, ctrl('s'));
+        update(&mut m, chr('L'));
+        m
+    }
+
+    /// A follow-up reworded NOTES.md; `d` shows only that.
+    fn since_last_review(w: u16, h: u16) -> Model {
+        let mut m = review(w, h);
+        let next = PATCH.replace(
+            "+divide() rejects a zero divisor.",
+            "+divide() raises ValueError for 0.",
+        );
+        for msg in [
+            status(Stage::Agent, "follow-up started"),
+            diff_event(&next),
+            status(Stage::Review, "review the diff; approve to publish"),
+            chr('d'),
+        ] {
+            update(&mut m, msg);
+        }
+        m
+    }
+
+    /// Back from `E` on src/util.py: its changed hunk is the reviewer's.
+    fn your_edit(w: u16, h: u16) -> Model {
+        let mut m = review(w, h);
+        let _ = update(
+            &mut m,
+            Msg::FileEdited {
+                rel: "src/util.py".into(),
+                error: None,
+            },
+        );
+        let next = PATCH.replace("     pass\n", "-    pass\n+    return x\n");
+        for msg in [
+            status(
+                Stage::Diff,
+                "you edited src/util.py; computing the diff again",
+            ),
+            diff_event(&next),
+            status(Stage::Review, "review the diff; approve to publish"),
+            chr('G'),
+        ] {
+            update(&mut m, msg);
+        }
+        m
+    }
+
+    #[test]
+    fn review2_file_list_focused_viewed_and_collapsed() {
+        snap("review2_files", files_focused);
+        let m = files_focused(80, 24);
+        let t = render_text(&m, 80, 24);
+        assert!(t.contains("1/3 viewed"), "{t}");
+    }
+
+    #[test]
+    fn review2_comment_dialog_and_list() {
+        snap("review2_comment_dialog", comment_dialog);
+        snap("review2_comment_list", comment_list);
+        assert_eq!(comment_list(80, 24).comments.len(), 2);
+    }
+
+    #[test]
+    fn review2_since_last_review_and_your_edit() {
+        snap("review2_since", since_last_review);
+        snap("review2_your_edit", your_edit);
+        let t = render_text(&your_edit(200, 60), 200, 60);
+        assert!(t.contains("You edited src/util.py"), "{t}");
+        assert!(t.contains("✎ your edit"), "{t}");
+    }
 }

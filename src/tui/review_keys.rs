@@ -14,7 +14,6 @@ use super::model::{Model, RunState};
 use super::pane_keys;
 use super::steplog::{Entry, EntryKind, EntryStatus};
 use super::update::{Action, diff_height};
-use crate::diff::rows::NONE;
 use crate::event::Stage;
 use crate::pipeline::Command;
 
@@ -127,20 +126,35 @@ pub(super) fn new_diff(model: &mut Model, old: &DiffView, new: &mut DiffView) {
     let Some(path) = edited else {
         return;
     };
+    // Count what the edit changed: lines of its hunks the agent's diff of this file did not
+    // have already (a hunk the edit merged into an agent's hunk holds both).
+    let mut before: Vec<Vec<u8>> = old
+        .files
+        .iter()
+        .filter(|f| f.path == path)
+        .flat_map(|f| f.hunks.iter().flat_map(|h| h.lines.iter().cloned()))
+        .filter(|l| matches!(l.first(), Some(b'+' | b'-')))
+        .collect();
     let (mut added, mut removed) = (0u64, 0u64);
     let mut detail = String::new();
     for &(f, h) in &new.review.yours {
-        for r in new.rows.iter().filter(|r| {
-            r.file as usize == f && r.hunk as usize == h && r.hunk != NONE && r.line != NONE
-        }) {
-            let text = new.line_text(r);
-            match text.as_bytes().first() {
-                Some(b'+') => added += 1,
-                Some(b'-') => removed += 1,
-                _ => {}
+        if new.files[f].path != path {
+            continue;
+        }
+        for l in &new.files[f].hunks[h].lines {
+            if !matches!(l.first(), Some(b'+' | b'-')) {
+                continue;
             }
-            detail.push_str(&text);
-            detail.push('\n');
+            if let Some(i) = before.iter().position(|b| b == l) {
+                before.swap_remove(i);
+                continue;
+            }
+            if l.first() == Some(&b'+') {
+                added += 1;
+            } else {
+                removed += 1;
+            }
+            detail.push_str(&String::from_utf8_lossy(l));
         }
     }
     let title = if added + removed == 0 {
