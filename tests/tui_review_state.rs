@@ -36,6 +36,7 @@ fn leave_out_calc_second_hunk(h: &mut Harness, calc: &str) -> Selection {
     let selection = Selection {
         excluded_files: vec![],
         excluded_hunks: vec![(calc.to_string(), 1)],
+        ..Default::default()
     };
     assert_eq!(current_selection(h.model()), selection);
     selection
@@ -608,6 +609,7 @@ mod pure {
             Selection {
                 excluded_files: vec![],
                 excluded_hunks: vec![("a.py".into(), 1)],
+                ..Default::default()
             }
         );
         update(&mut m, chr('c'));

@@ -13,7 +13,7 @@ pub mod warnings;
 
 use std::borrow::Cow;
 
-pub use select::{SelectionError, check_selection, filter};
+pub use select::{SelectionError, check_selection, filter, line_selectable};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Hunk {

@@ -100,6 +100,7 @@ fn interactive_review_approve_with_selection() {
     let sel = Selection {
         excluded_files: vec!["a".into()],
         excluded_hunks: vec![("b".into(), 1)],
+        ..Default::default()
     };
     let fx = m.handle(Input::Command(Command::Approve {
         selection: sel.clone(),
@@ -431,6 +432,7 @@ fn a_failed_publish_in_review_goes_back_to_review_and_a_retry_publishes() {
     let sel = Selection {
         excluded_files: vec!["tests/a.py".into()],
         excluded_hunks: vec![],
+        ..Default::default()
     };
     m.handle(Input::Command(Command::Approve {
         selection: sel.clone(),

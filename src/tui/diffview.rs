@@ -509,6 +509,7 @@ new file mode 100644
             Selection {
                 excluded_files: vec![],
                 excluded_hunks: vec![("a.py".into(), 1)],
+                ..Default::default()
             }
         );
         let s = v.summary();
