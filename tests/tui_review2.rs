@@ -392,6 +392,75 @@ async fn comments_go_out_as_one_follow_up_and_d_shows_only_what_it_changed() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s_leaves_one_line_out_and_the_published_patch_lacks_only_that_line() {
+    let (mut h, _) = harness();
+    start(&mut h).await;
+    let calc = file_index(&h, "calc/__init__.py");
+    let d = h.model().diff.as_ref().unwrap();
+    let raise = d
+        .rows
+        .iter()
+        .position(|r| r.file as usize == calc && d.line_text(r).contains("raise ValueError"))
+        .unwrap();
+    // On a hunk header or a context line, s says what it does.
+    let header = d.info[calc].first_row;
+    h.app.model.diff.as_mut().unwrap().jump(header, 20);
+    h.send(chr('s'));
+    assert!(
+        h.model()
+            .notice
+            .as_deref()
+            .unwrap_or("")
+            .contains("s leaves")
+    );
+    h.app.model.diff.as_mut().unwrap().jump(raise, 20);
+    h.send(chr('s'));
+    let d = h.model().diff.as_ref().unwrap();
+    assert_eq!(d.excluded_lines.len(), 1);
+    assert_eq!(d.hunk_state(calc, 0), None, "the hunk is partly in");
+    let screen = h.screen(120, 40);
+    assert!(screen.contains("[~] @@ -1,"), "{screen}");
+    assert!(screen.contains("4 of 4 hunks in the PR"), "{screen}");
+    let sel = tiny_backspace::tui::update::current_selection(h.model());
+    assert_eq!(
+        sel.excluded_lines,
+        vec![("calc/__init__.py".to_string(), 0, 2)]
+    );
+    // s again brings it back; once more out, then publish.
+    h.send(chr('s'));
+    assert!(h.model().diff.as_ref().unwrap().excluded_lines.is_empty());
+    h.send(chr('s'));
+    h.send(chr('c'));
+    assert!(matches!(h.model().overlay, Overlay::Pr(_)));
+    h.send(ctrl('s'));
+    h.pump_until("published", |m| {
+        matches!(m.state, RunState::Done { .. } | RunState::Failed)
+    })
+    .await;
+    let branch = h
+        .events
+        .iter()
+        .find_map(|e| match e {
+            Event::Done { branch, .. } => branch.clone(),
+            _ => None,
+        })
+        .expect("a branch");
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(&h.repo)
+        .args(["show", &format!("{branch}:calc/__init__.py")])
+        .output()
+        .unwrap();
+    let published = String::from_utf8_lossy(&out.stdout);
+    assert!(published.contains("if b == 0:"), "{published}");
+    assert!(!published.contains("raise ValueError"), "{published}");
+    assert!(
+        published.contains("# product"),
+        "the other hunk is in: {published}"
+    );
+}
+
 // ---- Snapshots of the new states at 80×24 and 200×60 (pure `update`, pinned clock). ----
 
 mod snapshots {
@@ -578,6 +647,23 @@ index 1111111..2222222 100644
             update(&mut m, msg);
         }
         m
+    }
+
+    /// `s` left one added line of calc's first hunk out.
+    fn line_out(w: u16, h: u16) -> Model {
+        let mut m = review(w, h);
+        for k in [chr('n'), chr('j'), chr('j'), chr('j'), chr('s')] {
+            update(&mut m, k);
+        }
+        m
+    }
+
+    #[test]
+    fn review2_one_line_left_out() {
+        snap("review2_line_out", line_out);
+        let t = render_text(&line_out(80, 24), 80, 24);
+        assert!(t.contains("[~] @@ -1,5 +1,7 @@"), "{t}");
+        assert!(t.contains("+6 −2"), "one + line fewer in the totals: {t}");
     }
 
     #[test]

@@ -78,6 +78,10 @@ pub const HELP: &[(&str, &[(&str, &str)])] = &[
             ("] / [", "next / previous file"),
             ("space", "hunk (or file, on its header) in/out of the PR"),
             (
+                "s",
+                "the + / − line under the cursor out of the PR, and back",
+            ),
+            (
                 "v",
                 "side-by-side ↔ unified (side-by-side needs a wide pane)",
             ),

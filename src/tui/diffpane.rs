@@ -353,7 +353,7 @@ pub(super) fn row_line<'a>(
             let st = if inc { theme.hunk() } else { theme.excluded() };
             let mut spans = vec![
                 cur,
-                Span::styled(marker(Some(inc)), theme.bold()),
+                Span::styled(marker(d.hunk_state(file, row.hunk as usize)), theme.bold()),
                 Span::raw(" "),
             ];
             spans.push(Span::styled(
@@ -399,7 +399,7 @@ pub(super) fn row_line<'a>(
 /// either; `None` when the row has no partner, its hunk is left out, or highlighting would not
 /// help.
 pub(super) fn word_ranges(d: &DiffView, row: &Row) -> Option<(rows::Spans, rows::Spans)> {
-    if !d.hunk_included(row.file as usize, row.hunk as usize) {
+    if !d.line_included(row.file as usize, row.hunk as usize, row.line as usize) {
         return None;
     }
     let line = d.line_text(row);
@@ -425,7 +425,7 @@ pub(super) fn line_body<'a>(
     let Some(f) = d.files.get(file) else {
         return vec![];
     };
-    let inc = d.hunk_included(file, row.hunk as usize);
+    let inc = d.line_included(file, row.hunk as usize, row.line as usize);
     let raw = d.line_text(row);
     let body = raw.get(1..).unwrap_or("");
     let (sign, base, emph) = match row.kind {
@@ -434,7 +434,11 @@ pub(super) fn line_body<'a>(
         RowKind::NoNewline => ("\\", theme.dim(), theme.dim()),
         _ => (" ", Style::default(), Style::default()),
     };
-    let base = if inc { base } else { theme.excluded() };
+    let (base, emph) = if inc {
+        (base, emph)
+    } else {
+        (theme.excluded(), theme.excluded())
+    };
     let warn = theme.warning();
     let mut spans = vec![Span::styled(format!("{sign} "), base)];
     if row.kind == RowKind::NoNewline {

@@ -1,6 +1,7 @@
 //! The review keys added to the diff pane and the file list: `E` edit the file in `$EDITOR`,
 //! `C` comment on a hunk or line, `L` the comment list, `d` only the changes since the last
-//! review, `x`/`m` collapse / mark viewed; and what a new diff does to these marks.
+//! review, `s` one line out of the PR, `x`/`m` collapse / mark viewed; and what a new diff does
+//! to these marks.
 //!
 //! Invariants: pure like `update` (the editor runs in the app loop, through an
 //! [`Action::EditFile`]); keys that change the work tree or the follow-up need a live review (not
@@ -14,6 +15,7 @@ use super::model::{Model, RunState};
 use super::pane_keys;
 use super::steplog::{Entry, EntryKind, EntryStatus};
 use super::update::{Action, diff_height};
+use crate::diff::rows::RowKind;
 use crate::event::Stage;
 use crate::pipeline::Command;
 
@@ -51,6 +53,10 @@ fn live_review(model: &Model) -> Result<(), &'static str> {
 fn review_key(model: &mut Model, k: KeyEvent) -> Option<Vec<Action>> {
     match k.code {
         KeyCode::Char('E') => Some(edit_file(model)),
+        KeyCode::Char('s') => {
+            toggle_line(model);
+            Some(vec![])
+        }
         KeyCode::Char('C') => {
             super::comments::open_dialog(model);
             Some(vec![])
@@ -82,6 +88,43 @@ fn review_key(model: &mut Model, k: KeyEvent) -> Option<Vec<Action>> {
             Some(vec![])
         }
         _ => None,
+    }
+}
+
+/// `s`: the `+`/`-` line under the cursor out of the PR (its hunk stays in), or back in.
+fn toggle_line(model: &mut Model) {
+    if model.state != RunState::Review || model.viewing.is_some() {
+        model.notice = Some("the selection can be changed while the diff is in review".into());
+        return;
+    }
+    let Some(d) = model.diff.as_mut() else {
+        return;
+    };
+    let Some(row) = d.rows.get(d.cursor).copied() else {
+        return;
+    };
+    let (f, h, l) = (row.file as usize, row.hunk as usize, row.line as usize);
+    let why = match row.kind {
+        RowKind::Added | RowKind::Removed => {
+            let file = &d.files[f];
+            if !d.hunk_included(f, h) {
+                Some("this hunk is out of the PR: space brings it in, then s leaves lines out")
+            } else if file.is_deleted() {
+                Some("a deleted file goes whole: space leaves its hunk out")
+            } else if !crate::diff::line_selectable(&file.hunks[h], l) {
+                Some("this line ends the old file without a newline: it goes with its hunk")
+            } else {
+                None
+            }
+        }
+        _ => Some("s leaves the + or − line under the cursor out of the PR (and back in)"),
+    };
+    if let Some(why) = why {
+        model.notice = Some(why.into());
+        return;
+    }
+    if !d.excluded_lines.remove(&(f, h, l)) {
+        d.excluded_lines.insert((f, h, l));
     }
 }
 
