@@ -190,6 +190,15 @@ async fn the_file_list_takes_the_focus_and_collapses_marks_and_selects_whole_fil
         d.cursor, d.info[calc].first_row,
         "Enter: the diff at the file's title"
     );
+    // Ctrl+D still pages (d alone is "since last review").
+    let before = d.cursor;
+    h.send(ctrl('d'));
+    assert!(
+        h.model().diff.as_ref().unwrap().cursor > before,
+        "Ctrl+D paged"
+    );
+    assert!(!h.model().diff.as_ref().unwrap().review.only_since);
+    h.send(ctrl('u'));
     // Tab order: the diff, then around to the fields; the list comes back after the steps.
     h.keys([
         key(KeyCode::Tab),

@@ -11,7 +11,7 @@
 
 use std::collections::BTreeSet;
 
-use crossterm::event::{KeyCode, KeyEvent};
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::Frame;
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
@@ -262,6 +262,11 @@ pub(super) fn key(model: &mut Model, k: KeyEvent) -> bool {
 
 /// `x` and `m` on the current file, from the file list or the diff.
 pub(super) fn file_marks_key(model: &mut Model, k: KeyEvent) -> bool {
+    if k.modifiers
+        .intersects(KeyModifiers::CONTROL | KeyModifiers::ALT)
+    {
+        return false;
+    }
     let h = diff_height(model);
     let Some(d) = model.diff.as_mut().filter(|d| !d.is_empty()) else {
         return false;

@@ -7,7 +7,7 @@
 //! [`Action::EditFile`]); keys that change the work tree or the follow-up need a live review (not
 //! a past or reopened run); every other key falls through to the diff pane's own keys.
 
-use crossterm::event::{KeyCode, KeyEvent};
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 use super::diffview::DiffView;
 use super::filelist;
@@ -51,6 +51,12 @@ fn live_review(model: &Model) -> Result<(), &'static str> {
 }
 
 fn review_key(model: &mut Model, k: KeyEvent) -> Option<Vec<Action>> {
+    // Plain letters only: Ctrl+D / Ctrl+U page the diff.
+    if k.modifiers
+        .intersects(KeyModifiers::CONTROL | KeyModifiers::ALT)
+    {
+        return None;
+    }
     match k.code {
         KeyCode::Char('E') => Some(edit_file(model)),
         KeyCode::Char('s') => {
