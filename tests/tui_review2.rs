@@ -668,6 +668,44 @@ index 1111111..2222222 100644
     }
 
     #[test]
+    fn a_warning_from_the_diff_event_is_marked_in_the_file_list() {
+        let mut m = review(120, 30);
+        let stat = |path: &str, warnings: &[&str]| FileStat {
+            path: path.into(),
+            status: "modified".into(),
+            warnings: warnings.iter().map(|w| w.to_string()).collect(),
+            ..FileStat::default()
+        };
+        // The patch has nothing hidden; the pipeline said util.py's line endings change.
+        update(
+            &mut m,
+            Msg::Pipeline(Event::diff(
+                "r1",
+                vec![
+                    stat("src/util.py", &["line_endings", "no_such_code"]),
+                    stat("NOTES.md", &[]),
+                ],
+                PATCH.as_bytes(),
+                None,
+            )),
+        );
+        let t = render_text(&m, 120, 30);
+        let row = t
+            .lines()
+            .find(|l| l.contains("src/util.py") && l.contains("+1 −1"))
+            .unwrap();
+        assert!(row.contains('⚠'), "{t}");
+        assert!(
+            !t.lines()
+                .find(|l| l.contains("A NOTES.md"))
+                .unwrap()
+                .contains('⚠'),
+            "{t}"
+        );
+        assert!(t.contains("⚠ line endings"), "the title says why: {t}");
+    }
+
+    #[test]
     fn review2_one_line_left_out() {
         snap("review2_line_out", line_out);
         let t = render_text(&line_out(80, 24), 80, 24);

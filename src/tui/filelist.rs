@@ -26,6 +26,7 @@ use super::sidebyside::SbsIndex;
 use super::theme::Theme;
 use super::update::diff_height;
 use crate::diff::rows::{self, NONE, Row, RowKind};
+use crate::diff::warnings::Warning;
 
 /// What the reviewer marked besides the selection, by file and hunk index of the view's patch.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -149,6 +150,23 @@ impl DiffView {
     pub fn viewed_label(&self) -> Option<String> {
         (!self.review.viewed.is_empty())
             .then(|| format!("{}/{} viewed", self.review.viewed.len(), self.files.len()))
+    }
+}
+
+/// The per-file warnings the pipeline computed (`Diff.files[].warnings`) join the ones the view
+/// found in the patch itself: the union, so neither an event from an older run (no warnings
+/// recorded) nor a cut event can hide one. Unknown codes are skipped.
+pub fn event_warnings(view: &mut DiffView, files: &[crate::event::FileStat]) {
+    for (f, info) in view.files.iter().zip(view.info.iter_mut()) {
+        let Some(stat) = files.iter().find(|s| s.path == f.path) else {
+            continue;
+        };
+        for w in Warning::ALL {
+            if stat.warnings.iter().any(|c| c == w.code()) && !info.warnings.contains(&w) {
+                info.warnings.push(w);
+            }
+        }
+        info.warnings.sort();
     }
 }
 

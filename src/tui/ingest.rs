@@ -235,8 +235,9 @@ impl Model {
                     format!("{provider}:{model}")
                 };
             }
-            Event::Diff { patch, .. } => {
+            Event::Diff { patch, files, .. } => {
                 let mut view = DiffView::new(patch.clone());
+                super::filelist::event_warnings(&mut view, files);
                 if let Some(old) = self.diff.take() {
                     self.carry_selection(&old, &mut view);
                     super::review_keys::new_diff(self, &old, &mut view);
