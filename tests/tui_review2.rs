@@ -470,6 +470,68 @@ async fn s_leaves_one_line_out_and_the_published_patch_lacks_only_that_line() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn viewed_marks_and_comments_come_back_when_the_run_is_reopened() {
+    let (mut first, _) = harness();
+    start(&mut first).await;
+    let run_id = first.app.run_id().unwrap().to_string();
+    let calc = file_index(&first, "calc/__init__.py");
+    let d = first.model().diff.as_ref().unwrap();
+    let hunk = d
+        .rows
+        .iter()
+        .position(|r| r.file as usize == calc && r.hunk == 0)
+        .unwrap();
+    first.app.model.diff.as_mut().unwrap().jump(hunk, 20);
+    first.send(chr('C'));
+    first.type_str("Check this");
+    first.send(ctrl('s'));
+    first.send(chr('m'));
+    // Another app on the same state directory (the first one's terminal was closed in review).
+    let cfg = config(&first.home(), Some("scripted:test-script.json".into()));
+    let (app, rx) = App::new(
+        Arc::new(cfg),
+        first.dir.path().to_path_buf(),
+        Prefill {
+            repo: String::new(),
+            prompt: String::new(),
+            base: String::new(),
+        },
+        false,
+        None,
+    );
+    let mut h = Harness {
+        app,
+        rx,
+        dir: tempfile::tempdir().unwrap(),
+        repo: first.repo.clone(),
+        events: vec![],
+    };
+    h.send(Msg::Resize(120, 40));
+    h.send(ctrl('r'));
+    let Overlay::Runs { runs, .. } = &h.model().overlay else {
+        panic!("the runs list")
+    };
+    assert_eq!(runs[0].id, run_id);
+    h.send(key(KeyCode::Enter));
+    assert!(h.model().reopened, "{:?}", h.model().notice);
+    assert_eq!(h.model().comments.len(), 1);
+    assert_eq!(h.model().comments[0].text, "Check this");
+    let d = h.model().diff.as_ref().unwrap();
+    assert!(d.review.viewed.contains(&calc), "{:?}", d.review);
+    assert!(h.screen(120, 40).contains("1/3 viewed"));
+    // A reopened run has no agent: the comments cannot be sent, and E has no work tree.
+    h.send(chr('L'));
+    h.send(ctrl('s'));
+    assert!(
+        h.model()
+            .notice
+            .as_deref()
+            .unwrap_or("")
+            .contains("live review")
+    );
+}
+
 // ---- Snapshots of the new states at 80×24 and 200×60 (pure `update`, pinned clock). ----
 
 mod snapshots {
