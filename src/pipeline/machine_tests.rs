@@ -660,6 +660,14 @@ fn a_rediff_in_review_computes_the_diff_again_and_comes_back_to_review() {
         }]
     ));
     assert_eq!(m.phase, Phase::Review);
+    // A re-diff that fails keeps the review.
+    m.handle(Input::Command(Command::Rediff("you edited b.py".into())));
+    let fx = m.handle(Input::StageFailed {
+        message: "disk full".into(),
+        retryable: false,
+        code: ErrorCode::DiffFailed,
+    });
+    assert_eq!(m.phase, Phase::Review, "{fx:?}");
     // Only in review: while the agent runs, a re-diff request changes nothing.
     let mut busy = Machine::new(Gate::Interactive, true);
     busy.handle(Input::Start);

@@ -142,6 +142,13 @@ pub fn follow_up_text(comments: &[Comment]) -> Option<String> {
     Some(s)
 }
 
+/// Pasted text goes into the comment being written (other dialogs take none).
+pub(super) fn paste(overlay: &mut Overlay, text: &str) {
+    if let Overlay::Comment(d) = overlay {
+        d.text.insert_str(text);
+    }
+}
+
 /// Keys of the comment dialog.
 pub(super) fn draft_key(
     model: &mut Model,

@@ -318,7 +318,7 @@ fn paste(model: &mut Model, text: &str) {
             }
             _ => {}
         },
-        _ => {}
+        overlay => super::comments::paste(overlay, text),
     }
 }
 
