@@ -367,6 +367,7 @@ fn every_selection_of_a_real_byte_patch_applies_exactly_to_the_base() {
                 sels.push(Selection {
                     excluded_files: vec![],
                     excluded_hunks: vec![(f.path.clone(), h)],
+                    ..Default::default()
                 });
             }
         }

@@ -99,6 +99,7 @@ async fn the_pushed_branch_holds_exactly_the_approved_hunks_and_the_pr_is_right(
         selection: Selection {
             excluded_files: vec![],
             excluded_hunks: vec![("calc.py".into(), 1)],
+            ..Default::default()
         },
         title: Some("Reject zero divisors in divide()".into()),
         body: None,

@@ -415,12 +415,13 @@ fn a_click_focuses_the_pane_and_picks_the_row_and_the_wheel_scrolls() {
     assert_eq!(m.focus, Focus::Prompt);
     update(&mut m, click(p.steps.x + 2, p.steps.y + 1));
     assert_eq!(m.focus, Focus::Steps);
-    // The second file in the list.
+    // The second file in the list (the list takes the focus).
     update(&mut m, click(p.files.x + 4, p.files.y + 1));
-    assert_eq!(m.focus, Focus::Diff);
+    assert_eq!(m.focus, Focus::Files);
     assert_eq!(m.diff.as_ref().unwrap().current_file(), 1);
     // A body row: the cursor goes to the row clicked.
     update(&mut m, click(p.body.x + 4, p.body.y + 2));
+    assert_eq!(m.focus, Focus::Diff);
     let d = m.diff.as_ref().unwrap();
     assert_eq!(d.cursor_line(), d.top + 2);
 }

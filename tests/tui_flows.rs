@@ -593,6 +593,7 @@ async fn side_by_side_review_deselects_and_approves_like_unified() {
     let selection = Selection {
         excluded_files: vec![],
         excluded_hunks: vec![("calc/__init__.py".into(), 1)],
+        ..Default::default()
     };
     assert_eq!(
         tiny_backspace::tui::update::current_selection(h.model()),

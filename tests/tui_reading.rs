@@ -349,7 +349,11 @@ fn z_zooms_the_focused_pane_and_back() {
         );
         let buf = render(&m, w, h);
         insta::assert_snapshot!(format!("zoom_diff_{w}x{h}"), format!("{buf:?}"));
-        // Tab takes the zoom to the steps; a text field shows the usual layout.
+        // Tab takes the zoom to the steps (the diff's file list keeps the diff zoomed); a text
+        // field shows the usual layout.
+        update(&mut m, key(KeyCode::BackTab));
+        assert_eq!(m.focus, Focus::Files);
+        assert_eq!(m.panes(), p);
         update(&mut m, key(KeyCode::BackTab));
         assert_eq!(m.focus, Focus::Steps);
         assert_eq!(m.panes().steps, Rect::new(0, 1, w, h - 2));

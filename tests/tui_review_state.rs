@@ -36,6 +36,7 @@ fn leave_out_calc_second_hunk(h: &mut Harness, calc: &str) -> Selection {
     let selection = Selection {
         excluded_files: vec![],
         excluded_hunks: vec![(calc.to_string(), 1)],
+        ..Default::default()
     };
     assert_eq!(current_selection(h.model()), selection);
     selection
@@ -73,7 +74,12 @@ async fn ctrl_s_in_review_opens_the_pr_dialog_and_never_starts_a_run() {
     h.send(key(KeyCode::Esc));
     assert_eq!(current_selection(h.model()), selection);
 
-    // From the steps pane too.
+    // From the file list and the steps pane too.
+    h.send(key(KeyCode::BackTab));
+    assert_eq!(h.model().focus, Focus::Files);
+    h.send(ctrl('s'));
+    assert!(matches!(h.model().overlay, Overlay::Pr(_)));
+    h.send(key(KeyCode::Esc));
     h.send(key(KeyCode::BackTab));
     assert_eq!(h.model().focus, Focus::Steps);
     h.send(ctrl('s'));
@@ -603,6 +609,7 @@ mod pure {
             Selection {
                 excluded_files: vec![],
                 excluded_hunks: vec![("a.py".into(), 1)],
+                ..Default::default()
             }
         );
         update(&mut m, chr('c'));

@@ -172,6 +172,7 @@ pub async fn publish(args: PublishArgs, config: Config) -> color_eyre::Result<i3
         (!args.exclude_files.is_empty() || !args.exclude_hunks.is_empty()).then(|| Selection {
             excluded_files: args.exclude_files.clone(),
             excluded_hunks: args.exclude_hunks.clone(),
+            ..Default::default()
         });
     if let Some(selection) = &selection
         && let Err(e) = pipeline::publish::check_selection(&run_dir, selection)

@@ -14,7 +14,7 @@ pub mod warnings;
 
 use std::borrow::Cow;
 
-pub use select::{SelectionError, check_selection, filter};
+pub use select::{SelectionError, check_selection, filter, line_selectable};
 pub use selection::Selection;
 
 #[derive(Debug, Clone, PartialEq, Eq)]

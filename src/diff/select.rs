@@ -1,17 +1,26 @@
-//! The approved subset of a patch: files and hunks left out, the rest rebuilt byte for byte.
+//! The approved subset of a patch: files, hunks and single lines left out, the rest rebuilt
+//! byte for byte.
 //!
 //! Invariants: a kept file's header and a kept hunk's body are copied verbatim; only the ranges
 //! of a kept hunk's `@@` line are rewritten (its section bytes stay), with the new-side start
-//! renumbered so that `git apply` accepts the result exactly, without offsets or fuzz.
+//! renumbered so that `git apply` accepts the result exactly, without offsets or fuzz. A line
+//! left out of a hunk changes only its own line: a `+` line is dropped (with its `\ No newline`
+//! marker), a `-` line is kept as context (its bytes after the sign untouched), and the hunk's
+//! ranges are counted again; a hunk with no change left is dropped. Where a line cannot be left
+//! out on its own — in a deleted file, or a `-` line that has a `\ No newline` marker (as context
+//! it would have to end the file) — the whole hunk is left out instead, so nothing goes in that
+//! was not approved ([`check_selection`] refuses such a selection up front).
 
+use std::borrow::Cow;
+use std::collections::BTreeSet;
 use std::io::Write as _;
 
 use super::Selection;
 use super::{FilePatch, Hunk, parse, parse_hunk_header};
 
-/// The patch with the excluded files and hunks left out.
+/// The patch with the excluded files, hunks and lines left out.
 pub fn filter(patch: &[u8], selection: &Selection) -> Vec<u8> {
-    if selection.excluded_files.is_empty() && selection.excluded_hunks.is_empty() {
+    if selection.is_everything() {
         return patch.to_vec();
     }
     let mut out = Vec::with_capacity(patch.len());
@@ -25,16 +34,34 @@ pub fn filter(patch: &[u8], selection: &Selection) -> Vec<u8> {
                 .iter()
                 .any(|(p, h)| *p == file.path && *h == i)
         };
-        if file.hunks.is_empty() || !(0..file.hunks.len()).any(excluded) {
+        let lines_out = |i: usize| -> BTreeSet<usize> {
+            selection
+                .excluded_lines
+                .iter()
+                .filter(|(p, h, _)| *p == file.path && *h == i)
+                .map(|(_, _, l)| *l)
+                .collect()
+        };
+        let touched = |i: usize| excluded(i) || !lines_out(i).is_empty();
+        if file.hunks.is_empty() || !(0..file.hunks.len()).any(touched) {
             file.write_to(&mut out);
             continue;
         }
-        let kept: Vec<&Hunk> = file
+        let kept: Vec<Cow<'_, Hunk>> = file
             .hunks
             .iter()
             .enumerate()
             .filter(|(i, _)| !excluded(*i))
-            .map(|(_, h)| h)
+            .filter_map(|(i, h)| {
+                let out = lines_out(i);
+                if out.is_empty() {
+                    Some(Cow::Borrowed(h))
+                } else if file.is_deleted() {
+                    None
+                } else {
+                    without_lines(h, &out).map(Cow::Owned)
+                }
+            })
             .collect();
         // A new or deleted file cannot be applied in part of a single hunk; all-out means no file.
         if kept.is_empty() {
@@ -45,7 +72,58 @@ pub fn filter(patch: &[u8], selection: &Selection) -> Vec<u8> {
     out
 }
 
-fn write_kept(file: &FilePatch, kept: &[&Hunk], out: &mut Vec<u8>) {
+/// Whether body line `i` of `h` may be left out on its own: a `+` or `-` line, and not a `-` line
+/// with a `\ No newline` marker after it.
+pub fn line_selectable(h: &Hunk, i: usize) -> bool {
+    match h.lines.get(i).and_then(|l| l.first()) {
+        Some(b'+') => true,
+        Some(b'-') => h.lines.get(i + 1).and_then(|l| l.first()) != Some(&b'\\'),
+        _ => false,
+    }
+}
+
+/// `h` with the body lines `out` left out (see the module doc), its ranges counted again; `None`
+/// when no change is left, or a line cannot be left out on its own (the hunk goes whole).
+fn without_lines(h: &Hunk, out: &BTreeSet<usize>) -> Option<Hunk> {
+    if out.iter().any(|&i| !line_selectable(h, i)) {
+        return None;
+    }
+    let mut lines = Vec::with_capacity(h.lines.len());
+    let mut dropped_plus = false;
+    for (i, l) in h.lines.iter().enumerate() {
+        match l.first() {
+            Some(b'\\') if dropped_plus => {}
+            Some(b'+') if out.contains(&i) => dropped_plus = true,
+            Some(b'-') if out.contains(&i) => {
+                let mut c = l.clone();
+                c[0] = b' ';
+                lines.push(c);
+                dropped_plus = false;
+            }
+            _ => {
+                lines.push(l.clone());
+                dropped_plus = false;
+            }
+        }
+    }
+    let count = |signs: &[u8]| {
+        lines
+            .iter()
+            .filter(|l| l.first().is_some_and(|c| signs.contains(c)))
+            .count() as u64
+    };
+    if count(b"+-") == 0 {
+        return None;
+    }
+    Some(Hunk {
+        old_len: count(b" -"),
+        new_len: count(b" +"),
+        lines,
+        ..h.clone()
+    })
+}
+
+fn write_kept(file: &FilePatch, kept: &[Cow<'_, Hunk>], out: &mut Vec<u8>) {
     for l in &file.header {
         out.extend_from_slice(l);
     }
@@ -132,6 +210,24 @@ pub fn check_selection(patch: &[u8], selection: &Selection) -> Result<(), Select
             Some(_) => {}
         }
     }
+    for (path, hunk, line) in &selection.excluded_lines {
+        let f = find(path).ok_or_else(|| missing(path, true))?;
+        let h = f.hunks.get(*hunk).ok_or_else(|| SelectionError {
+            in_hunks: true,
+            message: format!("'{path}' has no hunk number {}", hunk + 1),
+        })?;
+        if f.is_deleted() || !line_selectable(h, *line) {
+            return Err(SelectionError {
+                in_hunks: true,
+                message: format!(
+                    "line {} of hunk {} of '{path}' cannot be left out on its own (a deleted \
+                     file, not a + or - line, or a - line without a final newline)",
+                    line + 1,
+                    hunk + 1
+                ),
+            });
+        }
+    }
     Ok(())
 }
 
@@ -149,6 +245,7 @@ mod tests {
         let sel = |files: &[&str], hunks: &[(&str, usize)]| Selection {
             excluded_files: files.iter().map(|f| f.to_string()).collect(),
             excluded_hunks: hunks.iter().map(|(p, h)| (p.to_string(), *h)).collect(),
+            ..Default::default()
         };
         let patch = PATCH.as_bytes();
         assert_eq!(
@@ -181,6 +278,7 @@ mod tests {
         let sel = Selection {
             excluded_files: vec![],
             excluded_hunks: vec![("calc.py".into(), 0)],
+            ..Default::default()
         };
         let out = text(filter(PATCH.as_bytes(), &sel));
         assert!(!out.contains("raise ValueError"));
@@ -195,6 +293,7 @@ mod tests {
         let sel = Selection {
             excluded_files: vec![],
             excluded_hunks: vec![("l.txt".into(), 0)],
+            ..Default::default()
         };
         let out = filter(patch, &sel);
         assert_eq!(
@@ -250,6 +349,7 @@ mod tests {
             let sel = Selection {
                 excluded_files: vec![],
                 excluded_hunks: vec![("f.txt".into(), skip)],
+                ..Default::default()
             };
             let filtered = filter(&patch, &sel);
             git(&["checkout", "-q", "--", "f.txt"]);
@@ -271,6 +371,7 @@ mod tests {
         let sel = Selection {
             excluded_files: vec!["NOTES.md".into()],
             excluded_hunks: vec![],
+            ..Default::default()
         };
         let out = text(filter(PATCH.as_bytes(), &sel));
         assert!(!out.contains("NOTES.md"));
@@ -278,6 +379,7 @@ mod tests {
         let sel = Selection {
             excluded_files: vec![],
             excluded_hunks: vec![("NOTES.md".into(), 0)],
+            ..Default::default()
         };
         assert!(!text(filter(PATCH.as_bytes(), &sel)).contains("NOTES.md"));
     }

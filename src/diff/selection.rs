@@ -16,11 +16,17 @@ pub struct Selection {
     pub excluded_files: Vec<String>,
     /// (file path, hunk index within that file).
     pub excluded_hunks: Vec<(String, usize)>,
+    /// (file path, hunk index, body line index): single `+`/`-` lines left out of a hunk that is
+    /// otherwise in (the TUI's `s`); see [`crate::diff::filter`] for what that means.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub excluded_lines: Vec<(String, usize, usize)>,
 }
 
 impl Selection {
     pub fn is_everything(&self) -> bool {
-        self.excluded_files.is_empty() && self.excluded_hunks.is_empty()
+        self.excluded_files.is_empty()
+            && self.excluded_hunks.is_empty()
+            && self.excluded_lines.is_empty()
     }
 }
 
@@ -189,6 +195,7 @@ mod tests {
         let sel = Selection {
             excluded_files: vec!["c.md".into()],
             excluded_hunks: vec![("a.py".into(), 1)],
+            ..Default::default()
         };
         // The follow-up adds a hunk at the top of a.py (the left-out one moves from 1 to 2),
         // changes c.md's only hunk, and adds d.py.
@@ -205,6 +212,7 @@ mod tests {
             Selection {
                 excluded_files: vec![],
                 excluded_hunks: vec![("a.py".into(), 2)],
+                ..Default::default()
             }
         );
         assert_eq!((r.kept, r.changed), (1, 1));
@@ -220,6 +228,7 @@ mod tests {
         let sel = Selection {
             excluded_files: vec![],
             excluded_hunks: vec![("a.py".into(), 0)],
+            ..Default::default()
         };
         let r = carry(patch.as_bytes(), &sel, patch.as_bytes());
         assert_eq!(r.selection.excluded_hunks, vec![("a.py".into(), 0)]);
@@ -233,6 +242,7 @@ mod tests {
         let sel = Selection {
             excluded_files: vec!["i.png".into()],
             excluded_hunks: vec![],
+            ..Default::default()
         };
         let saved = SavedSelection::capture(patch.as_bytes(), &sel);
         let json = serde_json::to_string(&saved).unwrap();

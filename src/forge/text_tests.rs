@@ -123,6 +123,7 @@ fn a_left_out_file_is_never_named_and_the_summary_is_marked() {
     let sel = crate::diff::Selection {
         excluded_files: vec!["tests/test_b.py".into(), "b.py".into()],
         excluded_hunks: vec![],
+        ..Default::default()
     };
     let approved = diff::filter(&full, &sel);
     let scope = Scope::of(&full, &approved);
@@ -179,6 +180,7 @@ fn hunks_left_out_of_a_kept_file_are_counted() {
     let sel = crate::diff::Selection {
         excluded_files: vec![],
         excluded_hunks: vec![("b.py".into(), 1)],
+        ..Default::default()
     };
     let approved = diff::filter(&full, &sel);
     let scope = Scope::of(&full, &approved);
@@ -190,6 +192,7 @@ fn hunks_left_out_of_a_kept_file_are_counted() {
     let sel = crate::diff::Selection {
         excluded_files: vec!["a.py".into()],
         excluded_hunks: vec![("b.py".into(), 1)],
+        ..Default::default()
     };
     let scope = Scope::of(&full, &diff::filter(&full, &sel));
     assert_eq!(

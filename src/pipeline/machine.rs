@@ -35,6 +35,9 @@ pub enum Command {
     },
     Reject,
     FollowUp(String),
+    /// In review: the reviewer changed the work tree (the TUI's `E`): say so with this message
+    /// and compute the diff again (the same hardened stage), then back to review.
+    Rediff(String),
     Cancel,
     /// Cancel, saying why (e.g. a server's time limit). The machine treats it as `Cancel`; the
     /// driver keeps the reason for the run's final error.
@@ -160,6 +163,9 @@ pub struct Machine {
     failed_publish: Option<Outcome>,
     /// The agent is running a follow-up (the review it came from is worth keeping).
     following_up: bool,
+    /// The diff is computed again after the reviewer's edit (`Command::Rediff`): a failure goes
+    /// back to review instead of ending the run.
+    rediffing: bool,
     cancel_requested: bool,
 }
 
@@ -171,6 +177,7 @@ impl Machine {
             after_diff: None,
             failed_publish: None,
             following_up: false,
+            rediffing: false,
             cancel_requested: false,
         }
     }
@@ -323,7 +330,16 @@ impl Machine {
                 });
                 self.run(Stage::Diff, Effect::ComputeDiff)
             }
+            (Phase::Running(Stage::Diff), Input::StageFailed { message, .. })
+                if std::mem::take(&mut self.rediffing) =>
+            {
+                self.back_to_review(
+                    Stage::Diff,
+                    format!("computing the diff again failed: {message}; the review is as it was"),
+                )
+            }
             (Phase::Running(Stage::Diff), Input::DiffReady { empty }) => {
+                self.rediffing = false;
                 let stopped = self.after_diff.take().or_else(|| {
                     self.cancel_requested
                         .then_some(Outcome::Cancelled { stage: Stage::Diff })
@@ -396,6 +412,17 @@ impl Machine {
                         followup: Some(text),
                     },
                 )
+            }
+
+            (Phase::Review, Input::Command(Command::Rediff(message))) => {
+                self.cancel_requested = false;
+                self.rediffing = true;
+                let mut fx = vec![Effect::Status {
+                    stage: Stage::Diff,
+                    message,
+                }];
+                fx.extend(self.run(Stage::Diff, Effect::ComputeDiff));
+                fx
             }
 
             (

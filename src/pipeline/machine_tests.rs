@@ -85,6 +85,7 @@ fn interactive_review_approve_with_selection() {
     let sel = Selection {
         excluded_files: vec!["a".into()],
         excluded_hunks: vec![("b".into(), 1)],
+        ..Default::default()
     };
     let fx = m.handle(Input::Command(Command::Approve {
         selection: sel.clone(),
@@ -433,6 +434,7 @@ fn a_failed_publish_in_review_goes_back_to_review_and_a_retry_publishes() {
     let sel = Selection {
         excluded_files: vec!["tests/a.py".into()],
         excluded_hunks: vec![],
+        ..Default::default()
     };
     m.handle(Input::Command(Command::Approve {
         selection: sel.clone(),
@@ -650,5 +652,46 @@ fn a_cancel_racing_a_finished_setup_does_not_start_the_agent() {
         Outcome::Cancelled {
             stage: Stage::Setup
         }
+    );
+}
+
+#[test]
+fn a_rediff_in_review_computes_the_diff_again_and_comes_back_to_review() {
+    let mut m = Machine::new(Gate::Interactive);
+    ok_through_diff(&mut m);
+    m.handle(Input::DiffReady { empty: false });
+    assert_eq!(m.phase, Phase::Review);
+    assert_eq!(
+        m.handle(Input::Command(Command::Rediff("you edited a.py".into()))),
+        vec![
+            Effect::Status {
+                stage: Stage::Diff,
+                message: "you edited a.py".into()
+            },
+            Effect::ComputeDiff
+        ]
+    );
+    assert!(matches!(
+        m.handle(Input::DiffReady { empty: false }).as_slice(),
+        [Effect::Status {
+            stage: Stage::Review,
+            ..
+        }]
+    ));
+    assert_eq!(m.phase, Phase::Review);
+    // A re-diff that fails keeps the review.
+    m.handle(Input::Command(Command::Rediff("you edited b.py".into())));
+    let fx = m.handle(Input::StageFailed {
+        message: "disk full".into(),
+        retryable: false,
+        code: ErrorCode::DiffFailed,
+    });
+    assert_eq!(m.phase, Phase::Review, "{fx:?}");
+    // Only in review: while the agent runs, a re-diff request changes nothing.
+    let mut busy = Machine::new(Gate::Interactive);
+    busy.handle(Input::Start);
+    assert!(
+        busy.handle(Input::Command(Command::Rediff("x".into())))
+            .is_empty()
     );
 }

@@ -317,6 +317,7 @@ pub(super) fn parse_publish_request(bytes: &[u8]) -> Result<PublishRequest, BadR
         (!excluded_files.is_empty() || !excluded_hunks.is_empty()).then_some(Selection {
             excluded_files,
             excluded_hunks,
+            ..Default::default()
         });
     Ok(PublishRequest {
         selection,

@@ -59,6 +59,8 @@ pub struct App {
     reload: Option<ConfigReload>,
     /// The selection last saved to the store, for which run.
     saved_selection: Option<(String, Selection)>,
+    /// `review.json` as last saved (viewed marks, comments), for which run.
+    saved_review: Option<(String, super::review_store::ReviewFile)>,
     started: Instant,
 }
 
@@ -126,6 +128,7 @@ impl App {
             past_publish: None,
             reload: None,
             saved_selection: None,
+            saved_review: None,
             started: Instant::now(),
         };
         (app, rx)
@@ -162,6 +165,7 @@ impl App {
         let actions = update(&mut self.model, msg);
         let rest = self.perform(actions);
         self.save_selection(false);
+        self.save_review();
         rest
     }
 
@@ -196,6 +200,21 @@ impl App {
                 } => {
                     self.publish_past(run_id, selection, title, body, draft);
                 }
+                Action::EditFile(rel) => {
+                    let checked = self
+                        .model
+                        .run_id
+                        .as_deref()
+                        .and_then(|id| super::editor::work_tree(&self.config.home, id))
+                        .ok_or(super::editor::EditError::NoWorkTree)
+                        .and_then(|wt| super::editor::resolve(&wt, &rel));
+                    match checked {
+                        Ok(path) => rest.push(Action::RunEditor { path, rel }),
+                        Err(e) => {
+                            update(&mut self.model, Msg::Failed(format!("E: {e}")));
+                        }
+                    }
+                }
                 Action::LoadRuns => {
                     let runs = Store::open(&self.config.home)
                         .map(|s| s.list())
@@ -208,6 +227,14 @@ impl App {
                         Err(e) => Msg::Failed(format!("cannot open run {id}: {e}")),
                     };
                     update(&mut self.model, msg);
+                    let saved = Store::open(&self.config.home)
+                        .ok()
+                        .and_then(|s| s.run_dir(&id))
+                        .and_then(|d| super::review_store::read(&d));
+                    if let Some(r) = saved {
+                        super::review_store::apply(&r, &mut self.model);
+                        self.saved_review = Some((id.clone(), r));
+                    }
                 }
                 other => rest.push(other),
             }
@@ -362,6 +389,12 @@ impl App {
             self.retired.push(c.task);
         }
         self.save_selection(new_diff);
+        self.save_review();
+    }
+
+    /// Saves viewed marks and comments (`review.json`) when they changed.
+    fn save_review(&mut self) {
+        super::review_store::save(&self.config.home, &mut self.model, &mut self.saved_review);
     }
 
     /// Saves the review's selection through the store when it changed (or the diff did), so a

@@ -99,6 +99,8 @@ pub(super) fn overlay_key(
             (Some(Overlay::FollowUp(t)), vec![])
         }
         Overlay::Pr(d) => pr_key(model, d, k),
+        Overlay::Comment(d) => super::comments::draft_key(model, d, k),
+        Overlay::Comments { selected } => super::comments::list_key(model, selected, k),
     }
 }
 

@@ -76,6 +76,10 @@ pub const HELP: &[(&str, &[(&str, &str)])] = &[
             ("] / [", "next / previous file"),
             ("space", "hunk (or file, on its header) in/out of the PR"),
             (
+                "s",
+                "the + / − line under the cursor out of the PR, and back",
+            ),
+            (
                 "v",
                 "side-by-side ↔ unified (side-by-side needs a wide pane)",
             ),
@@ -83,6 +87,20 @@ pub const HELP: &[(&str, &[(&str, &str)])] = &[
             ("w", "wrap long lines (shows the unified layout)"),
             ("h / l ← / →", "scroll long lines sideways (not wrapped)"),
             ("t", "the step that last changed this hunk · t / Esc back"),
+            (
+                "x / m",
+                "collapse the file / mark it viewed (and collapsed)",
+            ),
+            ("d", "after a follow-up: only what it changed, and back"),
+        ],
+    ),
+    (
+        "File list (Tab from the steps, Shift+Tab from the diff)",
+        &[
+            ("j/k · g/G", "pick a file (the diff follows) · first / last"),
+            ("Enter", "go to the file in the diff"),
+            ("space", "the whole file in/out of the PR"),
+            ("x / m", "collapse / mark viewed (✓; the title counts them)"),
         ],
     ),
     (
@@ -94,6 +112,15 @@ pub const HELP: &[(&str, &[(&str, &str)])] = &[
                 "edit the prompt; Ctrl+S twice leaves the review and re-runs",
             ),
             ("f", "send a follow-up to the same workspace"),
+            (
+                "E",
+                "edit the file in $EDITOR (work tree); the diff is computed again",
+            ),
+            ("C", "comment on the hunk or line under the cursor"),
+            (
+                "L",
+                "comments: D deletes · Ctrl+S sends them as one follow-up",
+            ),
             ("r", "past runs: an unpublished one reopens for review"),
         ],
     ),

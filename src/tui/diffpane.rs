@@ -26,7 +26,7 @@ use super::{diffwrap, sanitize, search, sidebyside};
 use crate::diff::rows::{self, NONE, Row, RowKind};
 use crate::diff::warnings::Warning;
 
-fn marker(inc: Option<bool>) -> &'static str {
+pub(super) fn marker(inc: Option<bool>) -> &'static str {
     match inc {
         Some(true) => "[x]",
         Some(false) => "[ ]",
@@ -37,13 +37,19 @@ fn marker(inc: Option<bool>) -> &'static str {
 /// The pane title for a pane `width` wide: the long form where it fits, else a short one that
 /// keeps the totals.
 pub fn title(d: &DiffView, width: usize) -> String {
-    let suffix = if d.wrap {
+    let mut suffix = if d.wrap {
         "· wrap ".to_string()
     } else if d.hscroll > 0 {
         format!("· col {}→ ", d.hscroll + 1)
     } else {
         String::new()
     };
+    if let Some(v) = d.viewed_label() {
+        suffix = format!("· {v} {suffix}");
+    }
+    if d.review.only_since {
+        suffix = format!("· since last review {suffix}");
+    }
     let room = width.saturating_sub(suffix.chars().count());
     let mut t = counts_title(d, room);
     if t.chars().count() + 2 > room && !suffix.is_empty() {
@@ -75,7 +81,7 @@ fn counts_title(d: &DiffView, width: usize) -> String {
 use super::diffwrap::ellipsize;
 
 pub fn draw(frame: &mut Frame, model: &Model, theme: &Theme, p: &Panes) {
-    let focused = model.focus == Focus::Diff;
+    let focused = matches!(model.focus, Focus::Diff | Focus::Files);
     let Some(d) = model.diff.as_ref() else {
         let block = Block::default()
             .borders(Borders::ALL)
@@ -107,7 +113,7 @@ pub fn draw(frame: &mut Frame, model: &Model, theme: &Theme, p: &Panes) {
         );
         return;
     }
-    file_list(frame, d, theme, p);
+    super::filelist::draw(frame, d, theme, p, model.focus == Focus::Files);
     if p.files.height > 0 {
         let sep = ratatui::layout::Rect::new(p.files.x, p.files.bottom(), p.files.width, 1);
         frame.render_widget(
@@ -230,68 +236,6 @@ pub(super) fn marked_warnings(d: &DiffView, file: usize) -> Vec<Warning> {
     })
 }
 
-fn file_list(frame: &mut Frame, d: &DiffView, theme: &Theme, p: &Panes) {
-    let h = p.files.height as usize;
-    if h == 0 {
-        return;
-    }
-    let cur = d.current_file();
-    let start = if cur >= h { cur + 1 - h } else { 0 };
-    // A `⚠` column only when some file needs it, so an ordinary diff keeps its layout.
-    let any_warned = (0..d.files.len()).any(|i| !marked_warnings(d, i).is_empty());
-    let path_w = d
-        .files
-        .iter()
-        .map(|f| f.path.chars().count())
-        .max()
-        .unwrap_or(0)
-        .min((p.files.width as usize).saturating_sub(22).max(8));
-    let lines: Vec<Line> = (start..(start + h).min(d.files.len()))
-        .map(|i| {
-            let f = &d.files[i];
-            let info = &d.info[i];
-            let inc = d.file_included(i);
-            let mut path = sanitize::one_line(&f.path);
-            let n = path.chars().count();
-            if n > path_w {
-                path = format!("…{}", path.chars().skip(n + 1 - path_w).collect::<String>());
-            }
-            let counts = if f.binary {
-                "bin".to_string()
-            } else {
-                format!("+{} −{}", info.added, info.removed)
-            };
-            let base = if inc == Some(false) {
-                theme.excluded()
-            } else {
-                Style::default()
-            };
-            let mut spans = vec![
-                Span::styled(if i == cur { "▸ " } else { "  " }, theme.bold()),
-                Span::styled(marker(inc), theme.bold()),
-                Span::raw(" "),
-                Span::styled(info.status.to_string(), theme.hunk()),
-                Span::raw(" "),
-            ];
-            if any_warned {
-                if marked_warnings(d, i).is_empty() {
-                    spans.push(Span::raw("  "));
-                } else {
-                    spans.push(Span::styled("⚠", theme.warning()));
-                    spans.push(Span::raw(" "));
-                }
-            }
-            spans.extend([
-                Span::styled(format!("{path:<path_w$}"), base),
-                Span::raw("  "),
-                Span::styled(counts, theme.dim()),
-            ]);
-            Line::from(spans)
-        })
-        .collect();
-    frame.render_widget(Paragraph::new(lines), p.files);
-}
-
 /// Splits `text` at `ranges` into (segment, emphasized) parts.
 fn segments<'t>(text: &'t str, ranges: &[Range<usize>]) -> Vec<(&'t str, bool)> {
     let mut out = Vec::new();
@@ -361,8 +305,15 @@ pub(super) fn row_line<'a>(
             } else {
                 format!("+{} −{}", info.added, info.removed)
             };
+            let folded = if d.review.viewed.contains(&file) {
+                "  ✓ viewed"
+            } else if d.review.collapsed.contains(&file) {
+                "  (collapsed: x shows it)"
+            } else {
+                ""
+            };
             let text = format!(
-                "{} {} {}  {counts}",
+                "{} {} {}  {counts}{folded}",
                 marker(d.file_included(file)),
                 info.status,
                 what,
@@ -402,7 +353,7 @@ pub(super) fn row_line<'a>(
             let st = if inc { theme.hunk() } else { theme.excluded() };
             let mut spans = vec![
                 cur,
-                Span::styled(marker(Some(inc)), theme.bold()),
+                Span::styled(marker(d.hunk_state(file, row.hunk as usize)), theme.bold()),
                 Span::raw(" "),
             ];
             spans.push(Span::styled(
@@ -417,6 +368,9 @@ pub(super) fn row_line<'a>(
                     format!(" {}", sanitize::one_line(&h.section)),
                     theme.dim(),
                 ));
+            }
+            if d.review.yours.contains(&(file, row.hunk as usize)) {
+                spans.push(Span::styled("  ✎ your edit", theme.bold()));
             }
             if !inc && editable {
                 spans.push(Span::styled("  (left out of the PR)", theme.dim()));
@@ -445,7 +399,7 @@ pub(super) fn row_line<'a>(
 /// either; `None` when the row has no partner, its hunk is left out, or highlighting would not
 /// help.
 pub(super) fn word_ranges(d: &DiffView, row: &Row) -> Option<(rows::Spans, rows::Spans)> {
-    if !d.hunk_included(row.file as usize, row.hunk as usize) {
+    if !d.line_included(row.file as usize, row.hunk as usize, row.line as usize) {
         return None;
     }
     let line = d.line_text(row);
@@ -471,7 +425,7 @@ pub(super) fn line_body<'a>(
     let Some(f) = d.files.get(file) else {
         return vec![];
     };
-    let inc = d.hunk_included(file, row.hunk as usize);
+    let inc = d.line_included(file, row.hunk as usize, row.line as usize);
     let raw = d.line_text(row);
     let body = raw.get(1..).unwrap_or("");
     let (sign, base, emph) = match row.kind {
@@ -480,7 +434,11 @@ pub(super) fn line_body<'a>(
         RowKind::NoNewline => ("\\", theme.dim(), theme.dim()),
         _ => (" ", Style::default(), Style::default()),
     };
-    let base = if inc { base } else { theme.excluded() };
+    let (base, emph) = if inc {
+        (base, emph)
+    } else {
+        (theme.excluded(), theme.excluded())
+    };
     let warn = theme.warning();
     let mut spans = vec![Span::styled(format!("{sign} "), base)];
     if row.kind == RowKind::NoNewline {

@@ -57,6 +57,8 @@ pub struct DiffView {
     pub top: usize,
     pub excluded_files: BTreeSet<usize>,
     pub excluded_hunks: BTreeSet<(usize, usize)>,
+    /// Single `+`/`-` lines left out (`s`): (file, hunk, body line).
+    pub excluded_lines: BTreeSet<(usize, usize, usize)>,
     /// Width of the line-number columns.
     pub num_width: usize,
     /// Long lines wrap (`w`; the unified layout only: wrapping shows the diff unified).
@@ -67,6 +69,9 @@ pub struct DiffView {
     pub marks: Option<super::search::Pattern>,
     /// Syntax colors for hunks on screen (memoized).
     pub highlighter: super::highlight::Highlighter,
+    /// Viewed, collapsed, the reviewer's own hunks, what changed since the last review
+    /// ([`super::filelist`]).
+    pub review: super::filelist::Marks,
     /// Lines added and removed per hunk, per file (so summaries cost O(hunks), not O(lines)).
     hunk_counts: Vec<Vec<(u64, u64)>>,
 }
@@ -146,12 +151,14 @@ impl DiffView {
             top: 0,
             excluded_files: BTreeSet::new(),
             excluded_hunks: BTreeSet::new(),
+            excluded_lines: BTreeSet::new(),
             num_width: max_no.to_string().len().max(3),
             hunk_counts,
             marks: None,
             wrap: false,
             hscroll: 0,
             highlighter: Default::default(),
+            review: Default::default(),
         }
     }
 
@@ -167,10 +174,32 @@ impl DiffView {
         !self.excluded_files.contains(&file) && !self.excluded_hunks.contains(&(file, hunk))
     }
 
+    /// Whether a hunk line goes into the PR (its hunk is in, and it was not left out with `s`).
+    pub fn line_included(&self, file: usize, hunk: usize, line: usize) -> bool {
+        self.hunk_included(file, hunk) && !self.excluded_lines.contains(&(file, hunk, line))
+    }
+
+    /// A hunk's marker: in, out, or partly (some lines left out).
+    pub fn hunk_state(&self, file: usize, hunk: usize) -> Option<bool> {
+        if !self.hunk_included(file, hunk) {
+            return Some(false);
+        }
+        let partly = self
+            .excluded_lines
+            .range((file, hunk, 0)..=(file, hunk, usize::MAX))
+            .next()
+            .is_some();
+        (!partly).then_some(true)
+    }
+
     /// `Some(true)` all in, `Some(false)` all out, `None` partly.
     pub fn file_included(&self, file: usize) -> Option<bool> {
         if self.excluded_files.contains(&file) {
             return Some(false);
+        }
+        let n = self.files.get(file).map_or(0, |f| f.hunks.len());
+        if (0..n).any(|h| self.hunk_state(file, h).is_none()) {
+            return None;
         }
         let n = self.files.get(file).map_or(0, |f| f.hunks.len());
         let out = (0..n)
@@ -192,6 +221,7 @@ impl DiffView {
         if row.hunk == NONE {
             let all_in = self.file_included(file) == Some(true);
             self.excluded_hunks.retain(|(f, _)| *f != file);
+            self.excluded_lines.retain(|(f, _, _)| *f != file);
             if all_in {
                 self.excluded_files.insert(file);
             } else {
@@ -200,6 +230,11 @@ impl DiffView {
             return;
         }
         let key = (file, row.hunk as usize);
+        if self.hunk_state(file, key.1).is_none() {
+            // Partly in (lines left out with `s`): all of it in.
+            self.excluded_lines.retain(|(f, h, _)| (*f, *h) != key);
+            return;
+        }
         if self.excluded_files.remove(&file) {
             // The file was out as a whole: turn just this hunk on, keeping the others out.
             for h in 0..self.files[file].hunks.len() {
@@ -215,7 +250,15 @@ impl DiffView {
     }
 
     pub fn selection(&self) -> Selection {
-        let mut sel = Selection::default();
+        let mut sel = Selection {
+            excluded_lines: self
+                .excluded_lines
+                .iter()
+                .filter(|&&(f, h, _)| self.hunk_included(f, h))
+                .map(|&(f, h, l)| (self.files[f].path.clone(), h, l))
+                .collect(),
+            ..Default::default()
+        };
         for (i, f) in self.files.iter().enumerate() {
             match self.file_included(i) {
                 Some(true) => {}
@@ -251,6 +294,15 @@ impl DiffView {
                     let (a, r) = self.hunk_counts[i][h];
                     s.added += a;
                     s.removed += r;
+                }
+            }
+        }
+        for &(f, h, l) in &self.excluded_lines {
+            if self.hunk_included(f, h) {
+                match self.files[f].hunks[h].lines[l].first() {
+                    Some(b'+') => s.added = s.added.saturating_sub(1),
+                    Some(b'-') => s.removed = s.removed.saturating_sub(1),
+                    _ => {}
                 }
             }
         }
@@ -505,6 +557,7 @@ new file mode 100644
             Selection {
                 excluded_files: vec![],
                 excluded_hunks: vec![("a.py".into(), 1)],
+                ..Default::default()
             }
         );
         let s = v.summary();

@@ -123,6 +123,8 @@ impl Model {
         self.summary.clear();
         self.first_summary = None;
         self.followups.clear();
+        self.comments.clear();
+        self.user_edit = None;
         self.commands.clear();
         self.pr_text = PrText::default();
         self.reopened = false;
@@ -238,10 +240,12 @@ impl Model {
                 };
             }
             Event::LiveDiff { patch, .. } => self.live_diff(patch),
-            Event::Diff { patch, .. } => {
+            Event::Diff { patch, files, .. } => {
                 let mut view = DiffView::new(patch.clone());
+                super::filelist::event_warnings(&mut view, files);
                 if let Some(old) = self.reviewed_before_live() {
                     self.carry_selection(&old, &mut view);
+                    super::review_keys::new_diff(self, &old, &mut view);
                 }
                 if self.focus != Focus::Prompt || self.state != RunState::Idle {
                     self.focus = Focus::Diff;

@@ -9,11 +9,14 @@
 //! `Event`s; the terminal is restored on every exit path, panics included.
 
 pub mod app;
+pub mod comments;
 mod dialog_keys;
 mod dialogs;
 mod diffpane;
 pub mod diffview;
 mod diffwrap;
+pub mod editor;
+pub mod filelist;
 pub mod highlight;
 mod hunkjump;
 mod ingest;
@@ -23,6 +26,8 @@ pub mod model;
 mod mouse;
 mod pager;
 mod pane_keys;
+mod review_keys;
+pub mod review_store;
 pub mod sanitize;
 pub mod search;
 pub mod sidebyside;

@@ -20,15 +20,18 @@ pub enum Focus {
     Base,
     Prompt,
     Steps,
+    /// The diff pane's file list ([`super::filelist`]); in the `Tab` order only with a diff.
+    Files,
     Diff,
 }
 
 impl Focus {
-    pub const ORDER: [Focus; 5] = [
+    pub const ORDER: [Focus; 6] = [
         Focus::Repo,
         Focus::Base,
         Focus::Prompt,
         Focus::Steps,
+        Focus::Files,
         Focus::Diff,
     ];
 
@@ -166,6 +169,12 @@ pub enum Overlay {
     ConfirmQuit {
         reason: String,
     },
+    /// `C`: a comment being written ([`super::comments`]).
+    Comment(Box<super::comments::Draft>),
+    /// `L`: the comments, this one selected.
+    Comments {
+        selected: usize,
+    },
 }
 
 /// What the header shows about the environment.
@@ -273,6 +282,10 @@ pub struct Model {
     pub before_live: Option<DiffView>,
     /// `t` jumped from a hunk to its step: where to go back to.
     pub jump_back: Option<super::hunkjump::JumpBack>,
+    /// Review comments on this run's diff (`C`), kept in its folder ([`super::comments`]).
+    pub comments: Vec<super::comments::Comment>,
+    /// The file the reviewer just edited (`E`): the next diff marks its changes as theirs.
+    pub user_edit: Option<String>,
     pub should_quit: bool,
 }
 
@@ -356,6 +369,8 @@ impl Model {
             live_diff: false,
             before_live: None,
             jump_back: None,
+            comments: Vec::new(),
+            user_edit: None,
             should_quit: false,
         }
     }
@@ -388,7 +403,7 @@ impl Model {
     pub fn zoomed(&self) -> Option<super::layout::Zoom> {
         match self.focus {
             Focus::Steps if self.zoom => Some(super::layout::Zoom::Steps),
-            Focus::Diff if self.zoom => Some(super::layout::Zoom::Diff),
+            Focus::Diff | Focus::Files if self.zoom => Some(super::layout::Zoom::Diff),
             _ => None,
         }
     }

@@ -99,6 +99,7 @@ fn click(model: &mut Model, p: &layout::Panes, at: Position) {
         return;
     };
     if p.files.contains(at) {
+        model.focus = Focus::Files;
         let first = d.current_file().saturating_sub(p.files.height as usize - 1);
         let i = first + usize::from(at.y - p.files.y);
         if let Some(row) = d.info.get(i).map(|f| f.first_row) {

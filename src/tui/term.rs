@@ -248,6 +248,18 @@ async fn event_loop(
                     };
                     app.handle(msg);
                 }
+                Action::RunEditor { path, rel } => {
+                    drop(keys);
+                    restore();
+                    let edited = super::editor::run_editor(&path);
+                    enter()?;
+                    redraw_everything(terminal)?;
+                    keys = EventStream::new();
+                    app.handle(Msg::FileEdited {
+                        rel,
+                        error: edited.err().map(|e| e.to_string()),
+                    });
+                }
                 Action::Suspend => {
                     drop(keys);
                     restore();
@@ -291,9 +303,7 @@ fn edit_in_editor(field: Field, text: &str) -> std::io::Result<String> {
     };
     let path: PathBuf = dir.path().join(name);
     std::fs::write(&path, text)?;
-    let editor = crate::config::Conventions::from_env()
-        .editor
-        .unwrap_or_else(|| "vi".into());
+    let editor = super::editor::editor_command();
     // Through the shell so that EDITOR="code --wait" works; the path is passed as an argument.
     let status = std::process::Command::new("/bin/sh")
         .arg("-c")

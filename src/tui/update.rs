@@ -13,7 +13,7 @@ use super::ingest::{pr_dialog, remember_pr_text};
 use super::model::{
     Field, Focus, Model, Overlay, PastRun, PrField, PrPhase, RunState, field_text, text_field,
 };
-use super::pane_keys::{diff_key, mouse, steps_key};
+use super::pane_keys::{mouse, steps_key};
 use super::{search, sidebyside};
 use crate::event::{Event, Stage};
 use crate::pipeline::{Command, Selection};
@@ -36,6 +36,11 @@ pub enum Msg {
     PastRun(Box<PastRun>),
     /// Something the app loop tried failed (opening the browser, the editor, …).
     Failed(String),
+    /// The editor on a work-tree file (`E`) returned; `error` when it could not run or failed.
+    FileEdited {
+        rel: String,
+        error: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -52,6 +57,13 @@ pub enum Action {
     /// Copy to the clipboard (OSC 52).
     Copy(String),
     Suspend,
+    /// `E` on this patch path: the app checks it ([`super::editor`]) and hands back `RunEditor`.
+    EditFile(String),
+    /// Run the editor on this checked work-tree file (needs the terminal).
+    RunEditor {
+        path: std::path::PathBuf,
+        rel: String,
+    },
     LoadRuns,
     OpenRun(String),
     /// Publish a run whose pipeline has ended (a reopened review), from its folder.
@@ -203,6 +215,7 @@ fn apply(model: &mut Model, msg: Msg) -> Vec<Action> {
             model.notice = Some(m);
             vec![]
         }
+        Msg::FileEdited { rel, error } => super::review_keys::file_edited(model, rel, error),
         Msg::Runs(runs) => {
             model.overlay = Overlay::Runs { runs, selected: 0 };
             vec![]
@@ -257,7 +270,7 @@ fn apply(model: &mut Model, msg: Msg) -> Vec<Action> {
             // Esc quickly followed by a key arrives as Alt+key. No binding uses Alt, so in a
             // dialog without text input read it as the two keys it was.
             let text_dialog = match &model.overlay {
-                Overlay::FollowUp(_) => true,
+                Overlay::FollowUp(_) | Overlay::Comment(_) => true,
                 Overlay::Pr(d) => d.phase == PrPhase::Editing,
                 _ => false,
             };
@@ -305,7 +318,7 @@ fn paste(model: &mut Model, text: &str) {
             }
             _ => {}
         },
-        _ => {}
+        overlay => super::comments::paste(overlay, text),
     }
 }
 
@@ -391,12 +404,8 @@ fn key(model: &mut Model, k: KeyEvent) -> Vec<Action> {
         return vec![];
     }
     match k.code {
-        KeyCode::Tab => {
-            model.focus = cycle(model.focus, 1);
-            return vec![];
-        }
-        KeyCode::BackTab => {
-            model.focus = cycle(model.focus, -1);
+        KeyCode::Tab | KeyCode::BackTab => {
+            super::filelist::tab(model, if k.code == KeyCode::Tab { 1 } else { -1 });
             return vec![];
         }
         _ => {}
@@ -463,7 +472,8 @@ fn key(model: &mut Model, k: KeyEvent) -> Vec<Action> {
         return vec![];
     }
     match model.focus {
-        Focus::Diff => diff_key(model, k),
+        Focus::Diff => return super::review_keys::diff_key(model, k),
+        Focus::Files => return super::review_keys::files_key(model, k),
         Focus::Steps => steps_key(model, k),
         _ => {}
     }

@@ -63,6 +63,10 @@ pub fn draw(frame: &mut Frame, model: &Model) {
         Overlay::ConfirmQuit { reason } => {
             dialogs::confirm_quit(frame, model, &theme, area, reason)
         }
+        Overlay::Comment(d) => super::comments::draw_draft(frame, &theme, area, d),
+        Overlay::Comments { selected } => {
+            super::comments::draw_list(frame, model, &theme, area, *selected)
+        }
     }
 }
 
@@ -186,7 +190,9 @@ pub fn keys_for(model: &Model, diff_width: u16) -> String {
 fn pane_keys(model: &Model) -> &'static str {
     if model.state.is_busy() {
         return match model.focus {
-            Focus::Diff => "j/k scroll · n/p hunk · ]/[ file · Ctrl+C cancel · Tab pane · ? keys",
+            Focus::Diff | Focus::Files => {
+                "j/k scroll · n/p hunk · ]/[ file · Ctrl+C cancel · Tab pane · ? keys"
+            }
             _ if model.focus.is_text() => "Ctrl+C cancel · Tab pane · F1 keys",
             _ => "j/k select · Enter expand · G follow · Ctrl+C cancel · Tab pane · ? keys",
         };
@@ -201,6 +207,10 @@ fn pane_keys(model: &Model) -> &'static str {
         Focus::Prompt => {
             "Ctrl+S run · Enter newline · Ctrl+E $EDITOR · Tab pane · F1 keys · Ctrl+C quit"
         }
+        Focus::Files if model.state == RunState::Review => {
+            "j/k file · Enter to diff · space in/out · x collapse · m viewed · E edit · ? keys"
+        }
+        Focus::Files => "j/k file · Enter to diff · x collapse · m viewed · Tab pane · ? keys",
         Focus::Steps => {
             "j/k select · Enter expand · v full screen · G follow · Tab pane · r runs · ? keys · q quit"
         }
