@@ -14,6 +14,7 @@ pub mod allow;
 mod bridge;
 mod bwrap;
 mod diskwatch;
+pub mod e2b;
 mod hostns;
 pub mod landlock;
 mod landlock_net;

@@ -80,17 +80,26 @@ impl Peer {
         })
     }
 
+    /// One HTTP/1.0 request to the peer's test controls (plain TCP: no client needed).
+    fn http(&self, method: &str, path: &str) -> Value {
+        use std::io::{Read, Write};
+        let addr = self.url.trim_start_matches("http://");
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        write!(
+            s,
+            "{method} {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Length: 0\r\n\r\n"
+        )
+        .unwrap();
+        let mut resp = Vec::new();
+        s.read_to_end(&mut resp).unwrap();
+        let text = String::from_utf8_lossy(&resp);
+        let (head, body) = text.split_once("\r\n\r\n").unwrap();
+        assert!(head.contains(" 200 "), "{method} {path}: {head}");
+        serde_json::from_str(body).unwrap()
+    }
+
     fn get(&self, path: &str) -> Value {
-        let out = Command::new("python3")
-            .args([
-                "-c",
-                "import sys,urllib.request;sys.stdout.write(urllib.request.urlopen(sys.argv[1]).read().decode())",
-            ])
-            .arg(format!("{}{path}", self.url))
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "GET {path}");
-        serde_json::from_slice(&out.stdout).unwrap()
+        self.http("GET", path)
     }
 
     /// Every request and event the peer saw.
@@ -115,15 +124,7 @@ impl Peer {
 
     /// Arms a fault (`401`, `404`, `502`, `cut`, `expire`) for the next `times` requests.
     pub fn fault(&self, kind: &str, times: u32) {
-        let st = Command::new("python3")
-            .args([
-                "-c",
-                "import sys,urllib.request;urllib.request.urlopen(urllib.request.Request(sys.argv[1],method='POST'))",
-            ])
-            .arg(format!("{}/_peer/fault?kind={kind}&times={times}", self.url))
-            .status()
-            .unwrap();
-        assert!(st.success(), "arming fault {kind}");
+        self.http("POST", &format!("/_peer/fault?kind={kind}&times={times}"));
     }
 }
 

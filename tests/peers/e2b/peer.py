@@ -13,7 +13,7 @@ Routing: one port serves both. Control-plane paths (`/sandboxes`, `/v2/sandboxes
 `X-Access-Token`. So point both `E2B_API_URL` and `E2B_SANDBOX_URL` at the printed address.
 
 Each sandbox is a directory (`<state>/<id>/{home/user,tmp}`); each command runs in its own bwrap
-(user/ipc/uts namespaces, read-only system, the sandbox's home and /tmp bound read-write, network
+(as host uid 65534 when the peer runs as root, via setpriv; mount/ipc/uts namespaces, read-only system, the sandbox's home and /tmp bound read-write, network
 only when `allow_internet_access`) but in the host pid namespace, like envd in one VM: a command's
 background children outlive it, and a signal (SendSignal, Connect-Timeout-Ms expiry) reaches only
 the one process, as envd does. Every process carries `TB_PEER_SANDBOX=<id>` in its environment so
@@ -65,6 +65,9 @@ MARK = "TB_PEER_SANDBOX"
 
 class State:
     def __init__(self, root, api_key, bwrap):
+        # As root, commands run as host uid 65534: a uid-0 command could signal every root
+        # process of the machine (kill permission follows the host uid, whatever the namespace).
+        self.run_as = 65534 if os.geteuid() == 0 else None
         self.root = root
         self.api_key = api_key
         self.bwrap = bwrap
@@ -72,6 +75,11 @@ class State:
         self.sandboxes = {}
         self.log = []
         self.fault = None  # [kind, remaining]
+
+    def own(self, path):
+        """Gives a path the peer created to the uid commands run as."""
+        if self.run_as is not None:
+            os.chown(path, self.run_as, self.run_as)
 
     def take_fault(self, kinds):
         with self.lock:
@@ -96,8 +104,9 @@ class Sandbox:
         self.end_at = self.started + (body.timeout if body.timeout is not UNSET else 300)
         self.alive = True
         self.dir = os.path.join(state.root, self.id)
-        os.makedirs(os.path.join(self.dir, "home", "user"))
-        os.makedirs(os.path.join(self.dir, "tmp"))
+        for sub in ("home", "home/user", "tmp"):
+            os.makedirs(os.path.join(self.dir, sub), exist_ok=True)
+            state.own(os.path.join(self.dir, sub))
         self.procs = {}
         self.app = process_connect.ProcessWSGIApplication(ProcessService(state, self))
 
@@ -173,9 +182,14 @@ class ProcessService:
         env.update(dict(cfg.envs or {}))
         env[MARK] = self.sb.id
         if self.state.bwrap:
-            argv = [self.state.bwrap, "--unshare-user", "--unshare-ipc", "--unshare-uts",
+            # As root: bwrap without a user namespace, then setpriv to 65534, so all commands of
+            # a sandbox share one user namespace and uid and can see each other's /proc entries,
+            # as in E2B's VM. Otherwise bwrap's own user namespace (one per command).
+            userns = [] if self.state.run_as is not None else ["--unshare-user"]
+            argv = [self.state.bwrap, *userns, "--unshare-ipc", "--unshare-uts",
                     "--ro-bind", "/usr", "/usr", "--ro-bind", "/etc", "/etc",
                     "--proc", "/proc", "--dev", "/dev",
+                    "--perms", "0755", "--dir", "/home",
                     "--bind", os.path.join(self.sb.dir, "home", "user"), HOME,
                     "--bind", os.path.join(self.sb.dir, "tmp"), "/tmp", "--chdir", cwd]
             for d in ("bin", "sbin", "lib", "lib64", "lib32"):
@@ -186,7 +200,12 @@ class ProcessService:
                     argv += ["--ro-bind", p, p]
             if not self.sb.net:
                 argv.append("--unshare-net")
-            argv += ["--", cfg.cmd, *cfg.args]
+            argv.append("--")
+            if self.state.run_as is not None:
+                uid = str(self.state.run_as)
+                argv += ["setpriv", "--reuid", uid, "--regid", uid, "--clear-groups",
+                         "--no-new-privs"]
+            argv += [cfg.cmd, *cfg.args]
             return argv, env, None
         return [cfg.cmd, *cfg.args], env, self.sb.host_path(cwd)
 
@@ -206,8 +225,13 @@ class ProcessService:
         cfg = request.process
         argv, env, cwd = self._argv(cfg)
         self.state.log_event("start", sb.id, {"cmd": cfg.cmd, "args": list(cfg.args)})
+        ids = {}
+        if self.state.run_as is not None and not self.state.bwrap:
+            ids = {"user": self.state.run_as, "group": self.state.run_as, "extra_groups": []}
+        # A session of its own, like a process envd starts: not the peer's process group.
         proc = subprocess.Popen(argv, env=env, cwd=cwd, stdin=subprocess.DEVNULL,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                start_new_session=True, **ids)
         sb.procs[proc.pid] = proc
         timeout_ms = ctx.timeout_ms
         deadline = time.monotonic() + timeout_ms / 1000 if timeout_ms else None
@@ -460,9 +484,17 @@ def upload(state, sb, environ, query, start_response):
         if host is None:
             return json_response(start_response, "400 Bad Request",
                                  {"code": 400, "message": f"path not allowed: {name}"})
-        os.makedirs(os.path.dirname(host), exist_ok=True)
+        parent = os.path.dirname(host)
+        missing = []
+        while not os.path.isdir(parent):
+            missing.append(parent)
+            parent = os.path.dirname(parent)
+        for d in reversed(missing):
+            os.mkdir(d)
+            state.own(d)
         with open(host, "wb") as f:
             f.write(data)
+        state.own(host)
         full = name if name.startswith("/") else HOME + "/" + name
         out.append({"name": os.path.basename(full), "type": "file", "path": full})
         state.log_event("write", sb.id, {"path": full, "bytes": len(data)})
@@ -522,6 +554,7 @@ def main():
     args = ap.parse_args()
     bwrap = None if args.no_bwrap else shutil.which("bwrap")
     root = args.state_dir or tempfile.mkdtemp(prefix="tb-e2b-peer-")
+    os.chmod(root, 0o755)  # commands run as 65534 must reach their sandbox's directory
     state = State(root, args.api_key, bwrap)
     fault = os.environ.get("TB_E2B_PEER_FAULT")
     if fault:
