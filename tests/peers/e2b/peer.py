@@ -28,9 +28,11 @@ one at start.
 """
 
 import argparse
+import datetime
 import io
 import json
 import os
+import queue
 import re
 import secrets
 import shutil
@@ -75,6 +77,10 @@ class State:
         self.sandboxes = {}
         self.log = []
         self.fault = None  # [kind, remaining]
+
+    def log_event(self, kind, sandbox, extra=None):
+        with self.lock:
+            self.log.append({"kind": kind, "sandbox": sandbox, **(extra or {})})
 
     def own(self, path):
         """Gives a path the peer created to the uid commands run as."""
@@ -238,8 +244,6 @@ class ProcessService:
         return self._events(proc, deadline)
 
     def _events(self, proc, deadline):
-        import queue
-
         q = queue.Queue()
 
         def pump(stream, name):
@@ -266,7 +270,7 @@ class ProcessService:
                         self._signal_one(proc.pid, signal.SIGKILL)
                 try:
                     name, chunk = q.get(timeout=wait or 0.05)
-                except Exception:
+                except queue.Empty:
                     continue
                 if chunk is None:
                     open_streams -= 1
@@ -316,15 +320,7 @@ def cut_after_output(body):
         yield chunk
         if n >= 1:
             time.sleep(0.1)
-            raise CutStream()
-
-
-def _state_log_event(self, kind, sandbox, extra=None):
-    with self.lock:
-        self.log.append({"kind": kind, "sandbox": sandbox, **(extra or {})})
-
-
-State.log_event = _state_log_event
+            raise CutStream("injected fault `cut`: the connection closes mid-stream")
 
 
 def json_response(start_response, status, body, headers=()):
@@ -425,8 +421,6 @@ def control_route(state, environ, method, path, query, start_response):
 
 
 def _dt(ts):
-    import datetime
-
     return datetime.datetime.fromtimestamp(ts, datetime.timezone.utc)
 
 
