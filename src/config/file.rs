@@ -101,6 +101,8 @@ pub(super) struct SandboxFile {
     pub(super) ro_paths: Option<Vec<RoPathFile>>,
     pub(super) output_limit_mb: Option<u64>,
     pub(super) output_keep_kb: Option<u64>,
+    /// The E2B template remote sandboxes are created from.
+    pub(super) e2b_template: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -182,6 +182,18 @@ impl Config {
             None => vec![],
         };
 
+        let e2b = crate::sandbox::e2b::E2bSettings {
+            api_key: pick("e2b_api_key", None, &["E2B_API_KEY"], None).map(Secret::new),
+            domain: pick("e2b_domain", None, &["E2B_DOMAIN"], None),
+            api_url: pick("e2b_api_url", None, &["E2B_API_URL"], None),
+            sandbox_url: pick("e2b_sandbox_url", None, &["E2B_SANDBOX_URL"], None),
+            template: pick(
+                "e2b_template",
+                None,
+                &["TB_E2B_TEMPLATE"],
+                file.sandbox.e2b_template.clone(),
+            ),
+        };
         let mut sandbox = SandboxSettings::default();
         if let Some(b) = pick(
             "sandbox",
@@ -453,6 +465,7 @@ impl Config {
             server_token,
             server_hosts,
             sandbox,
+            e2b,
             agent,
             setup,
             clone,

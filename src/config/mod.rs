@@ -158,6 +158,9 @@ pub struct Config {
     /// `server.public_host`), lowercase, each with an optional `:port`.
     pub server_hosts: Vec<String>,
     pub sandbox: SandboxSettings,
+    /// E2B remote sandboxes: `E2B_API_KEY`, `E2B_DOMAIN`, `E2B_API_URL`, `E2B_SANDBOX_URL`,
+    /// `sandbox.e2b_template` (not selectable as a backend yet).
+    pub e2b: crate::sandbox::e2b::E2bSettings,
     pub agent: AgentLimits,
     /// The setup phase before the agent (`[agent] setup…` in the file).
     pub setup: SetupSettings,

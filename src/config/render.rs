@@ -102,6 +102,19 @@ impl Config {
                 .unwrap_or_else(|| "auto".into()),
             self.source("sandbox"),
         );
+        line(
+            "e2b api key",
+            sec(&self.e2b.api_key),
+            self.source("e2b_api_key"),
+        );
+        for (k, v, src) in [
+            ("e2b domain", &self.e2b.domain, "e2b_domain"),
+            ("e2b api url", &self.e2b.api_url, "e2b_api_url"),
+            ("e2b sandbox url", &self.e2b.sandbox_url, "e2b_sandbox_url"),
+            ("e2b template", &self.e2b.template, "e2b_template"),
+        ] {
+            line(k, opt(v), self.source(src));
+        }
         let mode = self.sandbox.network_mode();
         line(
             "network",

@@ -16,6 +16,7 @@ mod bwrap;
 mod bwrap_args;
 mod caps;
 mod diskwatch;
+pub mod e2b;
 mod hostns;
 pub mod landlock;
 mod landlock_net;
