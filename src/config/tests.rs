@@ -303,7 +303,10 @@ fn setup_settings_from_file_env_and_flags_with_their_network_rules() {
     })
     .unwrap();
     assert_eq!(c.setup.command.as_deref(), Some(""));
-    assert!(c.render(&Derived::default()).contains("(off, the repository's script too)"));
+    assert!(
+        c.render(&Derived::default())
+            .contains("(off, the repository's script too)")
+    );
     let e = c
         .set_setup_flags(&SetupFlags {
             network: Some("sometimes".into()),
@@ -358,7 +361,11 @@ fn reasoning_keys_from_the_file_the_environment_and_the_flags() {
     assert_eq!(c.llm.reasoning_effort, Some(ReasoningEffort::Medium));
     assert_eq!(c.source("thinking_budget"), "flag");
     let plain = Config::load_from(&Overrides::default(), &env_of(&[]), None, None).unwrap();
-    assert!(plain.render(&Derived::default()).contains("auto (responses on api.openai.com"));
+    assert!(
+        plain
+            .render(&Derived::default())
+            .contains("auto (responses on api.openai.com")
+    );
 
     let e = c
         .set_reasoning_flags(Some("512"), None)
@@ -378,4 +385,33 @@ fn reasoning_keys_from_the_file_the_environment_and_the_flags() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("openai.api"), "{e}");
+}
+
+#[test]
+fn e2b_settings_come_from_config_and_the_key_is_masked() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("config.toml");
+    std::fs::write(&file, "[sandbox]\ne2b_template = \"tb-tools\"\n").unwrap();
+    let env = |k: &str| match k {
+        "E2B_API_KEY" => Some("e2b_secret_value".to_string()),
+        "E2B_DOMAIN" => Some("example.test".to_string()),
+        "E2B_API_URL" => Some("http://127.0.0.1:1".to_string()),
+        "E2B_SANDBOX_URL" => Some("http://127.0.0.1:2".to_string()),
+        _ => None,
+    };
+    let c = Config::load_from(&Default::default(), &env, None, Some(&file)).unwrap();
+    let e = &c.e2b;
+    assert_eq!(
+        e.api_key.as_ref().map(crate::secret::Secret::expose),
+        Some("e2b_secret_value")
+    );
+    assert_eq!(e.domain(), "example.test");
+    assert_eq!(e.api_url(), "http://127.0.0.1:1");
+    assert_eq!(e.envd_url("x", None), "http://127.0.0.1:2");
+    assert_eq!(e.template(), "tb-tools");
+    let shown = c.render(&Derived::default());
+    assert!(
+        shown.contains("tb-tools") && !shown.contains("e2b_secret_value"),
+        "{shown}"
+    );
 }

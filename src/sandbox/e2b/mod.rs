@@ -167,36 +167,6 @@ mod tests {
     }
 
     #[test]
-    fn settings_come_from_config() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("config.toml");
-        std::fs::write(&file, "[sandbox]\ne2b_template = \"tb-tools\"\n").unwrap();
-        let env = |k: &str| match k {
-            "E2B_API_KEY" => Some("e2b_secret_value".to_string()),
-            "E2B_DOMAIN" => Some("example.test".to_string()),
-            "E2B_API_URL" => Some("http://127.0.0.1:1".to_string()),
-            "E2B_SANDBOX_URL" => Some("http://127.0.0.1:2".to_string()),
-            _ => None,
-        };
-        let c =
-            crate::config::Config::load_from(&Default::default(), &env, None, Some(&file)).unwrap();
-        let e = &c.e2b;
-        assert_eq!(
-            e.api_key.as_ref().map(Secret::expose),
-            Some("e2b_secret_value")
-        );
-        assert_eq!(e.domain(), "example.test");
-        assert_eq!(e.api_url(), "http://127.0.0.1:1");
-        assert_eq!(e.envd_url("x", None), "http://127.0.0.1:2");
-        assert_eq!(e.template(), "tb-tools");
-        let shown = c.render();
-        assert!(
-            shown.contains("tb-tools") && !shown.contains("e2b_secret_value"),
-            "{shown}"
-        );
-    }
-
-    #[test]
     fn retryable_errors() {
         let http = |status| E2bError::Http {
             what: "x".into(),
