@@ -190,7 +190,7 @@ async fn a_hunk_comment_arrives_in_the_follow_up_request_with_its_path_and_line(
         tmux.wait_for("Comments · Ctrl+S sends");
         tmux.send(&["C-s"]);
         wait_until(&tmux, "the follow-up's answer", |s| {
-            s.contains("Noted, using a custom error type") && s.contains(" review ")
+            s.contains("Noted, using a custom error") && s.contains(" review ")
         });
         tmux
     });
