@@ -547,7 +547,8 @@ def main():
     ap.add_argument("--no-bwrap", action="store_true", help="plain subprocesses (no isolation)")
     args = ap.parse_args()
     bwrap = None if args.no_bwrap else shutil.which("bwrap")
-    root = args.state_dir or tempfile.mkdtemp(prefix="tb-e2b-peer-")
+    # A directory of the peer's own: never change the mode of one it was given (say, /tmp).
+    root = tempfile.mkdtemp(prefix="tb-e2b-peer-", dir=args.state_dir)
     os.chmod(root, 0o755)  # commands run as 65534 must reach their sandbox's directory
     state = State(root, args.api_key, bwrap)
     fault = os.environ.get("TB_E2B_PEER_FAULT")
