@@ -151,9 +151,11 @@ fn entry_title(
         ""
     };
     // Tokens and cost when the title keeps room to be read; tokens alone, or nothing, when not.
+    // A replay reports no tokens: nothing to show then.
     let room = width.saturating_sub(3 + fold.chars().count());
     let usage = e
         .usage
+        .filter(|u| u.tokens > 0)
         .map(|u| {
             let full = format!(" · {}", u.label());
             let short = format!(" · {}", u.label().split(" · ").next().unwrap_or(""));
