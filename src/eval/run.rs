@@ -124,7 +124,8 @@ pub async fn run_task(ctx: &Context, task: &Task, repeat: u32) -> Option<TaskRes
                 let _ = pipe.commands.send(Command::Stop(why)).await;
             }
         }
-        if !matches!(event, Event::AiDelta { .. }) {
+        // Like events.jsonl: streamed text, output and live diffs are not kept.
+        if !event.is_transient() {
             seen.push(event);
         }
     }
@@ -142,6 +143,11 @@ pub async fn run_task(ctx: &Context, task: &Task, repeat: u32) -> Option<TaskRes
     match std::fs::read(run_dir.join("patch.diff")) {
         Ok(patch) => grade(ctx, task, &source, &patch, &mut result).await,
         Err(_) => result.grade = "no_patch".into(),
+    }
+    // Over its budget is a failure, whatever the patch made so far does: `grade` still says
+    // how that patch fared.
+    if capped {
+        result.resolved = false;
     }
     if ctx.stop.token().is_cancelled() {
         return None;
