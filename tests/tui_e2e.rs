@@ -94,7 +94,23 @@ fn tmux_run_review_deselect_and_approve() {
     };
     check_outcome(&home, &repo, &s);
 
-    // Quit cleanly: close the dialog, q (nothing unpublished is pending any more).
+    // Quit cleanly: the outcome shows when the PR is made and the run ends a moment later
+    // (cleanup); quitting before that rightly asks first, so wait for the end. Then close the
+    // dialog and q (nothing unpublished is pending any more).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let screen = tmux.screen();
+        let status = screen
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("");
+        if status.trim_start().starts_with("done") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the run did not end: {screen}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
     // (Esc and q sent together would read as Alt+q: wait for the dialog to close first.)
     tmux.send(&["Escape"]);
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -104,8 +120,19 @@ fn tmux_run_review_deselect_and_approve() {
     }
     tmux.send(&["q"]);
     let deadline = Instant::now() + Duration::from_secs(30);
+    let mut resend = Instant::now() + Duration::from_secs(5);
     while !exit_file.exists() {
-        assert!(Instant::now() < deadline, "did not quit: {}", tmux.screen());
+        let screen = tmux.screen();
+        assert!(
+            !screen.contains("Quit?"),
+            "nothing is unpublished, yet quitting asks: {screen}"
+        );
+        assert!(Instant::now() < deadline, "did not quit: {screen}");
+        // On a loaded machine a key sent right after Esc can be read as Alt+key: send it again.
+        if Instant::now() > resend {
+            tmux.send(&["q"]);
+            resend = Instant::now() + Duration::from_secs(5);
+        }
         std::thread::sleep(Duration::from_millis(50));
     }
     let code = std::fs::read_to_string(&exit_file).unwrap();
