@@ -1,6 +1,8 @@
 //! TUI benchmarks (`cargo bench --bench tui`): time to first frame, per-frame cost while
-//! scrolling a 200,000-line diff side-by-side and unified (median, p99), resident memory with it
-//! loaded, and a flood of 100,000 pipeline events per second for 5 s with the frame time and
+//! scrolling a 200,000-line diff side-by-side and unified (median, p99), the same with the review
+//! workspace in use (wrap on, a search marking its matches, viewed and collapsed files, lines
+//! left out, hunks out) and with a live diff arriving while the agent works, resident memory with
+//! it loaded, and a flood of 100,000 pipeline events per second for 5 s with the frame time and
 //! memory watched.
 //!
 //! Frames are drawn through the real crossterm backend into a sink (so escape-sequence generation
@@ -79,8 +81,14 @@ fn model() -> Model {
     m
 }
 
-/// 200 files × 1,000 body lines: context, paired changes (word highlights) and additions.
-fn big_patch() -> String {
+/// 200 files × 1,000 body lines: context, paired changes (word highlights) and additions. With
+/// `long`, every comment line is ~260 columns, so with wrap on one in seven lines takes two rows.
+fn big_patch(long: bool) -> String {
+    let tail = if long {
+        " and more words".repeat(15)
+    } else {
+        String::new()
+    };
     let mut p = String::with_capacity(16 << 20);
     for f in 0..200 {
         p.push_str(&format!(
@@ -100,7 +108,9 @@ fn big_patch() -> String {
                     "+    let total_{i} = checked_add(value_{i}, {i})?;\n"
                 ));
                 p.push_str(&format!("+    tracing::debug!(total_{i}, \"added\");\n"));
-                p.push_str(&format!("     // comment {i} with some words in it\n"));
+                p.push_str(&format!(
+                    "     // comment {i} with some words in it{tail}\n"
+                ));
                 p.push_str(&format!(
                     "     if total_{i} > LIMIT {{ return Err(Error::Big); }}\n"
                 ));
@@ -226,10 +236,13 @@ fn first_frame_real_binary() {
     );
 }
 
-/// Scrolls line by line, by pages and by hunks, one frame (update + draw) per step.
-fn scroll(m: &mut Model, term: &mut Term) {
+/// Scrolls line by line, by pages and by hunks, one frame (update + draw) per step. With `live`,
+/// that event arrives before every 94th step (a live diff at most every 1.5 s, at 16 ms a frame);
+/// those frames are timed apart.
+fn scroll(m: &mut Model, term: &mut Term, label: &str, live: Option<&Event>) {
     let mode = m.diff.as_ref().unwrap().mode;
     let mut samples = Vec::new();
+    let mut arrivals = Vec::new();
     // Three passes of 1,000 steps from the top, each about half-way down (100 of 200 files).
     let steps: Vec<Msg> = (0..3000)
         .map(|i| match i % 10 {
@@ -247,9 +260,17 @@ fn scroll(m: &mut Model, term: &mut Term) {
     let mut pending_steps = 0;
     for (i, msg) in steps.into_iter().enumerate() {
         let t = Instant::now();
+        let arriving = live.filter(|_| i % 94 == 93);
+        if let Some(e) = arriving {
+            update(m, Msg::Pipeline(e.clone()));
+        }
         update(m, msg);
         term.draw(|f| draw(f, m)).unwrap();
-        samples.push(t.elapsed());
+        if arriving.is_some() {
+            arrivals.push(t.elapsed());
+        } else {
+            samples.push(t.elapsed());
+        }
         let mut pending = m.take_highlight_pending();
         pending_steps += usize::from(pending);
         if i % 10 == 9 {
@@ -272,13 +293,22 @@ fn scroll(m: &mut Model, term: &mut Term) {
     let first = samples[0];
     samples.sort();
     println!(
-        "scrolling the 200k diff at {W}x{H}, {mode:?}: {} frames, median {}, p99 {}, max {}; first {}",
+        "scrolling the 200k diff at {W}x{H}, {label}, {mode:?}: {} frames, median {}, p99 {}, max {}; first {}",
         samples.len(),
         ms(pct(&samples, 0.5)),
         ms(pct(&samples, 0.99)),
         ms(*samples.last().unwrap()),
         ms(first)
     );
+    arrivals.sort();
+    if !arrivals.is_empty() {
+        println!(
+            "  {} frames with a live diff arriving (parse + rows + draw): median {}, max {}",
+            arrivals.len(),
+            ms(pct(&arrivals, 0.5)),
+            ms(*arrivals.last().unwrap())
+        );
+    }
     fill.sort();
     fill_runs.sort();
     if !fill.is_empty() {
@@ -298,7 +328,7 @@ fn scroll(m: &mut Model, term: &mut Term) {
 
 fn big_diff() {
     let before = rss_kib();
-    let patch = big_patch();
+    let patch = big_patch(false);
     let lines = patch.lines().count();
     let mut m = model();
     // Start a run (as Ctrl+S does), so the diff arrives as a run's: it takes the focus and the
@@ -335,11 +365,171 @@ fn big_diff() {
     let mut term = terminal();
     // 200×60 opens side-by-side; `v` switches to unified for the second run.
     assert_eq!(m.diff.as_ref().unwrap().mode, DiffMode::SideBySide);
-    scroll(&mut m, &mut term);
+    scroll(&mut m, &mut term, "plain", None);
     update(&mut m, key(KeyCode::Char('v')));
     assert_eq!(m.diff.as_ref().unwrap().mode, DiffMode::Unified);
-    scroll(&mut m, &mut term);
+    scroll(&mut m, &mut term, "plain", None);
     drop(m);
+}
+
+fn ch(c: char) -> Msg {
+    key(KeyCode::Char(c))
+}
+
+/// `/query` + Enter: a search whose matches the diff marks on screen.
+fn search(m: &mut Model, query: &str) {
+    update(m, ch('/'));
+    for c in query.chars() {
+        update(m, ch(c));
+    }
+    update(m, key(KeyCode::Enter));
+    let s = m.search.as_ref().expect("a search");
+    assert!(s.matches.len() > 10_000, "matches: {}", s.matches.len());
+    assert!(m.diff.as_ref().unwrap().marks.is_some(), "marks on");
+}
+
+/// The review workspace in use on the 200k diff (long lines): files viewed and collapsed, single
+/// lines and whole hunks left out, wrap on, a search marking 20,000 rows — then the same scroll.
+fn review_workspace() {
+    let patch = big_patch(true);
+    let mut m = model();
+    update(
+        &mut m,
+        Msg::Key(KeyEvent::new(KeyCode::Char('s'), KeyModifiers::CONTROL)),
+    );
+    update(
+        &mut m,
+        Msg::Pipeline(Event::diff("b", vec![], patch.as_bytes(), None)),
+    );
+    update(
+        &mut m,
+        Msg::Pipeline(Event::Status {
+            run_id: "b".into(),
+            stage: Stage::Review,
+            message: "review".into(),
+        }),
+    );
+    assert_eq!(m.focus, Focus::Diff);
+    // Ten files viewed (each `m` moves on to the next), every other of the next ten collapsed,
+    // and in each of the next 40 files a hunk out and two single lines out.
+    for _ in 0..10 {
+        update(&mut m, ch('m'));
+    }
+    for f in 0..10 {
+        if f % 2 == 0 {
+            update(&mut m, ch('x'));
+        }
+        update(&mut m, ch(']'));
+    }
+    for _ in 0..40 {
+        update(&mut m, ch('n'));
+        update(&mut m, ch(' '));
+        update(&mut m, ch('n'));
+        update(&mut m, ch('j'));
+        update(&mut m, ch('j'));
+        update(&mut m, ch('s'));
+        update(&mut m, ch('j'));
+        update(&mut m, ch('s'));
+        update(&mut m, ch(']'));
+    }
+    {
+        let d = m.diff.as_ref().unwrap();
+        assert_eq!(d.review.viewed.len(), 10, "viewed");
+        assert!(
+            d.review.collapsed.len() >= 15,
+            "collapsed: {}",
+            d.review.collapsed.len()
+        );
+        let sel = d.selection();
+        assert!(!sel.excluded_lines.is_empty(), "lines left out");
+        assert!(!sel.excluded_hunks.is_empty(), "hunks left out");
+    }
+    tiny_backspace::tui::highlight::warm_up();
+    let mut term = terminal();
+    // Unified: wrapping applies to that layout.
+    update(&mut m, ch('v'));
+    update(&mut m, ch('w'));
+    assert!(m.diff.as_ref().unwrap().wrap);
+    search(&mut m, "total_1");
+    scroll(
+        &mut m,
+        &mut term,
+        "review: wrap, search marks, viewed/collapsed/lines out",
+        None,
+    );
+    assert!(m.diff.as_ref().unwrap().marks.is_some(), "marks still on");
+}
+
+/// While the agent works: the live diff (the whole 200k patch, past the 512 KB the real event
+/// carries, so the worst case) arrives every 94 frames while the user scrolls it with wrap on and
+/// a search marking matches. Then one arrival of the live diff as the pipeline really sends it.
+fn live_diff() {
+    let patch = big_patch(true);
+    let whole = Event::LiveDiff {
+        run_id: "l".into(),
+        files: vec![],
+        patch: patch.clone(),
+        patch_truncated: false,
+    };
+    let mut m = model();
+    update(
+        &mut m,
+        Msg::Key(KeyEvent::new(KeyCode::Char('s'), KeyModifiers::CONTROL)),
+    );
+    update(
+        &mut m,
+        Msg::Pipeline(Event::Status {
+            run_id: "l".into(),
+            stage: Stage::Agent,
+            message: "agent".into(),
+        }),
+    );
+    update(&mut m, Msg::Pipeline(whole.clone()));
+    assert!(
+        m.diff.as_ref().is_some_and(|d| d.rows.len() > 200_000),
+        "the live diff is shown"
+    );
+    tiny_backspace::tui::highlight::warm_up();
+    let mut term = terminal();
+    term.draw(|f| draw(f, &m)).unwrap();
+    // The diff pane takes the keys (Tab from the steps).
+    while m.focus != Focus::Diff {
+        update(&mut m, key(KeyCode::Tab));
+    }
+    if m.diff.as_ref().unwrap().mode != DiffMode::Unified {
+        update(&mut m, ch('v'));
+    }
+    update(&mut m, ch('w'));
+    search(&mut m, "total_1");
+    scroll(
+        &mut m,
+        &mut term,
+        "live diff arriving, wrap, search marks",
+        Some(&whole),
+    );
+    assert!(
+        m.diff.as_ref().unwrap().marks.is_some(),
+        "marks kept across live diffs"
+    );
+    let capped = Event::live_diff("l", vec![], patch.as_bytes());
+    let Event::LiveDiff { patch: ref cut, .. } = capped else {
+        unreachable!()
+    };
+    let lines = cut.lines().count();
+    let mut samples = Vec::new();
+    for _ in 0..20 {
+        let t = Instant::now();
+        update(&mut m, Msg::Pipeline(capped.clone()));
+        term.draw(|f| draw(f, &m)).unwrap();
+        samples.push(t.elapsed());
+    }
+    samples.sort();
+    println!(
+        "a live diff as sent (cut to {} KB, {lines} lines) arriving: frame median {}, max {}",
+        cut.len() / 1024,
+        ms(pct(&samples, 0.5)),
+        ms(*samples.last().unwrap())
+    );
 }
 
 fn flood() {
@@ -449,5 +639,7 @@ fn main() {
     first_frame();
     first_frame_real_binary();
     big_diff();
+    review_workspace();
+    live_diff();
     flood();
 }

@@ -77,7 +77,8 @@ pub const HELP: &[(&str, &[(&str, &str)])] = &[
             ("space", "hunk (or file, on its header) in/out of the PR"),
             (
                 "s",
-                "the + / − line under the cursor out of the PR, and back",
+                "the + / − line under the cursor out of the PR, and back; on a context line: \
+                 split the hunk there (space then takes a part in or out)",
             ),
             (
                 "v",
