@@ -121,6 +121,20 @@ fn big_patch(long: bool) -> String {
     p
 }
 
+/// The final diff as the app hands it to the model: whole (the event's inline patch is cut past
+/// 2 MiB; the app reads the rest from the run folder, `tui::app::whole_diff`).
+fn whole_diff(patch: &str) -> Event {
+    Event::Diff {
+        run_id: "b".into(),
+        files: vec![],
+        patch: patch.to_string(),
+        patch_base64: None,
+        patch_truncated: false,
+        patch_path: None,
+        files_truncated: false,
+    }
+}
+
 fn key(code: KeyCode) -> Msg {
     Msg::Key(KeyEvent::new(code, KeyModifiers::NONE))
 }
@@ -338,10 +352,7 @@ fn big_diff() {
         Msg::Key(KeyEvent::new(KeyCode::Char('s'), KeyModifiers::CONTROL)),
     );
     let t = Instant::now();
-    update(
-        &mut m,
-        Msg::Pipeline(Event::diff("b", vec![], patch.as_bytes(), None)),
-    );
+    update(&mut m, Msg::Pipeline(whole_diff(&patch)));
     update(
         &mut m,
         Msg::Pipeline(Event::Status {
@@ -397,10 +408,7 @@ fn review_workspace() {
         &mut m,
         Msg::Key(KeyEvent::new(KeyCode::Char('s'), KeyModifiers::CONTROL)),
     );
-    update(
-        &mut m,
-        Msg::Pipeline(Event::diff("b", vec![], patch.as_bytes(), None)),
-    );
+    update(&mut m, Msg::Pipeline(whole_diff(&patch)));
     update(
         &mut m,
         Msg::Pipeline(Event::Status {

@@ -248,6 +248,7 @@ fn every_line_selection_applies_to_the_base_and_means_what_it_says() {
     git(dir, &["init", "-q", "-b", "main"]);
     let mut checked = 0;
     let mut partial_hunks = 0;
+    let mut split_lines = 0;
     for round in 0..rounds {
         let ctx = format!("seed {seed:#x}, round {round}");
         git(dir, &["rm", "-rqf", "--ignore-unmatch", "."]);
@@ -278,7 +279,9 @@ fn every_line_selection_applies_to_the_base_and_means_what_it_says() {
             let sel = if rng.bool() {
                 random_selection(&mut rng, &files)
             } else {
-                split_selection(&mut rng, &patch)
+                let sel = split_selection(&mut rng, &patch);
+                split_lines += sel.excluded_lines.len();
+                sel
             };
             check_selection(&patch, &sel).unwrap_or_else(|e| panic!("{ctx}: {e}"));
             let filtered = diff::filter(&patch, &sel);
@@ -328,8 +331,8 @@ fn every_line_selection_applies_to_the_base_and_means_what_it_says() {
         }
     }
     assert!(
-        checked >= rounds * 10 && partial_hunks > rounds,
-        "{checked} / {partial_hunks}"
+        checked >= rounds * 10 && partial_hunks > rounds && split_lines > rounds / 2,
+        "{checked} / {partial_hunks} / {split_lines}"
     );
 }
 
