@@ -1,6 +1,8 @@
 //! TUI benchmarks (`cargo bench --bench tui`): time to first frame, per-frame cost while
-//! scrolling a 200,000-line diff side-by-side and unified (median, p99), resident memory with it
-//! loaded, and a flood of 100,000 pipeline events per second for 5 s with the frame time and
+//! scrolling a 200,000-line diff side-by-side and unified (median, p99), the same with the review
+//! workspace in use (wrap on, a search marking its matches, viewed and collapsed files, lines
+//! left out, hunks out) and with a live diff arriving while the agent works, resident memory with
+//! it loaded, and a flood of 100,000 pipeline events per second for 5 s with the frame time and
 //! memory watched.
 //!
 //! Frames are drawn through the real crossterm backend into a sink (so escape-sequence generation
@@ -21,6 +23,9 @@ use tiny_backspace::tui::diffview::DiffMode;
 use tiny_backspace::tui::model::{Focus, Info, Model, Prefill};
 use tiny_backspace::tui::update::{Msg, update};
 use tiny_backspace::tui::{App, draw};
+
+#[path = "tui/review.rs"]
+mod review;
 
 const W: u16 = 200;
 const H: u16 = 60;
@@ -79,8 +84,14 @@ fn model() -> Model {
     m
 }
 
-/// 200 files × 1,000 body lines: context, paired changes (word highlights) and additions.
-fn big_patch() -> String {
+/// 200 files × 1,000 body lines: context, paired changes (word highlights) and additions. With
+/// `long`, every comment line is ~260 columns, so with wrap on one in seven lines takes two rows.
+fn big_patch(long: bool) -> String {
+    let tail = if long {
+        " and more words".repeat(15)
+    } else {
+        String::new()
+    };
     let mut p = String::with_capacity(16 << 20);
     for f in 0..200 {
         p.push_str(&format!(
@@ -100,7 +111,9 @@ fn big_patch() -> String {
                     "+    let total_{i} = checked_add(value_{i}, {i})?;\n"
                 ));
                 p.push_str(&format!("+    tracing::debug!(total_{i}, \"added\");\n"));
-                p.push_str(&format!("     // comment {i} with some words in it\n"));
+                p.push_str(&format!(
+                    "     // comment {i} with some words in it{tail}\n"
+                ));
                 p.push_str(&format!(
                     "     if total_{i} > LIMIT {{ return Err(Error::Big); }}\n"
                 ));
@@ -109,6 +122,20 @@ fn big_patch() -> String {
         }
     }
     p
+}
+
+/// The final diff as the app hands it to the model: whole (the event's inline patch is cut past
+/// 2 MiB; the app reads the rest from the run folder, `tui::app::whole_diff`).
+fn whole_diff(patch: &str) -> Event {
+    Event::Diff {
+        run_id: "b".into(),
+        files: vec![],
+        patch: patch.to_string(),
+        patch_base64: None,
+        patch_truncated: false,
+        patch_path: None,
+        files_truncated: false,
+    }
 }
 
 fn key(code: KeyCode) -> Msg {
@@ -226,10 +253,13 @@ fn first_frame_real_binary() {
     );
 }
 
-/// Scrolls line by line, by pages and by hunks, one frame (update + draw) per step.
-fn scroll(m: &mut Model, term: &mut Term) {
+/// Scrolls line by line, by pages and by hunks, one frame (update + draw) per step. With `live`,
+/// that event arrives before every 94th step (a live diff at most every 1.5 s, at 16 ms a frame);
+/// those frames are timed apart.
+fn scroll(m: &mut Model, term: &mut Term, label: &str, live: Option<&Event>) {
     let mode = m.diff.as_ref().unwrap().mode;
     let mut samples = Vec::new();
+    let mut arrivals = Vec::new();
     // Three passes of 1,000 steps from the top, each about half-way down (100 of 200 files).
     let steps: Vec<Msg> = (0..3000)
         .map(|i| match i % 10 {
@@ -247,9 +277,17 @@ fn scroll(m: &mut Model, term: &mut Term) {
     let mut pending_steps = 0;
     for (i, msg) in steps.into_iter().enumerate() {
         let t = Instant::now();
+        let arriving = live.filter(|_| i % 94 == 93);
+        if let Some(e) = arriving {
+            update(m, Msg::Pipeline(e.clone()));
+        }
         update(m, msg);
         term.draw(|f| draw(f, m)).unwrap();
-        samples.push(t.elapsed());
+        if arriving.is_some() {
+            arrivals.push(t.elapsed());
+        } else {
+            samples.push(t.elapsed());
+        }
         let mut pending = m.take_highlight_pending();
         pending_steps += usize::from(pending);
         if i % 10 == 9 {
@@ -272,13 +310,22 @@ fn scroll(m: &mut Model, term: &mut Term) {
     let first = samples[0];
     samples.sort();
     println!(
-        "scrolling the 200k diff at {W}x{H}, {mode:?}: {} frames, median {}, p99 {}, max {}; first {}",
+        "scrolling the 200k diff at {W}x{H}, {label}, {mode:?}: {} frames, median {}, p99 {}, max {}; first {}",
         samples.len(),
         ms(pct(&samples, 0.5)),
         ms(pct(&samples, 0.99)),
         ms(*samples.last().unwrap()),
         ms(first)
     );
+    arrivals.sort();
+    if !arrivals.is_empty() {
+        println!(
+            "  {} frames with a live diff arriving (parse + rows + draw): median {}, max {}",
+            arrivals.len(),
+            ms(pct(&arrivals, 0.5)),
+            ms(*arrivals.last().unwrap())
+        );
+    }
     fill.sort();
     fill_runs.sort();
     if !fill.is_empty() {
@@ -298,7 +345,7 @@ fn scroll(m: &mut Model, term: &mut Term) {
 
 fn big_diff() {
     let before = rss_kib();
-    let patch = big_patch();
+    let patch = big_patch(false);
     let lines = patch.lines().count();
     let mut m = model();
     // Start a run (as Ctrl+S does), so the diff arrives as a run's: it takes the focus and the
@@ -308,10 +355,7 @@ fn big_diff() {
         Msg::Key(KeyEvent::new(KeyCode::Char('s'), KeyModifiers::CONTROL)),
     );
     let t = Instant::now();
-    update(
-        &mut m,
-        Msg::Pipeline(Event::diff("b", vec![], patch.as_bytes(), None)),
-    );
+    update(&mut m, Msg::Pipeline(whole_diff(&patch)));
     update(
         &mut m,
         Msg::Pipeline(Event::Status {
@@ -335,10 +379,10 @@ fn big_diff() {
     let mut term = terminal();
     // 200×60 opens side-by-side; `v` switches to unified for the second run.
     assert_eq!(m.diff.as_ref().unwrap().mode, DiffMode::SideBySide);
-    scroll(&mut m, &mut term);
+    scroll(&mut m, &mut term, "plain", None);
     update(&mut m, key(KeyCode::Char('v')));
     assert_eq!(m.diff.as_ref().unwrap().mode, DiffMode::Unified);
-    scroll(&mut m, &mut term);
+    scroll(&mut m, &mut term, "plain", None);
     drop(m);
 }
 
@@ -449,5 +493,7 @@ fn main() {
     first_frame();
     first_frame_real_binary();
     big_diff();
+    review::review_workspace();
+    review::live_diff();
     flood();
 }

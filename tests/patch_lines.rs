@@ -2,7 +2,9 @@
 //! without a final newline, new and deleted files) and random choices of single `+`/`-` lines and
 //! hunks left out, the filtered patch passes `git apply --check` on the base, and applying it gives
 //! exactly the files the choice means (each left-out `+` line not added, each left-out `-` line
-//! kept), computed here independently from the full patch. Seeded (`TB_PROPTEST_SEED`,
+//! kept), computed here independently from the full patch. Half the choices are made as the TUI
+//! makes them: hunks split at random context lines (`s`) and random parts taken out or back in
+//! (`space`), and each part taken out is checked to have all its `+`/`-` lines out. Seeded (`TB_PROPTEST_SEED`,
 //! `TB_PROPTEST_ROUNDS`), so a failure names the seed and round that reproduce it.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -12,6 +14,7 @@ use std::process::Command;
 
 use tiny_backspace::diff::{self, FilePatch, check_selection, line_selectable};
 use tiny_backspace::pipeline::Selection;
+use tiny_backspace::tui::diffview::DiffView;
 
 fn git(dir: &Path, args: &[&str]) -> Vec<u8> {
     let out = Command::new("git")
@@ -187,6 +190,47 @@ fn random_selection(rng: &mut fastrand::Rng, files: &[FilePatch]) -> Selection {
     sel
 }
 
+/// A choice made on the TUI's view: random splits at context lines, random parts toggled.
+fn split_selection(rng: &mut fastrand::Rng, patch: &[u8]) -> Selection {
+    let mut d = DiffView::new(String::from_utf8(patch.to_vec()).unwrap());
+    let n = d.files.len();
+    for f in 0..n {
+        for h in 0..d.files[f].hunks.len() {
+            let len = d.files[f].hunks[h].lines.len();
+            for l in 0..len {
+                if rng.u8(..) < 90 {
+                    d.toggle_split(f, h, l);
+                }
+            }
+            if !d.is_split(f, h) {
+                continue;
+            }
+            for _ in 0..rng.usize(1..4) {
+                let l = rng.usize(..len);
+                let part = d.part_of(f, h, l);
+                d.toggle_part(f, h, l);
+                // A part is all in or all out after a toggle (and the hunk is in).
+                let hunk = &d.files[f].hunks[h];
+                let states: Vec<bool> = part
+                    .filter(|&i| line_selectable(hunk, i))
+                    .map(|i| d.line_included(f, h, i))
+                    .collect();
+                assert!(
+                    states.windows(2).all(|w| w[0] == w[1]),
+                    "a part toggled partly"
+                );
+                assert!(d.hunk_included(f, h));
+            }
+        }
+    }
+    if n > 0 && rng.u8(..) < 40 {
+        // A whole file out too: its split parts go with it.
+        d.cursor = d.info[rng.usize(..n)].first_row;
+        d.toggle_at_cursor();
+    }
+    d.selection()
+}
+
 #[test]
 fn every_line_selection_applies_to_the_base_and_means_what_it_says() {
     let seed = std::env::var("TB_PROPTEST_SEED")
@@ -204,6 +248,7 @@ fn every_line_selection_applies_to_the_base_and_means_what_it_says() {
     git(dir, &["init", "-q", "-b", "main"]);
     let mut checked = 0;
     let mut partial_hunks = 0;
+    let mut split_lines = 0;
     for round in 0..rounds {
         let ctx = format!("seed {seed:#x}, round {round}");
         git(dir, &["rm", "-rqf", "--ignore-unmatch", "."]);
@@ -231,7 +276,13 @@ fn every_line_selection_applies_to_the_base_and_means_what_it_says() {
         git(dir, &["reset", "-q", "--hard", "HEAD"]);
         git(dir, &["clean", "-fdq"]);
         for _ in 0..10 {
-            let sel = random_selection(&mut rng, &files);
+            let sel = if rng.bool() {
+                random_selection(&mut rng, &files)
+            } else {
+                let sel = split_selection(&mut rng, &patch);
+                split_lines += sel.excluded_lines.len();
+                sel
+            };
             check_selection(&patch, &sel).unwrap_or_else(|e| panic!("{ctx}: {e}"));
             let filtered = diff::filter(&patch, &sel);
             let p = t.path().join("sel.diff");
@@ -280,8 +331,8 @@ fn every_line_selection_applies_to_the_base_and_means_what_it_says() {
         }
     }
     assert!(
-        checked >= rounds * 10 && partial_hunks > rounds,
-        "{checked} / {partial_hunks}"
+        checked >= rounds * 10 && partial_hunks > rounds && split_lines > rounds / 2,
+        "{checked} / {partial_hunks} / {split_lines}"
     );
 }
 

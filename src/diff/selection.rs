@@ -38,6 +38,10 @@ pub struct LeftOut {
     pub hunk: Option<usize>,
     /// FNV-1a (64 bit, hex) of the hunk's lines, or of a hunk-less file's whole text.
     pub content: String,
+    /// Empty: the whole hunk is out. Else the hunk is in but for these body lines (indices into
+    /// its lines, valid wherever the same content is found again).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lines: Vec<usize>,
 }
 
 /// A selection as saved: positional for the patch it was made on, and by content for any other.
@@ -96,6 +100,7 @@ impl SavedSelection {
                         path: f.path.clone(),
                         hunk: None,
                         content: file_key(&f),
+                        lines: vec![],
                     });
                 }
                 continue;
@@ -106,11 +111,22 @@ impl SavedSelection {
                         .excluded_hunks
                         .iter()
                         .any(|(p, k)| *p == f.path && *k == i);
-                if out {
+                let lines: Vec<usize> = if out {
+                    vec![]
+                } else {
+                    selection
+                        .excluded_lines
+                        .iter()
+                        .filter(|(p, k, _)| *p == f.path && *k == i)
+                        .map(|&(_, _, l)| l)
+                        .collect()
+                };
+                if out || !lines.is_empty() {
                     left_out.push(LeftOut {
                         path: f.path.clone(),
                         hunk: Some(i),
                         content: hunk_key(h),
+                        lines,
                     });
                 }
             }
@@ -122,7 +138,7 @@ impl SavedSelection {
     }
 
     /// The selection for `patch`: each left-out part found again (same path, same content) stays
-    /// out; everything else is in.
+    /// out — a whole hunk, or the same lines of it; everything else is in.
     pub fn resolve(&self, patch: &[u8]) -> Resolved {
         let mut pool: Vec<Option<&LeftOut>> = self.left_out.iter().map(Some).collect();
         let mut take = |path: &str, hunkless: bool, content: &str| {
@@ -133,22 +149,35 @@ impl SavedSelection {
                     })
                 })
                 .and_then(Option::take)
-                .is_some()
         };
         let mut selection = Selection::default();
         let mut kept = 0;
         for f in diff::parse(patch) {
             if f.hunks.is_empty() {
-                if take(&f.path, true, &file_key(&f)) {
+                if take(&f.path, true, &file_key(&f)).is_some() {
                     kept += 1;
                     selection.excluded_files.push(f.path.clone());
                 }
                 continue;
             }
-            let out: Vec<usize> = (0..f.hunks.len())
-                .filter(|&i| take(&f.path, false, &hunk_key(&f.hunks[i])))
-                .collect();
-            kept += out.len();
+            let mut out = Vec::new();
+            for (i, h) in f.hunks.iter().enumerate() {
+                let Some(found) = take(&f.path, false, &hunk_key(h)) else {
+                    continue;
+                };
+                kept += 1;
+                if found.lines.is_empty() {
+                    out.push(i);
+                } else {
+                    selection.excluded_lines.extend(
+                        found
+                            .lines
+                            .iter()
+                            .filter(|&&l| l < h.lines.len())
+                            .map(|&l| (f.path.clone(), i, l)),
+                    );
+                }
+            }
             if out.len() == f.hunks.len() {
                 selection.excluded_files.push(f.path.clone());
             } else {
@@ -252,5 +281,46 @@ mod tests {
         // Everything in: nothing is recorded, nothing is left out anywhere.
         let all = SavedSelection::capture(patch.as_bytes(), &Selection::default());
         assert!(all.left_out.is_empty() && all.resolve(patch.as_bytes()).selection.is_everything());
+    }
+
+    #[test]
+    fn line_choices_are_carried_by_content() {
+        let hunk = |ctx: &str| format!(" {ctx}\n-gone\n+kept\n+left out\n");
+        let one = |pre: &str| {
+            let mut s = "diff --git a/a.py b/a.py\n--- a/a.py\n+++ b/a.py\n".to_string();
+            if !pre.is_empty() {
+                s.push_str(&format!("@@ -1,1 +1,2 @@\n x\n+{pre}\n"));
+            }
+            s.push_str(&format!("@@ -20,2 +21,3 @@\n{}", hunk("y")));
+            s
+        };
+        let old = one("");
+        let sel = Selection {
+            excluded_lines: vec![("a.py".into(), 0, 3)],
+            ..Default::default()
+        };
+        // A re-diff that adds a hunk before it: the same line of the same hunk stays out.
+        let new = one("added");
+        let r = carry(old.as_bytes(), &sel, new.as_bytes());
+        assert_eq!(r.selection.excluded_lines, vec![("a.py".into(), 1, 3)]);
+        assert!(r.selection.excluded_hunks.is_empty() && r.selection.excluded_files.is_empty());
+        assert_eq!((r.kept, r.changed), (1, 0));
+        let approved = crate::diff::filter(new.as_bytes(), &r.selection);
+        let text = String::from_utf8_lossy(&approved);
+        assert!(text.contains("+added") && text.contains("+kept") && !text.contains("left out"));
+        // The same patch (reopening the run): the same selection back, through JSON.
+        let saved = SavedSelection::capture(old.as_bytes(), &sel);
+        let back: SavedSelection =
+            serde_json::from_str(&serde_json::to_string(&saved).unwrap()).unwrap();
+        assert_eq!(back.resolve(old.as_bytes()).selection, sel);
+        // The hunk changed: the line choice goes (the hunk is back whole, to be reviewed).
+        let changed = old.replace("+kept", "+kept, reworded");
+        let r = carry(old.as_bytes(), &sel, changed.as_bytes());
+        assert!(r.selection.is_everything());
+        assert_eq!((r.kept, r.changed), (0, 1));
+        // A saved selection from before line choices were recorded still reads.
+        let legacy = r#"{"selection":{"excluded_files":[],"excluded_hunks":[["a.py",0]]},"left_out":[{"path":"a.py","hunk":0,"content":"x"}]}"#;
+        let legacy: SavedSelection = serde_json::from_str(legacy).unwrap();
+        assert!(legacy.left_out[0].lines.is_empty());
     }
 }

@@ -16,6 +16,7 @@ pub mod publish;
 /// front-ends.
 pub use crate::diff::selection;
 mod setup;
+pub use setup::AGENT_NETWORK_NOTE;
 mod stages;
 mod workdelta;
 

@@ -38,6 +38,10 @@ pub(crate) struct SetupDone {
     pub(crate) agent_network: NetworkMode,
 }
 
+/// Ends the setup's first status: the agent phase's network follows (`off`, `allowlist`, `on`).
+/// The TUI's header reads it from there.
+pub const AGENT_NETWORK_NOTE: &str = "the agent then runs with network ";
+
 /// `settings` with the network set to `mode` (`allowlist` keeps the configured hosts, or none).
 pub(crate) fn with_network(settings: &SandboxSettings, mode: NetworkMode) -> SandboxSettings {
     let mut s = settings.clone();
@@ -128,7 +132,7 @@ impl Driver {
                 Stage::Setup,
                 format!(
                     "setup: running `{command}` ({origin}) · network {network} · time limit {} s; \
-                     the agent then runs with network {}",
+                     {AGENT_NETWORK_NOTE}{}",
                     setup.timeout.as_secs(),
                     agent_network.as_str()
                 ),

@@ -77,7 +77,7 @@ pub const HELP: &[(&str, &[(&str, &str)])] = &[
             ("space", "hunk (or file, on its header) in/out of the PR"),
             (
                 "s",
-                "the + / − line under the cursor out of the PR, and back",
+                "+ / − line out of the PR and back · context line: split the hunk there",
             ),
             (
                 "v",

@@ -440,7 +440,16 @@ pub(super) fn line_body<'a>(
         (theme.excluded(), theme.excluded())
     };
     let warn = theme.warning();
-    let mut spans = vec![Span::styled(format!("{sign} "), base)];
+    // A split (`s`) shows on the first line of the later part.
+    let split = row.kind == RowKind::Context
+        && d.review
+            .splits
+            .contains(&(file, row.hunk as usize, row.line as usize));
+    let mut spans = vec![if split {
+        Span::styled("┄ ", theme.bold())
+    } else {
+        Span::styled(format!("{sign} "), base)
+    }];
     if row.kind == RowKind::NoNewline {
         spans.push(Span::styled(
             sanitize::one_line(raw.trim_start_matches('\\').trim()),

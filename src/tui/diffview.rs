@@ -230,6 +230,10 @@ impl DiffView {
             return;
         }
         let key = (file, row.hunk as usize);
+        if row.kind != RowKind::Hunk && self.is_split(file, key.1) {
+            // A line of a split hunk: its part only (the header row still takes the whole).
+            return self.toggle_part(file, key.1, row.line as usize);
+        }
         if self.hunk_state(file, key.1).is_none() {
             // Partly in (lines left out with `s`): all of it in.
             self.excluded_lines.retain(|(f, h, _)| (*f, *h) != key);

@@ -42,6 +42,9 @@ pub struct Marks {
     pub since: Option<BTreeSet<(usize, usize)>>,
     /// `d`: only the hunks in `since` are shown.
     pub only_since: bool,
+    /// Where `s` split a hunk: (file, hunk, first body line of the later part)
+    /// ([`super::hunksplit`]).
+    pub splits: BTreeSet<(usize, usize, usize)>,
 }
 
 /// FNV-1a (64 bit) of some bytes, as hex: how marks recognise a file or hunk across re-diffs.

@@ -103,6 +103,7 @@ pub(super) fn remember_pr_text(model: &mut Model, d: &PrDialog) {
 pub(super) fn apply_selection(view: &mut DiffView, selection: &Selection) {
     view.excluded_files.clear();
     view.excluded_hunks.clear();
+    view.excluded_lines.clear();
     for (i, f) in view.files.iter().enumerate() {
         if selection.excluded_files.contains(&f.path) {
             view.excluded_files.insert(i);
@@ -110,6 +111,11 @@ pub(super) fn apply_selection(view: &mut DiffView, selection: &Selection) {
         for (path, h) in &selection.excluded_hunks {
             if *path == f.path && *h < f.hunks.len() {
                 view.excluded_hunks.insert((i, *h));
+            }
+        }
+        for (path, h, l) in &selection.excluded_lines {
+            if *path == f.path && f.hunks.get(*h).is_some_and(|h| *l < h.lines.len()) {
+                view.excluded_lines.insert((i, *h, *l));
             }
         }
     }
@@ -122,6 +128,8 @@ impl Model {
         self.diff = None;
         self.summary.clear();
         self.first_summary = None;
+        self.agent_network = None;
+        self.last_stage = None;
         self.followups.clear();
         self.comments.clear();
         self.user_edit = None;
@@ -173,6 +181,13 @@ impl Model {
                 if *stage == Stage::Publish {
                     self.publish_note = Some(message.clone());
                 }
+                self.last_stage = Some(*stage);
+                if *stage == Stage::Setup
+                    && let Some((_, mode)) =
+                        message.rsplit_once(crate::pipeline::AGENT_NETWORK_NOTE)
+                {
+                    self.agent_network = crate::sandbox::NetworkMode::parse(mode);
+                }
                 if *stage == Stage::Review
                     && self.first_summary.is_none()
                     && self.diff.as_ref().is_some_and(|d| !d.is_empty())
@@ -211,7 +226,7 @@ impl Model {
                 exit_code,
                 terminated,
                 ..
-            } => self.commands.push(text::CommandRun {
+            } if self.last_stage != Some(Stage::Setup) => self.commands.push(text::CommandRun {
                 command: command.clone(),
                 exit_code: *exit_code,
                 terminated: terminated.clone(),

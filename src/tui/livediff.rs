@@ -4,8 +4,9 @@
 //! Invariants: a live diff is never approvable — the selection keys already refuse outside
 //! review, and the run reaches review only through the final `Diff`; a review's selection is
 //! never lost to a live diff: during a follow-up the reviewed diff is kept aside and the final
-//! diff carries its choices, as without a live diff; the cursor and the reading options (wrap)
-//! stay where they were across updates; the focus is left where the user put it.
+//! diff carries its choices, as without a live diff; the cursor and the reading options (wrap,
+//! the search's marks) stay where they were across updates; the focus is left where the user
+//! put it.
 
 use super::diffview::DiffView;
 use super::model::{Model, RunState};
@@ -31,11 +32,13 @@ impl Model {
         match self.diff.take() {
             Some(old) if self.live_diff => {
                 view.wrap = old.wrap;
+                view.marks = old.marks;
                 view.cursor = old.cursor.min(view.rows.len().saturating_sub(1));
                 view.top = old.top.min(view.cursor);
             }
             Some(reviewed) => {
                 view.wrap = reviewed.wrap;
+                view.marks = reviewed.marks.clone();
                 self.before_live = Some(reviewed);
             }
             None => {}

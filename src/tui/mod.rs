@@ -19,6 +19,7 @@ pub mod editor;
 pub mod filelist;
 pub mod highlight;
 mod hunkjump;
+mod hunksplit;
 mod ingest;
 pub mod layout;
 mod livediff;

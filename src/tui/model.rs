@@ -222,6 +222,12 @@ pub struct Model {
     /// The UI clock (ms since the app started), set by `Msg::Tick`.
     pub clock_ms: u64,
     pub run_started_ms: Option<u64>,
+    /// The agent phase's network as the run's setup status named it (a setup may run with a
+    /// different network than the agent's): the header shows it rather than the configured one.
+    pub agent_network: Option<crate::sandbox::NetworkMode>,
+    /// The stage of the run's last status: a `Tool: Bash` during `setup` is the setup command,
+    /// not one of the agent's (the PR body's "commands run" lists the agent's).
+    pub last_stage: Option<Stage>,
     /// When the run's clock stopped: its end, or the start of a wait for the human (review).
     pub run_ended_ms: Option<u64>,
     /// Time the run spent waiting in review before a follow-up or a publish went on: not work,
@@ -339,6 +345,8 @@ impl Model {
             cwd,
             clock_ms: 0,
             run_started_ms: None,
+            agent_network: None,
+            last_stage: None,
             run_ended_ms: None,
             run_waited_ms: 0,
             run_id: None,

@@ -97,7 +97,8 @@ fn review_key(model: &mut Model, k: KeyEvent) -> Option<Vec<Action>> {
     }
 }
 
-/// `s`: the `+`/`-` line under the cursor out of the PR (its hunk stays in), or back in.
+/// `s`: the `+`/`-` line under the cursor out of the PR (its hunk stays in), or back in; on a
+/// context line, splits the hunk there (or joins it).
 fn toggle_line(model: &mut Model) {
     if model.state != RunState::Review || model.viewing.is_some() {
         model.notice = Some("the selection can be changed while the diff is in review".into());
@@ -123,7 +124,19 @@ fn toggle_line(model: &mut Model) {
                 None
             }
         }
-        _ => Some("s leaves the + or − line under the cursor out of the PR (and back in)"),
+        RowKind::Context if !d.files[f].is_deleted() => {
+            let split = d.toggle_split(f, h, l);
+            model.notice = Some(match split {
+                Some(true) => "hunk split here: space on a line of either part takes that part in or out (s here joins them)",
+                Some(false) => "hunk joined again (the lines left out stay out)",
+                None => "s on a context line inside a hunk splits it there",
+            }.into());
+            return;
+        }
+        _ => Some(
+            "s leaves the + or − line under the cursor out of the PR (and back in), or splits \
+             the hunk at a context line",
+        ),
     };
     if let Some(why) = why {
         model.notice = Some(why.into());

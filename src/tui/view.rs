@@ -78,6 +78,22 @@ fn fmt_tokens(n: u64) -> String {
     }
 }
 
+/// The sandbox label and whether the network is on, for the agent phase: the configured ones,
+/// unless the run's setup named the agent's network (a setup may have had an allow-list the
+/// agent does not).
+fn header_network(model: &Model) -> (String, bool) {
+    use crate::sandbox::NetworkMode;
+    const PROXY: &str = " + allow-list proxy";
+    let Some(mode) = model.agent_network else {
+        return (model.info.sandbox.clone(), model.info.network);
+    };
+    let kind = model.info.sandbox.trim_end_matches(PROXY);
+    match mode {
+        NetworkMode::Allowlist if kind != "none" => (format!("{kind}{PROXY}"), false),
+        _ => (kind.to_string(), mode == NetworkMode::On),
+    }
+}
+
 fn header(frame: &mut Frame, model: &Model, theme: &Theme, area: Rect) {
     let repo = if model.run_repo.is_empty() {
         super::model::field_text(&model.repo)
@@ -99,14 +115,15 @@ fn header(frame: &mut Frame, model: &Model, theme: &Theme, area: Rect) {
             .chain(base_part.iter())
             .map(|p| Span::raw(p.clone())),
     );
-    let net = if model.info.sandbox == "none" {
+    let (sandbox, network) = header_network(model);
+    let net = if sandbox == "none" {
         "host network"
-    } else if model.info.network {
+    } else if network {
         "network on"
     } else {
         "no network"
     };
-    let mut right = format!("{} · {}, {net}", model.info.model, model.info.sandbox);
+    let mut right = format!("{} · {sandbox}, {net}", model.info.model);
     if model.info.tokens > 0 || model.run_started_ms.is_some() {
         right.push_str(&format!(" · {} tok", fmt_tokens(model.info.tokens)));
         if let Some(c) = model.info.cost_usd {
@@ -127,9 +144,9 @@ fn header(frame: &mut Frame, model: &Model, theme: &Theme, area: Rect) {
             .next()
             .unwrap_or("")
             .to_string();
-        let mut short = format!(" {short_model} · {}", model.info.sandbox);
-        if !model.info.network || model.info.sandbox == "none" {
-            short.push_str(if model.info.sandbox == "none" {
+        let mut short = format!(" {short_model} · {sandbox}");
+        if !network || sandbox == "none" {
+            short.push_str(if sandbox == "none" {
                 " host-net"
             } else {
                 " no-net"
