@@ -139,23 +139,29 @@ pub struct CommandRun {
 
 /// Reads the `Tool: Bash` events of a run's `events.jsonl`.
 pub fn commands_from_events(jsonl: &str) -> Vec<CommandRun> {
-    jsonl
+    // The setup phase's command is the environment, not the agent's work: left out.
+    let mut stage = None;
+    let mut runs = Vec::new();
+    for event in jsonl
         .lines()
         .filter_map(|l| serde_json::from_str::<Event>(l).ok())
-        .filter_map(|e| match e {
+    {
+        match event {
+            Event::Status { stage: s, .. } => stage = Some(s),
             Event::ToolBash {
                 command,
                 exit_code,
                 terminated,
                 ..
-            } => Some(CommandRun {
+            } if stage != Some(crate::event::Stage::Setup) => runs.push(CommandRun {
                 command,
                 exit_code,
                 terminated,
             }),
-            _ => None,
-        })
-        .collect()
+            _ => {}
+        }
+    }
+    runs
 }
 
 fn slug(text: &str, max: usize) -> String {

@@ -226,3 +226,14 @@ fn request_pull_shape() {
     assert!(s.contains("for you to fetch changes up to def:"));
     assert!(s.contains("1 file changed, 1 insertion(+), 0 deletions(-)"));
 }
+
+#[test]
+fn the_setup_command_is_not_among_the_commands_run() {
+    let events = r#"{"type":"Status","run_id":"r","stage":"setup","message":"setup: pip install"}
+{"type":"Tool: Bash","command":"pip install -r requirements.txt","output":"ok","exit_code":0}
+{"type":"Status","run_id":"r","stage":"agent","message":"agent started"}
+{"type":"Tool: Bash","command":"pytest -q","output":"ok","exit_code":0}"#;
+    let commands = commands_from_events(events);
+    assert_eq!(commands.len(), 1, "{commands:?}");
+    assert_eq!(commands[0].command, "pytest -q");
+}
