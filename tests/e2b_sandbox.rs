@@ -100,6 +100,13 @@ async fn runs_in_the_seeded_work_tree_and_is_killed_on_close() {
         .find(|e| e["kind"] == "create" && e["sandbox"] == sb.id())
         .expect("the peer saw the create");
     assert_eq!(created["metadata"][RUN_ID_KEY], "run-1", "{created}");
+    assert_eq!(sb.read("made.txt", 1024).await.unwrap(), b"x\n");
+    sb.write("dir/new.txt", b"written by the host\n")
+        .await
+        .unwrap();
+    let out = sb.exec(&req("cat dir/new.txt"), &cancel).await.unwrap();
+    assert!(out.output.contains("written by the host"), "{}", out.output);
+    assert!(sb.read("../../etc/passwd", 1024).await.is_err());
     let id = sb.id().to_string();
     sb.close().await.unwrap();
     assert!(peer.saw("delete", &id), "the peer saw DELETE");

@@ -82,6 +82,16 @@ impl RemoteSandbox {
         self.sandbox.id()
     }
 
+    /// Reads `rel` (relative to the work tree) from the sandbox, at most `max_bytes`.
+    pub async fn read(&self, rel: &str, max_bytes: u64) -> Result<Vec<u8>, E2bError> {
+        self.sandbox.read_file(&remote_path(rel)?, max_bytes).await
+    }
+
+    /// Writes `rel` (relative to the work tree) in the sandbox.
+    pub async fn write(&self, rel: &str, data: &[u8]) -> Result<(), E2bError> {
+        self.sandbox.write_file(&remote_path(rel)?, data).await
+    }
+
     /// Kills the sandbox now (idempotent; also done on drop).
     pub async fn close(&self) -> Result<(), E2bError> {
         self.killed.store(true, std::sync::atomic::Ordering::SeqCst);
@@ -141,5 +151,37 @@ impl Sandbox for RemoteSandbox {
             .await
             .map(|o| o.into_exec_output())
             .map_err(|e| SandboxError::Spawn(e.to_string()))
+    }
+}
+
+/// `rel` under [`REMOTE_WORKDIR`], refusing absolute paths and `..` (the agent's paths are
+/// relative to the work tree, as on the host).
+fn remote_path(rel: &str) -> Result<String, E2bError> {
+    let bad = rel.is_empty()
+        || rel.starts_with('/')
+        || rel.contains('\0')
+        || rel.split('/').any(|c| c == "..");
+    if bad {
+        return Err(E2bError::Io {
+            what: format!("path `{rel}` is not a relative path inside the work tree"),
+            source: std::io::Error::from(std::io::ErrorKind::InvalidInput),
+        });
+    }
+    Ok(format!("{REMOTE_WORKDIR}/{}", rel.trim_start_matches("./")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remote_paths_stay_in_the_work_tree() {
+        assert_eq!(
+            remote_path("src/a.rs").ok().as_deref(),
+            Some("/home/user/workspace/src/a.rs")
+        );
+        for bad in ["", "/etc/passwd", "../x", "a/../../x", "a\0b"] {
+            assert!(remote_path(bad).is_err(), "{bad}");
+        }
     }
 }
