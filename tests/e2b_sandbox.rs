@@ -175,3 +175,40 @@ fn e2b_parses_but_is_not_opened_by_runs_yet() {
     let err = tiny_backspace::sandbox::resolve_kind(&s).unwrap_err();
     assert!(err.to_string().contains("not wired into runs yet"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cancel_through_the_trait_stops_the_command() {
+    let peer = peer!("remote sandbox cancel");
+    let tree = work_tree();
+    let sb = RemoteSandbox::open(
+        settings(&peer),
+        &SandboxSettings::default(),
+        tree.path(),
+        "run-5",
+    )
+    .await
+    .unwrap();
+    let cancel = CancellationToken::new();
+    let c = cancel.clone();
+    let id = sb.id().to_string();
+    let task = tokio::spawn(async move {
+        let out = sb.exec(&req("sleep 120 & sleep 120"), &c).await;
+        (sb, out)
+    });
+    wait_for("the command to start", || peer.procs(&id) > 0).await;
+    cancel.cancel();
+    let (sb, out) = tokio::time::timeout(Duration::from_secs(60), task)
+        .await
+        .expect("cancel returns")
+        .unwrap();
+    let out = out.unwrap();
+    assert_eq!(
+        out.terminated,
+        Some(tiny_backspace::sandbox::Termination::Cancelled),
+        "{}",
+        out.output
+    );
+    wait_for("no process left", || peer.procs(&id) == 0).await;
+    sb.close().await.unwrap();
+    assert!(peer.saw("delete", &id));
+}
