@@ -57,6 +57,8 @@ pub enum SandboxKind {
     Bwrap,
     Landlock,
     None,
+    /// A remote E2B sandbox ([`e2b::RemoteSandbox`]); not yet opened by [`open`] (issue 16).
+    E2b,
 }
 
 impl SandboxKind {
@@ -65,6 +67,7 @@ impl SandboxKind {
             SandboxKind::Bwrap => "bwrap",
             SandboxKind::Landlock => "landlock",
             SandboxKind::None => "none",
+            SandboxKind::E2b => "e2b",
         }
     }
 
@@ -73,6 +76,7 @@ impl SandboxKind {
             "bwrap" | "bubblewrap" => Ok(SandboxKind::Bwrap),
             "landlock" => Ok(SandboxKind::Landlock),
             "none" => Ok(SandboxKind::None),
+            "e2b" => Ok(SandboxKind::E2b),
             other => Err(SandboxError::Unknown(other.to_string())),
         }
     }
@@ -251,6 +255,11 @@ pub fn probe(kind: SandboxKind) -> Result<(), SandboxError> {
         SandboxKind::Bwrap => bwrap::probe(),
         SandboxKind::Landlock => landlock::probe(),
         SandboxKind::None => Ok(()),
+        SandboxKind::E2b => Err(SandboxError::Unavailable {
+            reason: "`e2b` is not wired into runs yet (issue 16): the client and its `Sandbox` \
+                     exist, the remote work tree and patch do not"
+                .into(),
+        }),
     }
 }
 
@@ -269,6 +278,9 @@ pub fn open(
         }
         SandboxKind::Bwrap => Ok(Box::new(BwrapSandbox::new(mounts, settings)?)),
         SandboxKind::Landlock => Ok(Box::new(LandlockSandbox::new(mounts, settings)?)),
+        SandboxKind::E2b => Err(SandboxError::Unavailable {
+            reason: "`e2b` is not wired into runs yet (issue 16)".into(),
+        }),
     }
 }
 

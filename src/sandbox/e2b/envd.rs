@@ -328,6 +328,10 @@ impl E2bSandbox {
         &self.info.sandbox_id
     }
 
+    pub(crate) fn client(&self) -> &E2bClient {
+        &self.client
+    }
+
     pub fn info(&self) -> &SandboxInfo {
         &self.info
     }

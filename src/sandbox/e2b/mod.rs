@@ -1,10 +1,11 @@
 //! A client for E2B remote sandboxes (Firecracker microVMs): the control plane ([`api`]) and each
 //! sandbox's envd ([`envd`], over the Connect envelope codec in [`connect`]).
 //!
-//! Status: a foundation for issue 16. It is tested against the offline peer in
-//! `tests/peers/e2b/`, but NOT selectable as a backend yet (no `--sandbox e2b`): the run's work
-//! tree still lives on the host, and the `Workspace` abstraction, the host-side patch regeneration
-//! and `serve` clean-up are not written.
+//! Status: a foundation for issue 16, tested against the offline peer in `tests/peers/e2b/`.
+//! [`RemoteSandbox`] implements [`crate::sandbox::Sandbox`], but runs cannot select it yet
+//! (`--sandbox e2b` parses and is refused by `open`): the run's work tree still lives on the host,
+//! and the `Workspace` abstraction, the host-side patch regeneration and `serve` clean-up are not
+//! written.
 //!
 //! Invariants: the settings come from `config` (the only reader of the environment); the API key
 //! and envd access token are [`Secret`]s and never logged; every command runs wrapped so that when
@@ -13,6 +14,7 @@
 //! client leaves); the host enforces timeouts itself and does not rely on envd's.
 
 pub mod api;
+mod backend;
 pub mod connect;
 pub mod envd;
 mod files;
@@ -21,6 +23,7 @@ use crate::error_code::ErrorCode;
 use crate::secret::Secret;
 
 pub use api::{E2bClient, NewSandbox, SandboxInfo};
+pub use backend::{REMOTE_WORKDIR, RUN_ID_KEY, RemoteSandbox};
 pub use envd::{CommandOutput, E2bSandbox, RunOptions};
 
 /// Where and how to reach E2B: `E2B_API_KEY`, `E2B_DOMAIN`, `E2B_API_URL`, `E2B_SANDBOX_URL`
@@ -74,6 +77,11 @@ impl E2bSettings {
 pub enum E2bError {
     #[error("E2B_API_KEY is not set: get a key from your E2B dashboard and export E2B_API_KEY")]
     MissingApiKey,
+    #[error(
+        "the allow-listed network mode is not available with E2B: its proxy runs on this machine \
+         and cannot reach a remote sandbox; use network `off` or `on`"
+    )]
+    AllowlistUnsupported,
     #[error("E2B refused the API key ({status}): check E2B_API_KEY: {message}")]
     Unauthorized { status: u16, message: String },
     #[error("the sandbox's envd refused its access token ({status}): {message}")]
@@ -130,7 +138,9 @@ impl E2bError {
     /// The stable code an `Error` event would carry for this failure.
     pub fn code(&self) -> ErrorCode {
         match self {
-            E2bError::MissingApiKey | E2bError::Unauthorized { .. } => ErrorCode::InvalidInput,
+            E2bError::MissingApiKey
+            | E2bError::AllowlistUnsupported
+            | E2bError::Unauthorized { .. } => ErrorCode::InvalidInput,
             _ => ErrorCode::SandboxUnavailable,
         }
     }
