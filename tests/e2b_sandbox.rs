@@ -173,7 +173,11 @@ fn e2b_parses_but_is_not_opened_by_runs_yet() {
         ..SandboxSettings::default()
     };
     let err = tiny_backspace::sandbox::resolve_kind(&s).unwrap_err();
-    assert!(err.to_string().contains("not wired into runs yet"), "{err}");
+    assert!(
+        err.to_string().contains("cannot run an agent yet")
+            && !err.to_string().contains("bubblewrap"),
+        "{err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -16,6 +16,8 @@ pub mod publish;
 /// front-ends.
 pub use crate::diff::selection;
 mod setup;
+/// The sandbox's network modes, named for the front-ends (which do not import `sandbox`).
+pub use crate::sandbox::NetworkMode;
 pub use setup::AGENT_NETWORK_NOTE;
 mod stages;
 mod workdelta;

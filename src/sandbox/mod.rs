@@ -170,6 +170,9 @@ pub enum SandboxError {
     Unavailable { reason: String },
     #[error("unknown sandbox '{0}': use bwrap, landlock or none")]
     Unknown(String),
+    /// A backend that exists in part but cannot run an agent yet (today: `e2b`).
+    #[error("{0}")]
+    NotReady(String),
     #[error("could not start the sandboxed command: {0}")]
     Spawn(String),
 }
@@ -179,9 +182,9 @@ impl SandboxError {
     pub fn code(&self) -> crate::event::ErrorCode {
         match self {
             SandboxError::Unknown(_) => crate::event::ErrorCode::InvalidInput,
-            SandboxError::Unavailable { .. } | SandboxError::Spawn(_) => {
-                crate::event::ErrorCode::SandboxUnavailable
-            }
+            SandboxError::Unavailable { .. }
+            | SandboxError::NotReady(_)
+            | SandboxError::Spawn(_) => crate::event::ErrorCode::SandboxUnavailable,
         }
     }
 }
@@ -255,12 +258,17 @@ pub fn probe(kind: SandboxKind) -> Result<(), SandboxError> {
         SandboxKind::Bwrap => bwrap::probe(),
         SandboxKind::Landlock => landlock::probe(),
         SandboxKind::None => Ok(()),
-        SandboxKind::E2b => Err(SandboxError::Unavailable {
-            reason: "`e2b` is not wired into runs yet (issue 16): the client and its `Sandbox` \
-                     exist, the remote work tree and patch do not"
-                .into(),
-        }),
+        SandboxKind::E2b => Err(e2b_not_ready()),
     }
+}
+
+fn e2b_not_ready() -> SandboxError {
+    SandboxError::NotReady(
+        "`--sandbox e2b` cannot run an agent yet: E2B sandboxes can be created, but the agent's \
+         file tools and the diff do not yet work on a remote work tree. Use `--sandbox bwrap` or \
+         `--sandbox landlock`, or leave the choice out to get the strongest one that works here"
+            .into(),
+    )
 }
 
 /// Opens the sandbox a run will use, or says why none can be had.
@@ -278,9 +286,7 @@ pub fn open(
         }
         SandboxKind::Bwrap => Ok(Box::new(BwrapSandbox::new(mounts, settings)?)),
         SandboxKind::Landlock => Ok(Box::new(LandlockSandbox::new(mounts, settings)?)),
-        SandboxKind::E2b => Err(SandboxError::Unavailable {
-            reason: "`e2b` is not wired into runs yet (issue 16)".into(),
-        }),
+        SandboxKind::E2b => Err(e2b_not_ready()),
     }
 }
 
@@ -288,6 +294,9 @@ pub fn open(
 /// else the strongest that passes its probe. `none` is never chosen unless asked for.
 pub fn resolve_kind(settings: &SandboxSettings) -> Result<SandboxKind, SandboxError> {
     if let Some(kind) = settings.kind {
+        if kind == SandboxKind::E2b {
+            return Err(e2b_not_ready());
+        }
         return match probe(kind) {
             Ok(()) => Ok(kind),
             Err(SandboxError::Unavailable { reason }) => {

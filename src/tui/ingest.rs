@@ -186,7 +186,7 @@ impl Model {
                     && let Some((_, mode)) =
                         message.rsplit_once(crate::pipeline::AGENT_NETWORK_NOTE)
                 {
-                    self.agent_network = crate::sandbox::NetworkMode::parse(mode);
+                    self.agent_network = crate::pipeline::NetworkMode::parse(mode);
                 }
                 if *stage == Stage::Review
                     && self.first_summary.is_none()

@@ -224,7 +224,7 @@ pub struct Model {
     pub run_started_ms: Option<u64>,
     /// The agent phase's network as the run's setup status named it (a setup may run with a
     /// different network than the agent's): the header shows it rather than the configured one.
-    pub agent_network: Option<crate::sandbox::NetworkMode>,
+    pub agent_network: Option<crate::pipeline::NetworkMode>,
     /// The stage of the run's last status: a `Tool: Bash` during `setup` is the setup command,
     /// not one of the agent's (the PR body's "commands run" lists the agent's).
     pub last_stage: Option<Stage>,

@@ -82,7 +82,7 @@ fn fmt_tokens(n: u64) -> String {
 /// unless the run's setup named the agent's network (a setup may have had an allow-list the
 /// agent does not).
 fn header_network(model: &Model) -> (String, bool) {
-    use crate::sandbox::NetworkMode;
+    use crate::pipeline::NetworkMode;
     const PROXY: &str = " + allow-list proxy";
     let Some(mode) = model.agent_network else {
         return (model.info.sandbox.clone(), model.info.network);
