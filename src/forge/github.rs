@@ -139,29 +139,33 @@ pub fn rate_limit_wait(
     None
 }
 
+/// The readable parts of GitHub's `errors[]` (a string, a `message`, or `field: code`).
+fn error_details(errors: &[Value]) -> Vec<String> {
+    errors
+        .iter()
+        .filter_map(|e| match e {
+            Value::String(s) => Some(s.clone()),
+            Value::Object(o) => o
+                .get("message")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .or_else(|| {
+                    let field = o.get("field").and_then(Value::as_str)?;
+                    let code = o.get("code").and_then(Value::as_str).unwrap_or("invalid");
+                    Some(format!("{field}: {code}"))
+                }),
+            _ => None,
+        })
+        .collect()
+}
+
 fn error_message(body: &[u8], status: StatusCode) -> String {
     match serde_json::from_slice::<ErrorBody>(body) {
         Ok(b) => {
             let mut m = b
                 .message
                 .unwrap_or_else(|| status.canonical_reason().unwrap_or("error").to_string());
-            let details: Vec<String> = b
-                .errors
-                .iter()
-                .filter_map(|e| match e {
-                    Value::String(s) => Some(s.clone()),
-                    Value::Object(o) => o
-                        .get("message")
-                        .and_then(Value::as_str)
-                        .map(str::to_string)
-                        .or_else(|| {
-                            let field = o.get("field").and_then(Value::as_str)?;
-                            let code = o.get("code").and_then(Value::as_str).unwrap_or("invalid");
-                            Some(format!("{field}: {code}"))
-                        }),
-                    _ => None,
-                })
-                .collect();
+            let details = error_details(&b.errors);
             if !details.is_empty() {
                 m = format!("{m}: {}", details.join("; "));
             }
@@ -186,7 +190,28 @@ pub fn status_error(
     body: &[u8],
     what: &str,
 ) -> ForgeError {
-    let message = error_message(body, status);
+    map_status(status, headers, error_message(body, status), what)
+}
+
+/// The message of an error octocrab decoded, in the same words [`error_message`] gives for
+/// the raw body (a non-JSON body is cut to 300 characters).
+fn github_message(e: &octocrab::GitHubError) -> String {
+    let mut m: String = e.message.trim().chars().take(300).collect();
+    if m.is_empty() {
+        m = e
+            .status_code
+            .canonical_reason()
+            .unwrap_or("error")
+            .to_string();
+    }
+    let details = error_details(e.errors.as_deref().unwrap_or_default());
+    if !details.is_empty() {
+        m = format!("{m}: {}", details.join("; "));
+    }
+    m
+}
+
+fn map_status(status: StatusCode, headers: &HeaderMap, message: String, what: &str) -> ForgeError {
     match status.as_u16() {
         401 => ForgeError::BadCredentials,
         403 => match header(headers, "x-github-sso") {
@@ -251,41 +276,37 @@ impl<'a> GitHub<'a> {
         })
     }
 
-    /// One request, with rate limits waited out (bounded). Returns the success body.
-    async fn call(
-        &self,
-        post: Option<&Value>,
-        path: &str,
-        what: &str,
-    ) -> Result<Vec<u8>, ForgeError> {
+    /// One typed request through octocrab (its routing, error mapping and JSON decoding), with
+    /// rate limits waited out (bounded). `send` is called again for each retry.
+    async fn call<T, F, Fut>(&self, what: &str, send: F) -> Result<T, ForgeError>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = octocrab::Result<T>>,
+    {
         let mut waited = Duration::ZERO;
         loop {
-            let sent = match post {
-                Some(body) => self.crab._post(path, Some(body)).await,
-                None => self.crab._get(path).await,
+            let source = match send().await {
+                Ok(v) => return Ok(v),
+                Err(octocrab::Error::GitHub { source, .. }) => source,
+                Err(e @ (octocrab::Error::Serde { .. } | octocrab::Error::Json { .. })) => {
+                    return Err(ForgeError::Http {
+                        status: 200,
+                        message: format!("unexpected answer for {what}: {e}"),
+                    });
+                }
+                Err(e) => {
+                    return Err(ForgeError::Network {
+                        what: format!("the GitHub API at {}", self.api_url),
+                        detail: e.to_string(),
+                    });
+                }
             };
-            let response = sent.map_err(|e| ForgeError::Network {
-                what: format!("the GitHub API at {}", self.api_url),
-                detail: e.to_string(),
-            })?;
-            let status = response.status();
-            let headers = response.headers().clone();
-            let body = self
-                .crab
-                .body_to_string(response)
-                .await
-                .map_err(|e| ForgeError::Network {
-                    what: format!("the GitHub API at {}", self.api_url),
-                    detail: e.to_string(),
-                })?
-                .into_bytes();
-            if status.is_success() {
-                return Ok(body);
-            }
-            let message = error_message(&body, status);
+            let status = source.status_code;
+            let headers = source.headers.clone().unwrap_or_default();
+            let message = github_message(&source);
             let Some((kind, secs)) = rate_limit_wait(status, &headers, &message, now_unix()) else {
-                tracing::info!(%status, path, "GitHub error: {message}");
-                return Err(status_error(status, &headers, &body, what));
+                tracing::info!(%status, what, "GitHub error: {message}");
+                return Err(map_status(status, &headers, message, what));
             };
             let wait = Duration::from_secs(secs);
             if waited + wait > self.max_wait {
@@ -311,11 +332,8 @@ impl<'a> GitHub<'a> {
         path: &str,
         what: &str,
     ) -> Result<T, ForgeError> {
-        let body = self.call(None, path, what).await?;
-        serde_json::from_slice(&body).map_err(|e| ForgeError::Http {
-            status: 200,
-            message: format!("unexpected answer for {what}: {e}"),
-        })
+        self.call(what, || self.crab.get::<T, _, ()>(path, None))
+            .await
     }
 
     async fn post_json<T: for<'de> Deserialize<'de>>(
@@ -324,11 +342,8 @@ impl<'a> GitHub<'a> {
         body: &Value,
         what: &str,
     ) -> Result<T, ForgeError> {
-        let body = self.call(Some(body), path, what).await?;
-        serde_json::from_slice(&body).map_err(|e| ForgeError::Http {
-            status: 200,
-            message: format!("unexpected answer for {what}: {e}"),
-        })
+        self.call(what, || self.crab.post::<_, T>(path, Some(body)))
+            .await
     }
 
     /// The token's user.
