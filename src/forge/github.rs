@@ -1,12 +1,13 @@
-//! The GitHub REST calls publishing needs (user, repository, fork, pull requests), made through
-//! octocrab with our own status and rate-limit handling.
+//! The GitHub REST calls publishing needs (user, repository, fork, merge-upstream, pull requests),
+//! made with octocrab's typed API and models, plus our own status and rate-limit handling.
 //!
-//! Invariants: octocrab is built without its retry feature (it retries a 429 at once, and turns a 403 carrying
-//! `retry-after` into a plain error); instead a primary (`x-ratelimit-remaining: 0` +
-//! `x-ratelimit-reset`) or secondary (`retry-after`) limit is waited out visibly through `notify`,
-//! never longer than the configured bound and never past a cancel. Every request sends
-//! `Accept: application/vnd.github+json`. Error bodies are read in GitHub's documented shape
-//! (`message`, `errors[]`, `documentation_url`) and turned into a [`ForgeError`].
+//! Invariants: octocrab is built without its retry feature (it retries a 429 at once, and turns a
+//! 403 carrying `retry-after` into a plain error); instead, from the headers octocrab keeps in its
+//! `GitHubError`, a primary (`x-ratelimit-remaining: 0` + `x-ratelimit-reset`) or secondary
+//! (`retry-after`) limit is waited out visibly through `notify`, never longer than the configured
+//! bound and never past a cancel. Every request sends `Accept: application/vnd.github+json`.
+//! Errors are read in GitHub's documented shape (`message`, `errors[]`) and turned into a
+//! [`ForgeError`]; octocrab's models are converted at once into the few fields publishing uses.
 
 use std::time::Duration;
 
@@ -30,40 +31,33 @@ pub struct GitHub<'a> {
     cancel: CancellationToken,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone)]
 pub struct User {
     pub login: String,
     pub id: u64,
-    #[serde(default)]
     pub name: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default)]
 pub struct Permissions {
-    #[serde(default)]
     pub admin: bool,
-    #[serde(default)]
     pub maintain: bool,
-    #[serde(default)]
     pub push: bool,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone)]
 pub struct Owner {
     pub login: String,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone)]
 pub struct Repo {
     pub name: String,
     pub full_name: String,
     pub owner: Owner,
-    #[serde(default)]
     pub default_branch: Option<String>,
-    #[serde(default)]
     pub permissions: Option<Permissions>,
     pub clone_url: String,
-    #[serde(default)]
     pub html_url: Option<String>,
 }
 
@@ -75,19 +69,16 @@ impl Repo {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone)]
 pub struct Ref {
-    #[serde(rename = "ref")]
     pub name: String,
-    #[serde(default)]
     pub label: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone)]
 pub struct Pull {
     pub number: u64,
     pub html_url: String,
-    #[serde(default)]
     pub title: Option<String>,
     pub head: Ref,
     pub base: Ref,
@@ -242,11 +233,6 @@ fn now_unix() -> u64 {
         .unwrap_or(0)
 }
 
-/// Percent-encodes one query value.
-fn q(v: &str) -> String {
-    url::form_urlencoded::byte_serialize(v.as_bytes()).collect()
-}
-
 impl<'a> GitHub<'a> {
     pub fn new(
         api_url: &str,
@@ -327,48 +313,40 @@ impl<'a> GitHub<'a> {
         }
     }
 
-    async fn get_json<T: for<'de> Deserialize<'de>>(
-        &self,
-        path: &str,
-        what: &str,
-    ) -> Result<T, ForgeError> {
-        self.call(what, || self.crab.get::<T, _, ()>(path, None))
-            .await
-    }
-
-    async fn post_json<T: for<'de> Deserialize<'de>>(
-        &self,
-        path: &str,
-        body: &Value,
-        what: &str,
-    ) -> Result<T, ForgeError> {
-        self.call(what, || self.crab.post::<_, T>(path, Some(body)))
-            .await
-    }
-
     /// The token's user.
     pub async fn user(&self) -> Result<User, ForgeError> {
-        self.get_json("/user", "the token's user").await
+        let what = "the token's user";
+        let author = self
+            .call(what, || async move { self.crab.current().user().await })
+            .await?;
+        Ok(User {
+            login: author.login,
+            id: author.id.0,
+            name: author.name,
+        })
     }
 
     pub async fn repo(&self, owner: &str, name: &str) -> Result<Repo, ForgeError> {
-        self.get_json(
-            &format!("/repos/{owner}/{name}"),
-            &format!("the repository {owner}/{name}"),
-        )
-        .await
+        let what = format!("the repository {owner}/{name}");
+        let repo = self
+            .call(
+                &what,
+                || async move { self.crab.repos(owner, name).get().await },
+            )
+            .await?;
+        to_repo(repo, &what)
     }
 
     /// Forks `owner/name` to the token's account (GitHub returns the existing fork if there is
     /// one) and waits, bounded, until the fork answers.
     pub async fn fork(&self, owner: &str, name: &str) -> Result<Repo, ForgeError> {
-        let fork: Repo = self
-            .post_json(
-                &format!("/repos/{owner}/{name}/forks"),
-                &serde_json::json!({}),
-                &format!("the repository {owner}/{name}"),
-            )
+        let what = format!("the repository {owner}/{name}");
+        let fork = self
+            .call(&what, || async move {
+                self.crab.repos(owner, name).create_fork().send().await
+            })
             .await?;
+        let fork = to_repo(fork, &what)?;
         let mut delay = Duration::from_millis(500);
         let mut waited = Duration::ZERO;
         loop {
@@ -394,13 +372,10 @@ impl<'a> GitHub<'a> {
     /// Brings the fork's `branch` up to date with its upstream (`merge-upstream`), so the base
     /// commit is there before a branch built on it is pushed.
     pub async fn sync_fork(&self, owner: &str, name: &str, branch: &str) -> Result<(), ForgeError> {
-        let _: Value = self
-            .post_json(
-                &format!("/repos/{owner}/{name}/merge-upstream"),
-                &serde_json::json!({ "branch": branch }),
-                &format!("the fork {owner}/{name}"),
-            )
-            .await?;
+        self.call(&format!("the fork {owner}/{name}"), || async move {
+            self.crab.repos(owner, name).merge_upstream(branch).await
+        })
+        .await?;
         Ok(())
     }
 
@@ -412,21 +387,26 @@ impl<'a> GitHub<'a> {
         head: &str,
         base: &str,
     ) -> Result<Option<Pull>, ForgeError> {
-        let pulls: Vec<Pull> = self
-            .get_json(
-                &format!(
-                    "/repos/{owner}/{name}/pulls?state=open&head={}&base={}&per_page=100",
-                    q(head),
-                    q(base)
-                ),
-                &format!("the pull requests of {owner}/{name}"),
-            )
+        let what = format!("the pull requests of {owner}/{name}");
+        let page = self
+            .call(&what, || async move {
+                self.crab
+                    .pulls(owner, name)
+                    .list()
+                    .state(octocrab::params::State::Open)
+                    .head(head)
+                    .base(base)
+                    .per_page(100u8)
+                    .send()
+                    .await
+            })
             .await?;
         let branch = head.split_once(':').map_or(head, |(_, b)| b);
-        Ok(pulls.into_iter().find(|p| {
+        let found = page.items.into_iter().find(|p| {
             p.head.label.as_deref() == Some(head)
-                || (p.head.label.is_none() && p.head.name == branch)
-        }))
+                || (p.head.label.is_none() && p.head.ref_field == branch)
+        });
+        found.map(|p| to_pull(p, &what)).transpose()
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -440,21 +420,68 @@ impl<'a> GitHub<'a> {
         body: &str,
         draft: bool,
     ) -> Result<Pull, ForgeError> {
-        let request = serde_json::json!({
-            "title": title,
-            "head": head,
-            "base": base,
-            "body": body,
-            "draft": draft,
-            "maintainer_can_modify": true,
-        });
-        self.post_json(
-            &format!("/repos/{owner}/{name}/pulls"),
-            &request,
-            &format!("the repository {owner}/{name}"),
-        )
-        .await
+        let what = format!("the repository {owner}/{name}");
+        let pull = self
+            .call(&what, || async move {
+                self.crab
+                    .pulls(owner, name)
+                    .create(title, head, base)
+                    .body(body)
+                    .draft(draft)
+                    .maintainer_can_modify(true)
+                    .send()
+                    .await
+            })
+            .await?;
+        to_pull(pull, &what)
     }
+}
+
+fn missing(what: &str, field: &str) -> ForgeError {
+    ForgeError::Http {
+        status: 200,
+        message: format!("unexpected answer for {what}: no {field}"),
+    }
+}
+
+/// The parts of octocrab's repository model publishing uses.
+fn to_repo(r: octocrab::models::Repository, what: &str) -> Result<Repo, ForgeError> {
+    let owner = r.owner.ok_or_else(|| missing(what, "owner"))?.login;
+    Ok(Repo {
+        full_name: r.full_name.unwrap_or_else(|| format!("{owner}/{}", r.name)),
+        name: r.name,
+        owner: Owner { login: owner },
+        default_branch: r.default_branch,
+        permissions: r.permissions.map(|p| Permissions {
+            admin: p.admin,
+            maintain: p.maintain,
+            push: p.push,
+        }),
+        clone_url: r
+            .clone_url
+            .ok_or_else(|| missing(what, "clone_url"))?
+            .to_string(),
+        html_url: r.html_url.map(|u| u.to_string()),
+    })
+}
+
+fn to_pull(p: octocrab::models::pulls::PullRequest, what: &str) -> Result<Pull, ForgeError> {
+    Ok(Pull {
+        number: p.number,
+        html_url: p
+            .html_url
+            .ok_or_else(|| missing(what, "html_url"))?
+            .to_string(),
+        title: p.title,
+        head: Ref {
+            name: p.head.ref_field,
+            label: p.head.label,
+        },
+        base: Ref {
+            name: p.base.ref_field,
+            label: p.base.label,
+        },
+    })
 }
 
 #[cfg(test)]
