@@ -185,17 +185,26 @@ pub fn status_error(
 }
 
 /// The message of an error octocrab decoded, in the same words [`error_message`] gives for
-/// the raw body (a non-JSON body is cut to 300 characters).
+/// the raw body.
 fn github_message(e: &octocrab::GitHubError) -> String {
-    let mut m: String = e.message.trim().chars().take(300).collect();
-    if m.is_empty() {
-        m = e
-            .status_code
-            .canonical_reason()
-            .unwrap_or("error")
-            .to_string();
-    }
-    let details = error_details(e.errors.as_deref().unwrap_or_default());
+    decoded_message(
+        e.status_code,
+        &e.message,
+        e.errors.as_deref().unwrap_or_default(),
+    )
+}
+
+/// octocrab puts the whole body into `message` when the body is not JSON, or is JSON without a
+/// `message`; the latter reads as the status's reason, the former is cut to 300 characters.
+fn decoded_message(status: StatusCode, message: &str, errors: &[Value]) -> String {
+    let message = message.trim();
+    let no_message = serde_json::from_str::<serde_json::Map<String, Value>>(message).is_ok();
+    let mut m: String = if message.is_empty() || no_message {
+        status.canonical_reason().unwrap_or("error").to_string()
+    } else {
+        message.chars().take(300).collect()
+    };
+    let details = error_details(errors);
     if !details.is_empty() {
         m = format!("{m}: {}", details.join("; "));
     }
@@ -527,6 +536,31 @@ mod tests {
             None
         );
         assert_eq!(rate_limit_wait(StatusCode::NOT_FOUND, &h, "", 0), None);
+    }
+
+    #[test]
+    fn decoded_errors_read_like_raw_ones() {
+        let errors = vec![serde_json::json!({"field": "head", "code": "invalid"})];
+        for (status, body, message, errs) in [
+            (StatusCode::BAD_GATEWAY, "{}", "{}", vec![]),
+            (StatusCode::BAD_GATEWAY, "oops", "oops", vec![]),
+            (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                r#"{"message":"Validation Failed","errors":[{"field":"head","code":"invalid"}]}"#,
+                "Validation Failed",
+                errors.clone(),
+            ),
+        ] {
+            assert_eq!(
+                decoded_message(status, message, &errs),
+                error_message(body.as_bytes(), status)
+            );
+        }
+        let long = "x".repeat(400);
+        assert_eq!(
+            decoded_message(StatusCode::BAD_GATEWAY, &long, &[]).len(),
+            300
+        );
     }
 
     #[test]
