@@ -1,12 +1,13 @@
-//! The GitHub REST calls publishing needs (user, repository, fork, pull requests), made through
-//! octocrab with our own status and rate-limit handling.
+//! The GitHub REST calls publishing needs (user, repository, fork, merge-upstream, pull requests),
+//! made with octocrab's typed API and models, plus our own status and rate-limit handling.
 //!
-//! Invariants: octocrab is built without its retry feature (it retries a 429 at once, and turns a 403 carrying
-//! `retry-after` into a plain error); instead a primary (`x-ratelimit-remaining: 0` +
-//! `x-ratelimit-reset`) or secondary (`retry-after`) limit is waited out visibly through `notify`,
-//! never longer than the configured bound and never past a cancel. Every request sends
-//! `Accept: application/vnd.github+json`. Error bodies are read in GitHub's documented shape
-//! (`message`, `errors[]`, `documentation_url`) and turned into a [`ForgeError`].
+//! Invariants: octocrab is built without its retry feature (it retries a 429 at once, and turns a
+//! 403 carrying `retry-after` into a plain error); instead, from the headers octocrab keeps in its
+//! `GitHubError`, a primary (`x-ratelimit-remaining: 0` + `x-ratelimit-reset`) or secondary
+//! (`retry-after`) limit is waited out visibly through `notify`, never longer than the configured
+//! bound and never past a cancel. Every request sends `Accept: application/vnd.github+json`.
+//! Errors are read in GitHub's documented shape (`message`, `errors[]`) and turned into a
+//! [`ForgeError`]; octocrab's models are converted at once into the few fields publishing uses.
 
 use std::time::Duration;
 
@@ -30,40 +31,33 @@ pub struct GitHub<'a> {
     cancel: CancellationToken,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone)]
 pub struct User {
     pub login: String,
     pub id: u64,
-    #[serde(default)]
     pub name: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default)]
 pub struct Permissions {
-    #[serde(default)]
     pub admin: bool,
-    #[serde(default)]
     pub maintain: bool,
-    #[serde(default)]
     pub push: bool,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone)]
 pub struct Owner {
     pub login: String,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone)]
 pub struct Repo {
     pub name: String,
     pub full_name: String,
     pub owner: Owner,
-    #[serde(default)]
     pub default_branch: Option<String>,
-    #[serde(default)]
     pub permissions: Option<Permissions>,
     pub clone_url: String,
-    #[serde(default)]
     pub html_url: Option<String>,
 }
 
@@ -75,19 +69,16 @@ impl Repo {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone)]
 pub struct Ref {
-    #[serde(rename = "ref")]
     pub name: String,
-    #[serde(default)]
     pub label: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone)]
 pub struct Pull {
     pub number: u64,
     pub html_url: String,
-    #[serde(default)]
     pub title: Option<String>,
     pub head: Ref,
     pub base: Ref,
@@ -139,29 +130,33 @@ pub fn rate_limit_wait(
     None
 }
 
+/// The readable parts of GitHub's `errors[]` (a string, a `message`, or `field: code`).
+fn error_details(errors: &[Value]) -> Vec<String> {
+    errors
+        .iter()
+        .filter_map(|e| match e {
+            Value::String(s) => Some(s.clone()),
+            Value::Object(o) => o
+                .get("message")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .or_else(|| {
+                    let field = o.get("field").and_then(Value::as_str)?;
+                    let code = o.get("code").and_then(Value::as_str).unwrap_or("invalid");
+                    Some(format!("{field}: {code}"))
+                }),
+            _ => None,
+        })
+        .collect()
+}
+
 fn error_message(body: &[u8], status: StatusCode) -> String {
     match serde_json::from_slice::<ErrorBody>(body) {
         Ok(b) => {
             let mut m = b
                 .message
                 .unwrap_or_else(|| status.canonical_reason().unwrap_or("error").to_string());
-            let details: Vec<String> = b
-                .errors
-                .iter()
-                .filter_map(|e| match e {
-                    Value::String(s) => Some(s.clone()),
-                    Value::Object(o) => o
-                        .get("message")
-                        .and_then(Value::as_str)
-                        .map(str::to_string)
-                        .or_else(|| {
-                            let field = o.get("field").and_then(Value::as_str)?;
-                            let code = o.get("code").and_then(Value::as_str).unwrap_or("invalid");
-                            Some(format!("{field}: {code}"))
-                        }),
-                    _ => None,
-                })
-                .collect();
+            let details = error_details(&b.errors);
             if !details.is_empty() {
                 m = format!("{m}: {}", details.join("; "));
             }
@@ -186,7 +181,37 @@ pub fn status_error(
     body: &[u8],
     what: &str,
 ) -> ForgeError {
-    let message = error_message(body, status);
+    map_status(status, headers, error_message(body, status), what)
+}
+
+/// The message of an error octocrab decoded, in the same words [`error_message`] gives for
+/// the raw body.
+fn github_message(e: &octocrab::GitHubError) -> String {
+    decoded_message(
+        e.status_code,
+        &e.message,
+        e.errors.as_deref().unwrap_or_default(),
+    )
+}
+
+/// octocrab puts the whole body into `message` when the body is not JSON, or is JSON without a
+/// `message`; the latter reads as the status's reason, the former is cut to 300 characters.
+fn decoded_message(status: StatusCode, message: &str, errors: &[Value]) -> String {
+    let message = message.trim();
+    let no_message = serde_json::from_str::<serde_json::Map<String, Value>>(message).is_ok();
+    let mut m: String = if message.is_empty() || no_message {
+        status.canonical_reason().unwrap_or("error").to_string()
+    } else {
+        message.chars().take(300).collect()
+    };
+    let details = error_details(errors);
+    if !details.is_empty() {
+        m = format!("{m}: {}", details.join("; "));
+    }
+    m
+}
+
+fn map_status(status: StatusCode, headers: &HeaderMap, message: String, what: &str) -> ForgeError {
     match status.as_u16() {
         401 => ForgeError::BadCredentials,
         403 => match header(headers, "x-github-sso") {
@@ -215,11 +240,6 @@ fn now_unix() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
-}
-
-/// Percent-encodes one query value.
-fn q(v: &str) -> String {
-    url::form_urlencoded::byte_serialize(v.as_bytes()).collect()
 }
 
 impl<'a> GitHub<'a> {
@@ -251,41 +271,37 @@ impl<'a> GitHub<'a> {
         })
     }
 
-    /// One request, with rate limits waited out (bounded). Returns the success body.
-    async fn call(
-        &self,
-        post: Option<&Value>,
-        path: &str,
-        what: &str,
-    ) -> Result<Vec<u8>, ForgeError> {
+    /// One typed request through octocrab (its routing, error mapping and JSON decoding), with
+    /// rate limits waited out (bounded). `send` is called again for each retry.
+    async fn call<T, F, Fut>(&self, what: &str, send: F) -> Result<T, ForgeError>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = octocrab::Result<T>>,
+    {
         let mut waited = Duration::ZERO;
         loop {
-            let sent = match post {
-                Some(body) => self.crab._post(path, Some(body)).await,
-                None => self.crab._get(path).await,
+            let source = match send().await {
+                Ok(v) => return Ok(v),
+                Err(octocrab::Error::GitHub { source, .. }) => source,
+                Err(e @ (octocrab::Error::Serde { .. } | octocrab::Error::Json { .. })) => {
+                    return Err(ForgeError::Http {
+                        status: 200,
+                        message: format!("unexpected answer for {what}: {e}"),
+                    });
+                }
+                Err(e) => {
+                    return Err(ForgeError::Network {
+                        what: format!("the GitHub API at {}", self.api_url),
+                        detail: e.to_string(),
+                    });
+                }
             };
-            let response = sent.map_err(|e| ForgeError::Network {
-                what: format!("the GitHub API at {}", self.api_url),
-                detail: e.to_string(),
-            })?;
-            let status = response.status();
-            let headers = response.headers().clone();
-            let body = self
-                .crab
-                .body_to_string(response)
-                .await
-                .map_err(|e| ForgeError::Network {
-                    what: format!("the GitHub API at {}", self.api_url),
-                    detail: e.to_string(),
-                })?
-                .into_bytes();
-            if status.is_success() {
-                return Ok(body);
-            }
-            let message = error_message(&body, status);
+            let status = source.status_code;
+            let headers = source.headers.clone().unwrap_or_default();
+            let message = github_message(&source);
             let Some((kind, secs)) = rate_limit_wait(status, &headers, &message, now_unix()) else {
-                tracing::info!(%status, path, "GitHub error: {message}");
-                return Err(status_error(status, &headers, &body, what));
+                tracing::info!(%status, what, "GitHub error: {message}");
+                return Err(map_status(status, &headers, message, what));
             };
             let wait = Duration::from_secs(secs);
             if waited + wait > self.max_wait {
@@ -306,54 +322,40 @@ impl<'a> GitHub<'a> {
         }
     }
 
-    async fn get_json<T: for<'de> Deserialize<'de>>(
-        &self,
-        path: &str,
-        what: &str,
-    ) -> Result<T, ForgeError> {
-        let body = self.call(None, path, what).await?;
-        serde_json::from_slice(&body).map_err(|e| ForgeError::Http {
-            status: 200,
-            message: format!("unexpected answer for {what}: {e}"),
-        })
-    }
-
-    async fn post_json<T: for<'de> Deserialize<'de>>(
-        &self,
-        path: &str,
-        body: &Value,
-        what: &str,
-    ) -> Result<T, ForgeError> {
-        let body = self.call(Some(body), path, what).await?;
-        serde_json::from_slice(&body).map_err(|e| ForgeError::Http {
-            status: 200,
-            message: format!("unexpected answer for {what}: {e}"),
-        })
-    }
-
     /// The token's user.
     pub async fn user(&self) -> Result<User, ForgeError> {
-        self.get_json("/user", "the token's user").await
+        let what = "the token's user";
+        let author = self
+            .call(what, || async move { self.crab.current().user().await })
+            .await?;
+        Ok(User {
+            login: author.login,
+            id: author.id.0,
+            name: author.name,
+        })
     }
 
     pub async fn repo(&self, owner: &str, name: &str) -> Result<Repo, ForgeError> {
-        self.get_json(
-            &format!("/repos/{owner}/{name}"),
-            &format!("the repository {owner}/{name}"),
-        )
-        .await
+        let what = format!("the repository {owner}/{name}");
+        let repo = self
+            .call(
+                &what,
+                || async move { self.crab.repos(owner, name).get().await },
+            )
+            .await?;
+        to_repo(repo, &what)
     }
 
     /// Forks `owner/name` to the token's account (GitHub returns the existing fork if there is
     /// one) and waits, bounded, until the fork answers.
     pub async fn fork(&self, owner: &str, name: &str) -> Result<Repo, ForgeError> {
-        let fork: Repo = self
-            .post_json(
-                &format!("/repos/{owner}/{name}/forks"),
-                &serde_json::json!({}),
-                &format!("the repository {owner}/{name}"),
-            )
+        let what = format!("the repository {owner}/{name}");
+        let fork = self
+            .call(&what, || async move {
+                self.crab.repos(owner, name).create_fork().send().await
+            })
             .await?;
+        let fork = to_repo(fork, &what)?;
         let mut delay = Duration::from_millis(500);
         let mut waited = Duration::ZERO;
         loop {
@@ -379,13 +381,10 @@ impl<'a> GitHub<'a> {
     /// Brings the fork's `branch` up to date with its upstream (`merge-upstream`), so the base
     /// commit is there before a branch built on it is pushed.
     pub async fn sync_fork(&self, owner: &str, name: &str, branch: &str) -> Result<(), ForgeError> {
-        let _: Value = self
-            .post_json(
-                &format!("/repos/{owner}/{name}/merge-upstream"),
-                &serde_json::json!({ "branch": branch }),
-                &format!("the fork {owner}/{name}"),
-            )
-            .await?;
+        self.call(&format!("the fork {owner}/{name}"), || async move {
+            self.crab.repos(owner, name).merge_upstream(branch).await
+        })
+        .await?;
         Ok(())
     }
 
@@ -397,21 +396,26 @@ impl<'a> GitHub<'a> {
         head: &str,
         base: &str,
     ) -> Result<Option<Pull>, ForgeError> {
-        let pulls: Vec<Pull> = self
-            .get_json(
-                &format!(
-                    "/repos/{owner}/{name}/pulls?state=open&head={}&base={}&per_page=100",
-                    q(head),
-                    q(base)
-                ),
-                &format!("the pull requests of {owner}/{name}"),
-            )
+        let what = format!("the pull requests of {owner}/{name}");
+        let page = self
+            .call(&what, || async move {
+                self.crab
+                    .pulls(owner, name)
+                    .list()
+                    .state(octocrab::params::State::Open)
+                    .head(head)
+                    .base(base)
+                    .per_page(100u8)
+                    .send()
+                    .await
+            })
             .await?;
         let branch = head.split_once(':').map_or(head, |(_, b)| b);
-        Ok(pulls.into_iter().find(|p| {
+        let found = page.items.into_iter().find(|p| {
             p.head.label.as_deref() == Some(head)
-                || (p.head.label.is_none() && p.head.name == branch)
-        }))
+                || (p.head.label.is_none() && p.head.ref_field == branch)
+        });
+        found.map(|p| to_pull(p, &what)).transpose()
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -425,21 +429,68 @@ impl<'a> GitHub<'a> {
         body: &str,
         draft: bool,
     ) -> Result<Pull, ForgeError> {
-        let request = serde_json::json!({
-            "title": title,
-            "head": head,
-            "base": base,
-            "body": body,
-            "draft": draft,
-            "maintainer_can_modify": true,
-        });
-        self.post_json(
-            &format!("/repos/{owner}/{name}/pulls"),
-            &request,
-            &format!("the repository {owner}/{name}"),
-        )
-        .await
+        let what = format!("the repository {owner}/{name}");
+        let pull = self
+            .call(&what, || async move {
+                self.crab
+                    .pulls(owner, name)
+                    .create(title, head, base)
+                    .body(body)
+                    .draft(draft)
+                    .maintainer_can_modify(true)
+                    .send()
+                    .await
+            })
+            .await?;
+        to_pull(pull, &what)
     }
+}
+
+fn missing(what: &str, field: &str) -> ForgeError {
+    ForgeError::Http {
+        status: 200,
+        message: format!("unexpected answer for {what}: no {field}"),
+    }
+}
+
+/// The parts of octocrab's repository model publishing uses.
+fn to_repo(r: octocrab::models::Repository, what: &str) -> Result<Repo, ForgeError> {
+    let owner = r.owner.ok_or_else(|| missing(what, "owner"))?.login;
+    Ok(Repo {
+        full_name: r.full_name.unwrap_or_else(|| format!("{owner}/{}", r.name)),
+        name: r.name,
+        owner: Owner { login: owner },
+        default_branch: r.default_branch,
+        permissions: r.permissions.map(|p| Permissions {
+            admin: p.admin,
+            maintain: p.maintain,
+            push: p.push,
+        }),
+        clone_url: r
+            .clone_url
+            .ok_or_else(|| missing(what, "clone_url"))?
+            .to_string(),
+        html_url: r.html_url.map(|u| u.to_string()),
+    })
+}
+
+fn to_pull(p: octocrab::models::pulls::PullRequest, what: &str) -> Result<Pull, ForgeError> {
+    Ok(Pull {
+        number: p.number,
+        html_url: p
+            .html_url
+            .ok_or_else(|| missing(what, "html_url"))?
+            .to_string(),
+        title: p.title,
+        head: Ref {
+            name: p.head.ref_field,
+            label: p.head.label,
+        },
+        base: Ref {
+            name: p.base.ref_field,
+            label: p.base.label,
+        },
+    })
 }
 
 #[cfg(test)]
@@ -485,6 +536,31 @@ mod tests {
             None
         );
         assert_eq!(rate_limit_wait(StatusCode::NOT_FOUND, &h, "", 0), None);
+    }
+
+    #[test]
+    fn decoded_errors_read_like_raw_ones() {
+        let errors = vec![serde_json::json!({"field": "head", "code": "invalid"})];
+        for (status, body, message, errs) in [
+            (StatusCode::BAD_GATEWAY, "{}", "{}", vec![]),
+            (StatusCode::BAD_GATEWAY, "oops", "oops", vec![]),
+            (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                r#"{"message":"Validation Failed","errors":[{"field":"head","code":"invalid"}]}"#,
+                "Validation Failed",
+                errors.clone(),
+            ),
+        ] {
+            assert_eq!(
+                decoded_message(status, message, &errs),
+                error_message(body.as_bytes(), status)
+            );
+        }
+        let long = "x".repeat(400);
+        assert_eq!(
+            decoded_message(StatusCode::BAD_GATEWAY, &long, &[]).len(),
+            300
+        );
     }
 
     #[test]

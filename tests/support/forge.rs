@@ -104,6 +104,21 @@ fn not_found() -> Response<Body> {
     )
 }
 
+/// A user in GitHub's full `simple-user` shape (octocrab's model requires every field).
+fn author_json(s: &ForgeState, login: &str, id: u64) -> Value {
+    let u = format!("{}/users/{login}", s.api_base);
+    json!({
+        "login": login, "id": id, "node_id": "U_test", "type": "User", "site_admin": false,
+        "avatar_url": format!("{}/avatars/{login}", s.api_base), "gravatar_id": "",
+        "url": u, "html_url": format!("{}/{login}", s.api_base),
+        "followers_url": format!("{u}/followers"), "following_url": format!("{u}/following"),
+        "gists_url": format!("{u}/gists"), "starred_url": format!("{u}/starred"),
+        "subscriptions_url": format!("{u}/subscriptions"),
+        "organizations_url": format!("{u}/orgs"), "repos_url": format!("{u}/repos"),
+        "events_url": format!("{u}/events"), "received_events_url": format!("{u}/received_events"),
+    })
+}
+
 fn repo_json(s: &ForgeState, r: &RepoEntry) -> Value {
     let full = format!("{}/{}", r.owner, r.name);
     json!({
@@ -111,7 +126,7 @@ fn repo_json(s: &ForgeState, r: &RepoEntry) -> Value {
         "node_id": "R_test",
         "name": r.name,
         "full_name": full,
-        "owner": {"login": r.owner, "id": 7, "type": "User"},
+        "owner": author_json(s, &r.owner, 7),
         "private": false,
         "fork": r.fork_of.is_some(),
         "html_url": format!("{}/{full}", s.api_base),
@@ -132,8 +147,9 @@ fn pull_json(s: &ForgeState, p: &PullEntry) -> Value {
         "draft": p.draft,
         "html_url": format!("{}/{}/pull/{}", s.api_base, p.repo, p.number),
         "url": format!("{}/repos/{}/pulls/{}", s.api_base, p.repo, p.number),
+        "locked": false,
         "head": {"ref": p.head_ref, "label": p.head_label, "sha": "0000000000000000000000000000000000000000"},
-        "base": {"ref": p.base, "label": format!("{}:{}", p.repo.split('/').next().unwrap_or(""), p.base)},
+        "base": {"ref": p.base, "sha": "0000000000000000000000000000000000000000", "label": format!("{}:{}", p.repo.split('/').next().unwrap_or(""), p.base)},
     })
 }
 
@@ -216,11 +232,7 @@ async fn handle(State(state): State<Arc<Mutex<ForgeState>>>, request: Request) -
         ("x-ratelimit-remaining".to_string(), "4999".to_string()),
     ];
     match (parts.method.clone(), segs.as_slice()) {
-        (Method::GET, ["user"]) => reply(
-            200,
-            &rate,
-            &json!({"login": s.login, "id": 4242, "name": null, "type": "User"}),
-        ),
+        (Method::GET, ["user"]) => reply(200, &rate, &author_json(&s, &s.login, 4242)),
         (Method::GET, ["repos", owner, name]) => {
             match s.repos.get(&format!("{owner}/{name}")).cloned() {
                 Some(r) => reply(200, &rate, &repo_json(&s, &r)),
