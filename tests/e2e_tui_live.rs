@@ -97,7 +97,11 @@ fn output_streams_and_the_live_diff_shows_before_the_end_then_the_pager_reads_50
     tmux.wait_for("Go live");
     tmux.send(&["C-s"]);
     // The slow command's first line is on screen while it still runs (its end 25 s later).
-    let screen = wait_until(&tmux, "streamed output", |s| s.contains("STREAM-START"));
+    // (The agent step names the command as it starts: wait for the output line itself.)
+    let screen = wait_until(&tmux, "streamed output", |s| {
+        s.lines()
+            .any(|l| l.contains("STREAM-START") && !l.contains("echo STREAM-START"))
+    });
     assert!(!screen.contains("STREAM-END"), "{screen}");
     assert!(screen.contains("→ running"), "the step runs: {screen}");
     // The live diff: the file the first command wrote, before the run ends.
