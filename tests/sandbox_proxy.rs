@@ -489,7 +489,17 @@ fn a_real_run_as_an_ordinary_user_reaches_only_the_listed_server() {
                 });
             }
         }
-        let out = cmd.output().unwrap();
+        // A binary copied a moment ago can be "text file busy" while another test thread forks.
+        let mut tries = 0;
+        let out = loop {
+            match cmd.output() {
+                Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && tries < 50 => {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+                other => break other.unwrap(),
+            }
+        };
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(0), "[{kind:?}] {stderr}");
         let evs = support::events(&out.stdout);
