@@ -10,8 +10,6 @@ mod support;
 #[path = "support/tmux.rs"]
 mod tmux;
 
-use std::time::{Duration, Instant};
-
 use support::{Env, make_repo, script};
 use tmux::{Tmux, shell_quote};
 
@@ -38,22 +36,6 @@ fn app_command(env: &Env, turns: serde_json::Value) -> String {
     )
 }
 
-/// Waits until `cond` holds for the screen (generous deadline: a debug build on a busy box).
-fn wait_until(tmux: &Tmux, what: &str, cond: impl Fn(&str) -> bool) -> String {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let s = tmux.screen();
-        if cond(&s) {
-            return s;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}:\n{s}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 /// A file written, then a slow command that prints before and after a long sleep, then a
 /// 5,000-line output.
 fn live_turns() -> serde_json::Value {
@@ -67,7 +49,7 @@ fn live_turns() -> serde_json::Value {
 }
 
 fn in_review(tmux: &Tmux) -> String {
-    wait_until(tmux, "the review", |s| {
+    tmux.wait_until("the review", |s| {
         s.lines()
             .rev()
             .find(|l| !l.trim().is_empty())
@@ -98,14 +80,14 @@ fn output_streams_and_the_live_diff_shows_before_the_end_then_the_pager_reads_50
     tmux.send(&["C-s"]);
     // The slow command's first line is on screen while it still runs (its end 25 s later).
     // (The agent step names the command as it starts: wait for the output line itself.)
-    let screen = wait_until(&tmux, "streamed output", |s| {
+    let screen = tmux.wait_until("streamed output", |s| {
         s.lines()
             .any(|l| l.contains("STREAM-START") && !l.contains("echo STREAM-START"))
     });
     assert!(!screen.contains("STREAM-END"), "{screen}");
     assert!(screen.contains("→ running"), "the step runs: {screen}");
     // The live diff: the file the first command wrote, before the run ends.
-    let screen = wait_until(&tmux, "the live diff", |s| {
+    let screen = tmux.wait_until("the live diff", |s| {
         s.contains("Live diff") && s.contains("LIVE-LINE")
     });
     assert!(!screen.contains("STREAM-END"), "before the end: {screen}");
@@ -121,7 +103,7 @@ fn output_streams_and_the_live_diff_shows_before_the_end_then_the_pager_reads_50
         .position(|l| l.starts_with("│") && l.contains("validate"))
         .expect("the validate step is on screen") as u16;
     mouse(&tmux, 0, 4, row);
-    wait_until(&tmux, "the clicked step selected", |s| {
+    tmux.wait_until("the clicked step selected", |s| {
         s.lines()
             .any(|l| l.starts_with("│▸") && l.contains("validate"))
     });
@@ -129,12 +111,12 @@ fn output_streams_and_the_live_diff_shows_before_the_end_then_the_pager_reads_50
     tmux.send(&["/"]);
     tmux.send_text("4999");
     tmux.send(&["Enter"]);
-    wait_until(&tmux, "the step found", |s| s.contains("match 1 of 1"));
+    tmux.wait_until("the step found", |s| s.contains("match 1 of 1"));
     tmux.send(&["Escape"]);
     tmux.send(&["v"]);
-    wait_until(&tmux, "the pager", |s| s.contains("of 5000"));
+    tmux.wait_until("the pager", |s| s.contains("of 5000"));
     tmux.send(&["G"]);
-    let screen = wait_until(&tmux, "the last line", |s| s.contains("–5000 of 5000"));
+    let screen = tmux.wait_until("the last line", |s| s.contains("–5000 of 5000"));
     assert!(
         screen.lines().any(|l| l.trim() == "5000"),
         "the last line shows: {screen}"
@@ -142,19 +124,19 @@ fn output_streams_and_the_live_diff_shows_before_the_end_then_the_pager_reads_50
     tmux.send(&["/"]);
     tmux.send_text("4321");
     tmux.send(&["Enter"]);
-    let screen = wait_until(&tmux, "the match", |s| s.contains("match 1 of 1"));
+    let screen = tmux.wait_until("the match", |s| s.contains("match 1 of 1"));
     assert!(screen.lines().any(|l| l.trim() == "4321"), "{screen}");
     tmux.send(&["q"]);
-    wait_until(&tmux, "back to the steps", |s| s.contains(" review "));
+    tmux.wait_until("back to the steps", |s| s.contains(" review "));
     // Expanded, the step is read in the pane; the wheel scrolls its lines, the selection stays.
     tmux.send(&["Enter"]);
-    let screen = wait_until(&tmux, "the step expanded", |s| s.contains("lines 1–"));
+    let screen = tmux.wait_until("the step expanded", |s| s.contains("lines 1–"));
     let row = screen
         .lines()
         .position(|l| l.starts_with("│▸"))
         .expect("the selected step") as u16;
     mouse(&tmux, 65, 4, row + 2);
-    let screen = wait_until(&tmux, "the wheel scrolled", |s| s.contains("lines 4–"));
+    let screen = tmux.wait_until("the wheel scrolled", |s| s.contains("lines 4–"));
     assert!(
         screen
             .lines()

@@ -8,8 +8,6 @@ mod support;
 #[path = "support/tmux.rs"]
 mod tmux;
 
-use std::time::{Duration, Instant};
-
 use support::{Env, make_repo, script};
 use tmux::{Tmux, shell_quote};
 
@@ -36,22 +34,6 @@ fn app_command(env: &Env, turns: serde_json::Value) -> String {
     )
 }
 
-/// Waits until `cond` holds for the screen (generous deadline: a debug build on a busy box).
-fn wait_until(tmux: &Tmux, what: &str, cond: impl Fn(&str) -> bool) -> String {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let s = tmux.screen();
-        if cond(&s) {
-            return s;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}:\n{s}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 /// An agent that writes `big.txt` (50,000 lines, `needle` on line 40,000 only) and `long.txt`
 /// (one 500-character line ending in `THE-END`).
 fn big_turns() -> serde_json::Value {
@@ -73,7 +55,7 @@ fn diff_text(screen: &str) -> String {
 }
 
 fn in_review(tmux: &Tmux) -> String {
-    wait_until(tmux, "the review", |s| {
+    tmux.wait_until("the review", |s| {
         s.lines()
             .rev()
             .find(|l| !l.trim().is_empty())
@@ -98,15 +80,15 @@ fn slash_finds_a_line_deep_in_a_50000_line_diff() {
     assert!(screen.contains("+50000"), "the whole diff is in: {screen}");
     tmux.send(&["/"]);
     tmux.send_text("needle");
-    wait_until(&tmux, "the prompt", |s| s.contains("/needle"));
+    tmux.wait_until("the prompt", |s| s.contains("/needle"));
     tmux.send(&["Enter"]);
-    let screen = wait_until(&tmux, "the match", |s| s.contains("line 40000 needle"));
+    let screen = tmux.wait_until("the match", |s| s.contains("line 40000 needle"));
     assert!(screen.contains("match 1 of 1"), "{screen}");
     assert!(screen.contains("▸"), "{screen}");
     // n wraps around to the same (only) match; Esc ends the search.
     tmux.send(&["n"]);
     tmux.send(&["Escape"]);
-    let screen = wait_until(&tmux, "the search ended", |s| !s.contains("match 1 of 1"));
+    let screen = tmux.wait_until("the search ended", |s| !s.contains("match 1 of 1"));
     assert!(screen.contains("line 40000 needle"), "{screen}");
 }
 
@@ -125,27 +107,25 @@ fn w_shows_the_end_of_a_500_character_line_at_80x24() {
     in_review(&tmux);
     // The second file is long.txt.
     tmux.send(&["]"]);
-    let screen = wait_until(&tmux, "long.txt", |s| s.contains("abcdefghij"));
+    let screen = tmux.wait_until("long.txt", |s| s.contains("abcdefghij"));
     assert!(
         !diff_text(&screen).contains("E-END"),
         "cut before wrapping: {screen}"
     );
     tmux.send(&["w"]);
-    wait_until(&tmux, "wrapping", |s| s.contains("· wrap"));
+    tmux.wait_until("wrapping", |s| s.contains("· wrap"));
     // Down onto the line (past the file's note and hunk header): its row starts on screen and,
     // wrapped, ends on it too.
     tmux.send(&["j", "j", "j"]);
-    let screen = wait_until(&tmux, "the wrapped line", |s| {
-        diff_text(s).contains("THE-END")
-    });
+    let screen = tmux.wait_until("the wrapped line", |s| diff_text(s).contains("THE-END"));
     assert!(screen.contains("· wrap"), "{screen}");
     // Unwrapped again, l scrolls sideways to the same end.
     tmux.send(&["w"]);
-    wait_until(&tmux, "unwrapped", |s| !s.contains("THE-END"));
+    tmux.wait_until("unwrapped", |s| !s.contains("THE-END"));
     // Half the text's width (16 columns here, with 5-digit line numbers) per press.
     for _ in 0..40 {
         tmux.send(&["l"]);
     }
-    let screen = wait_until(&tmux, "the end by l", |s| s.contains("THE-END"));
+    let screen = tmux.wait_until("the end by l", |s| s.contains("THE-END"));
     assert!(screen.contains("· col "), "{screen}");
 }
